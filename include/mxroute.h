@@ -1,0 +1,317 @@
+/*
+ * mxroute.h -- the public API of libmxroute.
+ *
+ * libmxroute answers, for an outgoing message, which servers to try and in
+ * what order (RFC 5321 section 5.1, RFC 7505). It owns no event loop: the
+ * embedder asks which descriptors to watch (mxr_engine_fds or a socket-state
+ * callback), how long to wait (mxr_engine_timeout) and hands events back
+ * (mxr_engine_process), the way c-ares does.
+ *
+ * Ownership and callback contract
+ *  - A call that returns an error never fires its callback.
+ *  - A call that returned MXR_OK fires its callback exactly once, from inside
+ *    mxr_engine_process (never from inside the call that queued it), or from
+ *    mxr_engine_destroy with status MXR_EDESTROYED.
+ *  - A plan handed to a callback belongs to the callee: release it with
+ *    mxr_plan_free. It is NULL when the status is not MXR_OK.
+ *  - Engines are not thread-safe: use one engine per thread. The library
+ *    keeps no global mutable state.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef MXROUTE_H
+#define MXROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define MXR_EXTERN __attribute__((visibility("default")))
+#else
+#define MXR_EXTERN
+#endif
+
+#define MXR_VERSION_MAJOR 0
+#define MXR_VERSION_MINOR 1
+#define MXR_VERSION_PATCH 0
+#define MXR_VERSION_STRING "0.1.0"
+#define MXR_VERSION_HEX                                                        \
+    ((MXR_VERSION_MAJOR << 16) | (MXR_VERSION_MINOR << 8) | MXR_VERSION_PATCH)
+
+/* Runtime version, same encoding as MXR_VERSION_HEX. */
+MXR_EXTERN unsigned mxr_version(void);
+MXR_EXTERN const char *mxr_version_string(void);
+
+/* ---------------------------------------------------------------- status */
+
+/* Append-only: values never change meaning. */
+typedef enum mxr_status {
+    MXR_OK = 0,
+    MXR_ENOMEM = 1,      /* out of memory */
+    MXR_EINVAL = 2,      /* bad argument or option value */
+    MXR_EBADNAME = 3,    /* input is not a valid domain or address */
+    MXR_EZONE = 4,       /* zone file or zone text could not be loaded */
+    MXR_ESERVER = 5,     /* DNS server address not understood */
+    MXR_EDNS = 6,        /* the DNS library failed to initialise */
+    MXR_EDESTROYED = 7,  /* engine destroyed while the request was pending */
+    MXR_EBUSY = 8,       /* too many requests pending in this engine */
+    MXR_EINTERNAL = 9    /* a bug: please report it */
+} mxr_status;
+
+MXR_EXTERN const char *mxr_strerror(mxr_status status);
+
+/* ------------------------------------------------------------ the plan */
+
+typedef enum mxr_result {
+    MXR_RESULT_OK = 0,       /* candidates to try */
+    MXR_RESULT_TEMPFAIL = 1, /* try again later */
+    MXR_RESULT_PERMFAIL = 2  /* bounce: this domain takes no mail */
+} mxr_result;
+
+/* Why a plan failed or a host was skipped. Append-only. */
+typedef enum mxr_reason {
+    MXR_REASON_NONE = 0,
+    MXR_REASON_NULL_MX,            /* RFC 7505 null MX */
+    MXR_REASON_NULL_MX_ENTRY,      /* "." target next to real MX records */
+    MXR_REASON_NO_MAIL_HOST,       /* no MX and no address */
+    MXR_REASON_NXDOMAIN,           /* the domain does not exist */
+    MXR_REASON_SERVFAIL,           /* DNS server failure */
+    MXR_REASON_REFUSED,            /* DNS server refused the query */
+    MXR_REASON_TIMEOUT,            /* DNS server did not answer */
+    MXR_REASON_NETWORK,            /* DNS transport error, bad answer */
+    MXR_REASON_CNAME_TARGET,       /* note: target reached through a CNAME */
+    MXR_REASON_IP_LITERAL,         /* MX target spelled as an IP address */
+    MXR_REASON_NO_ADDRESS,         /* target has no usable A/AAAA */
+    MXR_REASON_TEMPFAIL,           /* target lookup failed temporarily */
+    MXR_REASON_NO_USABLE_HOST,     /* every target was skipped */
+    MXR_REASON_UNROUTABLE_ADDRESS, /* loopback, multicast, link-local, ... */
+    MXR_REASON_PRIVATE_ADDRESS,    /* private range, denied by option */
+    MXR_REASON_DUPLICATE,          /* target listed twice */
+    MXR_REASON_SELF,               /* our own name, or less preferred */
+    MXR_REASON_LOOPS_TO_SELF,      /* we are the most preferred MX */
+    MXR_REASON_LIMIT,              /* beyond the configured host limit */
+    MXR_REASON_BAD_TARGET,         /* MX target is not a valid host name */
+    MXR_REASON_COUNT_
+} mxr_reason;
+
+/* The stable reason word ("null-mx", "no-address", ...). */
+MXR_EXTERN const char *mxr_reason_name(mxr_reason reason);
+MXR_EXTERN const char *mxr_result_name(mxr_result result);
+
+typedef enum mxr_source {
+    MXR_SOURCE_MX = 0,       /* from the domain's MX records */
+    MXR_SOURCE_IMPLICIT = 1, /* implicit MX: the domain's own address */
+    MXR_SOURCE_POLICY = 2,   /* added by a policy */
+    MXR_SOURCE_LITERAL = 3   /* address literal such as [192.0.2.1] */
+} mxr_source;
+
+MXR_EXTERN const char *mxr_source_name(mxr_source source);
+
+/* Candidate notes, a bit set. */
+#define MXR_NOTE_CNAME_TARGET 0x1u /* reached through a CNAME */
+#define MXR_NOTE_ADDR_LIMIT 0x2u   /* addresses dropped by a limit */
+#define MXR_NOTE_FILTERED 0x4u     /* some addresses dropped by filters */
+
+/* The note word for one bit ("cname-target", ...), NULL if unknown. */
+MXR_EXTERN const char *mxr_note_name(uint32_t note_bit);
+
+typedef struct mxr_addr {
+    int family;        /* AF_INET or AF_INET6 */
+    uint8_t bytes[16]; /* network order; 4 used for AF_INET */
+} mxr_addr;
+
+/* Format as text (inet_ntop); returns buf, or NULL if len is too small.
+ * MXR_ADDR_STRLEN is always enough. */
+#define MXR_ADDR_STRLEN 46
+MXR_EXTERN const char *mxr_addr_format(const mxr_addr *addr, char *buf,
+                                       size_t len);
+
+typedef struct mxr_candidate {
+    const char *host;    /* A-label form, no trailing dot */
+    uint16_t preference; /* MX preference (0 for implicit/literal) */
+    uint16_t port;       /* SMTP port to connect to */
+    mxr_source source;
+    uint32_t notes; /* MXR_NOTE_* bits */
+    bool tls_required;
+    size_t naddrs;
+    const mxr_addr *addrs; /* in the order to try them */
+} mxr_candidate;
+
+typedef struct mxr_skipped {
+    const char *host;
+    uint16_t preference;
+    mxr_reason reason;
+} mxr_skipped;
+
+typedef struct mxr_plan {
+    const char *input;  /* as given */
+    const char *domain; /* normalised A-label form */
+    mxr_result result;
+    mxr_reason reason; /* MXR_REASON_NONE when result is OK */
+    bool implicit;     /* candidates come from an implicit MX */
+    uint32_t ttl;      /* seconds the plan may be reused */
+    size_t ncandidates;
+    const mxr_candidate *candidates; /* in the order to try them */
+    size_t nskipped;
+    const mxr_skipped *skipped;
+} mxr_plan;
+
+MXR_EXTERN void mxr_plan_free(mxr_plan *plan);
+
+/* ------------------------------------------------------------- options */
+
+typedef struct mxr_options mxr_options;
+
+typedef enum mxr_family {
+    MXR_FAMILY_ANY = 0, /* both, interleaved, IPv6 first within a host */
+    MXR_FAMILY_IPV4 = 1,
+    MXR_FAMILY_IPV6 = 2,
+    MXR_FAMILY_PREFER_IPV4 = 3,
+    MXR_FAMILY_PREFER_IPV6 = 4
+} mxr_family;
+
+/* Parse "any", "ipv4", ... ; returns -1 if unknown. */
+MXR_EXTERN int mxr_family_parse(const char *word);
+MXR_EXTERN const char *mxr_family_name(mxr_family family);
+
+/* Integer options. Defaults in parentheses; every value is range-checked
+ * by mxr_options_set, which returns MXR_EINVAL when out of range. */
+typedef enum mxr_option {
+    MXR_OPT_TIMEOUT_MS = 0,     /* per DNS try (2000; 10..60000) */
+    MXR_OPT_TRIES,              /* DNS tries per server (2; 1..10) */
+    MXR_OPT_FAMILY,             /* mxr_family (MXR_FAMILY_ANY) */
+    MXR_OPT_SEED,               /* shuffle seed; -1 = random (-1) */
+    MXR_OPT_ALLOW_LOOPBACK,     /* 0/1: accept loopback addresses (0) */
+    MXR_OPT_DENY_PRIVATE,       /* 0/1: skip RFC 1918/4193 addresses (0) */
+    MXR_OPT_PORT,               /* SMTP port in plans (25) */
+    MXR_OPT_MAX_HOSTS,          /* hosts kept in a plan (16; 1..1000) */
+    MXR_OPT_MAX_ADDRS_PER_HOST, /* (8; 1..100) */
+    MXR_OPT_MAX_ADDRS_TOTAL,    /* addresses in a whole plan (32; 1..10000) */
+    MXR_OPT_MAX_MX_RECORDS,     /* MX records read per answer (64; 1..10000)*/
+    MXR_OPT_CACHE_MAX_BYTES,    /* cache memory bound (64 MiB; 0 = no cache) */
+    MXR_OPT_TTL_MIN,            /* positive TTL clamp, seconds (5) */
+    MXR_OPT_TTL_MAX,            /* (86400) */
+    MXR_OPT_NEG_TTL_MAX,        /* negative answers (NXDOMAIN/NODATA) (3600) */
+    MXR_OPT_TEMPFAIL_TTL,       /* transient failures are cached (5) */
+    MXR_OPT_MAX_INFLIGHT,       /* DNS queries in flight (100; 1..100000) */
+    MXR_OPT_MAX_PENDING,        /* route requests pending (1000000) */
+    MXR_OPT_COUNT_
+} mxr_option;
+
+MXR_EXTERN mxr_status mxr_options_new(mxr_options **out);
+MXR_EXTERN void mxr_options_free(mxr_options *opts);
+MXR_EXTERN mxr_status mxr_options_set(mxr_options *opts, mxr_option opt,
+                                      int64_t value);
+MXR_EXTERN int64_t mxr_options_get(const mxr_options *opts, mxr_option opt);
+
+/* DNS server "IP", "IP:PORT" or "[IPv6]:PORT"; repeatable. Without any
+ * server and any zone, /etc/resolv.conf is used. */
+MXR_EXTERN mxr_status mxr_options_add_server(mxr_options *opts,
+                                             const char *server);
+/* Offline resolution: answer from zone files (ldns syntax, $ORIGIN
+ * required or taken from the SOA). With any zone, no network is used. */
+MXR_EXTERN mxr_status mxr_options_add_zone_file(mxr_options *opts,
+                                                const char *path);
+/* Zone text in memory, same syntax; name is used in error messages. */
+MXR_EXTERN mxr_status mxr_options_add_zone_text(mxr_options *opts,
+                                                const char *name,
+                                                const char *text);
+/* One of our own host names or addresses (self-pruning); repeatable. */
+MXR_EXTERN mxr_status mxr_options_add_local_name(mxr_options *opts,
+                                                 const char *name);
+
+/* Lua-style allocator (osize is exact on free and realloc). */
+typedef void *(*mxr_alloc_fn)(void *ud, void *ptr, size_t osize,
+                              size_t nsize);
+MXR_EXTERN void mxr_options_set_allocator(mxr_options *opts, mxr_alloc_fn fn,
+                                          void *ud);
+
+/* Clock in milliseconds (monotonic); injectable so tests never sleep. */
+typedef uint64_t (*mxr_clock_fn)(void *ud);
+MXR_EXTERN void mxr_options_set_clock(mxr_options *opts, mxr_clock_fn fn,
+                                      void *ud);
+
+/* Called when a descriptor starts or stops needing attention, for
+ * epoll-style loops. readable/writable = 0/0 means: stop watching fd. */
+typedef void (*mxr_sock_fn)(void *ud, int fd, int readable, int writable);
+MXR_EXTERN void mxr_options_set_sock_callback(mxr_options *opts,
+                                              mxr_sock_fn fn, void *ud);
+
+/* The message of the last error of mxr_options_* (zone load errors say
+ * file:line). Valid until the next call on opts. */
+MXR_EXTERN const char *mxr_options_errmsg(const mxr_options *opts);
+
+/* -------------------------------------------------------------- engine */
+
+typedef struct mxr_engine mxr_engine;
+
+MXR_EXTERN mxr_status mxr_engine_new(const mxr_options *opts,
+                                     mxr_engine **out);
+/* Fires every pending callback once with MXR_EDESTROYED, then frees. */
+MXR_EXTERN void mxr_engine_destroy(mxr_engine *engine);
+
+/* Detail of the last synchronous error on this engine ("label over 63
+ * octets", ...). Valid until the next call on the engine. */
+MXR_EXTERN const char *mxr_engine_errmsg(const mxr_engine *engine);
+
+typedef void (*mxr_route_cb)(void *arg, mxr_status status, mxr_plan *plan);
+
+/* Route a domain or an address ("user@example.com", "[192.0.2.1]").
+ * Invalid input returns MXR_EBADNAME with a message in mxr_engine_errmsg. */
+MXR_EXTERN mxr_status mxr_route(mxr_engine *engine, const char *input,
+                                mxr_route_cb cb, void *arg);
+
+/* Blocking convenience: route and wait (runs the engine's own poll loop). */
+MXR_EXTERN mxr_status mxr_route_sync(mxr_engine *engine, const char *input,
+                                     mxr_plan **out);
+
+/* Event-loop integration. */
+#define MXR_WANT_READ 0x1
+#define MXR_WANT_WRITE 0x2
+typedef struct mxr_sock {
+    int fd;
+    int want; /* MXR_WANT_* */
+} mxr_sock;
+
+/* Fill up to max descriptors to watch; returns how many there are. */
+MXR_EXTERN size_t mxr_engine_fds(mxr_engine *engine, mxr_sock *out,
+                                 size_t max);
+/* Milliseconds until mxr_engine_process must be called even without
+ * events: 0 = now, -1 = nothing pending. */
+MXR_EXTERN int mxr_engine_timeout(mxr_engine *engine);
+/* Handle events (MXR_NOFD when there is none of that kind), expire
+ * timeouts and fire completed callbacks. */
+#define MXR_NOFD (-1)
+MXR_EXTERN void mxr_engine_process(mxr_engine *engine, int read_fd,
+                                   int write_fd);
+/* Run until no request is pending or timeout_ms passes (-1 = no bound).
+ * Returns the number of requests still pending. */
+MXR_EXTERN size_t mxr_engine_run(mxr_engine *engine, int timeout_ms);
+/* Requests accepted whose callback has not fired yet. */
+MXR_EXTERN size_t mxr_engine_pending(const mxr_engine *engine);
+
+typedef struct mxr_stats {
+    uint64_t routes;           /* route requests accepted */
+    uint64_t plan_hits;        /* answered from a cached plan */
+    uint64_t queries_sent;     /* DNS queries issued by the backend */
+    uint64_t queries_coalesced;/* lookups that joined a query in flight */
+    uint64_t cache_hits;       /* lookups answered from the record cache */
+    uint64_t cache_evictions;
+    size_t cache_entries;
+    size_t cache_bytes;
+    size_t inflight;     /* DNS queries in flight now */
+    size_t inflight_max; /* highest ever */
+    size_t bytes_allocated; /* by the engine's allocator, now */
+} mxr_stats;
+
+MXR_EXTERN void mxr_engine_stats(const mxr_engine *engine, mxr_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MXROUTE_H */

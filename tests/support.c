@@ -1,0 +1,31 @@
+/* support.c -- shared helpers for the cmocka unit tests. */
+#include "support.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+void *mxr_test_alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    mxr_test_alloc *t = ud;
+    if (nsize == 0) {
+        if (ptr)
+            t->live -= osize;
+        free(ptr);
+        return NULL;
+    }
+    t->calls++;
+    if (t->fail_at > 0 && t->calls == t->fail_at)
+        return NULL;
+    void *p = realloc(ptr, nsize);
+    if (p)
+        t->live += nsize - (ptr ? osize : 0);
+    return p;
+}
+
+const char *mxr_test_source_path(const char *rel)
+{
+    static char buf[4096];
+    const char *root = getenv("MXR_SOURCE_DIR");
+    snprintf(buf, sizeof buf, "%s/%s", root ? root : ".", rel);
+    return buf;
+}

@@ -1,0 +1,26 @@
+/* support.h -- shared helpers for the cmocka unit tests. */
+#ifndef MXR_TEST_SUPPORT_H
+#define MXR_TEST_SUPPORT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "mxroute.h"
+
+/* An allocator that fails the Nth allocation (counting from 1; 0 = never)
+ * and counts live bytes, for allocation-failure tests. */
+typedef struct mxr_test_alloc {
+    long fail_at;
+    long calls;
+    size_t live;
+} mxr_test_alloc;
+
+void *mxr_test_alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize);
+
+/* Path of a file under the source tree (MXR_SOURCE_DIR). Static buffer. */
+const char *mxr_test_source_path(const char *rel);
+
+#endif
