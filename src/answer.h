@@ -40,6 +40,7 @@ typedef struct mxr__answer {
     uint16_t qtype;
     bool via_cname; /* the records belong to a CNAME's target */
     uint32_t ttl;   /* min TTL of used records, or the negative TTL */
+    uint64_t expires_ms; /* set by the lookup layer when cached */
     size_t count;
     const mxr__mx *mx;     /* qtype MX */
     const mxr_addr *addrs; /* qtype A / AAAA */

@@ -33,4 +33,11 @@ size_t mxr__cache_entries(const mxr__cache *c);
 size_t mxr__cache_bytes(const mxr__cache *c);
 uint64_t mxr__cache_evictions(const mxr__cache *c);
 
+/* What one entry counts against max_bytes: value_bytes + the entry's fixed
+ * overhead + keylen (SIZE_MAX if that overflows). The bucket array and the
+ * allocator's block headers are not counted. */
+size_t mxr__cache_entry_cost(size_t keylen, size_t value_bytes);
+/* Current number of hash buckets (a power of two; grows, never shrinks). */
+size_t mxr__cache_buckets(const mxr__cache *c);
+
 #endif

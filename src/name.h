@@ -18,7 +18,9 @@ typedef struct mxr__input {
     mxr__input_kind kind;
     bool has_local; /* input was local@domain */
     char domain[MXR__NAME_MAX + 1]; /* A-label, lower case, no final dot;
-                                       for literals the bracketed text */
+                                       for literals the canonical bracketed
+                                       text: "[192.0.2.1]",
+                                       "[IPv6:2001:db8::1]" (inet_ntop) */
     mxr_addr literal;               /* for MXR__INPUT_LITERAL */
 } mxr__input;
 

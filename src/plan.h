@@ -44,6 +44,9 @@ mxr__host *mxr__pb_add_host(mxr__plan_builder *pb, const char *name,
 int mxr__pb_add_addr(mxr__plan_builder *pb, mxr__host *h, const mxr_addr *ad);
 int mxr__pb_skip(mxr__plan_builder *pb, const char *name, uint16_t pref,
                  mxr_reason reason);
+/* Make room for `more` further skips, so that moving hosts to the skipped
+ * list cannot fail half-way. 0, or -1 when out of memory. */
+int mxr__pb_reserve_skips(mxr__plan_builder *pb, size_t more);
 /* Remove host i, keeping the order of the others. */
 void mxr__pb_remove_host(mxr__plan_builder *pb, size_t i);
 void mxr__pb_fail(mxr__plan_builder *pb, mxr_result result,

@@ -1,0 +1,288 @@
+/* answer.c -- DNS wire answers reduced to routing facts, parsed by ldns.
+ *
+ * The rcode applies to the end of a CNAME chain (RFC 6604), so the chain is
+ * followed inside the answer section before records are collected. A chain
+ * longer than MXR__CNAME_CHAIN_MAX, a question that does not match ours or a
+ * packet ldns rejects is an answer we cannot trust: MXR__DNS_NETWORK. */
+#include "answer.h"
+
+#include <ldns/ldns.h>
+#include <sys/socket.h>
+#include <string.h>
+
+bool mxr__rcode_is_temporary(mxr__rcode rc)
+{
+    return rc >= MXR__DNS_SERVFAIL;
+}
+
+mxr_reason mxr__rcode_reason(mxr__rcode rc)
+{
+    switch (rc) {
+    case MXR__DNS_OK:
+        return MXR_REASON_NONE;
+    case MXR__DNS_NODATA:
+        return MXR_REASON_NO_ADDRESS;
+    case MXR__DNS_NXDOMAIN:
+        return MXR_REASON_NXDOMAIN;
+    case MXR__DNS_SERVFAIL:
+        return MXR_REASON_SERVFAIL;
+    case MXR__DNS_REFUSED:
+        return MXR_REASON_REFUSED;
+    case MXR__DNS_TIMEOUT:
+        return MXR_REASON_TIMEOUT;
+    case MXR__DNS_NETWORK:
+    case MXR__DNS_CANCELLED:
+        break;
+    }
+    return MXR_REASON_NETWORK;
+}
+
+/* What the parser found before the result is packed into one block. */
+typedef struct parsed {
+    mxr__rcode rcode;
+    bool via_cname;
+    uint32_t ttl;
+    size_t count;
+    size_t strbytes;
+    ldns_rr *rrs[]; /* count entries, borrowed from the packet */
+} parsed;
+
+static mxr__answer *answer_alloc(mxr__alloc *a, size_t extra)
+{
+    mxr__answer *ans = mxr__calloc(a, 1, sizeof *ans + extra);
+    if (ans)
+        ans->refs = 1;
+    return ans;
+}
+
+mxr__answer *mxr__answer_error(mxr__alloc *a, mxr__rcode rc, uint16_t qtype,
+                               uint32_t ttl)
+{
+    mxr__answer *ans = answer_alloc(a, 0);
+    if (ans) {
+        ans->rcode = rc;
+        ans->qtype = qtype;
+        ans->ttl = ttl;
+    }
+    return ans;
+}
+
+void mxr__answer_ref(mxr__answer *ans)
+{
+    ans->refs++;
+}
+
+void mxr__answer_unref(mxr__alloc *a, mxr__answer *ans)
+{
+    if (ans && --ans->refs == 0)
+        mxr__free(a, ans);
+}
+
+size_t mxr__answer_bytes(const mxr__answer *ans)
+{
+    return mxr__alloc_size(ans);
+}
+
+/* The negative TTL of RFC 2308: min(SOA TTL, SOA MINIMUM). */
+static uint32_t negative_ttl(const ldns_pkt *pkt)
+{
+    ldns_rr_list *auth = ldns_pkt_authority(pkt);
+    for (size_t i = 0; i < ldns_rr_list_rr_count(auth); i++) {
+        ldns_rr *rr = ldns_rr_list_rr(auth, i);
+        if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_SOA ||
+            ldns_rr_rd_count(rr) < 7)
+            continue;
+        uint32_t minimum = ldns_rdf2native_int32(ldns_rr_rdf(rr, 6));
+        uint32_t ttl = ldns_rr_ttl(rr);
+        return minimum < ttl ? minimum : ttl;
+    }
+    return 0;
+}
+
+static bool question_matches(const ldns_pkt *pkt, const ldns_rdf *qname,
+                             uint16_t qtype)
+{
+    ldns_rr_list *q = ldns_pkt_question(pkt);
+    if (ldns_rr_list_rr_count(q) != 1)
+        return false;
+    ldns_rr *rr = ldns_rr_list_rr(q, 0);
+    return ldns_rr_get_type(rr) == qtype &&
+           ldns_rr_get_class(rr) == LDNS_RR_CLASS_IN &&
+           ldns_dname_compare(ldns_rr_owner(rr), qname) == 0;
+}
+
+static mxr__rcode rcode_class(ldns_pkt_rcode rc)
+{
+    switch (rc) {
+    case LDNS_RCODE_NOERROR:
+        return MXR__DNS_OK;
+    case LDNS_RCODE_NXDOMAIN:
+        return MXR__DNS_NXDOMAIN;
+    case LDNS_RCODE_SERVFAIL:
+        return MXR__DNS_SERVFAIL;
+    case LDNS_RCODE_REFUSED:
+        return MXR__DNS_REFUSED;
+    default:
+        return MXR__DNS_NETWORK; /* FORMERR, NOTIMP: nothing usable */
+    }
+}
+
+/* Does rr carry usable rdata of the asked type? Hostile answers can carry
+ * records whose rdata does not fit the type. */
+static bool rr_usable(const ldns_rr *rr, uint16_t qtype)
+{
+    if (qtype == MXR__TYPE_MX)
+        return ldns_rr_rd_count(rr) == 2 &&
+               ldns_rdf_get_type(ldns_rr_rdf(rr, 1)) == LDNS_RDF_TYPE_DNAME;
+    size_t want = qtype == MXR__TYPE_A ? 4 : 16;
+    return ldns_rr_rd_count(rr) == 1 &&
+           ldns_rdf_size(ldns_rr_rdf(rr, 0)) == want;
+}
+
+static const ldns_rr *find_cname(const ldns_rr_list *an, const ldns_rdf *owner)
+{
+    for (size_t i = 0; i < ldns_rr_list_rr_count(an); i++) {
+        const ldns_rr *rr = ldns_rr_list_rr(an, i);
+        if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_CNAME &&
+            ldns_rr_rd_count(rr) == 1 &&
+            ldns_dname_compare(ldns_rr_owner(rr), owner) == 0)
+            return rr;
+    }
+    return NULL;
+}
+
+static uint32_t min_u32(uint32_t a, uint32_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Collect the records of qtype owned by name into p; returns how many. */
+static size_t collect_records(const ldns_rr_list *an, const ldns_rdf *name,
+                              uint16_t qtype, size_t max, parsed *p)
+{
+    for (size_t i = 0; i < ldns_rr_list_rr_count(an) && p->count < max; i++) {
+        ldns_rr *rr = ldns_rr_list_rr(an, i);
+        if (ldns_rr_get_type(rr) != qtype ||
+            ldns_rr_get_class(rr) != LDNS_RR_CLASS_IN ||
+            ldns_dname_compare(ldns_rr_owner(rr), name) != 0 ||
+            !rr_usable(rr, qtype))
+            continue;
+        p->rrs[p->count++] = rr;
+        p->ttl = min_u32(p->ttl, ldns_rr_ttl(rr));
+        if (qtype == MXR__TYPE_MX)
+            p->strbytes += ldns_rdf_size(ldns_rr_rdf(rr, 1)) * 4 + 2;
+    }
+    return p->count;
+}
+
+/* Follow CNAMEs from qname inside the answer section and collect records. */
+static void walk_answer(const ldns_pkt *pkt, const ldns_rdf *qname,
+                        uint16_t qtype, size_t max, parsed *p)
+{
+    const ldns_rr_list *an = ldns_pkt_answer(pkt);
+    const ldns_rdf *name = qname;
+    for (int hop = 0; hop <= MXR__CNAME_CHAIN_MAX; hop++) {
+        if (collect_records(an, name, qtype, max, p) > 0)
+            return;
+        const ldns_rr *cname = find_cname(an, name);
+        if (!cname) {
+            p->rcode = p->rcode == MXR__DNS_OK ? MXR__DNS_NODATA : p->rcode;
+            p->ttl = negative_ttl(pkt);
+            return;
+        }
+        p->via_cname = true;
+        p->ttl = min_u32(p->ttl, ldns_rr_ttl(cname));
+        name = ldns_rr_rdf(cname, 0);
+    }
+    p->rcode = MXR__DNS_NETWORK; /* chain too long or a loop */
+}
+
+/* Presentation form of a target: lower case, no final dot, "" = root. */
+static size_t target_text(const ldns_rdf *dname, char *out, size_t cap)
+{
+    char *s = ldns_rdf2str(dname);
+    size_t n = s ? strlen(s) : 0;
+    if (n > 0 && s[n - 1] == '.')
+        n--;
+    if (n >= cap)
+        n = cap - 1;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : s[i];
+    out[n] = '\0';
+    LDNS_FREE(s);
+    return n + 1;
+}
+
+static mxr__answer *pack_answer(mxr__alloc *a, const parsed *p, uint16_t qtype)
+{
+    size_t each = qtype == MXR__TYPE_MX ? sizeof(mxr__mx) : sizeof(mxr_addr);
+    mxr__answer *ans = answer_alloc(a, each * p->count + p->strbytes);
+    if (!ans)
+        return NULL;
+    ans->rcode = p->count > 0 ? MXR__DNS_OK : p->rcode;
+    ans->qtype = qtype;
+    ans->via_cname = p->via_cname;
+    ans->ttl = p->ttl;
+    ans->count = p->count;
+    char *base = (char *)(ans + 1);
+    if (qtype == MXR__TYPE_MX) {
+        mxr__mx *mx = (mxr__mx *)base;
+        char *str = base + each * p->count;
+        char *end = str + p->strbytes;
+        for (size_t i = 0; i < p->count; i++) {
+            mx[i].pref = ldns_rdf2native_int16(ldns_rr_rdf(p->rrs[i], 0));
+            mx[i].target = str;
+            str += target_text(ldns_rr_rdf(p->rrs[i], 1), str,
+                               (size_t)(end - str));
+        }
+        ans->mx = mx;
+    } else {
+        mxr_addr *ad = (mxr_addr *)base;
+        for (size_t i = 0; i < p->count; i++) {
+            const ldns_rdf *rd = ldns_rr_rdf(p->rrs[i], 0);
+            ad[i].family = qtype == MXR__TYPE_A ? AF_INET : AF_INET6;
+            memcpy(ad[i].bytes, ldns_rdf_data(rd), ldns_rdf_size(rd));
+        }
+        ans->addrs = ad;
+    }
+    return ans;
+}
+
+static mxr__answer *parse_packet(mxr__alloc *a, const ldns_pkt *pkt,
+                                 const ldns_rdf *qname, uint16_t qtype,
+                                 size_t max_records)
+{
+    if (!ldns_pkt_qr(pkt) || ldns_pkt_tc(pkt) ||
+        !question_matches(pkt, qname, qtype))
+        return mxr__answer_error(a, MXR__DNS_NETWORK, qtype, 0);
+    mxr__rcode rc = rcode_class(ldns_pkt_get_rcode(pkt));
+    if (rc != MXR__DNS_OK && rc != MXR__DNS_NXDOMAIN)
+        return mxr__answer_error(a, rc, qtype, 0);
+    size_t an = ldns_rr_list_rr_count(ldns_pkt_answer(pkt));
+    size_t max = an < max_records ? an : max_records;
+    parsed *p = mxr__calloc(a, 1, sizeof *p + max * sizeof(ldns_rr *));
+    if (!p)
+        return NULL;
+    p->rcode = rc;
+    p->ttl = UINT32_MAX;
+    walk_answer(pkt, qname, qtype, max, p);
+    mxr__answer *ans = pack_answer(a, p, qtype);
+    mxr__free(a, p);
+    return ans;
+}
+
+mxr__answer *mxr__answer_parse(mxr__alloc *a, const uint8_t *wire, size_t len,
+                               const char *qname, uint16_t qtype,
+                               size_t max_records)
+{
+    ldns_pkt *pkt = NULL;
+    ldns_rdf *name = ldns_dname_new_frm_str(qname);
+    if (!name || ldns_wire2pkt(&pkt, wire, len) != LDNS_STATUS_OK) {
+        ldns_rdf_deep_free(name);
+        return mxr__answer_error(a, MXR__DNS_NETWORK, qtype, 0);
+    }
+    mxr__answer *ans = parse_packet(a, pkt, name, qtype, max_records);
+    ldns_pkt_free(pkt);
+    ldns_rdf_deep_free(name);
+    return ans;
+}

@@ -1,0 +1,53 @@
+/* cli.h -- shared pieces of the mxroute command. */
+#ifndef MXR_CLI_H
+#define MXR_CLI_H
+
+#include "mxroute.h"
+
+#include <stdio.h>
+
+/* sysexits(3) values, as mail software uses them. */
+#define EXIT_OK 0
+#define EXIT_USAGE 64
+#define EXIT_DATAERR 65
+#define EXIT_NOHOST 68
+#define EXIT_SOFTWARE 70
+#define EXIT_TEMPFAIL 75
+
+/* The more severe of two exit codes (70 > 65 > 68 > 75 > 0). */
+int cli_worse_exit(int a, int b);
+int cli_exit_for_result(mxr_result r);
+
+/* Engine options shared by every command that resolves. Returns -1 if the
+ * option is not one of them, 0 when taken, or an exit code > 0 on error. */
+typedef struct cli_engine_opts {
+    mxr_options *opts;
+} cli_engine_opts;
+
+#define CLI_ENGINE_LONGOPTS                                                    \
+    {"server", required_argument, NULL, 'S'},                                  \
+        {"zone", required_argument, NULL, 'z'},                                \
+        {"local-name", required_argument, NULL, 'L'},                          \
+        {"family", required_argument, NULL, 'f'},                              \
+        {"seed", required_argument, NULL, 's'},                                \
+        {"allow-loopback", no_argument, NULL, 'l'},                            \
+        {"deny-private", no_argument, NULL, 'P'},                              \
+        {"timeout", required_argument, NULL, 't'},                             \
+        {"tries", required_argument, NULL, 'T'},                               \
+        {"port", required_argument, NULL, 'p'},                                \
+        {"max-inflight", required_argument, NULL, 'I'}
+
+int cli_engine_option(mxr_options *opts, int opt, const char *arg);
+/* The option help lines for the shared engine options. */
+void cli_engine_usage(FILE *out);
+
+/* Commands. */
+int cmd_route(int argc, char **argv);
+
+/* Output of one routing result. */
+void out_text(FILE *out, const char *input, mxr_status st, const mxr_plan *p,
+              const char *err);
+void out_json(FILE *out, const char *input, mxr_status st, const mxr_plan *p,
+              const char *err);
+
+#endif

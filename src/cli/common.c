@@ -1,0 +1,146 @@
+/* common.c -- exit codes and the engine options every command shares. */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+
+static int severity(int code)
+{
+    switch (code) {
+    case EXIT_SOFTWARE:
+        return 5;
+    case EXIT_USAGE:
+        return 4;
+    case EXIT_DATAERR:
+        return 3;
+    case EXIT_NOHOST:
+        return 2;
+    case EXIT_TEMPFAIL:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int cli_worse_exit(int a, int b)
+{
+    return severity(b) > severity(a) ? b : a;
+}
+
+int cli_exit_for_result(mxr_result r)
+{
+    switch (r) {
+    case MXR_RESULT_OK:
+        return EXIT_OK;
+    case MXR_RESULT_TEMPFAIL:
+        return EXIT_TEMPFAIL;
+    case MXR_RESULT_PERMFAIL:
+        return EXIT_NOHOST;
+    }
+    return EXIT_SOFTWARE;
+}
+
+static int parse_int(const char *arg, const char *what, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(arg, &end, 10);
+    if (errno || end == arg || *end) {
+        fprintf(stderr, "mxroute: %s: '%s' is not a number\n", what, arg);
+        return EXIT_USAGE;
+    }
+    *out = v;
+    return 0;
+}
+
+static int set_int(mxr_options *o, mxr_option opt, const char *arg,
+                   const char *what)
+{
+    int64_t v;
+    int rc = parse_int(arg, what, &v);
+    if (rc)
+        return rc;
+    if (mxr_options_set(o, opt, v) != MXR_OK) {
+        fprintf(stderr, "mxroute: %s: %s\n", what, mxr_options_errmsg(o));
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+static int checked(mxr_options *o, mxr_status st, const char *what,
+                   const char *arg)
+{
+    if (st == MXR_OK)
+        return 0;
+    fprintf(stderr, "mxroute: %s '%s': %s\n", what, arg,
+            mxr_options_errmsg(o)[0] ? mxr_options_errmsg(o)
+                                     : mxr_strerror(st));
+    return EXIT_USAGE;
+}
+
+int cli_engine_option(mxr_options *o, int opt, const char *arg)
+{
+    switch (opt) {
+    case 'S':
+        return checked(o, mxr_options_add_server(o, arg), "--server", arg);
+    case 'z':
+        return checked(o, mxr_options_add_zone_file(o, arg), "--zone", arg);
+    case 'L':
+        return checked(o, mxr_options_add_local_name(o, arg), "--local-name",
+                       arg);
+    case 'f': {
+        int f = mxr_family_parse(arg);
+        if (f < 0) {
+            fprintf(stderr, "mxroute: --family: '%s' is not any, ipv4, ipv6, "
+                            "prefer-ipv4 or prefer-ipv6\n",
+                    arg);
+            return EXIT_USAGE;
+        }
+        return checked(o, mxr_options_set(o, MXR_OPT_FAMILY, f), "--family",
+                       arg);
+    }
+    case 's':
+        return set_int(o, MXR_OPT_SEED, arg, "--seed");
+    case 'l':
+        return checked(o, mxr_options_set(o, MXR_OPT_ALLOW_LOOPBACK, 1),
+                       "--allow-loopback", "");
+    case 'P':
+        return checked(o, mxr_options_set(o, MXR_OPT_DENY_PRIVATE, 1),
+                       "--deny-private", "");
+    case 't':
+        return set_int(o, MXR_OPT_TIMEOUT_MS, arg, "--timeout");
+    case 'T':
+        return set_int(o, MXR_OPT_TRIES, arg, "--tries");
+    case 'p':
+        return set_int(o, MXR_OPT_PORT, arg, "--port");
+    case 'I':
+        return set_int(o, MXR_OPT_MAX_INFLIGHT, arg, "--max-inflight");
+    }
+    return -1;
+}
+
+void cli_engine_usage(FILE *out)
+{
+    fprintf(out,
+            "resolver options:\n"
+            "  --server IP[:PORT]   DNS server to ask (repeatable; default: "
+            "/etc/resolv.conf)\n"
+            "  --zone FILE          answer offline from a zone file "
+            "(repeatable)\n"
+            "  --timeout MS         DNS timeout per try (default 2000)\n"
+            "  --tries N            DNS tries per server (default 2)\n"
+            "  --max-inflight N     DNS queries in flight at once (default "
+            "100)\n"
+            "routing options:\n"
+            "  --local-name NAME    one of our own names or addresses, for "
+            "self-pruning\n"
+            "                       (repeatable)\n"
+            "  --family F           any, ipv4, ipv6, prefer-ipv4, prefer-ipv6 "
+            "(default any)\n"
+            "  --seed N             seed the tie shuffle (reproducible "
+            "order)\n"
+            "  --allow-loopback     accept loopback addresses (tests)\n"
+            "  --deny-private       skip private-range addresses\n"
+            "  --port N             SMTP port put in plans (default 25)\n");
+}
