@@ -292,6 +292,8 @@ int mxr__lookup(mxr_engine *e, const char *name, uint16_t qtype,
                 mxr__lookup_cb cb, void *arg)
 {
     char key[KEY_MAX];
+    if (e->destroying) /* the backend may be gone already */
+        return -1;
     size_t len = make_key(key, name, qtype);
     mxr__answer *hit = mxr__cache_get(e->cache, key, len, mxr__now_ms(e));
     if (hit) {

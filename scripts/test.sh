@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# test.sh -- the whole test suite, from a clean clone on Debian 12:
+# dependencies, a warning-free build with gcc (and a compile check with
+# clang), every unit and integration test, then the same suite again built
+# with AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc 2>/dev/null || echo 2)
+
+scripts/install-deps.sh
+
+run_suite() { # build-dir, extra cmake args...
+  local dir=$1; shift
+  echo "== build $dir $*"
+  cmake -S . -B "$dir" "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs"
+  echo "== tests $dir"
+  (cd "$dir" && ctest --output-on-failure -j"$jobs" --timeout 900)
+}
+
+run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+echo "== clang: warning-free compile of the library and the command"
+cmake -S . -B build-clang -DCMAKE_C_COMPILER=clang -DMXR_TESTS=OFF >/dev/null
+cmake --build build-clang -j"$jobs" >/dev/null
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DMXR_SANITIZE=ON
+
+echo "== all suites passed"
