@@ -143,12 +143,16 @@ static const mxr__backend_ops ares_ops = {
 };
 
 /* Explicit timeouts and tries: c-ares defaults can take over a minute to
- * give up on a dead server. No search list: we only ask absolute names. */
+ * give up on a dead server. No search list: we only ask absolute names.
+ * NOCHECKRESP: c-ares 1.18 reports a retried SERVFAIL or REFUSED as
+ * ECONNREFUSED, losing the cause; we take the packet and classify its rcode
+ * ourselves. The price: with several servers, a SERVFAIL is final for that
+ * query (a timeout still moves on to the next server). */
 static int channel_init(ares_backend *ab, const mxr__ares_config *cfg)
 {
     struct ares_options o;
     memset(&o, 0, sizeof o);
-    o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_EDNS;
+    o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_EDNS | ARES_FLAG_NOCHECKRESP;
     o.timeout = cfg->timeout_ms;
     o.tries = cfg->tries;
     o.ednspsz = EDNS_UDP_SIZE;
