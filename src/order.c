@@ -33,7 +33,7 @@ static void sweep_marked_hosts(mxr__plan_builder *pb, mxr_reason *why)
         kept++;
     }
     pb->nhosts = kept;
-    memset(why, 0, kept * sizeof *why);
+    memset(why, 0, kept * sizeof *why); /* fresh marks for the next step */
 }
 
 /* ---------------------------------------------------- preference sort */

@@ -211,12 +211,22 @@ static void lookup_target(mxr__route *r, mxr__target *t)
     }
 }
 
-/* Turn each finished target into a host or a skipped entry. */
+static bool is_local_name(const mxr_engine *e, const char *name)
+{
+    for (size_t i = 0; i < e->order.nlocal_names; i++)
+        if (strcmp(e->order.local_names[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Turn each finished target into a host or a skipped entry. One of our
+ * own names stays a host even without addresses: self-pruning must see it
+ * (if our own lookup failed we are still the MX, not a backup's client). */
 static void targets_to_plan(mxr__route *r)
 {
     for (size_t i = 0; i < r->ntargets; i++) {
         mxr__target *t = &r->targets[i];
-        if (t->naddrs == 0) {
+        if (t->naddrs == 0 && !is_local_name(r->e, t->name)) {
             mxr_reason why =
                 t->temp_failed ? MXR_REASON_TEMPFAIL : MXR_REASON_NO_ADDRESS;
             if (r->pb.implicit)
