@@ -41,6 +41,7 @@ mxr_reason mxr__rcode_reason(mxr__rcode rc)
 typedef struct parsed {
     mxr__rcode rcode;
     bool via_cname;
+    const ldns_rdf *dangling; /* CNAME target without records here */
     uint32_t ttl;
     size_t count;
     size_t strbytes;
@@ -186,8 +187,12 @@ static void walk_answer(const ldns_pkt *pkt, const ldns_rdf *qname,
             return;
         const ldns_rr *cname = find_cname(an, name);
         if (!cname) {
+            if (p->rcode == MXR__DNS_OK && p->via_cname) {
+                p->dangling = name;
+                p->strbytes += ldns_rdf_size(name) * 4 + 2;
+            }
             p->rcode = p->rcode == MXR__DNS_OK ? MXR__DNS_NODATA : p->rcode;
-            p->ttl = negative_ttl(pkt);
+            p->ttl = min_u32(p->ttl, negative_ttl(pkt));
             return;
         }
         p->via_cname = true;
@@ -225,6 +230,12 @@ static mxr__answer *pack_answer(mxr__alloc *a, const parsed *p, uint16_t qtype)
     ans->ttl = p->ttl;
     ans->count = p->count;
     char *base = (char *)(ans + 1);
+    if (p->dangling) {
+        char *str = base + each * p->count + p->strbytes -
+                    (ldns_rdf_size(p->dangling) * 4 + 2);
+        target_text(p->dangling, str, ldns_rdf_size(p->dangling) * 4 + 2);
+        ans->cname_target = str;
+    }
     if (qtype == MXR__TYPE_MX) {
         mxr__mx *mx = (mxr__mx *)base;
         char *str = base + each * p->count;

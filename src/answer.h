@@ -44,6 +44,10 @@ typedef struct mxr__answer {
     size_t count;
     const mxr__mx *mx;     /* qtype MX */
     const mxr_addr *addrs; /* qtype A / AAAA */
+    /* NOERROR ending at a CNAME whose target's records are not in the
+     * answer (an authoritative server does not chase out of its zones):
+     * the target to ask for next. NULL otherwise. */
+    const char *cname_target;
 } mxr__answer;
 
 /* Parse wire bytes answering (qname, qtype). A mismatched question, a

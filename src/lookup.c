@@ -3,6 +3,7 @@
  * most MXR_OPT_MAX_INFLIGHT queries are sent at once: c-ares's cost per
  * query grows with the number in flight, so the rest wait in a FIFO. */
 #include "engine.h"
+#include "name.h"
 
 #include <string.h>
 
@@ -19,6 +20,10 @@ struct mxr__pq {
     bool sending;     /* inside backend->query */
     bool failed_sync; /* the backend called back from inside query */
     mxr__rcode sync_rc;
+    uint8_t hops;       /* CNAMEs chased so far */
+    bool via_cname;
+    uint32_t chase_ttl; /* min TTL over the chased CNAMEs */
+    char asked[MXR__NAME_MAX + 1]; /* the name in the current question */
     uint64_t hash;
     uint16_t qtype;
     mxr__waiter *waiters, **wtail;
@@ -37,9 +42,41 @@ static size_t make_key(char *key, const char *name, uint16_t qtype)
     return n + 3;
 }
 
-static const char *key_name(const mxr__pq *pq)
+static void send_pq(mxr_engine *e, mxr__pq *pq);
+
+/* A CNAME whose target lives in another zone: authoritative servers do not
+ * chase it, so we ask again for the target (bounded; a loop ends as an
+ * untrustworthy answer). Not through the cache or the coalescing table, so
+ * a loop cannot wait on itself. Returns true when a new query went out. */
+static bool chase_cname(mxr_engine *e, mxr__pq *pq, const mxr__answer *ans)
 {
-    return pq->key + 2;
+    if (!ans || ans->rcode != MXR__DNS_NODATA || !ans->cname_target ||
+        e->destroying)
+        return false;
+    char next[MXR__NAME_MAX + 1];
+    if (pq->hops >= MXR__CNAME_CHAIN_MAX ||
+        mxr__hostname_normalize(ans->cname_target, strlen(ans->cname_target),
+                                next, NULL, 0) != MXR_OK)
+        return false;
+    pq->hops++;
+    pq->via_cname = true;
+    if (ans->ttl < pq->chase_ttl)
+        pq->chase_ttl = ans->ttl;
+    memcpy(pq->asked, next, sizeof next);
+    send_pq(e, pq);
+    return true;
+}
+
+/* Fold what the chase learnt into the final answer. */
+static void apply_chase(const mxr__pq *pq, mxr__answer *ans)
+{
+    if (pq->hops == 0)
+        return;
+    if (ans->cname_target && pq->hops >= MXR__CNAME_CHAIN_MAX)
+        ans->rcode = MXR__DNS_NETWORK; /* chain too long */
+    ans->via_cname = true;
+    if (pq->chase_ttl < ans->ttl)
+        ans->ttl = pq->chase_ttl;
 }
 
 static uint64_t hash_key(const char *key, size_t len)
@@ -178,10 +215,16 @@ static void on_dns(void *arg, mxr__rcode rc, const uint8_t *wire, size_t len)
     }
     size_t max = (size_t)e->v[MXR_OPT_MAX_MX_RECORDS];
     mxr__answer *ans =
-        wire ? mxr__answer_parse(&e->a, wire, len, key_name(pq), pq->qtype, max)
+        wire ? mxr__answer_parse(&e->a, wire, len, pq->asked, pq->qtype, max)
              : mxr__answer_error(&e->a, rc, pq->qtype, 0);
     static const mxr__answer oom = {.rcode = MXR__DNS_NETWORK};
     e->inflight--;
+    if (chase_cname(e, pq, ans)) {
+        mxr__answer_unref(&e->a, ans);
+        return;
+    }
+    if (ans)
+        apply_chase(pq, ans);
     pq_unlink(e, pq);
     uint32_t ttl = ans ? cache_ttl(e, ans) : 0;
     if (ans) {
@@ -210,7 +253,7 @@ static void send_pq(mxr_engine *e, mxr__pq *pq)
     e->stats.queries_sent++;
     pq->sending = true;
     int rc =
-        e->backend->ops->query(e->backend, key_name(pq), pq->qtype, on_dns, pq);
+        e->backend->ops->query(e->backend, pq->asked, pq->qtype, on_dns, pq);
     pq->sending = false;
     if ((rc != 0 || pq->failed_sync) &&
         mxr__defer(e, fail_pq, pq, NULL, NULL) != 0)
@@ -282,9 +325,11 @@ static mxr__pq *pq_new(mxr_engine *e, const char *key, size_t len, uint64_t h,
     mxr__pq *pq = mxr__malloc(&e->a, sizeof *pq + len);
     if (!pq)
         return NULL;
-    *pq = (mxr__pq){.e = e, .hash = h, .qtype = qtype, .keylen = len};
+    *pq = (mxr__pq){.e = e, .hash = h, .qtype = qtype, .keylen = len,
+                    .chase_ttl = UINT32_MAX};
     pq->wtail = &pq->waiters;
     memcpy(pq->key, key, len);
+    memcpy(pq->asked, key + 2, len - 2);
     return pq;
 }
 

@@ -304,7 +304,9 @@ static mxr_status check_dot_atom(const char *s, size_t n, errbuf *e)
         if (b == '.' && (i == 0 || i == n - 1 || s[i - 1] == '.'))
             return fail(e, "misplaced dot in local part '%s'",
                         quote(s, n, false, q));
-        if (b != '.' && !is_atext(b))
+        /* RFC 6531 (SMTPUTF8): UTF-8 is atext too; check_local_part has
+         * validated the whole local part already. */
+        if (b != '.' && !is_atext(b) && b < 0x80)
             return fail(e, "character '%s' not allowed in local part",
                         show_char(b, c));
     }
@@ -335,6 +337,8 @@ static mxr_status check_local_part(const char *s, size_t n, errbuf *e)
         return fail(e, "empty local part");
     if (n > LOCAL_MAX)
         return fail(e, "local part longer than %d octets", LOCAL_MAX);
+    if (has_non_ascii(s, n) && !utf8_valid(s, n))
+        return fail(e, "local part is not valid UTF-8");
     if (s[0] == '"')
         return check_quoted(s, n, e);
     return check_dot_atom(s, n, e);

@@ -385,10 +385,10 @@ static bool any_skip_temporary(const mxr__plan_builder *pb)
  * otherwise the domain takes no mail from us. */
 static void decide_without_hosts(mxr__plan_builder *pb)
 {
+    /* An implicit MX without any address fails earlier (no-mail-host, in
+     * route.c); here the domain had addresses and filters took them. */
     if (any_skip_temporary(pb))
         mxr__pb_fail(pb, MXR_RESULT_TEMPFAIL, MXR_REASON_TEMPFAIL);
-    else if (pb->implicit)
-        mxr__pb_fail(pb, MXR_RESULT_PERMFAIL, MXR_REASON_NO_MAIL_HOST);
     else
         mxr__pb_fail(pb, MXR_RESULT_PERMFAIL, MXR_REASON_NO_USABLE_HOST);
 }

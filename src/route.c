@@ -318,9 +318,8 @@ static int take_mx_targets(mxr__route *r, const mxr__answer *ans)
             add_target(r, norm, sorted[i]->pref);
         else
             mxr__pb_skip(&r->pb,
-                         why == MXR_REASON_BAD_TARGET      ? "(invalid)"
-                         : why == MXR_REASON_NULL_MX_ENTRY ? "."
-                                                           : sorted[i]->target,
+                         why == MXR_REASON_NULL_MX_ENTRY ? "."
+                                                         : sorted[i]->target,
                          sorted[i]->pref, why);
     }
     mxr__free(&r->e->a, sorted);
