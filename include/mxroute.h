@@ -60,7 +60,9 @@ typedef enum mxr_status {
     MXR_EDNS = 6,        /* the DNS library failed to initialise */
     MXR_EDESTROYED = 7,  /* engine destroyed while the request was pending */
     MXR_EBUSY = 8,       /* too many requests pending in this engine */
-    MXR_EINTERNAL = 9    /* a bug: please report it */
+    MXR_EINTERNAL = 9,   /* a bug: please report it */
+    MXR_EDONE = 10,      /* the attempt is over: nothing left to try */
+    MXR_ESTATE = 11      /* call not valid in the attempt's current state */
 } mxr_status;
 
 MXR_EXTERN const char *mxr_strerror(mxr_status status);
@@ -116,6 +118,7 @@ MXR_EXTERN const char *mxr_source_name(mxr_source source);
 #define MXR_NOTE_CNAME_TARGET 0x1u /* reached through a CNAME */
 #define MXR_NOTE_ADDR_LIMIT 0x2u   /* addresses dropped by a limit */
 #define MXR_NOTE_FILTERED 0x4u     /* some addresses dropped by filters */
+#define MXR_NOTE_DOWN 0x8u         /* host health: cooling down, moved last */
 
 /* The note word for one bit ("cname-target", ...), NULL if unknown. */
 MXR_EXTERN const char *mxr_note_name(uint32_t note_bit);
@@ -192,7 +195,8 @@ typedef enum mxr_option {
     MXR_OPT_MAX_HOSTS,          /* hosts kept in a plan (16; 1..1000) */
     MXR_OPT_MAX_ADDRS_PER_HOST, /* (8; 1..100) */
     MXR_OPT_MAX_ADDRS_TOTAL,    /* addresses in a whole plan (32; 1..10000) */
-    MXR_OPT_MAX_MX_RECORDS,     /* MX records read per answer (64; 1..10000)*/
+    MXR_OPT_MAX_MX_RECORDS,     /* records read per answer, MX or address
+                                   (64; 1..10000) */
     MXR_OPT_CACHE_MAX_BYTES,    /* cache memory bound (64 MiB; 0 = no cache) */
     MXR_OPT_TTL_MIN,            /* positive TTL clamp, seconds (5) */
     MXR_OPT_TTL_MAX,            /* (86400) */
@@ -200,6 +204,7 @@ typedef enum mxr_option {
     MXR_OPT_TEMPFAIL_TTL,       /* transient failures are cached (5) */
     MXR_OPT_MAX_INFLIGHT,       /* DNS queries in flight (100; 1..100000) */
     MXR_OPT_MAX_PENDING,        /* route requests pending (1000000) */
+    MXR_OPT_HEALTH_MAX_BYTES,   /* host health memory bound (4 MiB) */
     MXR_OPT_COUNT_
 } mxr_option;
 
@@ -250,8 +255,9 @@ MXR_EXTERN const char *mxr_options_errmsg(const mxr_options *opts);
 
 typedef struct mxr_engine mxr_engine;
 
-MXR_EXTERN mxr_status mxr_engine_new(const mxr_options *opts,
-                                     mxr_engine **out);
+/* On failure the reason is in mxr_options_errmsg(opts). The options are
+ * copied: they may be freed or reused once this returns. */
+MXR_EXTERN mxr_status mxr_engine_new(mxr_options *opts, mxr_engine **out);
 /* Fires every pending callback once with MXR_EDESTROYED, then frees. */
 MXR_EXTERN void mxr_engine_destroy(mxr_engine *engine);
 
@@ -310,6 +316,176 @@ typedef struct mxr_stats {
 } mxr_stats;
 
 MXR_EXTERN void mxr_engine_stats(const mxr_engine *engine, mxr_stats *out);
+
+/* ------------------------------------------------------- failover rules */
+
+/* Where an SMTP attempt ended, and how. */
+typedef enum mxr_stage {
+    MXR_STAGE_CONNECT = 0,
+    MXR_STAGE_TLS,
+    MXR_STAGE_GREETING,
+    MXR_STAGE_EHLO,
+    MXR_STAGE_MAIL,
+    MXR_STAGE_RCPT,
+    MXR_STAGE_DATA,
+    MXR_STAGE_DOT, /* the reply to end-of-data */
+    MXR_STAGE_COUNT_
+} mxr_stage;
+
+typedef enum mxr_class {
+    MXR_CLASS_OK = 0, /* 2xx/3xx, or a connection that worked */
+    MXR_CLASS_REFUSED,
+    MXR_CLASS_TIMEOUT,
+    MXR_CLASS_UNREACHABLE,
+    MXR_CLASS_RESET,
+    MXR_CLASS_4XX,
+    MXR_CLASS_5XX,
+    MXR_CLASS_421, /* service closing: always connection-level */
+    MXR_CLASS_COUNT_
+} mxr_class;
+
+/* What to do next. Append-only. */
+typedef enum mxr_action {
+    MXR_ACTION_CONTINUE = 0,  /* go on with this session */
+    MXR_ACTION_NEXT_ADDRESS,  /* next address of this host, else next host */
+    MXR_ACTION_NEXT_HOST,     /* next host, else defer */
+    MXR_ACTION_DEFER,         /* stop; retry later (see retry_at_ms) */
+    MXR_ACTION_BOUNCE,        /* stop; permanent failure */
+    MXR_ACTION_DELIVERED,     /* every recipient is final */
+    MXR_ACTION_COUNT_
+} mxr_action;
+
+MXR_EXTERN const char *mxr_stage_name(mxr_stage stage);
+MXR_EXTERN const char *mxr_class_name(mxr_class cls);
+MXR_EXTERN const char *mxr_action_name(mxr_action action);
+/* Parse the words above; -1 if unknown. */
+MXR_EXTERN int mxr_stage_parse(const char *word);
+MXR_EXTERN int mxr_class_parse(const char *word);
+MXR_EXTERN int mxr_action_parse(const char *word);
+/* The class of an SMTP reply code (250 -> OK, 421 -> 421, 4xx, 5xx). */
+MXR_EXTERN mxr_class mxr_class_of_code(int code);
+
+/* Per-domain failover and retry rules. Start from the defaults of
+ * DESIGN.md section 4 and override cells or numbers. */
+typedef struct mxr_rules mxr_rules;
+
+typedef enum mxr_rule {
+    MXR_RULE_MAX_ADDRESSES = 0, /* addresses tried per attempt (10) */
+    MXR_RULE_MAX_SESSIONS,      /* SMTP sessions per attempt (5) */
+    MXR_RULE_RETRY_MIN_S,       /* first retry delay (300) */
+    MXR_RULE_RETRY_MAX_S,       /* longest retry delay (14400) */
+    MXR_RULE_RETRY_FACTOR_PCT,  /* growth per attempt, percent (200) */
+    MXR_RULE_RETRY_JITTER_PCT,  /* +- jitter, percent of the delay (10) */
+    MXR_RULE_MAX_AGE_S,         /* bounce deferred mail older (432000) */
+    MXR_RULE_HEALTH_BASE_S,     /* first cool-down of a failed host (60) */
+    MXR_RULE_HEALTH_MAX_S,      /* longest cool-down (3600) */
+    MXR_RULE_COUNT_
+} mxr_rule;
+
+MXR_EXTERN mxr_status mxr_rules_new(mxr_rules **out);
+MXR_EXTERN void mxr_rules_free(mxr_rules *rules);
+MXR_EXTERN mxr_status mxr_rules_copy(const mxr_rules *from, mxr_rules **out);
+MXR_EXTERN mxr_status mxr_rules_set_action(mxr_rules *rules, mxr_stage stage,
+                                           mxr_class cls, mxr_action action);
+MXR_EXTERN mxr_action mxr_rules_action(const mxr_rules *rules,
+                                       mxr_stage stage, mxr_class cls);
+MXR_EXTERN mxr_status mxr_rules_set(mxr_rules *rules, mxr_rule rule,
+                                    int64_t value);
+MXR_EXTERN int64_t mxr_rules_get(const mxr_rules *rules, mxr_rule rule);
+/* The "stay on this host and retry later" behaviour: 4xx at MAIL, RCPT,
+ * DATA and end-of-data defer instead of moving to the next host. */
+MXR_EXTERN void mxr_rules_stay_on_4xx(mxr_rules *rules);
+
+/* Rules for a domain ("example.com", or ".example.com" for its
+ * subdomains), or the default rules when domain is NULL. Copied. */
+MXR_EXTERN mxr_status mxr_options_add_rules(mxr_options *opts,
+                                            const char *domain,
+                                            const mxr_rules *rules);
+
+/* --------------------------------------------------------------- attempts */
+
+typedef struct mxr_message {
+    const char *sender;
+    const char *const *recipients;
+    size_t nrecipients;
+    uint64_t first_attempt_ms; /* engine clock; 0 = now */
+    unsigned attempts;         /* delivery attempts made before this one */
+} mxr_message;
+
+/* One delivery attempt of one message along one plan: hands out where to
+ * connect next, takes outcomes, and keeps every recipient's state. */
+typedef struct mxr_attempt mxr_attempt;
+
+/* The plan is copied (and reordered by host health: hosts cooling down
+ * move to the end, never out). */
+MXR_EXTERN mxr_status mxr_attempt_new(mxr_engine *engine, const mxr_plan *plan,
+                                      const mxr_message *msg,
+                                      mxr_attempt **out);
+MXR_EXTERN void mxr_attempt_free(mxr_attempt *attempt);
+
+typedef struct mxr_hop {
+    const char *host;
+    uint16_t preference;
+    uint16_t port;
+    bool tls_required;
+    bool host_down; /* cooling down: moved last, tried as a last resort */
+    mxr_addr addr;
+    size_t candidate; /* index in the attempt's plan */
+    unsigned session; /* 1 for the first SMTP session of the attempt */
+} mxr_hop;
+
+/* The next address to connect to, in plan order, skipping what the last
+ * action ruled out. MXR_EDONE when the attempt is over. */
+MXR_EXTERN mxr_status mxr_attempt_next(mxr_attempt *attempt, mxr_hop *out);
+
+typedef struct mxr_outcome {
+    mxr_stage stage;
+    mxr_class cls;
+    int code;             /* SMTP reply code, 0 when none */
+    const char *enhanced; /* "4.7.1", or NULL */
+    const char *text;     /* reply text or error, or NULL */
+} mxr_outcome;
+
+/* The RCPT reply for recipient i in the current session. A 5xx bounces
+ * that recipient (by default); a 4xx leaves it for the next host. Returns
+ * the action for that recipient. */
+MXR_EXTERN mxr_action mxr_attempt_rcpt(mxr_attempt *attempt, size_t i,
+                                       const mxr_outcome *reply);
+/* How the current session ended: a failure at any stage, or class OK at
+ * MXR_STAGE_DOT (the message was accepted for the RCPT-accepted
+ * recipients). Returns the action; DEFER, BOUNCE and DELIVERED end the
+ * attempt. */
+MXR_EXTERN mxr_action mxr_attempt_outcome(mxr_attempt *attempt,
+                                          const mxr_outcome *outcome);
+
+typedef enum mxr_rcpt_state {
+    MXR_RCPT_PENDING = 0,
+    MXR_RCPT_DELIVERED,
+    MXR_RCPT_BOUNCED,
+    MXR_RCPT_DEFERRED
+} mxr_rcpt_state;
+
+MXR_EXTERN const char *mxr_rcpt_state_name(mxr_rcpt_state state);
+
+typedef struct mxr_rcpt {
+    const char *address;
+    mxr_rcpt_state state;
+    int code;             /* the reply that decided it (0 if none) */
+    const char *enhanced; /* or NULL */
+    const char *text;     /* reply text, or why ("expired", ...) */
+    const char *host;     /* the host that decided it, or NULL */
+    uint64_t retry_at_ms; /* when deferred */
+} mxr_rcpt;
+
+MXR_EXTERN size_t mxr_attempt_nrecipients(const mxr_attempt *attempt);
+MXR_EXTERN const mxr_rcpt *mxr_attempt_recipient(const mxr_attempt *attempt,
+                                                 size_t i);
+/* The plan as the attempt orders it (after host health). */
+MXR_EXTERN const mxr_plan *mxr_attempt_plan(const mxr_attempt *attempt);
+MXR_EXTERN bool mxr_attempt_done(const mxr_attempt *attempt);
+
+/* The engine's clock, for callers that schedule with it. */
+MXR_EXTERN uint64_t mxr_engine_now(const mxr_engine *engine);
 
 #ifdef __cplusplus
 }

@@ -54,6 +54,11 @@ static int defq_grow(mxr_engine *e)
     return 0;
 }
 
+int mxr__defer_reserve(mxr_engine *e)
+{
+    return e->defq_len < e->defq_cap ? 0 : defq_grow(e);
+}
+
 int mxr__defer(mxr_engine *e, mxr__deferred_fn fn, void *p1, void *p2,
                void *p3)
 {
@@ -150,8 +155,47 @@ static mxr_status backend_init(mxr_engine *e, const mxr_options *o)
     return st;
 }
 
+static mxr_status rules_init(mxr_engine *e, const mxr_options *o)
+{
+    e->default_rules = o->default_rules;
+    e->rules = mxr__calloc(&e->a, o->nrules + 1, sizeof *e->rules);
+    if (!e->rules)
+        return MXR_ENOMEM;
+    for (size_t i = 0; i < o->nrules; i++, e->nrules++) {
+        e->rules[i].rules = o->rules[i].rules;
+        if (!(e->rules[i].domain = mxr__strdup(&e->a, o->rules[i].domain)))
+            return MXR_ENOMEM;
+    }
+    mxr__health_params hp = {
+        .base_s = (uint32_t)o->default_rules.v[MXR_RULE_HEALTH_BASE_S],
+        .max_s = (uint32_t)o->default_rules.v[MXR_RULE_HEALTH_MAX_S],
+        .max_bytes = (size_t)o->v[MXR_OPT_HEALTH_MAX_BYTES],
+    };
+    e->health = mxr__health_new(&e->a, &hp);
+    return e->health ? MXR_OK : MXR_ENOMEM;
+}
+
+static void rules_free(mxr_engine *e)
+{
+    for (size_t i = 0; i < e->nrules; i++)
+        mxr__free(&e->a, e->rules[i].domain);
+    mxr__free(&e->a, e->rules);
+    mxr__health_free(e->health);
+}
+
+uint64_t mxr_engine_now(const mxr_engine *e)
+{
+    return mxr__now_ms(e);
+}
+
 static mxr_status engine_init(mxr_engine *e, const mxr_options *o)
 {
+    if (o->v[MXR_OPT_TTL_MIN] > o->v[MXR_OPT_TTL_MAX]) {
+        mxr__set_error(e, "TTL minimum %lld is above the TTL maximum %lld",
+                       (long long)o->v[MXR_OPT_TTL_MIN],
+                       (long long)o->v[MXR_OPT_TTL_MAX]);
+        return MXR_EINVAL;
+    }
     memcpy(e->v, o->v, sizeof e->v);
     e->clock = o->clock ? o->clock : monotonic_ms;
     e->clock_ud = o->clock_ud;
@@ -160,6 +204,8 @@ static mxr_status engine_init(mxr_engine *e, const mxr_options *o)
     else
         mxr__rng_seed_random(&e->rng);
     mxr_status st = order_config_init(e, o);
+    if (st == MXR_OK)
+        st = rules_init(e, o);
     if (st != MXR_OK)
         return st;
     e->cache = mxr__cache_new(&e->a, (size_t)o->v[MXR_OPT_CACHE_MAX_BYTES]);
@@ -168,7 +214,7 @@ static mxr_status engine_init(mxr_engine *e, const mxr_options *o)
     return backend_init(e, o);
 }
 
-mxr_status mxr_engine_new(const mxr_options *o, mxr_engine **out)
+mxr_status mxr_engine_new(mxr_options *o, mxr_engine **out)
 {
     mxr__alloc a;
     if (!o || !out)
@@ -180,8 +226,7 @@ mxr_status mxr_engine_new(const mxr_options *o, mxr_engine **out)
     e->a = a;
     mxr_status st = engine_init(e, o);
     if (st != MXR_OK) {
-        /* keep the reason for the caller: options carry it back */
-        snprintf(((mxr_options *)o)->err, sizeof o->err, "%s",
+        snprintf(o->err, sizeof o->err, "%s",
                  e->err[0] ? e->err : mxr_strerror(st));
         mxr_engine_destroy(e);
         return st;
@@ -204,6 +249,7 @@ void mxr_engine_destroy(mxr_engine *e)
     mxr__cache_free(e->cache);
     mxr__lookup_free(e);
     order_config_free(e);
+    rules_free(e);
     mxr__free(&e->a, e->defq);
     mxr__alloc a = e->a;
     mxr__free(&a, e);
@@ -268,15 +314,15 @@ static void run_once(mxr_engine *e, int max_ms)
 size_t mxr_engine_run(mxr_engine *e, int timeout_ms)
 {
     uint64_t start = monotonic_ms(NULL);
+    int left = timeout_ms;
     while (e->pending > 0) {
-        int left = -1;
-        if (timeout_ms >= 0) {
-            uint64_t spent = monotonic_ms(NULL) - start;
-            if (spent >= (uint64_t)timeout_ms)
-                break;
-            left = timeout_ms - (int)spent;
-        }
-        run_once(e, left);
+        run_once(e, left); /* at least one round, even with timeout 0 */
+        if (timeout_ms < 0)
+            continue;
+        uint64_t spent = monotonic_ms(NULL) - start;
+        if (spent >= (uint64_t)timeout_ms)
+            break;
+        left = timeout_ms - (int)spent;
     }
     return e->pending;
 }

@@ -5,6 +5,8 @@
 
 #include "cache.h"
 #include "dns.h"
+#include "health.h"
+#include "rules.h"
 #include "order.h"
 #include "rng.h"
 
@@ -22,6 +24,9 @@ struct mxr_options {
     void *clock_ud;
     mxr_sock_fn sock;
     void *sock_ud;
+    mxr_rules default_rules;
+    mxr__domain_rules *rules;
+    size_t nrules;
     char err[256];
 };
 
@@ -45,6 +50,10 @@ struct mxr_engine {
     mxr__cache *cache;
     mxr__rng rng;
     mxr__order_config order;
+    mxr_rules default_rules;
+    mxr__domain_rules *rules; /* per domain, engine-owned copies */
+    size_t nrules;
+    mxr__health *health;
     /* lookups: pending queries by (name, type), and those over the window */
     mxr__pq **pq_table;
     size_t pq_buckets, pq_count;
@@ -64,6 +73,9 @@ struct mxr_engine {
 uint64_t mxr__now_ms(const mxr_engine *e);
 int mxr__defer(mxr_engine *e, mxr__deferred_fn fn, void *p1, void *p2,
                void *p3);
+/* Make sure the next mxr__defer cannot fail (0), or -1 when out of memory:
+ * lets a call fail cleanly up front instead of calling back from inside. */
+int mxr__defer_reserve(mxr_engine *e);
 void mxr__set_error(mxr_engine *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -339,6 +339,10 @@ int mxr__lookup(mxr_engine *e, const char *name, uint16_t qtype,
     char key[KEY_MAX];
     if (e->destroying) /* the backend may be gone already */
         return -1;
+    /* Failures after this point are reported through the deferred queue,
+     * never by calling back from inside the caller's frame. */
+    if (mxr__defer_reserve(e) != 0)
+        return -1;
     size_t len = make_key(key, name, qtype);
     mxr__answer *hit = mxr__cache_get(e->cache, key, len, mxr__now_ms(e));
     if (hit) {

@@ -33,6 +33,7 @@ static const option_range ranges[MXR_OPT_COUNT_] = {
     [MXR_OPT_TEMPFAIL_TTL] = {0, 3600, 5},
     [MXR_OPT_MAX_INFLIGHT] = {1, 100000, 100},
     [MXR_OPT_MAX_PENDING] = {1, 100000000, 1000000},
+    [MXR_OPT_HEALTH_MAX_BYTES] = {0, INT64_MAX, 4 << 20},
 };
 
 mxr_status mxr_options_new(mxr_options **out)
@@ -44,6 +45,13 @@ mxr_status mxr_options_new(mxr_options **out)
         return MXR_ENOMEM;
     for (int i = 0; i < MXR_OPT_COUNT_; i++)
         o->v[i] = ranges[i].def;
+    mxr_rules *defaults;
+    if (mxr_rules_new(&defaults) != MXR_OK) {
+        free(o);
+        return MXR_ENOMEM;
+    }
+    o->default_rules = *defaults;
+    mxr_rules_free(defaults);
     *out = o;
     return MXR_OK;
 }
@@ -66,17 +74,28 @@ void mxr_options_free(mxr_options *o)
         free((char *)o->zones[i].text);
     }
     free(o->zones);
+    for (size_t i = 0; i < o->nrules; i++)
+        free(o->rules[i].domain);
+    free(o->rules);
     free(o);
 }
+
+/* Names for messages, in mxr_option order. */
+static const char *const option_names[MXR_OPT_COUNT_] = {
+    "timeout", "tries", "family", "seed", "allow-loopback", "deny-private",
+    "port", "max-hosts", "max-addrs-per-host", "max-addrs-total",
+    "max-mx-records", "cache-max-bytes", "ttl-min", "ttl-max", "neg-ttl-max",
+    "tempfail-ttl", "max-inflight", "max-pending", "health-max-bytes",
+};
 
 mxr_status mxr_options_set(mxr_options *o, mxr_option opt, int64_t value)
 {
     if (!o || (unsigned)opt >= MXR_OPT_COUNT_)
         return MXR_EINVAL;
     if (value < ranges[opt].min || value > ranges[opt].max) {
-        snprintf(o->err, sizeof o->err, "option %d: %lld is outside %lld..%lld",
-                 (int)opt, (long long)value, (long long)ranges[opt].min,
-                 (long long)ranges[opt].max);
+        snprintf(o->err, sizeof o->err, "%s: %lld is outside %lld..%lld",
+                 option_names[opt], (long long)value,
+                 (long long)ranges[opt].min, (long long)ranges[opt].max);
         return MXR_EINVAL;
     }
     o->v[opt] = value;
@@ -111,8 +130,8 @@ static bool server_canonical(const char *in, char *out, size_t len)
     unsigned port = 53;
     const char *colon = strrchr(in, ':');
     if (mxr__addr_parse(in, &ad))
-        return snprintf(out, len, ad.family == AF_INET ? "%s" : "[%s]", in) <
-               (int)len;
+        return snprintf(out, len, ad.family == AF_INET ? "%s:53" : "[%s]:53",
+                        in) < (int)len;
     if (in[0] == '[') {
         const char *end = strchr(in, ']');
         if (!end || (size_t)(end - in - 1) >= sizeof host)
@@ -198,6 +217,32 @@ mxr_status mxr_options_add_local_name(mxr_options *o, const char *name)
                                 sizeof o->err) != MXR_OK)
         return MXR_EBADNAME;
     return push_string(&o->local_names, &o->nlocal_names, norm);
+}
+
+mxr_status mxr_options_add_rules(mxr_options *o, const char *domain,
+                                 const mxr_rules *rules)
+{
+    char norm[MXR__NAME_MAX + 2];
+    if (!o || !rules)
+        return MXR_EINVAL;
+    if (!domain) {
+        o->default_rules = *rules;
+        return MXR_OK;
+    }
+    bool sub = domain[0] == '.';
+    norm[0] = '.';
+    if (mxr__hostname_normalize(domain + sub, strlen(domain + sub),
+                                norm + 1, o->err, sizeof o->err) != MXR_OK)
+        return MXR_EBADNAME;
+    mxr__domain_rules *grown =
+        realloc(o->rules, (o->nrules + 1) * sizeof *o->rules);
+    if (!grown)
+        return MXR_ENOMEM;
+    o->rules = grown;
+    if (!(grown[o->nrules].domain = strdup(sub ? norm : norm + 1)))
+        return MXR_ENOMEM;
+    grown[o->nrules++].rules = *rules;
+    return MXR_OK;
 }
 
 void mxr_options_set_allocator(mxr_options *o, mxr_alloc_fn fn, void *ud)

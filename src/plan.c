@@ -151,6 +151,7 @@ typedef union plan_header {
         void *ud;
         size_t size;     /* the whole block, header included */
         size_t skip_cap; /* room in the skipped array */
+        uint64_t expires_ms; /* when cached: the end of its life */
     } h;
     max_align_t align;
 } plan_header;
@@ -422,4 +423,14 @@ void mxr_plan_free(mxr_plan *plan)
         return;
     plan_header *hdr = header_of(plan);
     hdr->h.fn(hdr->h.ud, hdr, hdr->h.size, 0);
+}
+
+void mxr__plan_set_expiry(mxr_plan *p, uint64_t expires_ms)
+{
+    header_of(p)->h.expires_ms = expires_ms;
+}
+
+uint64_t mxr__plan_expiry(const mxr_plan *p)
+{
+    return header_of((mxr_plan *)p)->h.expires_ms;
 }

@@ -64,6 +64,10 @@ mxr_plan *mxr__plan_clone(const mxr_plan *p, mxr_alloc_fn fn, void *ud);
 mxr_plan *mxr__plan_clone_for(const mxr_plan *p, const char *input,
                               mxr_alloc_fn fn, void *ud);
 size_t mxr__plan_bytes(const mxr_plan *p);
+/* A cached plan remembers when it expires, so a copy reports the TTL that
+ * is left rather than the one it was built with. */
+void mxr__plan_set_expiry(mxr_plan *p, uint64_t expires_ms);
+uint64_t mxr__plan_expiry(const mxr_plan *p);
 /* Append a skipped entry in the reserved room (limits); 0 or -1 if full. */
 int mxr__plan_skip_candidate(mxr_plan *p, size_t i, mxr_reason reason);
 

@@ -123,6 +123,7 @@ static void cache_plan(mxr_engine *e, const char *domain, mxr_plan *tmpl)
         return;
     }
     uint64_t expires = mxr__now_ms(e) + (uint64_t)tmpl->ttl * 1000;
+    mxr__plan_set_expiry(tmpl, expires);
     mxr__cache_put(e->cache, key, plan_key(key, domain), tmpl,
                    mxr__plan_bytes(tmpl), expires, release_plan, NULL);
 }
@@ -397,6 +398,8 @@ static mxr_status route_cached(mxr_engine *e, const mxr_plan *tmpl,
         mxr_plan_free(plan);
         return MXR_ENOMEM;
     }
+    uint64_t now = mxr__now_ms(e), end = mxr__plan_expiry(tmpl);
+    plan->ttl = end > now ? (uint32_t)((end - now) / 1000) : 0;
     e->stats.plan_hits++;
     e->pending++;
     return MXR_OK;

@@ -16,6 +16,8 @@ void *mxr_test_alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
     t->calls++;
     if (t->fail_at > 0 && t->calls == t->fail_at)
         return NULL;
+    if (t->fail_from > 0 && t->calls >= t->fail_from)
+        return NULL;
     void *p = realloc(ptr, nsize);
     if (p)
         t->live += nsize - (ptr ? osize : 0);

@@ -10,12 +10,19 @@
 
 #include "mxroute.h"
 
+/* Tests initialise mxr_test_alloc positionally ({n, 0, 0}); fields added
+ * later are zero, which is what they mean. */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
 /* An allocator that fails the Nth allocation (counting from 1; 0 = never)
- * and counts live bytes, for allocation-failure tests. */
+ * and counts live bytes, for allocation-failure tests. With fail_from set,
+ * the allocation of that number and every one after it fail too (memory
+ * stays exhausted). */
 typedef struct mxr_test_alloc {
     long fail_at;
     long calls;
     size_t live;
+    long fail_from; /* 0 = never */
 } mxr_test_alloc;
 
 void *mxr_test_alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize);

@@ -155,7 +155,7 @@ static json_t *json_error(const char *input, mxr_status st, const char *err)
     return json_pack("{s:o, s:s, s:s, s:o}", "input", json_text(input),
                      "status", status,
                      "reason",
-                     st == MXR_EBADNAME ? "invalid-name" : mxr_strerror(st),
+                     st == MXR_EBADNAME ? "invalid-name" : "internal-error",
                      "error", json_text(err ? err : mxr_strerror(st)));
 }
 

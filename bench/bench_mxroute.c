@@ -1,0 +1,370 @@
+/* bench_mxroute.c -- libmxroute under load, through its public API only.
+ *
+ *   cold    route every domain of the list once, each for the first time,
+ *           against the DNS server; at most W DNS queries in flight
+ *           (MXR_OPT_MAX_INFLIGHT) and up to P route requests pending (the
+ *           backlog is refilled from the loop). Counts plans with result OK
+ *           and at least one candidate; prints domains/s.
+ *   cached  route M domains once (filling the cache), then R more routes
+ *           cycling over them, B mxr_route calls per
+ *           mxr_engine_process(e, MXR_NOFD, MXR_NOFD) (which fires the
+ *           deferred callbacks; each plan is freed). Prints decisions/s on
+ *           this one thread.
+ *   memory  route K distinct domains with a cache large enough never to
+ *           evict, then reports per domain: the cache's own accounting
+ *           (mxr_stats.cache_bytes), what the engine reports it holds
+ *           (bytes_allocated, after minus before), what its allocator hook
+ *           really holds (a counting hook is always installed here: it
+ *           also sees plan blocks, which bytes_allocated does not count)
+ *           and the VmRSS delta.
+ *
+ * Family: IPv4 only by default, so a route asks exactly MX + one A per
+ * target like the raw c-ares loop and Node (resolveMx + resolve4);
+ * --family any adds the AAAA questions mxroute asks by default.
+ * --count-allocs installs a counting allocator hook (diagnostics: it is
+ * not used for the headline figures).
+ *
+ * Usage: bench_mxroute MODE --server IP:PORT --list FILE [options]
+ * Prints one line per measurement: RESULT mxroute_<mode> key=value ...
+ */
+#include "bench_util.h"
+
+#include <mxroute.h>
+
+#include <getopt.h>
+#include <malloc.h>
+#include <poll.h>
+
+static struct {
+    const char *server;
+    const char *list;
+    size_t n;          /* domains used (0 = all in the list) */
+    size_t window;     /* MXR_OPT_MAX_INFLIGHT */
+    size_t backlog;    /* route requests kept pending in cold mode */
+    size_t set;        /* cached: distinct domains */
+    size_t rounds;     /* cached: routes after the warm-up */
+    size_t batch;      /* cached: mxr_route calls per process */
+    int family;
+    bool count_allocs;
+} cfg = {.window = 100, .backlog = 2000, .set = 1000, .rounds = 5000000,
+         .batch = 1, .family = MXR_FAMILY_IPV4};
+
+static char **names;
+static size_t nnames;
+
+/* ------------------------------------------------- counting allocator */
+
+static uint64_t n_allocs, n_frees;
+/* live blocks by requested size (the engine's 'osize' is exact) */
+#define SIZE_SLOTS 4097
+static int64_t live_by_size[SIZE_SLOTS];
+static int64_t live_bytes; /* everything the hook holds, plans included */
+
+static void live_add(size_t size, int64_t d)
+{
+    live_by_size[size < SIZE_SLOTS - 1 ? size : SIZE_SLOTS - 1] += d;
+    live_bytes += d * (int64_t)size;
+}
+
+static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    if (ptr)
+        live_add(osize, -1);
+    if (nsize == 0) {
+        n_frees += ptr != NULL;
+        free(ptr);
+        return NULL;
+    }
+    n_allocs++;
+    void *p = realloc(ptr, nsize);
+    if (p)
+        live_add(nsize, 1);
+    else if (ptr)
+        live_add(osize, 1);
+    return p;
+}
+
+/* The block sizes that stay allocated per routed domain (at least one
+ * block per 4 domains), as "size x count-per-domain". */
+static void print_live_blocks(size_t k)
+{
+    printf("LIVE blocks kept per domain (bytes incl. the engine's size "
+           "header x blocks):");
+    for (size_t i = 0; i < SIZE_SLOTS; i++)
+        if (live_by_size[i] > 0 && (size_t)live_by_size[i] * 4 >= k)
+            printf(" %zu%sx%.2f", i, i == SIZE_SLOTS - 1 ? "+" : "",
+                   (double)live_by_size[i] / (double)k);
+    printf("\n");
+}
+
+/* -------------------------------------------------------------- engine */
+
+static mxr_engine *engine_new(int64_t cache_bytes)
+{
+    mxr_options *o = NULL;
+    mxr_engine *e = NULL;
+    if (mxr_options_new(&o) != MXR_OK ||
+        mxr_options_add_server(o, cfg.server) != MXR_OK ||
+        mxr_options_set(o, MXR_OPT_MAX_INFLIGHT, (int64_t)cfg.window) !=
+            MXR_OK ||
+        mxr_options_set(o, MXR_OPT_FAMILY, cfg.family) != MXR_OK ||
+        mxr_options_set(o, MXR_OPT_SEED, 1) != MXR_OK ||
+        (cache_bytes >= 0 &&
+         mxr_options_set(o, MXR_OPT_CACHE_MAX_BYTES, cache_bytes) != MXR_OK)) {
+        fprintf(stderr, "options: %s\n", o ? mxr_options_errmsg(o) : "oom");
+        exit(1);
+    }
+    if (cfg.count_allocs)
+        mxr_options_set_allocator(o, counting_alloc, NULL);
+    mxr_status st = mxr_engine_new(o, &e);
+    if (st != MXR_OK) {
+        fprintf(stderr, "engine: %s: %s\n", mxr_strerror(st),
+                mxr_options_errmsg(o));
+        exit(1);
+    }
+    mxr_options_free(o);
+    return e;
+}
+
+/* One round of an embedder's poll loop. */
+static void poll_once(mxr_engine *e)
+{
+    mxr_sock socks[64];
+    struct pollfd pfd[64];
+    size_t n = mxr_engine_fds(e, socks, 64);
+    if (n > 64)
+        n = 64;
+    for (size_t i = 0; i < n; i++) {
+        pfd[i].fd = socks[i].fd;
+        pfd[i].events = (short)((socks[i].want & MXR_WANT_READ ? POLLIN : 0) |
+                                (socks[i].want & MXR_WANT_WRITE ? POLLOUT : 0));
+        pfd[i].revents = 0;
+    }
+    int t = mxr_engine_timeout(e);
+    if (t < 0 || t > 1000)
+        t = 1000;
+    int ready = poll(pfd, (nfds_t)n, t);
+    bool any = false;
+    for (size_t i = 0; ready > 0 && i < n; i++) {
+        if (!pfd[i].revents)
+            continue;
+        bool rd = pfd[i].revents & (POLLIN | POLLERR | POLLHUP);
+        bool wr = pfd[i].revents & POLLOUT;
+        mxr_engine_process(e, rd ? pfd[i].fd : MXR_NOFD,
+                           wr ? pfd[i].fd : MXR_NOFD);
+        any = true;
+    }
+    if (!any)
+        mxr_engine_process(e, MXR_NOFD, MXR_NOFD);
+}
+
+typedef struct counts {
+    size_t done, ok, failed;
+} counts;
+
+static void on_plan(void *arg, mxr_status st, mxr_plan *plan)
+{
+    counts *c = arg;
+    c->done++;
+    if (st == MXR_OK && plan->result == MXR_RESULT_OK &&
+        plan->ncandidates > 0)
+        c->ok++;
+    else
+        c->failed++;
+    mxr_plan_free(plan);
+}
+
+/* Route names[0..n) keeping up to backlog requests pending. */
+static void route_all(mxr_engine *e, size_t n, counts *c)
+{
+    size_t next = 0;
+    while (c->done < n) {
+        while (next < n && mxr_engine_pending(e) < cfg.backlog) {
+            mxr_status st = mxr_route(e, names[next], on_plan, c);
+            if (st != MXR_OK) {
+                fprintf(stderr, "mxr_route(%s): %s: %s\n", names[next],
+                        mxr_strerror(st), mxr_engine_errmsg(e));
+                exit(1);
+            }
+            next++;
+        }
+        poll_once(e);
+    }
+}
+
+static void print_stats(const char *tag, mxr_engine *e)
+{
+    mxr_stats s;
+    mxr_engine_stats(e, &s);
+    printf("STATS %s routes=%llu plan_hits=%llu queries_sent=%llu "
+           "coalesced=%llu cache_hits=%llu evictions=%llu cache_entries=%zu "
+           "cache_bytes=%zu inflight_max=%zu bytes_allocated=%zu\n",
+           tag, (unsigned long long)s.routes, (unsigned long long)s.plan_hits,
+           (unsigned long long)s.queries_sent,
+           (unsigned long long)s.queries_coalesced,
+           (unsigned long long)s.cache_hits,
+           (unsigned long long)s.cache_evictions, s.cache_entries,
+           s.cache_bytes, s.inflight_max, s.bytes_allocated);
+}
+
+/* ---------------------------------------------------------------- modes */
+
+static int mode_cold(void)
+{
+    size_t n = cfg.n && cfg.n < nnames ? cfg.n : nnames;
+    mxr_engine *e = engine_new(-1);
+    counts c = {0};
+    uint64_t a0 = n_allocs;
+    double cpu0 = bench_cpu(), t0 = bench_now();
+    route_all(e, n, &c);
+    double secs = bench_now() - t0, cpu = bench_cpu() - cpu0;
+    mxr_stats s;
+    mxr_engine_stats(e, &s);
+    printf("RESULT mxroute_cold domains=%zu ok=%zu failed=%zu queries=%llu "
+           "window=%zu backlog=%zu seconds=%.3f dps=%.0f qps=%.0f cpu_s=%.3f "
+           "cpu_us_per_domain=%.2f",
+           n, c.ok, c.failed, (unsigned long long)s.queries_sent, cfg.window,
+           cfg.backlog, secs, (double)n / secs,
+           (double)s.queries_sent / secs, cpu, cpu * 1e6 / (double)n);
+    if (cfg.count_allocs)
+        printf(" allocs_per_domain=%.1f", (double)(n_allocs - a0) / (double)n);
+    printf("\n");
+    print_stats("cold", e);
+    mxr_engine_destroy(e);
+    return c.ok == n ? 0 : 1;
+}
+
+static int mode_cached(void)
+{
+    size_t m = cfg.set < nnames ? cfg.set : nnames;
+    mxr_engine *e = engine_new(-1);
+    counts warm = {0};
+    route_all(e, m, &warm);
+    if (warm.ok != m) {
+        fprintf(stderr, "cached: warm-up routed %zu of %zu\n", warm.ok, m);
+        return 1;
+    }
+    mxr_stats s0;
+    mxr_engine_stats(e, &s0);
+    counts c = {0};
+    size_t batch = cfg.batch ? cfg.batch : 1, k = 0;
+    uint64_t a0 = n_allocs;
+    double cpu0 = bench_cpu(), t0 = bench_now();
+    for (size_t r = 0; r < cfg.rounds;) {
+        for (size_t b = 0; b < batch && r < cfg.rounds; b++, r++) {
+            if (mxr_route(e, names[k], on_plan, &c) != MXR_OK) {
+                fprintf(stderr, "mxr_route: %s\n", mxr_engine_errmsg(e));
+                return 1;
+            }
+            if (++k == m)
+                k = 0;
+        }
+        mxr_engine_process(e, MXR_NOFD, MXR_NOFD);
+    }
+    while (mxr_engine_pending(e) > 0)
+        mxr_engine_process(e, MXR_NOFD, MXR_NOFD);
+    double secs = bench_now() - t0, cpu = bench_cpu() - cpu0;
+    mxr_stats s;
+    mxr_engine_stats(e, &s);
+    printf("RESULT mxroute_cached set=%zu routes=%zu ok=%zu batch=%zu "
+           "plan_hits=%llu queries_sent=%llu seconds=%.3f "
+           "decisions_per_s=%.0f cpu_s=%.3f ns_per_decision=%.1f",
+           m, cfg.rounds, c.ok, batch,
+           (unsigned long long)(s.plan_hits - s0.plan_hits),
+           (unsigned long long)(s.queries_sent - s0.queries_sent), secs,
+           (double)cfg.rounds / secs, cpu, secs * 1e9 / (double)cfg.rounds);
+    if (cfg.count_allocs)
+        printf(" allocs_per_decision=%.2f",
+               (double)(n_allocs - a0) / (double)cfg.rounds);
+    printf("\n");
+    mxr_engine_destroy(e);
+    return c.ok == cfg.rounds ? 0 : 1;
+}
+
+static int mode_memory(void)
+{
+    size_t k = cfg.n && cfg.n < nnames ? cfg.n : nnames;
+    cfg.count_allocs = true; /* the hook sees every block, plans included */
+    malloc_trim(0);
+    size_t rss0 = bench_rss();
+    mxr_engine *e = engine_new((int64_t)1 << 40); /* never evict */
+    mxr_stats s0, s1;
+    mxr_engine_stats(e, &s0);
+    int64_t hook0 = live_bytes;
+    counts c = {0};
+    route_all(e, k, &c);
+    malloc_trim(0);
+    size_t rss1 = bench_rss();
+    mxr_engine_stats(e, &s1);
+    double per_cache = (double)s1.cache_bytes / (double)k;
+    double per_alloc =
+        (double)(s1.bytes_allocated - s0.bytes_allocated) / (double)k;
+    double per_rss = rss1 > rss0 ? (double)(rss1 - rss0) / (double)k : 0;
+    double per_hook = (double)(live_bytes - hook0) / (double)k;
+    printf("RESULT mxroute_memory domains=%zu ok=%zu cache_entries=%zu "
+           "entries_per_domain=%.2f evictions=%llu cache_bytes=%zu "
+           "bytes_allocated=%zu cache_bytes_per_domain=%.0f "
+           "allocated_bytes_per_domain=%.0f hook_bytes_per_domain=%.0f "
+           "rss_delta=%zu rss_bytes_per_domain=%.0f\n",
+           k, c.ok, s1.cache_entries, (double)s1.cache_entries / (double)k,
+           (unsigned long long)s1.cache_evictions, s1.cache_bytes,
+           s1.bytes_allocated, per_cache, per_alloc, per_hook, rss1 - rss0,
+           per_rss);
+    print_live_blocks(k);
+    mxr_engine_destroy(e);
+    return c.ok == k ? 0 : 1;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: bench_mxroute cold|cached|memory --server IP:PORT "
+            "--list FILE\n"
+            "  [-n N] [-w WINDOW] [--backlog P] [--set M] [--rounds R]\n"
+            "  [--batch B] [--family ipv4|any] [--count-allocs]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"server", 1, 0, 's'},  {"list", 1, 0, 'l'},
+        {"backlog", 1, 0, 'p'}, {"set", 1, 0, 'm'},
+        {"rounds", 1, 0, 'r'},  {"batch", 1, 0, 'b'},
+        {"family", 1, 0, 'f'},  {"count-allocs", 0, 0, 'c'},
+        {0, 0, 0, 0}};
+    if (argc < 2)
+        usage();
+    const char *mode = argv[1];
+    optind = 2;
+    int c;
+    while ((c = getopt_long(argc, argv, "s:l:n:w:", lo, NULL)) != -1) {
+        switch (c) {
+        case 's': cfg.server = optarg; break;
+        case 'l': cfg.list = optarg; break;
+        case 'n': cfg.n = strtoul(optarg, NULL, 10); break;
+        case 'w': cfg.window = strtoul(optarg, NULL, 10); break;
+        case 'p': cfg.backlog = strtoul(optarg, NULL, 10); break;
+        case 'm': cfg.set = strtoul(optarg, NULL, 10); break;
+        case 'r': cfg.rounds = strtoul(optarg, NULL, 10); break;
+        case 'b': cfg.batch = strtoul(optarg, NULL, 10); break;
+        case 'f':
+            if ((cfg.family = mxr_family_parse(optarg)) < 0)
+                usage();
+            break;
+        case 'c': cfg.count_allocs = true; break;
+        default: usage();
+        }
+    }
+    if (!cfg.server || !cfg.list || cfg.window == 0 || cfg.backlog == 0)
+        usage();
+    nnames = bench_read_list(cfg.list, &names);
+    if (strcmp(mode, "cold") == 0)
+        return mode_cold();
+    if (strcmp(mode, "cached") == 0)
+        return mode_cached();
+    if (strcmp(mode, "memory") == 0)
+        return mode_memory();
+    usage();
+    return 2;
+}

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# run.sh -- the whole benchmark in one command (see bench/README.md).
+#
+#   bench/run.sh            build, generate the zone, start knotd, measure,
+#                           stop knotd, print the table with the ratios
+#
+# Environment (all optional):
+#   BENCH_N=50000        domains in the zone, routed cold
+#   BENCH_W=100          DNS queries in flight (every client)
+#   BENCH_ROUNDS=3       throughput rounds; the median is reported
+#   BENCH_CACHED=5000000 routes in the cached benchmark
+#   BENCH_CACHED_SET=1000 distinct domains in the cached benchmark
+#   BENCH_MEM_N=20000    domains in the memory benchmark
+#   BENCH_EXTRA=1        also run the diagnostics (AAAA on, allocation counts)
+#   BENCH_BUILD=build-bench  build directory (Release)
+#
+# Outputs under bench/out/ (git-ignored): the zone, raw.log (every RESULT
+# line) and results.txt (the table). Exit status 0 when every run routed
+# every domain, whatever the ratios.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=$(cd "$HERE/.." && pwd)
+N=${BENCH_N:-50000}
+W=${BENCH_W:-100}
+ROUNDS=${BENCH_ROUNDS:-3}
+CACHED=${BENCH_CACHED:-5000000}
+CACHED_SET=${BENCH_CACHED_SET:-1000}
+MEM_N=${BENCH_MEM_N:-20000}
+EXTRA=${BENCH_EXTRA:-1}
+BUILD=${BENCH_BUILD:-$SRC/build-bench}
+OUT=$HERE/out
+LOG=$OUT/raw.log
+T=120 # seconds any single measurement may take
+
+say() { printf '== %s\n' "$*" >&2; }
+
+# ------------------------------------------------------------------ build
+say "building (Release) in $BUILD"
+# No -Werror here: a new compiler warning must not stop a measurement.
+cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMXR_TESTS=OFF \
+  -DMXR_WERROR=OFF >/dev/null
+cmake --build "$BUILD" -j2 --target mxroute_static >/dev/null
+cmake -S "$HERE" -B "$BUILD/bench" -DCMAKE_BUILD_TYPE=Release \
+  -DMXROUTE_BUILD_DIR="$BUILD" >/dev/null
+cmake --build "$BUILD/bench" -j2 >/dev/null
+RAW=$BUILD/bench/raw_cares
+MXR=$BUILD/bench/bench_mxroute
+command -v node >/dev/null || { echo "run.sh: node not found" >&2; exit 2; }
+
+# ------------------------------------------------------------ zone, knotd
+mkdir -p "$OUT/zone"
+rm -f "$OUT/zone"/*.zone
+say "generating $N domains"
+python3 "$HERE/gen_zone.py" -n "$N" -o "$OUT/zone" >&2
+LIST=$OUT/zone/domains.txt
+
+. "$SRC/tests/lib/knot.sh"
+# knot.sh is written for scripts without set -e: call it in a tested context.
+trap 'knot_stop || true' EXIT
+trap 'exit 130' INT TERM
+say "starting knotd"
+KNOT_WAIT_S=${KNOT_WAIT_S:-60} knot_start "$OUT/zone" ||
+  { echo "run.sh: knotd did not start" >&2; exit 1; }
+SERVER=127.0.0.1:$KNOT_PORT
+kdig @127.0.0.1 -p "$KNOT_PORT" +short MX "d$((N - 1)).bench.test" \
+  | grep -q "mx1.d$((N - 1))" || { echo "run.sh: zone not served" >&2; exit 1; }
+say "knotd pid $KNOT_PID on $SERVER ($(nproc) CPUs)"
+
+: >"$LOG"
+FAILED=0
+# run NAME CMD... : run one measurement, keep its RESULT line in the log.
+run() {
+  local name=$1 out
+  shift
+  if ! out=$(timeout "$T" "$@" 2>&1); then
+    echo "run.sh: $name failed:" >&2
+    printf '%s\n' "$out" >&2
+    FAILED=1
+  fi
+  printf '%s\n' "$out" >>"$LOG"
+  printf '%s\n' "$out" | grep '^RESULT' | tail -1
+}
+# field LINE KEY: the value of KEY=... in a RESULT line
+field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+
+# -------------------------------------------------------------- cold runs
+# Interleaved rounds: a noisy moment hits all three clients alike.
+declare -a R_DPS M_DPS N_DPS R_CPU M_CPU N_CPU RATIO_RAW RATIO_NODE
+for ((i = 1; i <= ROUNDS; i++)); do
+  say "round $i/$ROUNDS: raw c-ares, mxroute cold, node ($N domains, W=$W)"
+  l=$(run raw "$RAW" --server "$SERVER" --list "$LIST" -w "$W")
+  R_DPS+=("$(field "$l" dps)"); R_CPU+=("$(field "$l" cpu_us_per_domain)")
+  l=$(run mxroute "$MXR" cold --server "$SERVER" --list "$LIST" -w "$W")
+  M_DPS+=("$(field "$l" dps)"); M_CPU+=("$(field "$l" cpu_us_per_domain)")
+  l=$(run node node "$HERE/node_resolve.js" --server "$SERVER" --list "$LIST" -w "$W")
+  N_DPS+=("$(field "$l" dps)"); N_CPU+=("$(field "$l" cpu_us_per_domain)")
+  RATIO_RAW+=("$(ratio "${M_DPS[-1]:-0}" "${R_DPS[-1]:-0}")")
+  RATIO_NODE+=("$(ratio "${M_DPS[-1]:-0}" "${N_DPS[-1]:-0}")")
+  say "  dps raw=${R_DPS[-1]} mxroute=${M_DPS[-1]} node=${N_DPS[-1]}"
+done
+
+# ------------------------------------------------------------ cached runs
+declare -a C_DPS C_NS
+for ((i = 1; i <= ROUNDS; i++)); do
+  say "cached $i/$ROUNDS: $CACHED routes over $CACHED_SET domains"
+  l=$(run cached "$MXR" cached --server "$SERVER" --list "$LIST" -w "$W" \
+        --set "$CACHED_SET" --rounds "$CACHED" --batch 1)
+  C_DPS+=("$(field "$l" decisions_per_s)"); C_NS+=("$(field "$l" ns_per_decision)")
+done
+say "cached, 64 routes per process call"
+l=$(run cached64 "$MXR" cached --server "$SERVER" --list "$LIST" -w "$W" \
+      --set "$CACHED_SET" --rounds "$CACHED" --batch 64)
+C64=$(field "$l" decisions_per_s)
+
+# ---------------------------------------------------------------- memory
+say "memory: $MEM_N domains"
+MEM=$(run memory "$MXR" memory --server "$SERVER" --list "$LIST" -w "$W" -n "$MEM_N")
+
+# ----------------------------------------------------------- diagnostics
+if [ "$EXTRA" = 1 ]; then
+  say "diagnostics: mxroute cold with AAAA (family any), allocation counts"
+  X_ANY=$(run any "$MXR" cold --server "$SERVER" --list "$LIST" -w "$W" --family any)
+  X_ALLOC=$(run allocs "$MXR" cold --server "$SERVER" --list "$LIST" -w "$W" --count-allocs)
+  X_CALLOC=$(run callocs "$MXR" cached --server "$SERVER" --list "$LIST" -w "$W" \
+               --set "$CACHED_SET" --rounds 1000000 --count-allocs)
+  X_NODEP=$(run nodep node "$HERE/node_resolve.js" --server "$SERVER" --list "$LIST" \
+              -w "$W" --parallel-targets)
+fi
+
+knot_stop || true
+trap - EXIT
+
+# ----------------------------------------------------------------- table
+R=$(median "${R_DPS[@]}"); M=$(median "${M_DPS[@]}"); NO=$(median "${N_DPS[@]}")
+C=$(median "${C_DPS[@]}")
+RR=$(ratio "$M" "$R"); RN=$(ratio "$M" "$NO")
+verdict() { awk -v v="$1" -v g="$2" 'BEGIN { print (v + 0 >= g + 0 ? "met" : "MISSED") }'; }
+{
+  echo "mxroute benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -r)"
+  echo "source: $(git -C "$SRC" describe --always --dirty 2>/dev/null || echo unknown)"
+  echo "knotd $(knotd --version 2>/dev/null | awk '{print $NF}'), c-ares $(pkg-config --modversion libcares), node $(node --version)"
+  echo "cold: $N distinct domains (MX + A of 2 targets = 3 queries each), W=$W in flight, median of $ROUNDS interleaved rounds"
+  echo
+  printf '%-34s %12s %12s %12s\n' "cold routing" "domains/s" "cpu us/dom" "per round"
+  printf '%-34s %12s %12s %12s\n' "raw c-ares loop" "$R" "$(median "${R_CPU[@]}")" "${R_DPS[*]}"
+  printf '%-34s %12s %12s %12s\n' "mxroute (libmxroute, cold)" "$M" "$(median "${M_CPU[@]}")" "${M_DPS[*]}"
+  printf '%-34s %12s %12s %12s\n' "node resolveMx + resolve4" "$NO" "$(median "${N_CPU[@]}")" "${N_DPS[*]}"
+  echo
+  printf '%-34s %12s %8s %8s  %s\n' "ratio" "measured" "goal" "" "per round"
+  printf '%-34s %12s %8s %8s  %s\n' "mxroute / raw c-ares" "$RR" ">= 0.8" "$(verdict "$RR" 0.8)" "${RATIO_RAW[*]}"
+  printf '%-34s %12s %8s %8s  %s\n' "mxroute / node" "$RN" ">= 3" "$(verdict "$RN" 3)" "${RATIO_NODE[*]}"
+  printf '%-34s %12s %8s %8s  %s\n' "cached decisions/s (1 core)" "$C" ">= 1e6" "$(verdict "$C" 1000000)" "${C_DPS[*]}"
+  printf '%-34s %12s\n' "  ns per cached decision" "$(median "${C_NS[@]}")"
+  printf '%-34s %12s\n' "  same, 64 routes per process()" "$C64"
+  printf '%-34s %12s %8s\n' "bytes per cached domain (cache)" "$(field "$MEM" cache_bytes_per_domain)" "(no goal)"
+  printf '%-34s %12s\n' "  engine bytes_allocated / domain" "$(field "$MEM" allocated_bytes_per_domain)"
+  printf '%-34s %12s\n' "  allocator hook live / domain" "$(field "$MEM" hook_bytes_per_domain)"
+  printf '%-34s %12s\n' "  VmRSS delta / domain" "$(field "$MEM" rss_bytes_per_domain)"
+  printf '%-34s %12s\n' "  cache entries / domain" "$(field "$MEM" entries_per_domain)"
+  grep '^LIVE' "$LOG" | tail -1 | sed 's/^LIVE /  /'
+  if [ "$EXTRA" = 1 ]; then
+    echo
+    echo "diagnostics (single runs):"
+    printf '%-34s %12s %s\n' "mxroute cold, family any (+AAAA)" "$(field "$X_ANY" dps)" "domains/s, $(field "$X_ANY" queries) queries"
+    printf '%-34s %12s\n' "allocations per cold domain" "$(field "$X_ALLOC" allocs_per_domain)"
+    printf '%-34s %12s\n' "allocations per cached decision" "$(field "$X_CALLOC" allocs_per_decision)"
+    printf '%-34s %12s %s\n' "node, targets in parallel" "$(field "$X_NODEP" dps)" "domains/s (up to 2W in flight)"
+  fi
+} | tee "$OUT/results.txt"
+[ "$FAILED" = 0 ] || echo "run.sh: some runs failed, see $LOG" >&2
+exit "$FAILED"

@@ -1,0 +1,1588 @@
+/* test_engine.c -- the engine through the public API (mxroute.h): options,
+ * the callback contract, routing the rules.test cases offline, the caches,
+ * coalescing, the in-flight window, allocation failures, and the c-ares
+ * backend against UDP ports on loopback that the test owns.
+ *
+ * The zone backend answers offline and an injected clock stands for time,
+ * so nothing here sleeps on a TTL. Every engine uses a counting allocator:
+ * once the engine is destroyed and the plans freed, nothing is left.
+ *
+ * Tests named test_bug_* show library bugs; they fail until the bug is
+ * fixed. A repro that could corrupt memory runs in a child process. */
+#include "support.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ fixture */
+
+typedef struct fixture {
+    mxr_options *o;
+    mxr_engine *e;
+    uint64_t now; /* the injected clock, ms */
+    mxr_test_alloc ta;
+} fixture;
+
+static uint64_t fake_clock(void *ud)
+{
+    return *(const uint64_t *)ud;
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    if (!f || mxr_options_new(&f->o) != MXR_OK) {
+        free(f);
+        return -1;
+    }
+    f->now = 1000000;
+    mxr_options_set_clock(f->o, fake_clock, &f->now);
+    mxr_options_set_allocator(f->o, mxr_test_alloc_fn, &f->ta);
+    *state = f;
+    return 0;
+}
+
+/* Every test ends here: the engine's memory all went back. */
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    mxr_engine_destroy(f->e);
+    mxr_options_free(f->o);
+    assert_int_equal(f->ta.live, 0);
+    free(f);
+    return 0;
+}
+
+static const char *rules_zone(void)
+{
+    return mxr_test_source_path("tests/zones/rules.test.zone");
+}
+
+static void use_rules(fixture *f)
+{
+    assert_int_equal(mxr_options_add_zone_file(f->o, rules_zone()), MXR_OK);
+    assert_int_equal(mxr_options_set(f->o, MXR_OPT_SEED, 1), MXR_OK);
+}
+
+static void set_opt(fixture *f, mxr_option opt, int64_t v)
+{
+    assert_int_equal(mxr_options_set(f->o, opt, v), MXR_OK);
+}
+
+static mxr_engine *start(fixture *f)
+{
+    mxr_status st = mxr_engine_new(f->o, &f->e);
+    if (st != MXR_OK)
+        fail_msg("mxr_engine_new: %s: %s", mxr_strerror(st),
+                 mxr_options_errmsg(f->o));
+    return f->e;
+}
+
+static mxr_engine *start_rules(fixture *f)
+{
+    use_rules(f);
+    return start(f);
+}
+
+static mxr_plan *route_sync_ok(mxr_engine *e, const char *input)
+{
+    mxr_plan *p = NULL;
+    mxr_status st = mxr_route_sync(e, input, &p);
+    if (st != MXR_OK)
+        fail_msg("route %s: %s (%s)", input, mxr_strerror(st),
+                 mxr_engine_errmsg(e));
+    assert_non_null(p);
+    return p;
+}
+
+static mxr_stats stats_of(const mxr_engine *e)
+{
+    mxr_stats s;
+    mxr_engine_stats(e, &s);
+    return s;
+}
+
+/* "host1,host2,..." */
+static const char *order_of(const mxr_plan *p, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    size_t used = 0;
+    for (size_t i = 0; i < p->ncandidates; i++) {
+        int n = snprintf(buf + used, len - used, "%s%s", i ? "," : "",
+                         p->candidates[i].host);
+        assert_true(n >= 0 && (size_t)n < len - used);
+        used += (size_t)n;
+    }
+    return buf;
+}
+
+static void assert_order(const mxr_plan *p, const char *want)
+{
+    char buf[4096];
+    assert_string_equal(order_of(p, buf, sizeof buf), want);
+}
+
+static const mxr_candidate *candidate(const mxr_plan *p, const char *host)
+{
+    for (size_t i = 0; i < p->ncandidates; i++)
+        if (strcmp(p->candidates[i].host, host) == 0)
+            return &p->candidates[i];
+    fail_msg("no candidate %s", host);
+    return NULL;
+}
+
+static const char *addr_text(const mxr_addr *a, char *buf)
+{
+    assert_non_null(mxr_addr_format(a, buf, MXR_ADDR_STRLEN));
+    return buf;
+}
+
+static size_t count_skipped(const mxr_plan *p, mxr_reason why)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->nskipped; i++)
+        n += p->skipped[i].reason == why;
+    return n;
+}
+
+/* Two plans name the same hosts with the same addresses, in order. */
+static void assert_same_candidates(const mxr_plan *a, const mxr_plan *b)
+{
+    assert_int_equal(a->result, b->result);
+    assert_int_equal(a->ncandidates, b->ncandidates);
+    for (size_t i = 0; i < a->ncandidates; i++) {
+        const mxr_candidate *x = &a->candidates[i], *y = &b->candidates[i];
+        assert_string_equal(x->host, y->host);
+        assert_int_equal(x->preference, y->preference);
+        assert_int_equal(x->naddrs, y->naddrs);
+        assert_memory_equal(x->addrs, y->addrs, x->naddrs * sizeof *x->addrs);
+    }
+}
+
+/* ------------------------------------------------- callback recording */
+
+typedef struct rec {
+    int fired;
+    mxr_status status;
+    mxr_plan *plan;
+} rec;
+
+static void on_route(void *arg, mxr_status st, mxr_plan *plan)
+{
+    rec *r = arg;
+    r->fired++;
+    r->status = st;
+    mxr_plan_free(r->plan); /* a second firing must not leak too */
+    r->plan = plan;
+}
+
+static void rec_clear(rec *r)
+{
+    mxr_plan_free(r->plan);
+    memset(r, 0, sizeof *r);
+}
+
+/* -------------------------------------------------------- zone texts */
+
+/* A wildcard zone: any name under w.test has one MX. */
+static const char *W_ZONE = "$ORIGIN w.test.\n"
+                            "$TTL 300\n"
+                            "@ SOA ns hostmaster 1 3600 600 86400 300\n"
+                            "@ NS ns\n"
+                            "ns A 192.0.2.53\n"
+                            "* MX 10 mx.w.test.\n"
+                            "mx A 192.0.2.25\n";
+
+/* =================================================================== */
+/* options                                                              */
+/* =================================================================== */
+
+static void test_options_defaults(void **state)
+{
+    fixture *f = *state;
+    static const struct {
+        mxr_option opt;
+        int64_t def;
+    } defaults[] = {
+        {MXR_OPT_TIMEOUT_MS, 2000},
+        {MXR_OPT_TRIES, 2},
+        {MXR_OPT_FAMILY, MXR_FAMILY_ANY},
+        {MXR_OPT_SEED, -1},
+        {MXR_OPT_ALLOW_LOOPBACK, 0},
+        {MXR_OPT_DENY_PRIVATE, 0},
+        {MXR_OPT_PORT, 25},
+        {MXR_OPT_MAX_HOSTS, 16},
+        {MXR_OPT_MAX_ADDRS_PER_HOST, 8},
+        {MXR_OPT_MAX_ADDRS_TOTAL, 32},
+        {MXR_OPT_MAX_MX_RECORDS, 64},
+        {MXR_OPT_CACHE_MAX_BYTES, 64 << 20},
+        {MXR_OPT_TTL_MIN, 5},
+        {MXR_OPT_TTL_MAX, 86400},
+        {MXR_OPT_NEG_TTL_MAX, 3600},
+        {MXR_OPT_TEMPFAIL_TTL, 5},
+        {MXR_OPT_MAX_INFLIGHT, 100},
+        {MXR_OPT_MAX_PENDING, 1000000},
+    };
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+        assert_int_equal(mxr_options_get(f->o, defaults[i].opt),
+                         defaults[i].def);
+    assert_int_equal(mxr_options_get(f->o, MXR_OPT_COUNT_), -1);
+    assert_int_equal(mxr_options_get(NULL, MXR_OPT_PORT), -1);
+    assert_int_equal(mxr_options_set(f->o, MXR_OPT_COUNT_, 1), MXR_EINVAL);
+    assert_int_equal(mxr_options_set(f->o, (mxr_option)-1, 1), MXR_EINVAL);
+    assert_int_equal(mxr_options_set(NULL, MXR_OPT_PORT, 1), MXR_EINVAL);
+    assert_int_equal(mxr_options_new(NULL), MXR_EINVAL);
+    mxr_options_free(NULL);
+}
+
+static void test_options_ranges(void **state)
+{
+    fixture *f = *state;
+    /* the ranges the header documents, and the obvious ones */
+    static const struct {
+        mxr_option opt;
+        int64_t min, max;
+    } ranges[] = {
+        {MXR_OPT_TIMEOUT_MS, 10, 60000},
+        {MXR_OPT_TRIES, 1, 10},
+        {MXR_OPT_FAMILY, 0, 4},
+        {MXR_OPT_ALLOW_LOOPBACK, 0, 1},
+        {MXR_OPT_DENY_PRIVATE, 0, 1},
+        {MXR_OPT_PORT, 1, 65535},
+        {MXR_OPT_MAX_HOSTS, 1, 1000},
+        {MXR_OPT_MAX_ADDRS_PER_HOST, 1, 100},
+        {MXR_OPT_MAX_ADDRS_TOTAL, 1, 10000},
+        {MXR_OPT_MAX_MX_RECORDS, 1, 10000},
+        {MXR_OPT_MAX_INFLIGHT, 1, 100000},
+    };
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+        mxr_option opt = ranges[i].opt;
+        int64_t before = mxr_options_get(f->o, opt);
+        assert_int_equal(mxr_options_set(f->o, opt, ranges[i].min - 1),
+                         MXR_EINVAL);
+        assert_true(strlen(mxr_options_errmsg(f->o)) > 0);
+        assert_int_equal(mxr_options_set(f->o, opt, ranges[i].max + 1),
+                         MXR_EINVAL);
+        assert_int_equal(mxr_options_get(f->o, opt), before); /* unchanged */
+        assert_int_equal(mxr_options_set(f->o, opt, ranges[i].min), MXR_OK);
+        assert_int_equal(mxr_options_get(f->o, opt), ranges[i].min);
+        assert_int_equal(mxr_options_set(f->o, opt, ranges[i].max), MXR_OK);
+        assert_int_equal(mxr_options_get(f->o, opt), ranges[i].max);
+    }
+    /* the open-ended ones */
+    assert_int_equal(mxr_options_set(f->o, MXR_OPT_SEED, -2), MXR_EINVAL);
+    assert_int_equal(mxr_options_set(f->o, MXR_OPT_SEED, INT64_MAX), MXR_OK);
+    assert_int_equal(mxr_options_set(f->o, MXR_OPT_CACHE_MAX_BYTES, -1),
+                     MXR_EINVAL);
+    assert_int_equal(mxr_options_set(f->o, MXR_OPT_CACHE_MAX_BYTES, 0),
+                     MXR_OK);
+    assert_int_equal(mxr_options_set(f->o, MXR_OPT_TTL_MIN, -1), MXR_EINVAL);
+    assert_int_equal(mxr_options_set(f->o, MXR_OPT_MAX_PENDING, 0),
+                     MXR_EINVAL);
+    assert_int_equal(mxr_options_set(f->o, MXR_OPT_PORT, INT64_MIN),
+                     MXR_EINVAL);
+    assert_int_equal(mxr_options_set(f->o, MXR_OPT_PORT, INT64_MAX),
+                     MXR_EINVAL);
+}
+
+static void test_options_servers(void **state)
+{
+    fixture *f = *state;
+    static const char *good[] = {"127.0.0.1", "127.0.0.1:5353", "[::1]:53",
+                                 "::1",       "[::1]",          "192.0.2.1:1",
+                                 "[2001:db8::1]:65535"};
+    static const char *bad[] = {"x",        "1.2.3.4:0",   "1.2.3.4:99999",
+                                "[::1",     "",            "1.2.3.4:",
+                                "[::1]:",   "[::1]x",      "host.example:53",
+                                "1.2.3:53", "[1.2.3.4.5]", "1.2.3.4:53x"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        mxr_status st = mxr_options_add_server(f->o, good[i]);
+        if (st != MXR_OK)
+            fail_msg("server '%s' refused: %s", good[i],
+                     mxr_options_errmsg(f->o));
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        mxr_status st = mxr_options_add_server(f->o, bad[i]);
+        if (st != MXR_ESERVER)
+            fail_msg("server '%s' accepted (%d)", bad[i], (int)st);
+        assert_non_null(strstr(mxr_options_errmsg(f->o), bad[i]));
+    }
+    assert_int_equal(mxr_options_add_server(f->o, NULL), MXR_EINVAL);
+}
+
+/* Every accepted form makes an engine (c-ares takes the list). */
+static void test_options_servers_engine(void **state)
+{
+    fixture *f = *state;
+    static const char *forms[] = {"127.0.0.1", "127.0.0.1:5353", "[::1]:53",
+                                  "[::1]", "[2001:db8::1]:65535"};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++)
+        assert_int_equal(mxr_options_add_server(f->o, forms[i]), MXR_OK);
+    start(f);
+}
+
+/* A bare IPv6 address ("::1") is accepted by mxr_options_add_server, so
+ * mxr_engine_new must take it too. */
+static void test_bug_bare_ipv6_server_breaks_engine_new(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(mxr_options_add_server(f->o, "::1"), MXR_OK);
+    mxr_status st = mxr_engine_new(f->o, &f->e);
+    if (st != MXR_OK)
+        fail_msg("add_server(\"::1\") accepted, then mxr_engine_new: %s: %s",
+                 mxr_strerror(st), mxr_options_errmsg(f->o));
+}
+
+static void test_options_zone_syntax_error(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(mxr_options_add_zone_text(f->o, "broken.zone",
+                                               "$ORIGIN b.test.\n"
+                                               "$TTL 300\n"
+                                               "@ SOA ns hm 1 2 3 4 5\n"
+                                               "@ NS ns\n"
+                                               "ns A 192.0.2.1\n"
+                                               "mx MX ten mx\n"),
+                     MXR_OK);
+    mxr_engine *e = NULL;
+    assert_int_equal(mxr_engine_new(f->o, &e), MXR_EZONE);
+    assert_null(e);
+    const char *msg = mxr_options_errmsg(f->o);
+    assert_non_null(strstr(msg, "broken.zone"));
+    assert_non_null(strstr(msg, ":6"));
+}
+
+static void test_options_zone_errors(void **state)
+{
+    fixture *f = *state;
+    mxr_engine *e = NULL;
+    /* a file that is not there */
+    assert_int_equal(
+        mxr_options_add_zone_file(f->o, "/nonexistent/mxroute.zone"), MXR_OK);
+    assert_int_equal(mxr_engine_new(f->o, &e), MXR_EZONE);
+    assert_null(e);
+    assert_non_null(strstr(mxr_options_errmsg(f->o), "/nonexistent/"));
+    mxr_options_free(f->o);
+
+    /* no SOA */
+    assert_int_equal(mxr_options_new(&f->o), MXR_OK);
+    mxr_options_set_allocator(f->o, mxr_test_alloc_fn, &f->ta);
+    assert_int_equal(mxr_options_add_zone_text(
+                         f->o, "nosoa", "$ORIGIN n.test.\nns A 192.0.2.1\n"),
+                     MXR_OK);
+    assert_int_equal(mxr_engine_new(f->o, &e), MXR_EZONE);
+    assert_non_null(strstr(mxr_options_errmsg(f->o), "nosoa"));
+    mxr_options_free(f->o);
+
+    /* the same apex twice */
+    assert_int_equal(mxr_options_new(&f->o), MXR_OK);
+    mxr_options_set_allocator(f->o, mxr_test_alloc_fn, &f->ta);
+    assert_int_equal(mxr_options_add_zone_text(f->o, "w1", W_ZONE), MXR_OK);
+    assert_int_equal(mxr_options_add_zone_text(f->o, "w2", W_ZONE), MXR_OK);
+    assert_int_equal(mxr_engine_new(f->o, &e), MXR_EZONE);
+    assert_non_null(strstr(mxr_options_errmsg(f->o), "w2"));
+
+    assert_int_equal(mxr_options_add_zone_text(f->o, "x", NULL), MXR_EINVAL);
+    assert_int_equal(mxr_options_add_zone_file(f->o, NULL), MXR_EINVAL);
+    assert_int_equal(mxr_engine_new(NULL, &e), MXR_EINVAL);
+    assert_int_equal(mxr_engine_new(f->o, NULL), MXR_EINVAL);
+}
+
+static void test_version(void **state)
+{
+    (void)state;
+    assert_int_equal(mxr_version(), MXR_VERSION_HEX);
+    assert_string_equal(mxr_version_string(), MXR_VERSION_STRING);
+    assert_non_null(mxr_strerror(MXR_EDESTROYED));
+}
+
+/* =================================================================== */
+/* the callback contract                                                */
+/* =================================================================== */
+
+/* mxr_route never calls back from inside itself, whatever path the
+ * request takes; mxr_engine_run then fires each exactly once. */
+static void test_contract_never_inside_route(void **state)
+{
+    fixture *f = *state;
+    mxr_engine *e = start_rules(f);
+    mxr_plan *warm = route_sync_ok(e, "plain.rules.test"); /* cached plan */
+    mxr_plan_free(warm);
+    warm = route_sync_ok(e, "unserved-all.rules.test"); /* cached MX only */
+    mxr_plan_free(warm);
+
+    static const char *inputs[] = {
+        "tie.rules.test",          /* cold */
+        "plain.rules.test",        /* a cached plan */
+        "user@plain.rules.test",   /* the same, through an address */
+        "unserved-all.rules.test", /* cached answers, no cached plan */
+        "[192.0.2.1]",             /* an address literal */
+        "nxdomain.rules.test",     /* negative */
+        "fault-servfail.rules.test",
+        "unserved.test", /* outside every zone */
+        "tie.rules.test", /* joins a query in flight */
+    };
+    enum { N = sizeof inputs / sizeof inputs[0] };
+    rec r[N];
+    memset(r, 0, sizeof r);
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(mxr_route(e, inputs[i], on_route, &r[i]), MXR_OK);
+        if (r[i].fired != 0)
+            fail_msg("callback of %s fired inside mxr_route", inputs[i]);
+    }
+    assert_int_equal(mxr_engine_pending(e), N);
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(r[i].fired, 0);
+    assert_int_equal(mxr_engine_run(e, 10000), 0);
+    assert_int_equal(mxr_engine_pending(e), 0);
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(r[i].fired, 1);
+        assert_int_equal(r[i].status, MXR_OK);
+        assert_non_null(r[i].plan);
+        assert_string_equal(r[i].plan->input, inputs[i]);
+    }
+    assert_int_equal(r[1].plan->result, MXR_RESULT_OK);
+    assert_int_equal(r[3].plan->result, MXR_RESULT_TEMPFAIL);
+    assert_int_equal(r[4].plan->candidates[0].source, MXR_SOURCE_LITERAL);
+    assert_int_equal(r[5].plan->reason, MXR_REASON_NXDOMAIN);
+    assert_int_equal(r[6].plan->reason, MXR_REASON_SERVFAIL);
+    assert_int_equal(r[7].plan->reason, MXR_REASON_REFUSED);
+    /* nothing fires twice, later */
+    mxr_engine_process(e, MXR_NOFD, MXR_NOFD);
+    assert_int_equal(mxr_engine_run(e, 100), 0);
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(r[i].fired, 1);
+        rec_clear(&r[i]);
+    }
+}
+
+static void test_contract_invalid_input(void **state)
+{
+    fixture *f = *state;
+    mxr_engine *e = start_rules(f);
+    static const char *bad[] = {
+        "",
+        ".",
+        "a..b",
+        "-",
+        "user@",
+        "@example.com",
+        "exa mple.com",
+        "example.com\n",
+        "\xff\xfe",
+        "[300.1.1.1]",
+        "[192.0.2.1",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com",
+        "under_score.example",
+    };
+    rec r = {0};
+    mxr_stats before = stats_of(e);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        mxr_status st = mxr_route(e, bad[i], on_route, &r);
+        if (st != MXR_EBADNAME)
+            fail_msg("'%s' gave %s", bad[i], mxr_strerror(st));
+        assert_true(strlen(mxr_engine_errmsg(e)) > 0);
+        static mxr_plan dummy;
+        mxr_plan *p = &dummy; /* must be reset */
+        assert_int_equal(mxr_route_sync(e, bad[i], &p), MXR_EBADNAME);
+        assert_null(p);
+    }
+    assert_int_equal(mxr_engine_pending(e), 0);
+    mxr_engine_run(e, 100);
+    assert_int_equal(r.fired, 0);
+    assert_int_equal(stats_of(e).queries_sent, before.queries_sent);
+    /* other bad arguments */
+    assert_int_equal(mxr_route(e, NULL, on_route, &r), MXR_EINVAL);
+    assert_int_equal(mxr_route(e, "plain.rules.test", NULL, &r), MXR_EINVAL);
+    assert_int_equal(mxr_route(NULL, "plain.rules.test", on_route, &r),
+                     MXR_EINVAL);
+    assert_int_equal(mxr_route_sync(e, "plain.rules.test", NULL), MXR_EINVAL);
+    mxr_engine_run(e, 100);
+    assert_int_equal(r.fired, 0);
+}
+
+static void test_contract_busy(void **state)
+{
+    fixture *f = *state;
+    set_opt(f, MXR_OPT_MAX_PENDING, 2);
+    mxr_engine *e = start_rules(f);
+    rec r[3] = {{0}};
+    assert_int_equal(mxr_route(e, "plain.rules.test", on_route, &r[0]),
+                     MXR_OK);
+    assert_int_equal(mxr_route(e, "tie.rules.test", on_route, &r[1]), MXR_OK);
+    assert_int_equal(mxr_route(e, "dual.rules.test", on_route, &r[2]),
+                     MXR_EBUSY);
+    assert_true(strlen(mxr_engine_errmsg(e)) > 0);
+    assert_int_equal(mxr_engine_run(e, 10000), 0);
+    assert_int_equal(r[0].fired, 1);
+    assert_int_equal(r[1].fired, 1);
+    assert_int_equal(r[2].fired, 0);
+    /* room again */
+    assert_int_equal(mxr_route(e, "dual.rules.test", on_route, &r[2]),
+                     MXR_OK);
+    assert_int_equal(mxr_engine_run(e, 10000), 0);
+    assert_int_equal(r[2].fired, 1);
+    for (size_t i = 0; i < 3; i++)
+        rec_clear(&r[i]);
+}
+
+/* Destroy before any mxr_engine_process: every request ends once. */
+static void test_contract_destroy_zone_pending(void **state)
+{
+    fixture *f = *state;
+    mxr_engine *e = start_rules(f);
+    static const char *inputs[] = {"plain.rules.test", "user@tie.rules.test",
+                                   "[192.0.2.1]", "nxdomain.rules.test",
+                                   "plain.rules.test"};
+    enum { N = sizeof inputs / sizeof inputs[0] };
+    rec r[N];
+    memset(r, 0, sizeof r);
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(mxr_route(e, inputs[i], on_route, &r[i]), MXR_OK);
+    assert_int_equal(mxr_engine_pending(e), N);
+    mxr_engine_destroy(e);
+    f->e = NULL;
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(r[i].fired, 1);
+        assert_int_equal(r[i].status, MXR_EDESTROYED);
+        assert_null(r[i].plan);
+    }
+}
+
+/* Destroy with requests at every stage: a cached plan waiting to be handed
+ * out, lookups half done, queries over the in-flight window. */
+static void test_contract_destroy_zone_midway(void **state)
+{
+    fixture *f = *state;
+    set_opt(f, MXR_OPT_MAX_INFLIGHT, 2);
+    mxr_engine *e = start_rules(f);
+    mxr_plan_free(route_sync_ok(e, "plain.rules.test"));
+    static const char *inputs[] = {"plain.rules.test", "google.rules.test",
+                                   "tiers.rules.test", "many.rules.test",
+                                   "dual.rules.test",  "[IPv6:2001:db8::1]"};
+    enum { N = sizeof inputs / sizeof inputs[0] };
+    rec r[N];
+    memset(r, 0, sizeof r);
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(mxr_route(e, inputs[i], on_route, &r[i]), MXR_OK);
+    /* some progress: MX answers in, target lookups started */
+    mxr_engine_process(e, MXR_NOFD, MXR_NOFD);
+    mxr_engine_process(e, MXR_NOFD, MXR_NOFD);
+    size_t pending = mxr_engine_pending(e);
+    assert_true(pending > 0);
+    size_t fired = 0;
+    for (size_t i = 0; i < N; i++)
+        fired += (size_t)r[i].fired;
+    assert_int_equal(fired + pending, N);
+    mxr_engine_destroy(e);
+    f->e = NULL;
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(r[i].fired, 1);
+        if (r[i].status == MXR_OK)
+            assert_non_null(r[i].plan);
+        else
+            assert_int_equal(r[i].status, MXR_EDESTROYED);
+        rec_clear(&r[i]);
+    }
+}
+
+/* A UDP socket on 127.0.0.1 that nobody reads: queries to it stay
+ * pending. Returns the fd; *port is its port. */
+static int silent_udp(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    socklen_t len = sizeof sin;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+    *port = ntohs(sin.sin_port);
+    return fd;
+}
+
+static void add_local_server(fixture *f, uint16_t port)
+{
+    char server[64];
+    snprintf(server, sizeof server, "127.0.0.1:%u", port);
+    assert_int_equal(mxr_options_add_server(f->o, server), MXR_OK);
+}
+
+typedef struct sock_log {
+    int calls;
+    int last_fd;
+    int readable;
+} sock_log;
+
+static void on_sock(void *ud, int fd, int readable, int writable)
+{
+    sock_log *l = ud;
+    l->calls++;
+    l->last_fd = fd;
+    l->readable = readable;
+    (void)writable;
+}
+
+static void destroy_with_silent_server(fixture *f, int64_t max_inflight)
+{
+    uint16_t port;
+    int fd = silent_udp(&port);
+    sock_log slog = {0};
+    add_local_server(f, port);
+    set_opt(f, MXR_OPT_TIMEOUT_MS, 60000);
+    set_opt(f, MXR_OPT_TRIES, 1);
+    set_opt(f, MXR_OPT_MAX_INFLIGHT, max_inflight);
+    mxr_options_set_sock_callback(f->o, on_sock, &slog);
+    mxr_engine *e = start(f);
+    static const char *inputs[] = {"a.example",  "b.example",
+                                   "user@c.example", "a.example",
+                                   "[192.0.2.1]", "d.example"};
+    enum { N = sizeof inputs / sizeof inputs[0] };
+    rec r[N];
+    memset(r, 0, sizeof r);
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(mxr_route(e, inputs[i], on_route, &r[i]), MXR_OK);
+        assert_int_equal(r[i].fired, 0);
+    }
+    /* the event loop sees the socket and a timeout, nothing completes */
+    mxr_sock socks[8];
+    size_t n = mxr_engine_fds(e, socks, 8);
+    assert_true(n >= 1);
+    assert_true(socks[0].want & MXR_WANT_READ);
+    assert_true(slog.calls >= 1);
+    assert_int_equal(slog.readable, 1);
+    mxr_engine_process(e, MXR_NOFD, MXR_NOFD); /* the literal completes */
+    mxr_engine_process(e, socks[0].fd, MXR_NOFD);
+    int t = mxr_engine_timeout(e);
+    assert_true(t > 0 && t <= 60000);
+    assert_int_equal(r[4].fired, 1);
+    assert_int_equal(r[4].status, MXR_OK);
+    assert_int_equal(mxr_engine_pending(e), N - 1);
+    mxr_stats s = stats_of(e);
+    assert_true(s.inflight <= (size_t)max_inflight);
+    assert_true(s.inflight >= 1);
+
+    mxr_engine_destroy(e);
+    f->e = NULL;
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(r[i].fired, 1);
+        if (i == 4)
+            continue;
+        assert_int_equal(r[i].status, MXR_EDESTROYED);
+        assert_null(r[i].plan);
+    }
+    rec_clear(&r[4]);
+    close(fd);
+}
+
+static void test_contract_destroy_ares_pending(void **state)
+{
+    destroy_with_silent_server(*state, 100);
+}
+
+/* Some queries still wait for room in the in-flight window. */
+static void test_contract_destroy_ares_window(void **state)
+{
+    destroy_with_silent_server(*state, 1);
+}
+
+/* =================================================================== */
+/* c-ares against ports on loopback                                     */
+/* =================================================================== */
+
+static void test_ares_timeout(void **state)
+{
+    fixture *f = *state;
+    uint16_t port;
+    int fd = silent_udp(&port);
+    add_local_server(f, port);
+    set_opt(f, MXR_OPT_TIMEOUT_MS, 50);
+    set_opt(f, MXR_OPT_TRIES, 1);
+    mxr_engine *e = start(f);
+    mxr_plan *p = route_sync_ok(e, "plain.rules.test");
+    assert_int_equal(p->result, MXR_RESULT_TEMPFAIL);
+    assert_int_equal(p->reason, MXR_REASON_TIMEOUT);
+    assert_int_equal(p->ncandidates, 0);
+    mxr_plan_free(p);
+    close(fd);
+}
+
+/* Driving the engine from our own poll loop, the way an embedder does. */
+static void test_ares_closed_port_own_loop(void **state)
+{
+    fixture *f = *state;
+    uint16_t port;
+    int fd = silent_udp(&port);
+    close(fd); /* now a closed port: ICMP port unreachable */
+    add_local_server(f, port);
+    set_opt(f, MXR_OPT_TIMEOUT_MS, 2000);
+    set_opt(f, MXR_OPT_TRIES, 1);
+    mxr_engine *e = start(f);
+    rec r = {0};
+    assert_int_equal(mxr_route(e, "plain.rules.test", on_route, &r), MXR_OK);
+    for (int round = 0; round < 1000 && mxr_engine_pending(e) > 0; round++) {
+        mxr_sock socks[16];
+        struct pollfd pfd[16];
+        size_t n = mxr_engine_fds(e, socks, 16);
+        assert_true(n <= 16);
+        for (size_t i = 0; i < n; i++) {
+            pfd[i].fd = socks[i].fd;
+            pfd[i].events = (short)((socks[i].want & MXR_WANT_READ ? POLLIN
+                                                                   : 0) |
+                                    (socks[i].want & MXR_WANT_WRITE ? POLLOUT
+                                                                    : 0));
+            pfd[i].revents = 0;
+        }
+        int t = mxr_engine_timeout(e);
+        assert_true(t >= 0); /* something is pending */
+        int ready = poll(pfd, (nfds_t)n, t < 100 ? t : 100);
+        if (ready <= 0) {
+            mxr_engine_process(e, MXR_NOFD, MXR_NOFD);
+            continue;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (pfd[i].revents)
+                mxr_engine_process(e, pfd[i].fd, MXR_NOFD);
+    }
+    assert_int_equal(mxr_engine_pending(e), 0);
+    assert_int_equal(r.fired, 1);
+    assert_int_equal(r.status, MXR_OK);
+    assert_int_equal(r.plan->result, MXR_RESULT_TEMPFAIL);
+    assert_true(r.plan->reason == MXR_REASON_NETWORK ||
+                r.plan->reason == MXR_REASON_REFUSED);
+    assert_int_equal(mxr_engine_timeout(e), -1); /* idle */
+    rec_clear(&r);
+}
+
+/* =================================================================== */
+/* routing the rules.test cases                                         */
+/* =================================================================== */
+
+static void test_route_plain(void **state)
+{
+    fixture *f = *state;
+    mxr_engine *e = start_rules(f);
+    mxr_plan *p = route_sync_ok(e, "plain.rules.test");
+    char a[MXR_ADDR_STRLEN];
+    assert_string_equal(p->input, "plain.rules.test");
+    assert_string_equal(p->domain, "plain.rules.test");
+    assert_int_equal(p->result, MXR_RESULT_OK);
+    assert_int_equal(p->reason, MXR_REASON_NONE);
+    assert_false(p->implicit);
+    assert_int_equal(p->ttl, 3600);
+    assert_int_equal(p->ncandidates, 2);
+    assert_int_equal(p->nskipped, 0);
+    assert_order(p, "mx1.plain.rules.test,mx2.plain.rules.test");
+    const mxr_candidate *c = &p->candidates[0];
+    assert_int_equal(c->preference, 10);
+    assert_int_equal(c->port, 25);
+    assert_int_equal(c->source, MXR_SOURCE_MX);
+    assert_int_equal(c->notes, 0);
+    assert_int_equal(c->naddrs, 2);
+    /* family "any": IPv6 first within a host */
+    assert_string_equal(addr_text(&c->addrs[0], a), "2001:db8::11");
+    assert_string_equal(addr_text(&c->addrs[1], a), "192.0.2.11");
+    c = &p->candidates[1];
+    assert_int_equal(c->preference, 20);
+    assert_int_equal(c->naddrs, 2);
+    assert_string_equal(addr_text(&c->addrs[1], a), "192.0.2.12");
+    mxr_plan_free(p);
+
+    /* the same domain through an address and odd spelling */
+    p = route_sync_ok(e, "\"john doe\"@PLAIN.Rules.TEST.");
+    assert_string_equal(p->input, "\"john doe\"@PLAIN.Rules.TEST.");
+    assert_string_equal(p->domain, "plain.rules.test");
+    assert_order(p, "mx1.plain.rules.test,mx2.plain.rules.test");
+    mxr_plan_free(p);
+}
+
+static void test_route_port_and_family(void **state)
+{
+    fixture *f = *state;
+    set_opt(f, MXR_OPT_PORT, 2525);
+    set_opt(f, MXR_OPT_FAMILY, MXR_FAMILY_IPV4);
+    mxr_engine *e = start_rules(f);
+    mxr_plan *p = route_sync_ok(e, "plain.rules.test");
+    char a[MXR_ADDR_STRLEN];
+    assert_int_equal(p->ncandidates, 2);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(p->candidates[i].port, 2525);
+        assert_int_equal(p->candidates[i].naddrs, 1);
+        assert_int_equal(p->candidates[i].addrs[0].family, AF_INET);
+    }
+    assert_string_equal(addr_text(&p->candidates[0].addrs[0], a),
+                        "192.0.2.11");
+    mxr_plan_free(p);
+    /* no AAAA query was needed: 1 MX + 2 A */
+    assert_int_equal(stats_of(e).queries_sent, 3);
+}
+
+static void test_route_nullmx(void **state)
+{
+    fixture *f = *state;
+    mxr_engine *e = start_rules(f);
+    static const char *nulls[] = {"nullmx.rules.test", "nullmx-a.rules.test",
+                                  "nullmx-pref10.rules.test",
+                                  "user@nullmx.rules.test"};
+    for (size_t i = 0; i < sizeof nulls / sizeof nulls[0]; i++) {
+        mxr_plan *p = route_sync_ok(e, nulls[i]);
+        assert_int_equal(p->result, MXR_RESULT_PERMFAIL);
+        assert_int_equal(p->reason, MXR_REASON_NULL_MX);
+        assert_string_equal(mxr_reason_name(p->reason), "null-mx");
+        assert_int_equal(p->ncandidates, 0);
+        assert_false(p->implicit);
+        mxr_plan_free(p);
+    }
+    /* a root target next to a real MX is skipped */
+    mxr_plan *p = route_sync_ok(e, "nullmix.rules.test");
+    assert_int_equal(p->result, MXR_RESULT_OK);
+    assert_order(p, "mx.nullmix.rules.test");
+    assert_int_equal(p->nskipped, 1);
+    assert_int_equal(p->skipped[0].reason, MXR_REASON_NULL_MX_ENTRY);
+    mxr_plan_free(p);
+}
+
+static void test_route_implicit(void **state)
+{
+    fixture *f = *state;
+    mxr_engine *e = start_rules(f);
+    char a[MXR_ADDR_STRLEN];
+    /* implicit.rules.test has an A record and no MX */
+    mxr_plan *p = route_sync_ok(e, "implicit.rules.test");
+    assert_int_equal(p->result, MXR_RESULT_OK);
+    assert_true(p->implicit);
+    assert_int_equal(p->ncandidates, 1);
+    assert_string_equal(p->candidates[0].host, "implicit.rules.test");
+    assert_int_equal(p->candidates[0].source, MXR_SOURCE_IMPLICIT);
+    assert_int_equal(p->candidates[0].preference, 0);
+    assert_int_equal(p->candidates[0].naddrs, 1);
+    assert_string_equal(addr_text(&p->candidates[0].addrs[0], a),
+                        "192.0.2.62");
+    mxr_plan_free(p);
+
+    p = route_sync_ok(e, "implicit6.rules.test");
+    assert_true(p->implicit);
+    assert_string_equal(addr_text(&p->candidates[0].addrs[0], a),
+                        "2001:db8::62");
+    mxr_plan_free(p);
+
+    /* exists, but neither MX nor address */
+    p = route_sync_ok(e, "nomail.rules.test");
+    assert_int_equal(p->result, MXR_RESULT_PERMFAIL);
+    assert_int_equal(p->reason, MXR_REASON_NO_MAIL_HOST);
+    assert_int_equal(p->ncandidates, 0);
+    mxr_plan_free(p);
+}
+
+static void test_route_nxdomain(void **state)
+{
+    fixture *f = *state;
+    mxr_engine *e = start_rules(f);
+    mxr_plan *p = route_sync_ok(e, "nxdomain.rules.test");
+    assert_int_equal(p->result, MXR_RESULT_PERMFAIL);
+    assert_int_equal(p->reason, MXR_REASON_NXDOMAIN);
+    assert_int_equal(p->ncandidates, 0);
+    /* negative TTL: min(SOA TTL 3600, SOA MINIMUM 300) */
+    assert_int_equal(p->ttl, 300);
+    mxr_plan_free(p);
+
+    p = route_sync_ok(e, "deep.under.nxdomain.rules.test");
+    assert_int_equal(p->reason, MXR_REASON_NXDOMAIN);
+    mxr_plan_free(p);
+}
+
+static void test_route_failures(void **state)
+{
+    fixture *f = *state;
+    mxr_engine *e = start_rules(f);
+    static const struct {
+        const char *in;
+        mxr_result res;
+        mxr_reason why;
+    } cases[] = {
+        {"fault-servfail.rules.test", MXR_RESULT_TEMPFAIL, MXR_REASON_SERVFAIL},
+        {"fault-timeout.rules.test", MXR_RESULT_TEMPFAIL, MXR_REASON_TIMEOUT},
+        {"fault-refused.rules.test", MXR_RESULT_TEMPFAIL, MXR_REASON_REFUSED},
+        {"unserved.test", MXR_RESULT_TEMPFAIL, MXR_REASON_REFUSED},
+        {"unserved-all.rules.test", MXR_RESULT_TEMPFAIL, MXR_REASON_TEMPFAIL},
+        {"mixed-temp.rules.test", MXR_RESULT_TEMPFAIL, MXR_REASON_TEMPFAIL},
+        {"noaddr-all.rules.test", MXR_RESULT_PERMFAIL,
+         MXR_REASON_NO_USABLE_HOST},
+        {"loopback.rules.test", MXR_RESULT_PERMFAIL,
+         MXR_REASON_NO_USABLE_HOST},
+        {"iplit-only.rules.test", MXR_RESULT_PERMFAIL,
+         MXR_REASON_NO_USABLE_HOST},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mxr_plan *p = route_sync_ok(e, cases[i].in);
+        if (p->result != cases[i].res || p->reason != cases[i].why)
+            fail_msg("%s: %s/%s", cases[i].in, mxr_result_name(p->result),
+                     mxr_reason_name(p->reason));
+        assert_int_equal(p->ncandidates, 0);
+        mxr_plan_free(p);
+    }
+}
+
+static void test_route_cname_target(void **state)
+{
+    fixture *f = *state;
+    mxr_engine *e = start_rules(f);
+    char a[MXR_ADDR_STRLEN];
+    mxr_plan *p = route_sync_ok(e, "cname.rules.test");
+    assert_int_equal(p->result, MXR_RESULT_OK);
+    assert_order(p, "mail.cname.rules.test");
+    const mxr_candidate *c = candidate(p, "mail.cname.rules.test");
+    assert_true(c->notes & MXR_NOTE_CNAME_TARGET);
+    assert_string_equal(mxr_note_name(MXR_NOTE_CNAME_TARGET), "cname-target");
+    assert_int_equal(c->naddrs, 1);
+    assert_string_equal(addr_text(&c->addrs[0], a), "192.0.2.70");
+    mxr_plan_free(p);
+
+    p = route_sync_ok(e, "cname2.rules.test"); /* two hops */
+    assert_true(p->candidates[0].notes & MXR_NOTE_CNAME_TARGET);
+    mxr_plan_free(p);
+
+    /* a plain target carries no note */
+    p = route_sync_ok(e, "plain.rules.test");
+    assert_false(p->candidates[0].notes & MXR_NOTE_CNAME_TARGET);
+    mxr_plan_free(p);
+
+    /* the domain itself is an alias: its MX is followed */
+    p = route_sync_ok(e, "alias.rules.test");
+    assert_order(p, "mx1.plain.rules.test,mx2.plain.rules.test");
+    assert_false(p->implicit);
+    mxr_plan_free(p);
+}
+
+static void test_route_host_limit(void **state)
+{
+    fixture *f = *state;
+    set_opt(f, MXR_OPT_MAX_HOSTS, 3);
+    mxr_engine *e = start_rules(f);
+    mxr_plan *p = route_sync_ok(e, "many.rules.test");
+    assert_int_equal(p->result, MXR_RESULT_OK);
+    assert_order(p, "m01.many.rules.test,m02.many.rules.test,"
+                    "m03.many.rules.test");
+    assert_int_equal(p->nskipped, 37);
+    assert_int_equal(count_skipped(p, MXR_REASON_LIMIT), 37);
+    mxr_plan_free(p);
+    /* a cached plan is cut the same way */
+    p = route_sync_ok(e, "many.rules.test");
+    assert_int_equal(stats_of(e).plan_hits, 1);
+    assert_int_equal(p->ncandidates, 3);
+    assert_int_equal(count_skipped(p, MXR_REASON_LIMIT), 37);
+    mxr_plan_free(p);
+}
+
+static void test_route_addr_limits(void **state)
+{
+    fixture *f = *state;
+    set_opt(f, MXR_OPT_MAX_ADDRS_PER_HOST, 3);
+    set_opt(f, MXR_OPT_MAX_ADDRS_TOTAL, 10);
+    mxr_engine *e = start_rules(f);
+    mxr_plan *p = route_sync_ok(e, "bigaddr.rules.test");
+    assert_int_equal(p->candidates[0].naddrs, 3);
+    mxr_plan_free(p);
+    p = route_sync_ok(e, "manytotal.rules.test");
+    size_t total = 0;
+    for (size_t i = 0; i < p->ncandidates; i++) {
+        assert_true(p->candidates[i].naddrs >= 1);
+        assert_true(p->candidates[i].naddrs <= 3);
+        total += p->candidates[i].naddrs;
+    }
+    assert_true(total <= 10);
+    assert_true(total > 0);
+    mxr_plan_free(p);
+}
+
+static void test_route_max_mx_records(void **state)
+{
+    fixture *f = *state;
+    set_opt(f, MXR_OPT_MAX_MX_RECORDS, 5);
+    mxr_engine *e = start_rules(f);
+    mxr_plan *p = route_sync_ok(e, "many.rules.test");
+    assert_int_equal(p->result, MXR_RESULT_OK);
+    assert_true(p->ncandidates <= 5);
+    assert_true(p->ncandidates + p->nskipped <= 5);
+    mxr_plan_free(p);
+}
+
+static void test_route_literal(void **state)
+{
+    fixture *f = *state;
+    mxr_engine *e = start_rules(f);
+    char a[MXR_ADDR_STRLEN];
+    mxr_plan *p = route_sync_ok(e, "postmaster@[192.0.2.1]");
+    assert_int_equal(p->result, MXR_RESULT_OK);
+    assert_int_equal(p->ncandidates, 1);
+    assert_int_equal(p->candidates[0].source, MXR_SOURCE_LITERAL);
+    assert_int_equal(p->candidates[0].naddrs, 1);
+    assert_string_equal(addr_text(&p->candidates[0].addrs[0], a),
+                        "192.0.2.1");
+    mxr_plan_free(p);
+    assert_int_equal(stats_of(e).queries_sent, 0); /* no DNS at all */
+    /* loopback literals go through the same filters */
+    p = route_sync_ok(e, "[127.0.0.1]");
+    assert_int_equal(p->ncandidates, 0);
+    assert_int_equal(p->result, MXR_RESULT_PERMFAIL);
+    mxr_plan_free(p);
+}
+
+static void test_route_ttl(void **state)
+{
+    fixture *f = *state;
+    mxr_engine *e = start_rules(f);
+    /* MX 600, A of the target 120: the shortest */
+    mxr_plan *p = route_sync_ok(e, "ttl.rules.test");
+    assert_int_equal(p->ttl, 120);
+    mxr_plan_free(p);
+}
+
+/* --------------------------------------------------------- shuffling */
+
+static void tie_order(fixture *f, int64_t seed, int rounds, char out[][256])
+{
+    mxr_options *o = NULL;
+    mxr_engine *e = NULL;
+    assert_int_equal(mxr_options_new(&o), MXR_OK);
+    assert_int_equal(mxr_options_add_zone_file(o, rules_zone()), MXR_OK);
+    assert_int_equal(mxr_options_set(o, MXR_OPT_SEED, seed), MXR_OK);
+    mxr_options_set_clock(o, fake_clock, &f->now);
+    mxr_options_set_allocator(o, mxr_test_alloc_fn, &f->ta);
+    assert_int_equal(mxr_engine_new(o, &e), MXR_OK);
+    for (int i = 0; i < rounds; i++) {
+        mxr_plan *p = route_sync_ok(e, "tie.rules.test");
+        assert_int_equal(p->ncandidates, 3);
+        order_of(p, out[i], 256);
+        mxr_plan_free(p);
+    }
+    mxr_engine_destroy(e);
+    mxr_options_free(o);
+}
+
+static void test_shuffle_seeded(void **state)
+{
+    fixture *f = *state;
+    enum { ROUNDS = 8 };
+    char a[ROUNDS][256], b[ROUNDS][256];
+    /* the same seed gives the same orders, cold and from the plan cache */
+    tie_order(f, 42, ROUNDS, a);
+    tie_order(f, 42, ROUNDS, b);
+    bool varied = false;
+    for (int i = 0; i < ROUNDS; i++) {
+        assert_string_equal(a[i], b[i]);
+        varied |= strcmp(a[i], a[0]) != 0;
+    }
+    assert_true(varied); /* every route shuffles, not only the first */
+
+    /* across seeds, every host of the tie comes first sometimes */
+    static const char *hosts[] = {"a.tie.rules.test", "b.tie.rules.test",
+                                  "c.tie.rules.test"};
+    int first[3] = {0, 0, 0};
+    for (int64_t seed = 1; seed <= 200; seed++) {
+        tie_order(f, seed, 1, a);
+        for (int h = 0; h < 3; h++) {
+            size_t n = strlen(hosts[h]);
+            if (strncmp(a[0], hosts[h], n) == 0 && a[0][n] == ',')
+                first[h]++;
+            assert_non_null(strstr(a[0], hosts[h]));
+        }
+    }
+    for (int h = 0; h < 3; h++)
+        if (first[h] < 30) /* about 67 expected; never 0 */
+            fail_msg("%s came first %d times in 200", hosts[h], first[h]);
+    assert_int_equal(first[0] + first[1] + first[2], 200);
+}
+
+static void test_shuffle_keeps_tiers(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(mxr_options_add_zone_file(
+                         f->o, mxr_test_source_path("tests/zones/ext.test.zone")),
+                     MXR_OK);
+    mxr_engine *e = start_rules(f);
+    for (int i = 0; i < 20; i++) {
+        mxr_plan *p = route_sync_ok(e, "google.rules.test");
+        assert_int_equal(p->ncandidates, 5);
+        assert_string_equal(p->candidates[0].host, "aspmx.google.rules.test");
+        for (size_t k = 1; k < p->ncandidates; k++)
+            assert_true(p->candidates[k - 1].preference <=
+                        p->candidates[k].preference);
+        mxr_plan_free(p);
+    }
+}
+
+/* =================================================================== */
+/* caching                                                              */
+/* =================================================================== */
+
+static void test_cache_plan_hit(void **state)
+{
+    fixture *f = *state;
+    mxr_engine *e = start_rules(f);
+    mxr_plan *p1 = route_sync_ok(e, "plain.rules.test");
+    mxr_stats s1 = stats_of(e);
+    assert_int_equal(s1.routes, 1);
+    assert_int_equal(s1.plan_hits, 0);
+    assert_int_equal(s1.queries_sent, 5); /* MX + (A, AAAA) x 2 */
+    assert_true(s1.cache_entries >= 6);   /* 5 answers + the plan */
+    assert_true(s1.cache_bytes > 0);
+    assert_true(s1.bytes_allocated > 0);
+    assert_int_equal(s1.inflight, 0);
+
+    mxr_plan *p2 = route_sync_ok(e, "plain.rules.test");
+    mxr_stats s2 = stats_of(e);
+    assert_int_equal(s2.routes, 2);
+    assert_int_equal(s2.plan_hits, 1);
+    assert_int_equal(s2.queries_sent, s1.queries_sent);
+    assert_same_candidates(p1, p2);
+    assert_int_equal(p2->ttl, p1->ttl);
+    assert_ptr_not_equal(p1, p2); /* each caller owns a copy */
+    mxr_plan_free(p1);
+    mxr_plan_free(p2);
+
+    /* the same domain written as an address is the same plan */
+    p1 = route_sync_ok(e, "u@plain.rules.test");
+    assert_int_equal(stats_of(e).plan_hits, 2);
+    assert_string_equal(p1->input, "u@plain.rules.test");
+    mxr_plan_free(p1);
+
+    /* just before the TTL runs out: still cached */
+    f->now += 3599 * 1000;
+    p1 = route_sync_ok(e, "plain.rules.test");
+    assert_int_equal(stats_of(e).plan_hits, 3);
+    assert_int_equal(stats_of(e).queries_sent, 5);
+    mxr_plan_free(p1);
+
+    /* past it: asked again */
+    f->now += 2 * 1000;
+    p1 = route_sync_ok(e, "plain.rules.test");
+    mxr_stats s3 = stats_of(e);
+    assert_int_equal(s3.plan_hits, 3);
+    assert_int_equal(s3.queries_sent, 10);
+    assert_order(p1, "mx1.plain.rules.test,mx2.plain.rules.test");
+    mxr_plan_free(p1);
+}
+
+/* Negative plans are cached by the SOA minimum; transient failures are
+ * not kept as plans. */
+static void test_cache_negative_and_tempfail(void **state)
+{
+    fixture *f = *state;
+    mxr_engine *e = start_rules(f);
+    mxr_plan_free(route_sync_ok(e, "nxdomain.rules.test"));
+    uint64_t q = stats_of(e).queries_sent;
+    mxr_plan_free(route_sync_ok(e, "nxdomain.rules.test"));
+    assert_int_equal(stats_of(e).queries_sent, q);
+    assert_int_equal(stats_of(e).plan_hits, 1);
+    f->now += 301 * 1000; /* past the negative TTL */
+    mxr_plan_free(route_sync_ok(e, "nxdomain.rules.test"));
+    assert_int_equal(stats_of(e).queries_sent, q + 1);
+
+    mxr_plan *p = route_sync_ok(e, "fault-servfail.rules.test");
+    assert_int_equal(p->result, MXR_RESULT_TEMPFAIL);
+    mxr_plan_free(p);
+    mxr_stats s = stats_of(e);
+    mxr_plan_free(route_sync_ok(e, "fault-servfail.rules.test"));
+    assert_int_equal(stats_of(e).plan_hits, s.plan_hits); /* no plan */
+    /* the failed answer itself is kept briefly (MXR_OPT_TEMPFAIL_TTL) */
+    assert_int_equal(stats_of(e).queries_sent, s.queries_sent);
+    f->now += 6 * 1000;
+    mxr_plan_free(route_sync_ok(e, "fault-servfail.rules.test"));
+    assert_int_equal(stats_of(e).queries_sent, s.queries_sent + 1);
+}
+
+static void test_cache_disabled(void **state)
+{
+    fixture *f = *state;
+    set_opt(f, MXR_OPT_CACHE_MAX_BYTES, 0);
+    mxr_engine *e = start_rules(f);
+    mxr_plan_free(route_sync_ok(e, "plain.rules.test"));
+    mxr_plan_free(route_sync_ok(e, "plain.rules.test"));
+    mxr_stats s = stats_of(e);
+    assert_int_equal(s.plan_hits, 0);
+    assert_int_equal(s.cache_hits, 0);
+    assert_int_equal(s.queries_sent, 10);
+    assert_int_equal(s.cache_entries, 0);
+    assert_int_equal(s.cache_bytes, 0);
+}
+
+static void test_cache_bound(void **state)
+{
+    fixture *f = *state;
+    enum { BOUND = 20000, DOMAINS = 500 };
+    set_opt(f, MXR_OPT_CACHE_MAX_BYTES, BOUND);
+    assert_int_equal(mxr_options_add_zone_text(f->o, "w.zone", W_ZONE),
+                     MXR_OK);
+    mxr_engine *e = start(f);
+    size_t peak = 0;
+    for (int i = 0; i < DOMAINS; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "d%d.w.test", i);
+        mxr_plan *p = route_sync_ok(e, name);
+        assert_int_equal(p->result, MXR_RESULT_OK);
+        assert_order(p, "mx.w.test");
+        mxr_plan_free(p);
+        mxr_stats s = stats_of(e);
+        if (s.cache_bytes > BOUND)
+            fail_msg("after %d domains: %zu cache bytes > %d", i + 1,
+                     s.cache_bytes, BOUND);
+        peak = s.cache_bytes > peak ? s.cache_bytes : peak;
+    }
+    mxr_stats s = stats_of(e);
+    assert_true(s.cache_evictions > 0);
+    assert_true(peak > BOUND / 2); /* the bound was reached, not avoided */
+    assert_true(s.cache_entries < DOMAINS);
+    /* the early domains were evicted: routing one asks again */
+    uint64_t q = s.queries_sent;
+    mxr_plan_free(route_sync_ok(e, "d0.w.test"));
+    assert_true(stats_of(e).queries_sent > q);
+}
+
+/* =================================================================== */
+/* coalescing and the in-flight window                                  */
+/* =================================================================== */
+
+static void test_coalescing(void **state)
+{
+    fixture *f = *state;
+    enum { N = 100 };
+    mxr_engine *e = start_rules(f);
+    static rec r[N];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(mxr_route(e, "plain.rules.test", on_route, &r[i]),
+                         MXR_OK);
+        assert_int_equal(r[i].fired, 0);
+    }
+    assert_int_equal(mxr_engine_pending(e), N);
+    assert_int_equal(mxr_engine_run(e, 10000), 0);
+    mxr_stats s = stats_of(e);
+    assert_int_equal(s.queries_sent, 1 + 4); /* one MX, (A, AAAA) x 2 */
+    assert_true(s.queries_coalesced >= N - 1);
+    assert_int_equal(s.inflight, 0);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(r[i].fired, 1);
+        assert_int_equal(r[i].status, MXR_OK);
+        assert_int_equal(r[i].plan->ncandidates, 2);
+        assert_same_candidates(r[0].plan, r[i].plan);
+    }
+    for (int i = 0; i < N; i++)
+        rec_clear(&r[i]);
+}
+
+static void test_inflight_window(void **state)
+{
+    fixture *f = *state;
+    enum { N = 200 };
+    set_opt(f, MXR_OPT_MAX_INFLIGHT, 3);
+    assert_int_equal(mxr_options_add_zone_text(f->o, "w.zone", W_ZONE),
+                     MXR_OK);
+    mxr_engine *e = start(f);
+    static rec r[N];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < N; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "host%d.w.test", i);
+        assert_int_equal(mxr_route(e, name, on_route, &r[i]), MXR_OK);
+        assert_true(stats_of(e).inflight <= 3);
+    }
+    size_t rounds = 0;
+    while (mxr_engine_pending(e) > 0) {
+        assert_true(rounds++ < 100000);
+        mxr_engine_process(e, MXR_NOFD, MXR_NOFD);
+        assert_true(stats_of(e).inflight <= 3);
+    }
+    mxr_stats s = stats_of(e);
+    assert_true(s.inflight_max <= 3);
+    assert_int_equal(s.inflight_max, 3); /* the window was used */
+    assert_int_equal(s.inflight, 0);
+    assert_int_equal(s.queries_sent, N + 2); /* MX each, A + AAAA once */
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(r[i].fired, 1);
+        assert_int_equal(r[i].status, MXR_OK);
+        assert_int_equal(r[i].plan->result, MXR_RESULT_OK);
+        rec_clear(&r[i]);
+    }
+}
+
+/* The zone backend's event-loop face: no descriptors, a zero timeout
+ * while work is queued, -1 when idle. */
+static void test_zone_event_loop(void **state)
+{
+    fixture *f = *state;
+    mxr_engine *e = start_rules(f);
+    mxr_sock socks[4];
+    assert_int_equal(mxr_engine_timeout(e), -1);
+    assert_int_equal(mxr_engine_fds(e, socks, 4), 0);
+    rec r = {0};
+    assert_int_equal(mxr_route(e, "plain.rules.test", on_route, &r), MXR_OK);
+    assert_int_equal(mxr_engine_timeout(e), 0);
+    int rounds = 0;
+    while (mxr_engine_pending(e) > 0) {
+        assert_true(rounds++ < 100);
+        assert_int_equal(mxr_engine_timeout(e), 0);
+        mxr_engine_process(e, MXR_NOFD, MXR_NOFD);
+    }
+    assert_int_equal(mxr_engine_timeout(e), -1);
+    assert_int_equal(r.fired, 1);
+    assert_int_equal(r.plan->ncandidates, 2);
+    rec_clear(&r);
+}
+
+/* =================================================================== */
+/* allocation failures                                                  */
+/* =================================================================== */
+
+static mxr_options *alloc_options(mxr_test_alloc *ta, uint64_t *now)
+{
+    mxr_options *o = NULL;
+    assert_int_equal(mxr_options_new(&o), MXR_OK);
+    assert_int_equal(mxr_options_add_zone_file(o, rules_zone()), MXR_OK);
+    assert_int_equal(mxr_options_set(o, MXR_OPT_SEED, 7), MXR_OK);
+    mxr_options_set_clock(o, fake_clock, now);
+    mxr_options_set_allocator(o, mxr_test_alloc_fn, ta);
+    return o;
+}
+
+/* Fail the Nth allocation, for every N, across engine_new, route_sync
+ * and destroy: a clean error or a plan, never a crash or a leak. */
+static void test_alloc_failure_each(void **state)
+{
+    fixture *f = *state;
+    long n;
+    int errors = 0;
+    for (n = 1;; n++) {
+        mxr_test_alloc ta = {.fail_at = n};
+        mxr_options *o = alloc_options(&ta, &f->now);
+        mxr_engine *e = NULL;
+        mxr_plan *p = NULL;
+        mxr_status st = mxr_engine_new(o, &e);
+        if (st == MXR_OK) {
+            assert_non_null(e);
+            st = mxr_route_sync(e, "plain.rules.test", &p);
+            assert_int_equal(mxr_engine_pending(e), 0);
+            mxr_engine_destroy(e);
+        } else {
+            assert_null(e);
+        }
+        if (st == MXR_OK) {
+            assert_non_null(p);
+            assert_string_equal(p->domain, "plain.rules.test");
+        } else {
+            assert_int_equal(st, MXR_ENOMEM);
+            assert_null(p);
+            errors++;
+        }
+        mxr_plan_free(p);
+        if (ta.live != 0)
+            fail_msg("allocation %ld failed: %zu bytes left", n, ta.live);
+        mxr_options_free(o);
+        if (ta.calls < n) { /* never reached: a full run */
+            assert_int_equal(st, MXR_OK);
+            break;
+        }
+    }
+    assert_true(n > 20);
+    assert_true(errors > 0);
+}
+
+/* Memory runs out at allocation N of mxr_route and stays out: mxr_route
+ * either fails (and never calls back) or succeeds without calling back
+ * from inside; once memory is back, the request ends exactly once. */
+static void test_bug_oom_callback_inside_route(void **state)
+{
+    fixture *f = *state;
+    for (long k = 1;; k++) {
+        assert_true(k < 1000);
+        mxr_test_alloc ta = {0};
+        mxr_options *o = alloc_options(&ta, &f->now);
+        mxr_engine *e = NULL;
+        assert_int_equal(mxr_engine_new(o, &e), MXR_OK);
+        rec r = {0};
+        long before = ta.calls;
+        ta.fail_from = before + k;
+        mxr_status st = mxr_route(e, "plain.rules.test", on_route, &r);
+        bool reached = ta.calls >= before + k;
+        int fired_inside = r.fired;
+        ta.fail_from = 0;
+        mxr_engine_run(e, 10000);
+        int fired = r.fired;
+        assert_int_equal(mxr_engine_pending(e), 0);
+        mxr_engine_destroy(e);
+        rec_clear(&r);
+        size_t live = ta.live;
+        mxr_options_free(o);
+        if (fired_inside)
+            fail_msg("memory exhausted from allocation %ld of mxr_route on: "
+                     "its callback fired from inside mxr_route, which then "
+                     "returned %s",
+                     k, mxr_strerror(st));
+        assert_int_equal(fired, st == MXR_OK ? 1 : 0);
+        assert_int_equal(live, 0);
+        if (!reached) { /* mxr_route needed fewer than k allocations */
+            assert_int_equal(st, MXR_OK);
+            break;
+        }
+    }
+}
+
+/* ----------------------------------------------- isolated bug repros */
+
+/* Runs fn in a child process (a bug may corrupt memory or abort under
+ * ASan); the child's exit status is fn's return value. */
+static int run_isolated(int (*fn)(void))
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(fn());
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 255;
+}
+
+typedef struct child_rec {
+    int fired;
+    mxr_status status;
+} child_rec;
+
+static void child_on_route(void *arg, mxr_status st, mxr_plan *plan)
+{
+    child_rec *r = arg;
+    r->fired++;
+    r->status = st;
+    mxr_plan_free(plan);
+}
+
+/* ttl.rules.test: MX TTL 600, its target's A TTL 120, so the plan expires
+ * at 120 s while the MX answer stays cached. At 200 s a route finds the
+ * MX in the cache (a deferred delivery) and needs new target lookups.
+ * Destroying the engine before it is processed runs that delivery during
+ * teardown: it must not send queries to the destroyed backend (a
+ * use-after-free and a leak before commit 45709ab). In a child process,
+ * since a regression corrupts memory. */
+static int child_destroy_with_cached_mx(void)
+{
+    mxr_test_alloc ta = {0};
+    uint64_t now = 1000000;
+    mxr_options *o = NULL;
+    mxr_engine *e = NULL;
+    if (mxr_options_new(&o) != MXR_OK ||
+        mxr_options_add_zone_file(o, rules_zone()) != MXR_OK)
+        return 10;
+    mxr_options_set_clock(o, fake_clock, &now);
+    mxr_options_set_allocator(o, mxr_test_alloc_fn, &ta);
+    if (mxr_engine_new(o, &e) != MXR_OK)
+        return 11;
+    mxr_plan *p = NULL;
+    if (mxr_route_sync(e, "ttl.rules.test", &p) != MXR_OK || p->ttl != 120)
+        return 12;
+    mxr_plan_free(p);
+    now += 200 * 1000;
+    child_rec r = {0};
+    if (mxr_route(e, "ttl.rules.test", child_on_route, &r) != MXR_OK)
+        return 13;
+    mxr_engine_destroy(e);
+    mxr_options_free(o);
+    if (r.fired != 1 || r.status != MXR_EDESTROYED)
+        return 2;
+    if (ta.live != 0) {
+        fprintf(stderr, "child: %zu bytes leaked after destroy\n", ta.live);
+        return 3;
+    }
+    return 0;
+}
+
+static void test_destroy_with_cached_mx_delivery(void **state)
+{
+    (void)state;
+    int rc = run_isolated(child_destroy_with_cached_mx);
+    if (rc != 0)
+        fail_msg("destroy with a pending cached-MX delivery: child exit %d "
+                 "(2 = callback wrong, 3 = leak, >128 = signal)",
+                 rc);
+}
+
+/* A plan from the plan cache says how long it may be reused: what is left
+ * of the TTL, not the TTL it had when it was built. */
+static void test_bug_cached_plan_ttl_not_decremented(void **state)
+{
+    fixture *f = *state;
+    mxr_engine *e = start_rules(f);
+    mxr_plan *p = route_sync_ok(e, "ttl.rules.test");
+    assert_int_equal(p->ttl, 120);
+    mxr_plan_free(p);
+    f->now += 100 * 1000;
+    p = route_sync_ok(e, "ttl.rules.test");
+    assert_int_equal(stats_of(e).plan_hits, 1);
+    uint32_t ttl = p->ttl;
+    mxr_plan_free(p);
+    if (ttl > 20)
+        fail_msg("cached plan 100 s old says ttl %u (at most 20 left)", ttl);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_options_defaults),
+        T(test_options_ranges),
+        T(test_options_servers),
+        T(test_options_servers_engine),
+        T(test_options_zone_syntax_error),
+        T(test_options_zone_errors),
+        T(test_version),
+        T(test_contract_never_inside_route),
+        T(test_contract_invalid_input),
+        T(test_contract_busy),
+        T(test_contract_destroy_zone_pending),
+        T(test_contract_destroy_zone_midway),
+        T(test_contract_destroy_ares_pending),
+        T(test_contract_destroy_ares_window),
+        T(test_ares_timeout),
+        T(test_ares_closed_port_own_loop),
+        T(test_route_plain),
+        T(test_route_port_and_family),
+        T(test_route_nullmx),
+        T(test_route_implicit),
+        T(test_route_nxdomain),
+        T(test_route_failures),
+        T(test_route_cname_target),
+        T(test_route_host_limit),
+        T(test_route_addr_limits),
+        T(test_route_max_mx_records),
+        T(test_route_literal),
+        T(test_route_ttl),
+        T(test_shuffle_seeded),
+        T(test_shuffle_keeps_tiers),
+        T(test_cache_plan_hit),
+        T(test_cache_negative_and_tempfail),
+        T(test_cache_disabled),
+        T(test_cache_bound),
+        T(test_coalescing),
+        T(test_inflight_window),
+        T(test_zone_event_loop),
+        T(test_alloc_failure_each),
+        T(test_destroy_with_cached_mx_delivery),
+        /* library bugs: these fail until fixed */
+        T(test_bug_bare_ipv6_server_breaks_engine_new),
+        T(test_bug_oom_callback_inside_route),
+        T(test_bug_cached_plan_ttl_not_decremented),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
