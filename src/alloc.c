@@ -21,6 +21,15 @@ void *mxr__alloc_default(void *ud, void *ptr, size_t osize, size_t nsize)
     return realloc(ptr, nsize);
 }
 
+void *mxr__alloc_counted(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    mxr__alloc *a = ud;
+    void *p = a->fn(a->ud, ptr, osize, nsize);
+    if (p || nsize == 0)
+        a->bytes += nsize - osize;
+    return p;
+}
+
 void mxr__alloc_init(mxr__alloc *a, mxr_alloc_fn fn, void *ud)
 {
     a->fn = fn ? fn : mxr__alloc_default;

@@ -16,6 +16,9 @@ typedef struct mxr__alloc {
 void *mxr__alloc_default(void *ud, void *ptr, size_t osize, size_t nsize);
 
 void mxr__alloc_init(mxr__alloc *a, mxr_alloc_fn fn, void *ud);
+/* An mxr_alloc_fn over an mxr__alloc (ud): for blocks that carry their own
+ * allocator (packed plans) but should count against the engine. */
+void *mxr__alloc_counted(void *ud, void *ptr, size_t osize, size_t nsize);
 void *mxr__malloc(mxr__alloc *a, size_t n);
 void *mxr__calloc(mxr__alloc *a, size_t count, size_t size);
 void *mxr__realloc(mxr__alloc *a, void *p, size_t n);

@@ -8,6 +8,7 @@
 
 #include <ldns/ldns.h>
 #include <sys/socket.h>
+#include <stdio.h>
 #include <string.h>
 
 bool mxr__rcode_is_temporary(mxr__rcode rc)
@@ -157,6 +158,51 @@ static uint32_t min_u32(uint32_t a, uint32_t b)
     return a < b ? a : b;
 }
 
+/* Bytes that stand for themselves in a host name's text; anything else is
+ * written \DDD (RFC 1035 5.1) and later fails the LDH check visibly. */
+static bool plain_byte(uint8_t c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+/* Length of the text form of a wire name (labels, no final dot), NUL
+ * included. ldns has checked the label structure already. */
+static size_t dname_text_size(const ldns_rdf *dname)
+{
+    const uint8_t *w = ldns_rdf_data(dname);
+    size_t len = ldns_rdf_size(dname), n = 1;
+    for (size_t i = 0; i < len && w[i] != 0; i += w[i] + 1) {
+        n += i > 0; /* the dot before this label */
+        for (size_t k = 1; k <= w[i] && i + k < len; k++)
+            n += plain_byte(w[i + k]) ? 1 : 4;
+    }
+    return n;
+}
+
+/* Text form of a target: lower case, no final dot, "" for the root.
+ * Written from the label bytes: ldns_rdf2str goes through printf for every
+ * character, which dominated cold routing. Returns the bytes written with
+ * the NUL; out has dname_text_size(dname) bytes. */
+static size_t target_text(const ldns_rdf *dname, char *out)
+{
+    const uint8_t *w = ldns_rdf_data(dname);
+    size_t len = ldns_rdf_size(dname), o = 0;
+    for (size_t i = 0; i < len && w[i] != 0; i += w[i] + 1) {
+        if (i > 0)
+            out[o++] = '.';
+        for (size_t k = 1; k <= w[i] && i + k < len; k++) {
+            uint8_t c = w[i + k];
+            if (plain_byte(c))
+                out[o++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+            else
+                o += (size_t)sprintf(out + o, "\\%03u", c);
+        }
+    }
+    out[o] = '\0';
+    return o + 1;
+}
+
 /* Collect the records of qtype owned by name into p; returns how many. */
 static size_t collect_records(const ldns_rr_list *an, const ldns_rdf *name,
                               uint16_t qtype, size_t max, parsed *p)
@@ -171,7 +217,7 @@ static size_t collect_records(const ldns_rr_list *an, const ldns_rdf *name,
         p->rrs[p->count++] = rr;
         p->ttl = min_u32(p->ttl, ldns_rr_ttl(rr));
         if (qtype == MXR__TYPE_MX)
-            p->strbytes += ldns_rdf_size(ldns_rr_rdf(rr, 1)) * 4 + 2;
+            p->strbytes += dname_text_size(ldns_rr_rdf(rr, 1));
     }
     return p->count;
 }
@@ -189,7 +235,7 @@ static void walk_answer(const ldns_pkt *pkt, const ldns_rdf *qname,
         if (!cname) {
             if (p->rcode == MXR__DNS_OK && p->via_cname) {
                 p->dangling = name;
-                p->strbytes += ldns_rdf_size(name) * 4 + 2;
+                p->strbytes += dname_text_size(name);
             }
             p->rcode = p->rcode == MXR__DNS_OK ? MXR__DNS_NODATA : p->rcode;
             p->ttl = min_u32(p->ttl, negative_ttl(pkt));
@@ -200,22 +246,6 @@ static void walk_answer(const ldns_pkt *pkt, const ldns_rdf *qname,
         name = ldns_rr_rdf(cname, 0);
     }
     p->rcode = MXR__DNS_NETWORK; /* chain too long or a loop */
-}
-
-/* Presentation form of a target: lower case, no final dot, "" = root. */
-static size_t target_text(const ldns_rdf *dname, char *out, size_t cap)
-{
-    char *s = ldns_rdf2str(dname);
-    size_t n = s ? strlen(s) : 0;
-    if (n > 0 && s[n - 1] == '.')
-        n--;
-    if (n >= cap)
-        n = cap - 1;
-    for (size_t i = 0; i < n; i++)
-        out[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : s[i];
-    out[n] = '\0';
-    LDNS_FREE(s);
-    return n + 1;
 }
 
 static mxr__answer *pack_answer(mxr__alloc *a, const parsed *p, uint16_t qtype)
@@ -232,19 +262,17 @@ static mxr__answer *pack_answer(mxr__alloc *a, const parsed *p, uint16_t qtype)
     char *base = (char *)(ans + 1);
     if (p->dangling) {
         char *str = base + each * p->count + p->strbytes -
-                    (ldns_rdf_size(p->dangling) * 4 + 2);
-        target_text(p->dangling, str, ldns_rdf_size(p->dangling) * 4 + 2);
+                    dname_text_size(p->dangling);
+        target_text(p->dangling, str);
         ans->cname_target = str;
     }
     if (qtype == MXR__TYPE_MX) {
         mxr__mx *mx = (mxr__mx *)base;
         char *str = base + each * p->count;
-        char *end = str + p->strbytes;
         for (size_t i = 0; i < p->count; i++) {
             mx[i].pref = ldns_rdf2native_int16(ldns_rr_rdf(p->rrs[i], 0));
             mx[i].target = str;
-            str += target_text(ldns_rr_rdf(p->rrs[i], 1), str,
-                               (size_t)(end - str));
+            str += target_text(ldns_rr_rdf(p->rrs[i], 1), str);
         }
         ans->mx = mx;
     } else {

@@ -457,15 +457,15 @@ static bool all_numeric(const char *name)
 static mxr_status reject_numeric(const char *name, errbuf *e)
 {
     char q[QUOTE_BUF];
+    if (!all_numeric(name)) /* LDH names cannot hold ':', so no IPv6 */
+        return MXR_OK;      /* the common case: no message to build */
     const char *shown = quote(name, strlen(name), false, q);
     if (mxr__name_is_ip_literal(name))
         return fail(e,
                     "'%s' is an IP address, not a domain; use an address "
                     "literal such as '[%s]'",
                     shown, shown);
-    if (all_numeric(name))
-        return fail(e, "all-numeric name '%s' is not a domain", shown);
-    return MXR_OK;
+    return fail(e, "all-numeric name '%s' is not a domain", shown);
 }
 
 /* d is NUL-terminated at d[n] (it is the tail of the input). */

@@ -137,7 +137,8 @@ static void route_complete(mxr__route *r)
     mxr_plan *tmpl = NULL, *plan = NULL;
     targets_to_plan(r);
     if (!e->destroying && mxr__order_prepare(&e->order, &r->pb) == 0)
-        tmpl = mxr__plan_pack(&r->pb, "", r->in.domain, e->a.fn, e->a.ud);
+        tmpl = mxr__plan_pack(&r->pb, "", r->in.domain, mxr__alloc_counted,
+                              &e->a);
     if (tmpl)
         plan = user_copy(e, tmpl, r->input);
     if (tmpl && r->in.kind == MXR__INPUT_DOMAIN)

@@ -158,17 +158,27 @@ static bool parse_rcpt(parser *p, const char *s, sim_spec *out)
     return true;
 }
 
+/* 1 to 3 digits then `end`: one part of an enhanced code. */
+static const char *digits_then(const char *s, char end)
+{
+    size_t n = 0;
+    while (n < 3 && isdigit((unsigned char)s[n]))
+        n++;
+    return n > 0 && s[n] == end ? s + n + 1 : NULL;
+}
+
 /* ENHANCED: class.subject.detail (RFC 3463), its class the same as the
  * reply code's first digit, so that a script cannot say "250/5.1.1". */
 static bool parse_enhanced(parser *p, const char *s, int code, sim_reply *r)
 {
-    int cls, subject, detail, used = 0;
-    if (sscanf(s, "%1d.%3d.%3d%n", &cls, &subject, &detail, &used) != 3 ||
-        s[used] != '\0' || !isdigit((unsigned char)s[2]) ||
-        subject < 0 || detail < 0)
+    const char *rest = NULL;
+    if (isdigit((unsigned char)s[0]) && s[1] == '.' &&
+        (rest = digits_then(s + 2, '.')))
+        rest = digits_then(rest, '\0');
+    if (!rest)
         return fail(p, "'%s' is not an enhanced status code such as 4.7.1",
                     s);
-    if (cls != code / 100)
+    if (s[0] - '0' != code / 100)
         return fail(p, "enhanced code %s does not go with reply %d", s,
                     code);
     snprintf(r->enhanced, sizeof r->enhanced, "%s", s);
