@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 bool mxr__rcode_is_temporary(mxr__rcode rc)
 {
@@ -46,8 +47,10 @@ typedef struct parsed {
     uint32_t ttl;
     size_t count;
     size_t strbytes;
-    ldns_rr *rrs[]; /* count entries, borrowed from the packet */
+    ldns_rr **rrs; /* count entries, borrowed from the packet */
 } parsed;
+
+#define RRS_ON_STACK 32 /* answers this small need no scratch allocation */
 
 static mxr__answer *answer_alloc(mxr__alloc *a, size_t extra)
 {
@@ -101,16 +104,50 @@ static uint32_t negative_ttl(const ldns_pkt *pkt)
     return 0;
 }
 
-static bool question_matches(const ldns_pkt *pkt, const ldns_rdf *qname,
-                             uint16_t qtype)
+/* Two uncompressed wire names, compared case-insensitively. Length bytes
+ * are below 64, so folding letters cannot make them collide. Cheaper than
+ * ldns_dname_compare, which orders names label by label. */
+static bool same_name(const ldns_rdf *a, const ldns_rdf *b)
+{
+    size_t n = ldns_rdf_size(a);
+    if (n != ldns_rdf_size(b))
+        return false;
+    const uint8_t *x = ldns_rdf_data(a), *y = ldns_rdf_data(b);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t cx = x[i], cy = y[i];
+        if (cx != cy && (cx | 0x20) != (cy | 0x20))
+            return false;
+        if (cx != cy && !((cx | 0x20) >= 'a' && (cx | 0x20) <= 'z'))
+            return false;
+    }
+    return true;
+}
+
+static size_t target_text(const ldns_rdf *dname, char *out);
+static size_t dname_text_size(const ldns_rdf *dname);
+
+/* The question must be ours: same type, class IN and name (qname is in
+ * normalised text form). Returns the question's name, or NULL. */
+static const ldns_rdf *question_name(const ldns_pkt *pkt, const char *qname,
+                                     uint16_t qtype)
 {
     ldns_rr_list *q = ldns_pkt_question(pkt);
     if (ldns_rr_list_rr_count(q) != 1)
-        return false;
+        return NULL;
     ldns_rr *rr = ldns_rr_list_rr(q, 0);
-    return ldns_rr_get_type(rr) == qtype &&
-           ldns_rr_get_class(rr) == LDNS_RR_CLASS_IN &&
-           ldns_dname_compare(ldns_rr_owner(rr), qname) == 0;
+    const ldns_rdf *owner = ldns_rr_owner(rr);
+    char text[4 * LDNS_MAX_DOMAINLEN + 2];
+    if (ldns_rr_get_type(rr) != qtype ||
+        ldns_rr_get_class(rr) != LDNS_RR_CLASS_IN ||
+        ldns_rdf_get_type(owner) != LDNS_RDF_TYPE_DNAME ||
+        dname_text_size(owner) > sizeof text)
+        return NULL;
+    target_text(owner, text);
+    size_t n = strlen(qname);
+    if (n > 0 && qname[n - 1] == '.') /* a final dot changes nothing */
+        n--;
+    return strncasecmp(text, qname, n) == 0 && text[n] == '\0' ? owner
+                                                                : NULL;
 }
 
 static mxr__rcode rcode_class(ldns_pkt_rcode rc)
@@ -147,7 +184,7 @@ static const ldns_rr *find_cname(const ldns_rr_list *an, const ldns_rdf *owner)
         const ldns_rr *rr = ldns_rr_list_rr(an, i);
         if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_CNAME &&
             ldns_rr_rd_count(rr) == 1 &&
-            ldns_dname_compare(ldns_rr_owner(rr), owner) == 0)
+            same_name(ldns_rr_owner(rr), owner))
             return rr;
     }
     return NULL;
@@ -211,7 +248,7 @@ static size_t collect_records(const ldns_rr_list *an, const ldns_rdf *name,
         ldns_rr *rr = ldns_rr_list_rr(an, i);
         if (ldns_rr_get_type(rr) != qtype ||
             ldns_rr_get_class(rr) != LDNS_RR_CLASS_IN ||
-            ldns_dname_compare(ldns_rr_owner(rr), name) != 0 ||
+            !same_name(ldns_rr_owner(rr), name) ||
             !rr_usable(rr, qtype))
             continue;
         p->rrs[p->count++] = rr;
@@ -288,25 +325,25 @@ static mxr__answer *pack_answer(mxr__alloc *a, const parsed *p, uint16_t qtype)
 }
 
 static mxr__answer *parse_packet(mxr__alloc *a, const ldns_pkt *pkt,
-                                 const ldns_rdf *qname, uint16_t qtype,
+                                 const char *qtext, uint16_t qtype,
                                  size_t max_records)
 {
-    if (!ldns_pkt_qr(pkt) || ldns_pkt_tc(pkt) ||
-        !question_matches(pkt, qname, qtype))
+    const ldns_rdf *qname = question_name(pkt, qtext, qtype);
+    if (!ldns_pkt_qr(pkt) || ldns_pkt_tc(pkt) || !qname)
         return mxr__answer_error(a, MXR__DNS_NETWORK, qtype, 0);
     mxr__rcode rc = rcode_class(ldns_pkt_get_rcode(pkt));
     if (rc != MXR__DNS_OK && rc != MXR__DNS_NXDOMAIN)
         return mxr__answer_error(a, rc, qtype, 0);
     size_t an = ldns_rr_list_rr_count(ldns_pkt_answer(pkt));
     size_t max = an < max_records ? an : max_records;
-    parsed *p = mxr__calloc(a, 1, sizeof *p + max * sizeof(ldns_rr *));
-    if (!p)
+    ldns_rr *stack_rrs[RRS_ON_STACK];
+    parsed p = {.rcode = rc, .ttl = UINT32_MAX, .rrs = stack_rrs};
+    if (max > RRS_ON_STACK && !(p.rrs = mxr__malloc(a, max * sizeof *p.rrs)))
         return NULL;
-    p->rcode = rc;
-    p->ttl = UINT32_MAX;
-    walk_answer(pkt, qname, qtype, max, p);
-    mxr__answer *ans = pack_answer(a, p, qtype);
-    mxr__free(a, p);
+    walk_answer(pkt, qname, qtype, max, &p);
+    mxr__answer *ans = pack_answer(a, &p, qtype);
+    if (p.rrs != stack_rrs)
+        mxr__free(a, p.rrs);
     return ans;
 }
 
@@ -315,13 +352,9 @@ mxr__answer *mxr__answer_parse(mxr__alloc *a, const uint8_t *wire, size_t len,
                                size_t max_records)
 {
     ldns_pkt *pkt = NULL;
-    ldns_rdf *name = ldns_dname_new_frm_str(qname);
-    if (!name || ldns_wire2pkt(&pkt, wire, len) != LDNS_STATUS_OK) {
-        ldns_rdf_deep_free(name);
+    if (ldns_wire2pkt(&pkt, wire, len) != LDNS_STATUS_OK)
         return mxr__answer_error(a, MXR__DNS_NETWORK, qtype, 0);
-    }
-    mxr__answer *ans = parse_packet(a, pkt, name, qtype, max_records);
+    mxr__answer *ans = parse_packet(a, pkt, qname, qtype, max_records);
     ldns_pkt_free(pkt);
-    ldns_rdf_deep_free(name);
     return ans;
 }

@@ -27,6 +27,7 @@ struct mxr__pq {
     uint64_t hash;
     uint16_t qtype;
     mxr__waiter *waiters, **wtail;
+    mxr__waiter first; /* most queries have one waiter: no allocation */
     size_t keylen;
     char key[]; /* 2 bytes of type, then the name and its NUL */
 };
@@ -198,7 +199,8 @@ static void deliver_all(mxr_engine *e, mxr__pq *pq, const mxr__answer *ans,
     for (mxr__waiter *w = pq->waiters, *next; w; w = next) {
         next = w->next;
         w->cb(w->arg, ans, ttl);
-        mxr__free(&e->a, w);
+        if (w != &pq->first)
+            mxr__free(&e->a, w);
     }
 }
 
@@ -310,7 +312,7 @@ static void deliver_cached(mxr_engine *e, void *cb, void *arg, void *ans)
 
 static int add_waiter(mxr_engine *e, mxr__pq *pq, mxr__lookup_cb cb, void *arg)
 {
-    mxr__waiter *w = mxr__malloc(&e->a, sizeof *w);
+    mxr__waiter *w = pq->waiters ? mxr__malloc(&e->a, sizeof *w) : &pq->first;
     if (!w)
         return -1;
     *w = (mxr__waiter){.cb = cb, .arg = arg};

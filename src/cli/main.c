@@ -11,6 +11,8 @@ typedef struct command {
 
 static const command commands[] = {
     {"route", cmd_route, "print the delivery plan for domains or addresses"},
+    {"simulate", cmd_simulate,
+     "walk the failover machine against scripted outcomes"},
 };
 
 static void usage(FILE *out)

@@ -30,6 +30,7 @@ typedef enum sim_target_kind {
 /* One --outcome TARGET[:STAGE[:RCPT]]=RESULT, with an optional @T/ round
  * restriction. Strings point into `buf`, a copy of the spec. */
 typedef struct sim_spec {
+    const char *source; /* the spec as given (not copied) */
     char *buf;
     bool has_round;
     uint64_t round_ms; /* applies to the round at this time only */
@@ -42,7 +43,7 @@ typedef struct sim_spec {
     sim_reply reply;
 } sim_spec;
 
-/* Parse spec into out. On error returns false with a message in err. */
+/* Parse spec into out; spec must outlive out. On error returns false with a message in err. */
 bool sim_spec_parse(const char *spec, sim_spec *out, char *err, size_t len);
 void sim_spec_free(sim_spec *spec);
 

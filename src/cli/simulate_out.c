@@ -59,8 +59,8 @@ static void text_step(FILE *out, const sim_step *s)
         snprintf(reply, sizeof reply, "no recipient accepted");
     else
         format_reply(reply, sizeof reply, &s->reply);
-    snprintf(line, sizeof line, "%s%s%s", reply, s->rcpt ? " to " : "",
-             s->rcpt ? s->rcpt : "");
+    snprintf(line, sizeof line, "%s%s%s%s", s->rcpt ? "<" : "",
+             s->rcpt ? s->rcpt : "", s->rcpt ? "> " : "", reply);
     fprintf(out, "      %-9s %-44s -> %s\n", mxr_stage_name(s->stage), line,
             mxr_action_name(s->action));
 }
@@ -176,17 +176,23 @@ static json_t *json_rcpt(const sim_rcpt *r, size_t index)
 
 static json_t *json_round(const sim_round *r, const sim_rcpt *rcpts, size_t n)
 {
-    json_t *plan = json_array(), *steps = json_array(), *rc = json_array();
-    for (size_t i = 0; i < r->plan->ncandidates; i++)
-        json_array_append_new(plan, json_string(r->plan->candidates[i].host));
+    json_t *plan = json_array(), *down = json_array();
+    json_t *steps = json_array(), *rc = json_array();
+    for (size_t i = 0; i < r->plan->ncandidates; i++) {
+        const mxr_candidate *c = &r->plan->candidates[i];
+        json_array_append_new(plan, json_string(c->host));
+        if (c->notes & MXR_NOTE_DOWN)
+            json_array_append_new(down, json_string(c->host));
+    }
     for (size_t i = 0; i < r->nsteps; i++)
         json_array_append_new(steps, json_step(&r->steps[i]));
     for (size_t i = 0; i < n; i++)
         json_array_append_new(rc, json_rcpt(&rcpts[i], i + 1));
-    return json_pack("{s:I, s:o, s:s, s:o, s:o, s:o, s:s}", "round",
+    return json_pack("{s:I, s:o, s:s, s:o, s:o, s:o, s:o, s:s}", "round",
                      (json_int_t)r->number, "at", json_time(r->at_ms),
-                     "domain", r->domain, "plan", plan, "steps", steps,
-                     "recipients", rc, "action", mxr_action_name(r->action));
+                     "domain", r->domain, "plan", plan, "cooling_down", down,
+                     "steps", steps, "recipients", rc, "action",
+                     mxr_action_name(r->action));
 }
 
 static void json_print(FILE *out, json_t *obj)

@@ -263,6 +263,7 @@ bool sim_spec_parse(const char *spec, sim_spec *out, char *err, size_t len)
 {
     parser p = {spec, err, len};
     memset(out, 0, sizeof *out);
+    out->source = spec;
     if (!(out->buf = strdup(spec)))
         return fail(&p, "out of memory");
     char *cur = out->buf;

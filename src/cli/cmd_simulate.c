@@ -1,0 +1,880 @@
+/* cmd_simulate.c -- `mxroute simulate`: route one domain, then walk the
+ * failover machine (mxr_attempt) against scripted outcomes, round after
+ * round on a simulated clock, and print every step and every recipient.
+ *
+ * One engine serves every round, so host health carries over: a host that
+ * failed in one round cools down and is tried last in the next. The plan
+ * is routed once, at the first round, as a queue would keep it. */
+#include "cli.h"
+#include "simulate.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* The engine clock reads SIM_EPOCH_MS + simulated time. Not 0: a message
+ * whose first_attempt_ms is 0 counts as first tried "now", and host
+ * health reads 0 as "never failed". */
+#define SIM_EPOCH_MS UINT64_C(1000000000)
+#define SIM_MAX_ROUNDS 100  /* with --follow: retries are bounded */
+#define SIM_MAX_HOPS 100000 /* the machine always ends; this proves it */
+#define SIM_MAX_RCPTS 1000
+#define SIM_AT_MAX_S (10LL * 365 * 86400)
+#define DEFAULT_FROM "sender@example.invalid"
+
+enum {
+    OPT_FROM = 1000,
+    OPT_TO,
+    OPT_OUTCOME,
+    OPT_AT,
+    OPT_FOLLOW,
+    OPT_STAY,
+    OPT_MAX_AGE,
+    OPT_RETRY_MIN,
+    OPT_RETRY_MAX,
+    OPT_MAX_ADDRESSES,
+    OPT_MAX_SESSIONS,
+    OPT_COOL_DOWN,
+    OPT_JSON,
+    OPT_HELP
+};
+
+typedef struct sim_args {
+    const char *input; /* DOMAIN|ADDRESS, or NULL */
+    const char *from;
+    const char **to;
+    size_t nto;
+    sim_spec *specs;
+    size_t nspecs;
+    uint64_t *at_ms;
+    size_t nat;
+    bool follow, json;
+} sim_args;
+
+typedef struct sim {
+    const sim_args *args;
+    mxr_engine *e;
+    uint64_t clock_ms; /* what the engine's clock reads now */
+    uint64_t first_ms; /* clock at the first round */
+    mxr_plan *plan;
+    sim_rcpt *rcpts;
+    size_t n;
+    unsigned rounds; /* rounds run so far */
+} sim;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: mxroute simulate [options] DOMAIN|ADDRESS\n\n"
+            "Route one domain, then walk the failover machine against "
+            "scripted outcomes:\nevery connection, reply and decision, and "
+            "the final state of each recipient.\nHosts without a scripted "
+            "outcome accept everything.\n\n"
+            "message and script:\n"
+            "  --from ADDR          envelope sender (default %s)\n"
+            "  --to ADDR            a recipient (repeatable; default: the "
+            "ADDRESS, or\n"
+            "                       postmaster@DOMAIN); all in one domain\n"
+            "  --outcome SPEC       [@T/]TARGET[:STAGE[:RCPT]]=RESULT "
+            "(repeatable), e.g.\n"
+            "                       mx1.example.com=refused, "
+            "*:rcpt=451/4.7.1/Try later,\n"
+            "                       @0/192.0.2.1:mail=550, "
+            "*:rcpt:2=550/5.1.1/No such user\n"
+            "  --at SECONDS         run a round at this time (repeatable, "
+            "ascending;\n"
+            "                       default 0)\n"
+            "  --follow             then keep retrying when due until no "
+            "recipient is\n"
+            "                       deferred (at most %d rounds)\n"
+            "  --json               one JSON object per round, one per line\n"
+            "failover and retry rules:\n"
+            "  --stay-on-4xx        4xx at MAIL..end-of-data defers instead "
+            "of trying the\n"
+            "                       next host\n"
+            "  --max-age S          bounce what is still deferred after S "
+            "seconds (432000)\n"
+            "  --retry-min S        first retry delay (300)\n"
+            "  --retry-max S        longest retry delay (14400)\n"
+            "  --max-addresses N    addresses tried per round (10)\n"
+            "  --max-sessions N     SMTP sessions per round (5)\n"
+            "  --cool-down S        first cool-down of a failed host (60)\n",
+            DEFAULT_FROM, SIM_MAX_ROUNDS);
+    cli_engine_usage(out);
+    fprintf(out, "\nexit status: 0 every recipient delivered, 75 some "
+                 "deferred, 68 some bounced\nand none deferred, 65 invalid "
+                 "input, 64 usage, 70 internal error.\n");
+}
+
+/* ------------------------------------------------------------ arguments */
+
+static int parse_number(const char *opt, const char *arg, long long max,
+                        long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(arg, &end, 10);
+    if (errno || end == arg || *end || v < 0 || v > max) {
+        fprintf(stderr, "mxroute simulate: %s: '%s' is not a number from 0 "
+                        "to %lld\n",
+                opt, arg, max);
+        return EXIT_USAGE;
+    }
+    *out = v;
+    return 0;
+}
+
+static int set_rule(mxr_rules *rules, mxr_rule rule, const char *opt,
+                    const char *arg)
+{
+    long long v;
+    int rc = parse_number(opt, arg, INT32_MAX, &v);
+    if (rc)
+        return rc;
+    if (mxr_rules_set(rules, rule, v) != MXR_OK) {
+        fprintf(stderr, "mxroute simulate: %s: %s is out of range (see "
+                        "mxroute(1))\n",
+                opt, arg);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+static int rule_option(mxr_rules *rules, int c, const char *arg)
+{
+    switch (c) {
+    case OPT_STAY:
+        mxr_rules_stay_on_4xx(rules);
+        return 0;
+    case OPT_MAX_AGE:
+        return set_rule(rules, MXR_RULE_MAX_AGE_S, "--max-age", arg);
+    case OPT_RETRY_MIN:
+        return set_rule(rules, MXR_RULE_RETRY_MIN_S, "--retry-min", arg);
+    case OPT_RETRY_MAX:
+        return set_rule(rules, MXR_RULE_RETRY_MAX_S, "--retry-max", arg);
+    case OPT_MAX_ADDRESSES:
+        return set_rule(rules, MXR_RULE_MAX_ADDRESSES, "--max-addresses",
+                        arg);
+    case OPT_MAX_SESSIONS:
+        return set_rule(rules, MXR_RULE_MAX_SESSIONS, "--max-sessions", arg);
+    case OPT_COOL_DOWN:
+        return set_rule(rules, MXR_RULE_HEALTH_BASE_S, "--cool-down", arg);
+    }
+    return -1;
+}
+
+/* Grow *arr (of *n elements of size sz) by one; NULL when out of memory. */
+static void *push(void *arr, size_t *n, size_t sz, void **out)
+{
+    void *grown = realloc(arr, (*n + 1) * sz);
+    if (!grown)
+        return NULL;
+    *out = (char *)grown + *n * sz;
+    (*n)++;
+    return grown;
+}
+
+static int add_outcome(sim_args *a, const char *spec)
+{
+    char err[512];
+    void *slot;
+    sim_spec *grown = push(a->specs, &a->nspecs, sizeof *a->specs, &slot);
+    if (!grown)
+        return EXIT_SOFTWARE;
+    a->specs = grown;
+    if (!sim_spec_parse(spec, slot, err, sizeof err)) {
+        fprintf(stderr, "mxroute simulate: %s\n", err);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* --at times must grow: a round cannot run before the one before it. */
+static int add_at(sim_args *a, const char *arg)
+{
+    long long s;
+    void *slot;
+    int rc = parse_number("--at", arg, SIM_AT_MAX_S, &s);
+    if (rc)
+        return rc;
+    if (a->nat > 0 && (uint64_t)s * 1000 <= a->at_ms[a->nat - 1]) {
+        fprintf(stderr, "mxroute simulate: --at %s: times must be given in "
+                        "ascending order\n",
+                arg);
+        return EXIT_USAGE;
+    }
+    if (a->nat >= SIM_MAX_ROUNDS) {
+        fprintf(stderr, "mxroute simulate: at most %d --at times\n",
+                SIM_MAX_ROUNDS);
+        return EXIT_USAGE;
+    }
+    uint64_t *grown = push(a->at_ms, &a->nat, sizeof *a->at_ms, &slot);
+    if (!grown)
+        return EXIT_SOFTWARE;
+    a->at_ms = grown;
+    *(uint64_t *)slot = (uint64_t)s * 1000;
+    return 0;
+}
+
+static int add_to(sim_args *a, const char *addr)
+{
+    void *slot;
+    if (a->nto >= SIM_MAX_RCPTS) {
+        fprintf(stderr, "mxroute simulate: at most %d recipients\n",
+                SIM_MAX_RCPTS);
+        return EXIT_USAGE;
+    }
+    const char **grown = push(a->to, &a->nto, sizeof *a->to, &slot);
+    if (!grown)
+        return EXIT_SOFTWARE;
+    a->to = grown;
+    *(const char **)slot = addr;
+    return 0;
+}
+
+static int sim_option(sim_args *a, mxr_rules *rules, int c, const char *arg)
+{
+    int rc = rule_option(rules, c, arg);
+    if (rc >= 0)
+        return rc;
+    switch (c) {
+    case OPT_FROM:
+        a->from = arg;
+        return 0;
+    case OPT_TO:
+        return add_to(a, arg);
+    case OPT_OUTCOME:
+        return add_outcome(a, arg);
+    case OPT_AT:
+        return add_at(a, arg);
+    case OPT_FOLLOW:
+        a->follow = true;
+        return 0;
+    case OPT_JSON:
+        a->json = true;
+        return 0;
+    }
+    return -1;
+}
+
+static const struct option longopts[] = {
+    {"from", required_argument, NULL, OPT_FROM},
+    {"to", required_argument, NULL, OPT_TO},
+    {"outcome", required_argument, NULL, OPT_OUTCOME},
+    {"at", required_argument, NULL, OPT_AT},
+    {"follow", no_argument, NULL, OPT_FOLLOW},
+    {"stay-on-4xx", no_argument, NULL, OPT_STAY},
+    {"max-age", required_argument, NULL, OPT_MAX_AGE},
+    {"retry-min", required_argument, NULL, OPT_RETRY_MIN},
+    {"retry-max", required_argument, NULL, OPT_RETRY_MAX},
+    {"max-addresses", required_argument, NULL, OPT_MAX_ADDRESSES},
+    {"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
+    {"cool-down", required_argument, NULL, OPT_COOL_DOWN},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"help", no_argument, NULL, OPT_HELP},
+    CLI_ENGINE_LONGOPTS,
+    {NULL, 0, NULL, 0},
+};
+
+/* Returns 0, an exit code, or -1 after --help. */
+static int parse_args(int argc, char **argv, mxr_options *o,
+                      mxr_rules *rules, sim_args *a)
+{
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "hj", longopts, NULL)) != -1) {
+        int rc = cli_engine_option(o, c, optarg);
+        if (rc < 0)
+            rc = sim_option(a, rules, c == 'j' ? OPT_JSON : c, optarg);
+        if (rc > 0)
+            return rc;
+        if (rc == 0)
+            continue;
+        if (c == 'h' || c == OPT_HELP) {
+            usage(stdout);
+            return -1;
+        }
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (argc - optind > 1 || (argc == optind && a->nto == 0)) {
+        fprintf(stderr, "mxroute simulate: give one DOMAIN or ADDRESS (or "
+                        "--to), see --help\n");
+        return EXIT_USAGE;
+    }
+    a->input = optind < argc ? argv[optind] : NULL;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- setup */
+
+static uint64_t sim_clock(void *ud)
+{
+    return *(const uint64_t *)ud;
+}
+
+static int route_error(mxr_engine *e, mxr_status st, const char *what,
+                       const char *input)
+{
+    if (st == MXR_EBADNAME) {
+        fprintf(stderr, "mxroute simulate: %s'%s': %s\n", what, input,
+                mxr_engine_errmsg(e));
+        return EXIT_DATAERR;
+    }
+    fprintf(stderr, "mxroute simulate: %s'%s': %s\n", what, input,
+            mxr_strerror(st));
+    return EXIT_SOFTWARE;
+}
+
+/* A recipient must be an address of the routed domain: the simulation
+ * walks one plan. Routing it again is how the library normalises it (and
+ * answers from its plan cache). */
+static int check_recipient(sim *s, const char *addr)
+{
+    mxr_plan *p = NULL;
+    if (!strchr(addr, '@')) {
+        fprintf(stderr, "mxroute simulate: --to '%s' is not an address\n",
+                addr);
+        return EXIT_USAGE;
+    }
+    mxr_status st = mxr_route_sync(s->e, addr, &p);
+    if (st != MXR_OK)
+        return route_error(s->e, st, "--to ", addr);
+    int rc = 0;
+    if (strcmp(p->domain, s->plan->domain) != 0) {
+        fprintf(stderr, "mxroute simulate: recipient '%s' is not in %s: one "
+                        "simulation routes one domain\n",
+                addr, s->plan->domain);
+        rc = EXIT_USAGE;
+    }
+    mxr_plan_free(p);
+    return rc;
+}
+
+/* The recipients: --to, or the ADDRESS, or postmaster@DOMAIN. */
+static int add_recipient(sim *s, const char *addr)
+{
+    sim_rcpt *r = &s->rcpts[s->n];
+    memset(r, 0, sizeof *r);
+    if (!(r->address = strdup(addr)))
+        return EXIT_SOFTWARE;
+    r->state = MXR_RCPT_PENDING;
+    s->n++;
+    return 0;
+}
+
+static int make_recipients(sim *s)
+{
+    const sim_args *a = s->args;
+    s->rcpts = calloc(a->nto ? a->nto : 1, sizeof *s->rcpts);
+    if (!s->rcpts)
+        return EXIT_SOFTWARE;
+    int rc = 0;
+    for (size_t i = 0; i < a->nto && rc == 0; i++)
+        if ((rc = check_recipient(s, a->to[i])) == 0)
+            rc = add_recipient(s, a->to[i]);
+    if (a->nto > 0 || rc)
+        return rc;
+    if (strchr(a->input, '@'))
+        return add_recipient(s, a->input);
+    char *pm = malloc(strlen(a->input) + sizeof "postmaster@");
+    if (!pm)
+        return EXIT_SOFTWARE;
+    strcpy(pm, "postmaster@");
+    strcat(pm, a->input);
+    rc = add_recipient(s, pm);
+    free(pm);
+    return rc;
+}
+
+/* A spec naming a recipient that is not there would never match: say so
+ * rather than run a script that does not do what it says. */
+static int check_spec_recipients(const sim *s)
+{
+    for (size_t i = 0; i < s->args->nspecs; i++) {
+        const sim_spec *sp = &s->args->specs[i];
+        bool found = sp->rcpt_index ? sp->rcpt_index <= s->n : !sp->rcpt_addr;
+        for (size_t k = 0; sp->rcpt_addr && k < s->n; k++)
+            found = found || strcasecmp(sp->rcpt_addr, s->rcpts[k].address) == 0;
+        if (!found) {
+            fprintf(stderr, "mxroute simulate: --outcome '%s': no such "
+                            "recipient (%zu given)\n",
+                    sp->source, s->n);
+            return EXIT_USAGE;
+        }
+    }
+    return 0;
+}
+
+/* -------------------------------------------------------------- sessions */
+
+/* One SMTP session at one hop. */
+typedef struct session {
+    sim *s;
+    sim_round *r;
+    mxr_attempt *a;
+    const size_t *map; /* attempt recipient -> index in s->rcpts */
+    mxr_hop hop;
+    char address[MXR_ADDR_STRLEN];
+    bool oom;
+} session;
+
+static bool is_connection_class(mxr_class c)
+{
+    return c == MXR_CLASS_REFUSED || c == MXR_CLASS_TIMEOUT ||
+           c == MXR_CLASS_UNREACHABLE || c == MXR_CLASS_RESET ||
+           c == MXR_CLASS_421;
+}
+
+static sim_reply reply_at(session *ss, mxr_stage stage, size_t rcpt)
+{
+    sim_where w = {.round_ms = ss->r->at_ms, .hop = &ss->hop, .stage = stage};
+    if (stage == MXR_STAGE_RCPT && rcpt != SIZE_MAX) {
+        w.rcpt = mxr_attempt_recipient(ss->a, rcpt)->address;
+        w.rcpt_index = ss->map[rcpt] + 1;
+    }
+    return sim_reply_for(ss->s->args->specs, ss->s->args->nspecs, &w);
+}
+
+static void record(session *ss, mxr_stage stage, const sim_reply *rep,
+                   const char *rcpt, mxr_action act)
+{
+    sim_round *r = ss->r;
+    if (r->nsteps == r->cap) {
+        size_t cap = r->cap ? 2 * r->cap : 32;
+        sim_step *grown = realloc(r->steps, cap * sizeof *grown);
+        if (!grown) {
+            ss->oom = true;
+            return;
+        }
+        r->steps = grown;
+        r->cap = cap;
+    }
+    sim_step *st = &r->steps[r->nsteps++];
+    *st = (sim_step){.session = ss->hop.session,
+                     .host = ss->hop.host,
+                     .preference = ss->hop.preference,
+                     .cooling_down = ss->hop.host_down,
+                     .stage = stage,
+                     .no_reply = rep == NULL,
+                     .rcpt = rcpt,
+                     .action = act};
+    snprintf(st->address, sizeof st->address, "%s", ss->address);
+    if (rep)
+        st->reply = *rep;
+}
+
+static mxr_outcome outcome_of(mxr_stage stage, const sim_reply *rep)
+{
+    return (mxr_outcome){.stage = stage,
+                         .cls = rep->cls,
+                         .code = rep->code,
+                         .enhanced = rep->enhanced[0] ? rep->enhanced : NULL,
+                         .text = rep->text};
+}
+
+/* Tell the machine how a stage went. Successes before RCPT are progress
+ * reports it acknowledges with "continue"; a failure ends the session. */
+static mxr_action report(session *ss, mxr_stage stage, const sim_reply *rep,
+                         bool *ended)
+{
+    mxr_outcome o = outcome_of(stage, rep);
+    mxr_action act = mxr_attempt_outcome(ss->a, &o);
+    record(ss, stage, rep, NULL, act);
+    *ended = rep->cls != MXR_CLASS_OK;
+    return act;
+}
+
+/* STARTTLS is only part of the script when the hop requires it or an
+ * outcome is scripted for it: most simulations are about other stages. */
+static bool tls_in_script(session *ss)
+{
+    sim_where w = {.round_ms = ss->r->at_ms,
+                   .hop = &ss->hop,
+                   .stage = MXR_STAGE_TLS};
+    return ss->hop.tls_required ||
+           sim_spec_match(ss->s->args->specs, ss->s->args->nspecs, &w);
+}
+
+/* connect .. MAIL. Returns the action of the stage that ended the
+ * session, or CONTINUE when all went well. */
+static mxr_action opening(session *ss, bool *ended)
+{
+    static const mxr_stage stages[] = {MXR_STAGE_CONNECT, MXR_STAGE_TLS,
+                                       MXR_STAGE_GREETING, MXR_STAGE_EHLO,
+                                       MXR_STAGE_MAIL};
+    for (size_t i = 0; i < sizeof stages / sizeof *stages; i++) {
+        if (stages[i] == MXR_STAGE_TLS && !tls_in_script(ss))
+            continue;
+        sim_reply rep = reply_at(ss, stages[i], SIZE_MAX);
+        mxr_action act = report(ss, stages[i], &rep, ended);
+        if (*ended)
+            return act;
+    }
+    return MXR_ACTION_CONTINUE;
+}
+
+/* One RCPT per recipient still pending. A connection-level result (421,
+ * a timeout) ends the session for everyone; replies are per recipient.
+ * The phase closes with an OK report at stage rcpt: the machine then goes
+ * on to DATA when someone was accepted, or says where to go instead. */
+static mxr_action rcpt_phase(session *ss, bool *ended)
+{
+    size_t n = mxr_attempt_nrecipients(ss->a);
+    for (size_t i = 0; i < n; i++) {
+        const mxr_rcpt *rc = mxr_attempt_recipient(ss->a, i);
+        if (rc->state != MXR_RCPT_PENDING)
+            continue;
+        sim_reply rep = reply_at(ss, MXR_STAGE_RCPT, i);
+        mxr_outcome o = outcome_of(MXR_STAGE_RCPT, &rep);
+        if (is_connection_class(rep.cls)) {
+            mxr_action act = mxr_attempt_outcome(ss->a, &o);
+            record(ss, MXR_STAGE_RCPT, &rep, rc->address, act);
+            *ended = true;
+            return act;
+        }
+        mxr_action act = mxr_attempt_rcpt(ss->a, i, &o);
+        record(ss, MXR_STAGE_RCPT, &rep, rc->address, act);
+    }
+    sim_reply done = {.cls = MXR_CLASS_OK};
+    mxr_outcome o = outcome_of(MXR_STAGE_RCPT, &done);
+    mxr_action act = mxr_attempt_outcome(ss->a, &o);
+    *ended = act != MXR_ACTION_CONTINUE;
+    if (*ended)
+        record(ss, MXR_STAGE_RCPT, NULL, NULL, act);
+    return act;
+}
+
+/* DATA and end-of-data. A 354 is not reported: the machine takes "OK" as
+ * the end of a session only at end-of-data, so it learns of DATA only
+ * when DATA fails. */
+static mxr_action transfer(session *ss)
+{
+    bool ended;
+    sim_reply rep = reply_at(ss, MXR_STAGE_DATA, SIZE_MAX);
+    if (rep.cls != MXR_CLASS_OK)
+        return report(ss, MXR_STAGE_DATA, &rep, &ended);
+    record(ss, MXR_STAGE_DATA, &rep, NULL, MXR_ACTION_CONTINUE);
+    rep = reply_at(ss, MXR_STAGE_DOT, SIZE_MAX);
+    return report(ss, MXR_STAGE_DOT, &rep, &ended);
+}
+
+static mxr_action run_session(session *ss)
+{
+    bool ended = false;
+    mxr_action act = opening(ss, &ended);
+    if (!ended)
+        act = rcpt_phase(ss, &ended);
+    return ended ? act : transfer(ss);
+}
+
+/* Hops until the machine says the attempt is over. */
+static int walk(session *ss)
+{
+    for (unsigned hops = 0; hops < SIM_MAX_HOPS; hops++) {
+        if (mxr_attempt_done(ss->a))
+            return ss->oom ? EXIT_SOFTWARE : 0;
+        mxr_status st = mxr_attempt_next(ss->a, &ss->hop);
+        if (st == MXR_EDONE)
+            return ss->oom ? EXIT_SOFTWARE : 0;
+        if (st != MXR_OK) {
+            fprintf(stderr, "mxroute simulate: mxr_attempt_next: %s\n",
+                    mxr_strerror(st));
+            return EXIT_SOFTWARE;
+        }
+        mxr_addr_format(&ss->hop.addr, ss->address, sizeof ss->address);
+        run_session(ss);
+    }
+    fprintf(stderr, "mxroute simulate: the attempt did not end after %d "
+                    "hops\n",
+            SIM_MAX_HOPS);
+    return EXIT_SOFTWARE;
+}
+
+/* ---------------------------------------------------------------- rounds */
+
+static bool waiting(const sim_rcpt *r)
+{
+    return r->state == MXR_RCPT_PENDING || r->state == MXR_RCPT_DEFERRED;
+}
+
+static bool any_waiting(const sim *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (waiting(&s->rcpts[i]))
+            return true;
+    return false;
+}
+
+/* When the message is next due: now for recipients never tried, else the
+ * earliest retry time. A queue retries the whole message then, so every
+ * deferred recipient goes into that round. */
+static uint64_t due_ms(const sim *s)
+{
+    uint64_t due = UINT64_MAX;
+    for (size_t i = 0; i < s->n; i++) {
+        const sim_rcpt *r = &s->rcpts[i];
+        if (r->state == MXR_RCPT_PENDING)
+            return 0;
+        if (r->state == MXR_RCPT_DEFERRED && r->retry_at_ms < due)
+            due = r->retry_at_ms;
+    }
+    return due;
+}
+
+static int keep_result(sim_rcpt *r, const mxr_rcpt *res, unsigned round,
+                       uint64_t epoch)
+{
+    if (res->state == MXR_RCPT_PENDING) {
+        fprintf(stderr, "mxroute simulate: internal error: %s left pending "
+                        "by a finished attempt\n",
+                r->address);
+        return EXIT_SOFTWARE;
+    }
+    free(r->text);
+    free(r->host);
+    r->state = res->state;
+    r->code = res->code;
+    snprintf(r->enhanced, sizeof r->enhanced, "%s",
+             res->enhanced ? res->enhanced : "");
+    r->text = res->text ? strdup(res->text) : NULL;
+    r->host = res->host ? strdup(res->host) : NULL;
+    r->retry_at_ms = res->retry_at_ms > epoch ? res->retry_at_ms - epoch : 0;
+    r->round = round;
+    return (res->text && !r->text) || (res->host && !r->host) ? EXIT_SOFTWARE
+                                                              : 0;
+}
+
+static mxr_action verdict(const mxr_attempt *a)
+{
+    bool deferred = false, delivered = false;
+    for (size_t i = 0; i < mxr_attempt_nrecipients(a); i++) {
+        mxr_rcpt_state st = mxr_attempt_recipient(a, i)->state;
+        deferred |= st == MXR_RCPT_DEFERRED;
+        delivered |= st == MXR_RCPT_DELIVERED;
+    }
+    return deferred    ? MXR_ACTION_DEFER
+           : delivered ? MXR_ACTION_DELIVERED
+                       : MXR_ACTION_BOUNCE;
+}
+
+/* The recipients still waiting, and where each sits in s->rcpts. */
+static size_t waiting_list(const sim *s, const char **list, size_t *map)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (waiting(&s->rcpts[i])) {
+            list[k] = s->rcpts[i].address;
+            map[k++] = i;
+        }
+    return k;
+}
+
+static int finish_round(sim *s, session *ss)
+{
+    int rc = 0;
+    ss->r->action = verdict(ss->a);
+    for (size_t i = 0; i < mxr_attempt_nrecipients(ss->a) && rc == 0; i++)
+        rc = keep_result(&s->rcpts[ss->map[i]],
+                         mxr_attempt_recipient(ss->a, i), ss->r->number,
+                         SIM_EPOCH_MS);
+    if (rc == 0)
+        sim_print_round(stdout, s->args->json, ss->r, s->rcpts, s->n);
+    return rc;
+}
+
+/* One delivery attempt of the waiting recipients at simulated time t. */
+static int run_round(sim *s, uint64_t t)
+{
+    const char **list = calloc(s->n, sizeof *list);
+    size_t *map = calloc(s->n, sizeof *map);
+    sim_round r = {.at_ms = t, .domain = s->plan->domain};
+    session ss = {.s = s, .r = &r, .map = map};
+    int rc = list && map ? 0 : EXIT_SOFTWARE;
+    if (rc == 0) {
+        s->clock_ms = SIM_EPOCH_MS + t;
+        if (s->rounds == 0)
+            s->first_ms = s->clock_ms;
+        mxr_message m = {.sender = s->args->from,
+                         .recipients = list,
+                         .nrecipients = waiting_list(s, list, map),
+                         .first_attempt_ms = s->first_ms,
+                         .attempts = s->rounds};
+        if (mxr_attempt_new(s->e, s->plan, &m, &ss.a) != MXR_OK)
+            rc = EXIT_SOFTWARE;
+    }
+    if (rc == 0) {
+        r.number = ++s->rounds;
+        r.plan = mxr_attempt_plan(ss.a);
+        if ((rc = walk(&ss)) == 0)
+            rc = finish_round(s, &ss);
+    }
+    mxr_attempt_free(ss.a);
+    free(r.steps);
+    free(list);
+    free(map);
+    return rc;
+}
+
+/* A round at t, or a note that nothing is due yet. */
+static int round_at(sim *s, uint64_t t)
+{
+    uint64_t due = due_ms(s);
+    if (due > t) {
+        sim_print_skipped(stdout, s->args->json, t, due);
+        return 0;
+    }
+    return run_round(s, t);
+}
+
+static int run_rounds(sim *s)
+{
+    static const uint64_t zero = 0;
+    const sim_args *a = s->args;
+    const uint64_t *at = a->nat ? a->at_ms : &zero;
+    size_t nat = a->nat ? a->nat : 1;
+    int rc = 0;
+    for (size_t i = 0; i < nat && rc == 0 && any_waiting(s); i++)
+        rc = round_at(s, at[i]);
+    while (rc == 0 && a->follow && any_waiting(s) &&
+           s->rounds < SIM_MAX_ROUNDS)
+        rc = run_round(s, due_ms(s));
+    if (rc == 0 && a->follow && any_waiting(s))
+        fprintf(a->json ? stderr : stdout,
+                "%sstopped after %d rounds with recipients still deferred\n",
+                a->json ? "mxroute simulate: " : "\n", SIM_MAX_ROUNDS);
+    return rc;
+}
+
+static int final_exit(const sim *s)
+{
+    bool deferred = false, bounced = false;
+    for (size_t i = 0; i < s->n; i++) {
+        deferred |= waiting(&s->rcpts[i]);
+        bounced |= s->rcpts[i].state == MXR_RCPT_BOUNCED;
+    }
+    return deferred ? EXIT_TEMPFAIL : bounced ? EXIT_NOHOST : EXIT_OK;
+}
+
+/* -------------------------------------------------------------- command */
+
+static int start_engine(sim *s, mxr_options *o, const mxr_rules *rules)
+{
+    mxr_options_set_clock(o, sim_clock, &s->clock_ms);
+    s->clock_ms = SIM_EPOCH_MS;
+    mxr_status st = mxr_options_add_rules(o, NULL, rules);
+    if (st == MXR_OK)
+        st = mxr_engine_new(o, &s->e);
+    if (st == MXR_OK)
+        return 0;
+    fprintf(stderr, "mxroute simulate: %s\n", mxr_options_errmsg(o));
+    return st == MXR_EZONE || st == MXR_ESERVER ? EXIT_USAGE : EXIT_SOFTWARE;
+}
+
+/* Route once: the DOMAIN|ADDRESS, or else the first recipient. */
+static int route_once(sim *s)
+{
+    const char *input = s->args->input ? s->args->input : s->args->to[0];
+    mxr_status st = mxr_route_sync(s->e, input, &s->plan);
+    return st == MXR_OK ? 0 : route_error(s->e, st, "", input);
+}
+
+/* A named target that is nowhere in the plan is most likely a typo: the
+ * outcome would never happen. Worth a warning, not a failure: a script
+ * may be shared by several domains. */
+static bool spec_in_plan(const sim_spec *sp, const mxr_plan *p)
+{
+    for (size_t i = 0; i < p->ncandidates; i++) {
+        const mxr_candidate *c = &p->candidates[i];
+        mxr_hop hop = {.host = c->host};
+        for (size_t k = 0; k < c->naddrs || k == 0; k++) {
+            if (k < c->naddrs)
+                hop.addr = c->addrs[k];
+            sim_where w = {.round_ms = sp->round_ms,
+                           .hop = &hop,
+                           .stage = sp->stage,
+                           .rcpt_index = sp->rcpt_index,
+                           .rcpt = sp->rcpt_addr};
+            if (sim_spec_match(sp, 1, &w))
+                return true;
+        }
+    }
+    return false;
+}
+
+static void warn_unmatched(const sim *s)
+{
+    for (size_t i = 0; i < s->args->nspecs; i++)
+        if (!spec_in_plan(&s->args->specs[i], s->plan))
+            fprintf(stderr, "mxroute simulate: warning: --outcome '%s' "
+                            "matches no host or address of %s\n",
+                    s->args->specs[i].source, s->plan->domain);
+}
+
+static void print_header(const sim *s)
+{
+    const sim_args *a = s->args;
+    warn_unmatched(s);
+    if (a->json)
+        return;
+    printf("from %s to", a->from);
+    for (size_t i = 0; i < s->n; i++)
+        printf("%s %s", i ? "," : "", s->rcpts[i].address);
+    printf("\n");
+    out_text(stdout, a->input ? a->input : a->to[0], MXR_OK, s->plan, NULL);
+}
+
+static int simulate(sim *s, mxr_options *o, const mxr_rules *rules)
+{
+    int rc = start_engine(s, o, rules);
+    if (rc == 0)
+        rc = route_once(s);
+    if (rc == 0)
+        rc = make_recipients(s);
+    if (rc == 0)
+        rc = check_spec_recipients(s);
+    if (rc == 0) {
+        print_header(s);
+        rc = run_rounds(s);
+    }
+    return rc ? rc : final_exit(s);
+}
+
+static void sim_free(sim *s, sim_args *a)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->rcpts[i].address);
+        free(s->rcpts[i].text);
+        free(s->rcpts[i].host);
+    }
+    free(s->rcpts);
+    mxr_plan_free(s->plan);
+    mxr_engine_destroy(s->e);
+    for (size_t i = 0; i < a->nspecs; i++)
+        sim_spec_free(&a->specs[i]);
+    free(a->specs);
+    free(a->to);
+    free(a->at_ms);
+}
+
+int cmd_simulate(int argc, char **argv)
+{
+    mxr_options *o = NULL;
+    mxr_rules *rules = NULL;
+    sim_args a = {.from = DEFAULT_FROM};
+    sim s = {.args = &a};
+    if (mxr_options_new(&o) != MXR_OK || mxr_rules_new(&rules) != MXR_OK) {
+        mxr_options_free(o);
+        return EXIT_SOFTWARE;
+    }
+    int rc = parse_args(argc, argv, o, rules, &a);
+    if (rc == 0)
+        rc = simulate(&s, o, rules);
+    fflush(stdout);
+    sim_free(&s, &a);
+    mxr_rules_free(rules);
+    mxr_options_free(o);
+    return rc < 0 ? EXIT_OK : rc;
+}
