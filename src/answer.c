@@ -10,7 +10,6 @@
 #include <sys/socket.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 bool mxr__rcode_is_temporary(mxr__rcode rc)
 {
@@ -123,8 +122,25 @@ static bool same_name(const ldns_rdf *a, const ldns_rdf *b)
     return true;
 }
 
-static size_t target_text(const ldns_rdf *dname, char *out);
-static size_t dname_text_size(const ldns_rdf *dname);
+static bool plain_byte(uint8_t c);
+
+/* Does the wire name spell text (a normalised name, final dot optional)?
+ * Compared in place: no text form is built for every packet. */
+static bool name_is_text(const ldns_rdf *dname, const char *text)
+{
+    const uint8_t *w = ldns_rdf_data(dname);
+    size_t len = ldns_rdf_size(dname), t = 0;
+    for (size_t i = 0; i < len && w[i] != 0; i += w[i] + 1) {
+        if (i > 0 && text[t++] != '.')
+            return false;
+        for (size_t k = 1; k <= w[i]; k++, t++) {
+            uint8_t c = i + k < len ? w[i + k] : 0;
+            if (!plain_byte(c) || (c | 0x20) != (text[t] | 0x20))
+                return false;
+        }
+    }
+    return text[t] == '\0' || (text[t] == '.' && text[t + 1] == '\0');
+}
 
 /* The question must be ours: same type, class IN and name (qname is in
  * normalised text form). Returns the question's name, or NULL. */
@@ -136,18 +152,12 @@ static const ldns_rdf *question_name(const ldns_pkt *pkt, const char *qname,
         return NULL;
     ldns_rr *rr = ldns_rr_list_rr(q, 0);
     const ldns_rdf *owner = ldns_rr_owner(rr);
-    char text[4 * LDNS_MAX_DOMAINLEN + 2];
     if (ldns_rr_get_type(rr) != qtype ||
         ldns_rr_get_class(rr) != LDNS_RR_CLASS_IN ||
         ldns_rdf_get_type(owner) != LDNS_RDF_TYPE_DNAME ||
-        dname_text_size(owner) > sizeof text)
+        !name_is_text(owner, qname))
         return NULL;
-    target_text(owner, text);
-    size_t n = strlen(qname);
-    if (n > 0 && qname[n - 1] == '.') /* a final dot changes nothing */
-        n--;
-    return strncasecmp(text, qname, n) == 0 && text[n] == '\0' ? owner
-                                                                : NULL;
+    return owner;
 }
 
 static mxr__rcode rcode_class(ldns_pkt_rcode rc)
