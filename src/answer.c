@@ -251,21 +251,43 @@ static size_t target_text(const ldns_rdf *dname, char *out)
 }
 
 /* Collect the records of qtype owned by name into p; returns how many. */
+static uint16_t mx_pref(const ldns_rr *rr)
+{
+    return ldns_rdf2native_int16(ldns_rr_rdf(rr, 0));
+}
+
+/* Past the record limit, an MX record replaces the least preferred one
+ * kept: a huge answer must not push out the best hosts. */
+static void keep_record(parsed *p, ldns_rr *rr, uint16_t qtype, size_t max)
+{
+    if (p->count < max) {
+        p->rrs[p->count++] = rr;
+        return;
+    }
+    if (qtype != MXR__TYPE_MX || max == 0)
+        return;
+    size_t worst = 0;
+    for (size_t i = 1; i < p->count; i++)
+        if (mx_pref(p->rrs[i]) > mx_pref(p->rrs[worst]))
+            worst = i;
+    if (mx_pref(rr) < mx_pref(p->rrs[worst]))
+        p->rrs[worst] = rr;
+}
+
 static size_t collect_records(const ldns_rr_list *an, const ldns_rdf *name,
                               uint16_t qtype, size_t max, parsed *p)
 {
-    for (size_t i = 0; i < ldns_rr_list_rr_count(an) && p->count < max; i++) {
+    for (size_t i = 0; i < ldns_rr_list_rr_count(an); i++) {
         ldns_rr *rr = ldns_rr_list_rr(an, i);
         if (ldns_rr_get_type(rr) != qtype ||
             ldns_rr_get_class(rr) != LDNS_RR_CLASS_IN ||
-            !same_name(ldns_rr_owner(rr), name) ||
-            !rr_usable(rr, qtype))
+            !same_name(ldns_rr_owner(rr), name) || !rr_usable(rr, qtype))
             continue;
-        p->rrs[p->count++] = rr;
+        keep_record(p, rr, qtype, max);
         p->ttl = min_u32(p->ttl, ldns_rr_ttl(rr));
-        if (qtype == MXR__TYPE_MX)
-            p->strbytes += dname_text_size(ldns_rr_rdf(rr, 1));
     }
+    for (size_t i = 0; qtype == MXR__TYPE_MX && i < p->count; i++)
+        p->strbytes += dname_text_size(ldns_rr_rdf(p->rrs[i], 1));
     return p->count;
 }
 

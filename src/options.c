@@ -149,8 +149,10 @@ static bool server_canonical(const char *in, char *out, size_t len)
         return false;
     if (*colon == ':') {
         char *end;
+        if (colon[1] < '0' || colon[1] > '9') /* strtoul takes " +53" */
+            return false;
         unsigned long p = strtoul(colon + 1, &end, 10);
-        if (*end || p == 0 || p > 65535 || colon[1] == '\0')
+        if (*end || p == 0 || p > 65535)
             return false;
         port = (unsigned)p;
     }

@@ -225,12 +225,20 @@ static void test_question_case_insensitive(void **state)
     assert_int_equal(ans->count, 1);
     done(f, ans);
 
-    /* a final dot on our side changes nothing */
-    p = response("example.com", MXR__TYPE_MX);
-    answer_rr(p, "example.com. 300 IN MX 10 mx.example.com.");
-    ans = parse(f, p, "example.com.", MXR__TYPE_MX);
+    /* the CNAME's owner and the target's records too */
+    p = response("www.example.com", MXR__TYPE_A);
+    answer_rr(p, "WWW.Example.com. 300 IN CNAME Web.Example.NET.");
+    answer_rr(p, "web.EXAMPLE.net. 300 IN A 192.0.2.1");
+    ans = parse(f, p, "www.example.com", MXR__TYPE_A);
+    assert_int_equal(ans->rcode, MXR__DNS_OK);
+    assert_true(ans->via_cname);
     assert_int_equal(ans->count, 1);
     done(f, ans);
+
+    /* a different name is not a case variant ("exbmple" vs "example") */
+    p = response("exbmple.com", MXR__TYPE_MX);
+    answer_rr(p, "exbmple.com. 300 IN MX 10 mx.example.com.");
+    expect_network(f, p, "example.com", MXR__TYPE_MX);
 }
 
 /* ------------------------------------------------------- A and AAAA */
@@ -376,16 +384,32 @@ static void test_cname_loop(void **state)
 static void test_cname_dangling(void **state)
 {
     fixture *f = *state;
+    /* the chain ends at a name whose records are not here (another zone,
+     * or none): NODATA, and the name to ask for next */
     ldns_pkt *p = response("www.example.com", MXR__TYPE_A);
-    answer_rr(p, "www.example.com. 3600 IN CNAME gone.example.com.");
+    answer_rr(p, "www.example.com. 3600 IN CNAME Gone.Example.NET.");
     authority_rr(p, SOA_TEXT);
     mxr__answer *ans = parse(f, p, "www.example.com", MXR__TYPE_A);
     assert_int_equal(ans->rcode, MXR__DNS_NODATA);
     assert_true(ans->via_cname);
     assert_int_equal(ans->count, 0);
-    assert_int_equal(ans->ttl, 300);
+    assert_int_equal(ans->ttl, 300); /* min(CNAME 3600, SOA 600/300) */
+    assert_non_null(ans->cname_target);
+    assert_string_equal(ans->cname_target, "gone.example.net");
     done(f, ans);
 
+    /* the CNAME's TTL bounds the negative one */
+    p = response("example.com", MXR__TYPE_MX);
+    answer_rr(p, "example.com. 60 IN CNAME a.example.org.");
+    answer_rr(p, "a.example.org. 90 IN CNAME b.example.org.");
+    authority_rr(p, SOA_TEXT);
+    ans = parse(f, p, "example.com", MXR__TYPE_MX);
+    assert_int_equal(ans->rcode, MXR__DNS_NODATA);
+    assert_int_equal(ans->ttl, 60);
+    assert_string_equal(ans->cname_target, "b.example.org");
+    done(f, ans);
+
+    /* NXDOMAIN at the end of the chain: nothing more to ask */
     p = response("www.example.com", MXR__TYPE_A);
     ldns_pkt_set_rcode(p, LDNS_RCODE_NXDOMAIN);
     answer_rr(p, "www.example.com. 3600 IN CNAME gone.example.com.");
@@ -394,6 +418,23 @@ static void test_cname_dangling(void **state)
     assert_int_equal(ans->rcode, MXR__DNS_NXDOMAIN);
     assert_true(ans->via_cname);
     assert_int_equal(ans->ttl, 300);
+    assert_null(ans->cname_target);
+    done(f, ans);
+
+    /* no CNAME, no records: plain NODATA */
+    p = response("www.example.com", MXR__TYPE_A);
+    authority_rr(p, SOA_TEXT);
+    ans = parse(f, p, "www.example.com", MXR__TYPE_A);
+    assert_null(ans->cname_target);
+    assert_false(ans->via_cname);
+    done(f, ans);
+
+    /* records found: no target to chase */
+    p = response("www.example.com", MXR__TYPE_A);
+    answer_rr(p, "www.example.com. 300 IN CNAME web.example.com.");
+    answer_rr(p, "web.example.com. 300 IN A 192.0.2.1");
+    ans = parse(f, p, "www.example.com", MXR__TYPE_A);
+    assert_null(ans->cname_target);
     done(f, ans);
 }
 
@@ -499,15 +540,12 @@ static void test_rcode_classes(void **state)
     assert_true(mxr__rcode_is_temporary(MXR__DNS_NETWORK));
     assert_true(mxr__rcode_is_temporary(MXR__DNS_CANCELLED));
     assert_int_equal(mxr__rcode_reason(MXR__DNS_OK), MXR_REASON_NONE);
-    assert_int_equal(mxr__rcode_reason(MXR__DNS_NXDOMAIN),
-                     MXR_REASON_NXDOMAIN);
-    assert_int_equal(mxr__rcode_reason(MXR__DNS_SERVFAIL),
-                     MXR_REASON_SERVFAIL);
+    assert_int_equal(mxr__rcode_reason(MXR__DNS_NXDOMAIN), MXR_REASON_NXDOMAIN);
+    assert_int_equal(mxr__rcode_reason(MXR__DNS_SERVFAIL), MXR_REASON_SERVFAIL);
     assert_int_equal(mxr__rcode_reason(MXR__DNS_REFUSED), MXR_REASON_REFUSED);
     assert_int_equal(mxr__rcode_reason(MXR__DNS_TIMEOUT), MXR_REASON_TIMEOUT);
     assert_int_equal(mxr__rcode_reason(MXR__DNS_NETWORK), MXR_REASON_NETWORK);
-    assert_int_equal(mxr__rcode_reason(MXR__DNS_CANCELLED),
-                     MXR_REASON_NETWORK);
+    assert_int_equal(mxr__rcode_reason(MXR__DNS_CANCELLED), MXR_REASON_NETWORK);
 }
 
 /* ------------------------------------------ answers we cannot trust */
@@ -524,8 +562,7 @@ static void test_question_mismatch(void **state)
     fixture *f = *state;
     /* another name */
     expect_network(f, good_mx("example.com"), "example.org", MXR__TYPE_MX);
-    expect_network(f, good_mx("example.com"), "www.example.com",
-                   MXR__TYPE_MX);
+    expect_network(f, good_mx("example.com"), "www.example.com", MXR__TYPE_MX);
     /* another type */
     expect_network(f, good_mx("example.com"), "example.com", MXR__TYPE_A);
     ldns_pkt *p = response("example.com", MXR__TYPE_A);
@@ -668,6 +705,11 @@ static void check_sane(const mxr__answer *ans, uint16_t qtype, size_t max)
         fail_msg("rcode %d from a packet", (int)ans->rcode);
     }
     assert_true(ans->count <= max);
+    if (ans->cname_target) {
+        assert_int_equal(ans->rcode, MXR__DNS_NODATA);
+        assert_true(ans->via_cname);
+        assert_true(strlen(ans->cname_target) < 4 * 256);
+    }
     for (size_t i = 0; i < ans->count; i++) {
         if (qtype == MXR__TYPE_MX) {
             const char *t = ans->mx[i].target;
@@ -714,8 +756,8 @@ static void test_random_mutations(void **state)
             buf[at] ^= x ? x : 0x01;
         }
         size_t max = (i % 7 == 0) ? 1 : 64;
-        mxr__answer *ans = mxr__answer_parse(
-            &f->a, buf, len, base[which].qname, base[which].qtype, max);
+        mxr__answer *ans = mxr__answer_parse(&f->a, buf, len, base[which].qname,
+                                             base[which].qtype, max);
         free(buf);
         check_sane(ans, base[which].qtype, max);
         by_rcode[ans->rcode]++;
@@ -736,8 +778,8 @@ static void test_max_records(void **state)
     ldns_pkt *p = response("example.com", MXR__TYPE_MX);
     char text[128];
     for (int i = 0; i < 1000; i++) {
-        snprintf(text, sizeof text, "example.com. 300 IN MX %d m%04d.example.com.",
-                 i, i);
+        snprintf(text, sizeof text,
+                 "example.com. 300 IN MX %d m%04d.example.com.", i, i);
         answer_rr(p, text);
     }
     size_t len;

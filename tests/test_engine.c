@@ -7,8 +7,7 @@
  * so nothing here sleeps on a TTL. Every engine uses a counting allocator:
  * once the engine is destroyed and the plans freed, nothing is left.
  *
- * Tests named test_bug_* show library bugs; they fail until the bug is
- * fixed. A repro that could corrupt memory runs in a child process. */
+ * A repro that could corrupt memory runs in a child process. */
 #include "support.h"
 
 #include <arpa/inet.h>
@@ -21,6 +20,26 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* ldns 1.8.3 leaks the records it parsed before a zone syntax error
+ * (ldns_zone_new_frm_fp_l frees the zone shallowly and hands nothing back
+ * to free); test_options_zone_syntax_error hits it on purpose. Only that
+ * leak is suppressed: full unwinding lets LeakSanitizer see the ldns frame
+ * (libldns has no frame pointers), so other leaks through ldns still show.
+ * The sanitizer runtime reads these hooks despite -fvisibility=hidden. */
+#define SANITIZER_HOOK __attribute__((visibility("default")))
+SANITIZER_HOOK const char *__lsan_default_suppressions(void);
+SANITIZER_HOOK const char *__asan_default_options(void);
+
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:ldns_zone_new_frm_fp_l\n";
+}
+
+const char *__asan_default_options(void)
+{
+    return "fast_unwind_on_malloc=0";
+}
 
 /* ------------------------------------------------------------ fixture */
 
@@ -282,11 +301,9 @@ static void test_options_ranges(void **state)
     assert_int_equal(mxr_options_set(f->o, MXR_OPT_SEED, INT64_MAX), MXR_OK);
     assert_int_equal(mxr_options_set(f->o, MXR_OPT_CACHE_MAX_BYTES, -1),
                      MXR_EINVAL);
-    assert_int_equal(mxr_options_set(f->o, MXR_OPT_CACHE_MAX_BYTES, 0),
-                     MXR_OK);
+    assert_int_equal(mxr_options_set(f->o, MXR_OPT_CACHE_MAX_BYTES, 0), MXR_OK);
     assert_int_equal(mxr_options_set(f->o, MXR_OPT_TTL_MIN, -1), MXR_EINVAL);
-    assert_int_equal(mxr_options_set(f->o, MXR_OPT_MAX_PENDING, 0),
-                     MXR_EINVAL);
+    assert_int_equal(mxr_options_set(f->o, MXR_OPT_MAX_PENDING, 0), MXR_EINVAL);
     assert_int_equal(mxr_options_set(f->o, MXR_OPT_PORT, INT64_MIN),
                      MXR_EINVAL);
     assert_int_equal(mxr_options_set(f->o, MXR_OPT_PORT, INT64_MAX),
@@ -296,13 +313,21 @@ static void test_options_ranges(void **state)
 static void test_options_servers(void **state)
 {
     fixture *f = *state;
-    static const char *good[] = {"127.0.0.1", "127.0.0.1:5353", "[::1]:53",
-                                 "::1",       "[::1]",          "192.0.2.1:1",
-                                 "[2001:db8::1]:65535"};
-    static const char *bad[] = {"x",        "1.2.3.4:0",   "1.2.3.4:99999",
-                                "[::1",     "",            "1.2.3.4:",
-                                "[::1]:",   "[::1]x",      "host.example:53",
-                                "1.2.3:53", "[1.2.3.4.5]", "1.2.3.4:53x"};
+    static const char *good[] = {
+        "127.0.0.1", "127.0.0.1:5353", "[::1]:53",           "::1",
+        "[::1]",     "192.0.2.1:1",    "[2001:db8::1]:65535"};
+    static const char *bad[] = {"x",
+                                "1.2.3.4:0",
+                                "1.2.3.4:99999",
+                                "[::1",
+                                "",
+                                "1.2.3.4:",
+                                "[::1]:",
+                                "[::1]x",
+                                "host.example:53",
+                                "1.2.3:53",
+                                "[1.2.3.4.5]",
+                                "1.2.3.4:53x"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         mxr_status st = mxr_options_add_server(f->o, good[i]);
         if (st != MXR_OK)
@@ -330,11 +355,12 @@ static void test_options_servers_engine(void **state)
 }
 
 /* A bare IPv6 address ("::1") is accepted by mxr_options_add_server, so
- * mxr_engine_new must take it too. */
-static void test_bug_bare_ipv6_server_breaks_engine_new(void **state)
+ * mxr_engine_new must take it too (c-ares 1.18 wants "[IPv6]:port"). */
+static void test_options_bare_ipv6_server(void **state)
 {
     fixture *f = *state;
     assert_int_equal(mxr_options_add_server(f->o, "::1"), MXR_OK);
+    assert_int_equal(mxr_options_add_server(f->o, "2001:db8::53"), MXR_OK);
     mxr_status st = mxr_engine_new(f->o, &f->e);
     if (st != MXR_OK)
         fail_msg("add_server(\"::1\") accepted, then mxr_engine_new: %s: %s",
@@ -427,7 +453,7 @@ static void test_contract_never_inside_route(void **state)
         "[192.0.2.1]",             /* an address literal */
         "nxdomain.rules.test",     /* negative */
         "fault-servfail.rules.test",
-        "unserved.test", /* outside every zone */
+        "unserved.test",  /* outside every zone */
         "tie.rules.test", /* joins a query in flight */
     };
     enum { N = sizeof inputs / sizeof inputs[0] };
@@ -515,8 +541,7 @@ static void test_contract_busy(void **state)
     set_opt(f, MXR_OPT_MAX_PENDING, 2);
     mxr_engine *e = start_rules(f);
     rec r[3] = {{0}};
-    assert_int_equal(mxr_route(e, "plain.rules.test", on_route, &r[0]),
-                     MXR_OK);
+    assert_int_equal(mxr_route(e, "plain.rules.test", on_route, &r[0]), MXR_OK);
     assert_int_equal(mxr_route(e, "tie.rules.test", on_route, &r[1]), MXR_OK);
     assert_int_equal(mxr_route(e, "dual.rules.test", on_route, &r[2]),
                      MXR_EBUSY);
@@ -526,8 +551,7 @@ static void test_contract_busy(void **state)
     assert_int_equal(r[1].fired, 1);
     assert_int_equal(r[2].fired, 0);
     /* room again */
-    assert_int_equal(mxr_route(e, "dual.rules.test", on_route, &r[2]),
-                     MXR_OK);
+    assert_int_equal(mxr_route(e, "dual.rules.test", on_route, &r[2]), MXR_OK);
     assert_int_equal(mxr_engine_run(e, 10000), 0);
     assert_int_equal(r[2].fired, 1);
     for (size_t i = 0; i < 3; i++)
@@ -644,9 +668,8 @@ static void destroy_with_silent_server(fixture *f, int64_t max_inflight)
     set_opt(f, MXR_OPT_MAX_INFLIGHT, max_inflight);
     mxr_options_set_sock_callback(f->o, on_sock, &slog);
     mxr_engine *e = start(f);
-    static const char *inputs[] = {"a.example",  "b.example",
-                                   "user@c.example", "a.example",
-                                   "[192.0.2.1]", "d.example"};
+    static const char *inputs[] = {"a.example", "b.example",   "user@c.example",
+                                   "a.example", "[192.0.2.1]", "d.example"};
     enum { N = sizeof inputs / sizeof inputs[0] };
     rec r[N];
     memset(r, 0, sizeof r);
@@ -737,10 +760,9 @@ static void test_ares_closed_port_own_loop(void **state)
         assert_true(n <= 16);
         for (size_t i = 0; i < n; i++) {
             pfd[i].fd = socks[i].fd;
-            pfd[i].events = (short)((socks[i].want & MXR_WANT_READ ? POLLIN
-                                                                   : 0) |
-                                    (socks[i].want & MXR_WANT_WRITE ? POLLOUT
-                                                                    : 0));
+            pfd[i].events =
+                (short)((socks[i].want & MXR_WANT_READ ? POLLIN : 0) |
+                        (socks[i].want & MXR_WANT_WRITE ? POLLOUT : 0));
             pfd[i].revents = 0;
         }
         int t = mxr_engine_timeout(e);
@@ -820,8 +842,7 @@ static void test_route_port_and_family(void **state)
         assert_int_equal(p->candidates[i].naddrs, 1);
         assert_int_equal(p->candidates[i].addrs[0].family, AF_INET);
     }
-    assert_string_equal(addr_text(&p->candidates[0].addrs[0], a),
-                        "192.0.2.11");
+    assert_string_equal(addr_text(&p->candidates[0].addrs[0], a), "192.0.2.11");
     mxr_plan_free(p);
     /* no AAAA query was needed: 1 MX + 2 A */
     assert_int_equal(stats_of(e).queries_sent, 3);
@@ -866,8 +887,7 @@ static void test_route_implicit(void **state)
     assert_int_equal(p->candidates[0].source, MXR_SOURCE_IMPLICIT);
     assert_int_equal(p->candidates[0].preference, 0);
     assert_int_equal(p->candidates[0].naddrs, 1);
-    assert_string_equal(addr_text(&p->candidates[0].addrs[0], a),
-                        "192.0.2.62");
+    assert_string_equal(addr_text(&p->candidates[0].addrs[0], a), "192.0.2.62");
     mxr_plan_free(p);
 
     p = route_sync_ok(e, "implicit6.rules.test");
@@ -918,8 +938,7 @@ static void test_route_failures(void **state)
         {"mixed-temp.rules.test", MXR_RESULT_TEMPFAIL, MXR_REASON_TEMPFAIL},
         {"noaddr-all.rules.test", MXR_RESULT_PERMFAIL,
          MXR_REASON_NO_USABLE_HOST},
-        {"loopback.rules.test", MXR_RESULT_PERMFAIL,
-         MXR_REASON_NO_USABLE_HOST},
+        {"loopback.rules.test", MXR_RESULT_PERMFAIL, MXR_REASON_NO_USABLE_HOST},
         {"iplit-only.rules.test", MXR_RESULT_PERMFAIL,
          MXR_REASON_NO_USABLE_HOST},
     };
@@ -1027,8 +1046,7 @@ static void test_route_literal(void **state)
     assert_int_equal(p->ncandidates, 1);
     assert_int_equal(p->candidates[0].source, MXR_SOURCE_LITERAL);
     assert_int_equal(p->candidates[0].naddrs, 1);
-    assert_string_equal(addr_text(&p->candidates[0].addrs[0], a),
-                        "192.0.2.1");
+    assert_string_equal(addr_text(&p->candidates[0].addrs[0], a), "192.0.2.1");
     mxr_plan_free(p);
     assert_int_equal(stats_of(e).queries_sent, 0); /* no DNS at all */
     /* loopback literals go through the same filters */
@@ -1107,9 +1125,10 @@ static void test_shuffle_seeded(void **state)
 static void test_shuffle_keeps_tiers(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(mxr_options_add_zone_file(
-                         f->o, mxr_test_source_path("tests/zones/ext.test.zone")),
-                     MXR_OK);
+    assert_int_equal(
+        mxr_options_add_zone_file(
+            f->o, mxr_test_source_path("tests/zones/ext.test.zone")),
+        MXR_OK);
     mxr_engine *e = start_rules(f);
     for (int i = 0; i < 20; i++) {
         mxr_plan *p = route_sync_ok(e, "google.rules.test");
@@ -1172,6 +1191,9 @@ static void test_cache_plan_hit(void **state)
     assert_int_equal(s3.queries_sent, 10);
     assert_order(p1, "mx1.plain.rules.test,mx2.plain.rules.test");
     mxr_plan_free(p1);
+    /* with no plan of ours alive, the engine's count is all the allocator
+     * holds: cached plans included */
+    assert_int_equal(stats_of(e).bytes_allocated, f->ta.live);
 }
 
 /* Negative plans are cached by the SOA minimum; transient failures are
@@ -1222,8 +1244,7 @@ static void test_cache_bound(void **state)
     fixture *f = *state;
     enum { BOUND = 20000, DOMAINS = 500 };
     set_opt(f, MXR_OPT_CACHE_MAX_BYTES, BOUND);
-    assert_int_equal(mxr_options_add_zone_text(f->o, "w.zone", W_ZONE),
-                     MXR_OK);
+    assert_int_equal(mxr_options_add_zone_text(f->o, "w.zone", W_ZONE), MXR_OK);
     mxr_engine *e = start(f);
     size_t peak = 0;
     for (int i = 0; i < DOMAINS; i++) {
@@ -1286,8 +1307,7 @@ static void test_inflight_window(void **state)
     fixture *f = *state;
     enum { N = 200 };
     set_opt(f, MXR_OPT_MAX_INFLIGHT, 3);
-    assert_int_equal(mxr_options_add_zone_text(f->o, "w.zone", W_ZONE),
-                     MXR_OK);
+    assert_int_equal(mxr_options_add_zone_text(f->o, "w.zone", W_ZONE), MXR_OK);
     mxr_engine *e = start(f);
     static rec r[N];
     memset(r, 0, sizeof r);
@@ -1400,7 +1420,7 @@ static void test_alloc_failure_each(void **state)
 /* Memory runs out at allocation N of mxr_route and stays out: mxr_route
  * either fails (and never calls back) or succeeds without calling back
  * from inside; once memory is back, the request ends exactly once. */
-static void test_bug_oom_callback_inside_route(void **state)
+static void test_alloc_exhausted_never_inside_route(void **state)
 {
     fixture *f = *state;
     for (long k = 1;; k++) {
@@ -1519,7 +1539,7 @@ static void test_destroy_with_cached_mx_delivery(void **state)
 
 /* A plan from the plan cache says how long it may be reused: what is left
  * of the TTL, not the TTL it had when it was built. */
-static void test_bug_cached_plan_ttl_not_decremented(void **state)
+static void test_cache_plan_ttl_counts_down(void **state)
 {
     fixture *f = *state;
     mxr_engine *e = start_rules(f);
@@ -1578,10 +1598,10 @@ int main(void)
         T(test_zone_event_loop),
         T(test_alloc_failure_each),
         T(test_destroy_with_cached_mx_delivery),
-        /* library bugs: these fail until fixed */
-        T(test_bug_bare_ipv6_server_breaks_engine_new),
-        T(test_bug_oom_callback_inside_route),
-        T(test_bug_cached_plan_ttl_not_decremented),
+        /* regressions: bugs found by these tests, fixed in 3c1e50a */
+        T(test_options_bare_ipv6_server),
+        T(test_alloc_exhausted_never_inside_route),
+        T(test_cache_plan_ttl_counts_down),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
