@@ -802,6 +802,35 @@ static void test_max_records(void **state)
     free(wire);
 }
 
+/* Past the limit the most preferred records are kept, whatever their
+ * order in the answer: a flood cannot push out the best hosts. */
+static void test_max_records_keeps_most_preferred(void **state)
+{
+    fixture *f = *state;
+    ldns_pkt *p = response("example.com", MXR__TYPE_MX);
+    char text[128];
+    for (int i = 999; i >= 0; i--) { /* worst first */
+        snprintf(text, sizeof text,
+                 "example.com. 300 IN MX %d m%04d.example.com.", i, i);
+        answer_rr(p, text);
+    }
+    size_t len;
+    uint8_t *wire = to_wire(p, &len);
+    mxr__answer *ans = mxr__answer_parse(&f->a, wire, len, "example.com",
+                                         MXR__TYPE_MX, 10);
+    assert_int_equal(ans->count, 10);
+    unsigned seen = 0;
+    for (size_t i = 0; i < ans->count; i++) {
+        assert_true(ans->mx[i].pref < 10);
+        snprintf(text, sizeof text, "m%04u.example.com", ans->mx[i].pref);
+        assert_string_equal(ans->mx[i].target, text);
+        seen |= 1u << ans->mx[i].pref;
+    }
+    assert_int_equal(seen, 0x3ff);
+    done(f, ans);
+    free(wire);
+}
+
 static void test_wrong_type_owner_class_ignored(void **state)
 {
     fixture *f = *state;
@@ -1012,6 +1041,7 @@ int main(void)
         T(test_truncated_bytes),
         T(test_random_mutations),
         T(test_max_records),
+        T(test_max_records_keeps_most_preferred),
         T(test_wrong_type_owner_class_ignored),
         T(test_bad_rdata_length),
         T(test_refcounting),
