@@ -377,8 +377,10 @@ typedef enum mxr_rule {
     MXR_RULE_RETRY_FACTOR_PCT,  /* growth per attempt, percent (200) */
     MXR_RULE_RETRY_JITTER_PCT,  /* +- jitter, percent of the delay (10) */
     MXR_RULE_MAX_AGE_S,         /* bounce deferred mail older (432000) */
-    MXR_RULE_HEALTH_BASE_S,     /* first cool-down of a failed host (60) */
-    MXR_RULE_HEALTH_MAX_S,      /* longest cool-down (3600) */
+    MXR_RULE_HEALTH_BASE_S,     /* first cool-down of a failed host (60);
+                                   host health is engine-wide: read from
+                                   the default rules only */
+    MXR_RULE_HEALTH_MAX_S,      /* longest cool-down (3600); likewise */
     MXR_RULE_COUNT_
 } mxr_rule;
 
@@ -417,7 +419,8 @@ typedef struct mxr_message {
 typedef struct mxr_attempt mxr_attempt;
 
 /* The plan is copied (and reordered by host health: hosts cooling down
- * move to the end, never out). */
+ * move to the end, never out). At least one recipient. Free every attempt
+ * before its engine. */
 MXR_EXTERN mxr_status mxr_attempt_new(mxr_engine *engine, const mxr_plan *plan,
                                       const mxr_message *msg,
                                       mxr_attempt **out);
@@ -431,7 +434,7 @@ typedef struct mxr_hop {
     bool host_down; /* cooling down: moved last, tried as a last resort */
     mxr_addr addr;
     size_t candidate; /* index in the attempt's plan */
-    unsigned session; /* 1 for the first SMTP session of the attempt */
+    unsigned number;  /* 1 for the first hop of the attempt */
 } mxr_hop;
 
 /* The next address to connect to, in plan order, skipping what the last
@@ -451,10 +454,12 @@ typedef struct mxr_outcome {
  * the action for that recipient. */
 MXR_EXTERN mxr_action mxr_attempt_rcpt(mxr_attempt *attempt, size_t i,
                                        const mxr_outcome *reply);
-/* How the current session ended: a failure at any stage, or class OK at
- * MXR_STAGE_DOT (the message was accepted for the RCPT-accepted
- * recipients). Returns the action; DEFER, BOUNCE and DELIVERED end the
- * attempt. */
+/* How the current session went. Class OK before end-of-data is progress
+ * (CONTINUE), except {RCPT, OK}: the RCPT phase is over, and when nobody
+ * was accepted the session ends. A failure ends the session: at DATA and
+ * end-of-data it concerns only the recipients accepted at RCPT. {DOT, OK}
+ * delivers them. Returns the action; DEFER, BOUNCE and DELIVERED end the
+ * attempt (check each recipient: a DELIVERED attempt may have bounces). */
 MXR_EXTERN mxr_action mxr_attempt_outcome(mxr_attempt *attempt,
                                           const mxr_outcome *outcome);
 

@@ -31,6 +31,8 @@ typedef struct last_error {
 typedef struct rcpt_slot {
     mxr_rcpt pub;
     unsigned flags;
+    bool has_error;   /* err holds the last failure that concerned it */
+    last_error err;
     char enhanced[ENH_MAX];
     char text[TEXT_MAX];
 } rcpt_slot;
@@ -97,8 +99,9 @@ static void settle(rcpt_slot *r, mxr_rcpt_state state, int code,
 
 /* Defer one recipient with the error that stopped it, or bounce it when
  * the message has reached its maximum age. */
-static void defer_one(mxr_attempt *a, rcpt_slot *r, const last_error *why)
+static void defer_one(mxr_attempt *a, rcpt_slot *r)
 {
+    const last_error *why = r->has_error ? &r->err : &a->last;
     uint64_t now = mxr__now_ms(a->e), next;
     unsigned failed = a->attempts < UINT_MAX ? a->attempts + 1 : UINT_MAX;
     if (mxr__retry_next(&a->retry, failed, a->first_ms, now,
@@ -109,8 +112,9 @@ static void defer_one(mxr_attempt *a, rcpt_slot *r, const last_error *why)
         return;
     }
     char text[TEXT_MAX + 64];
+    uint64_t age = now > a->first_ms ? now - a->first_ms : 0;
     snprintf(text, sizeof text, "expired after %u s in the queue: %s",
-             (unsigned)((now - a->first_ms) / 1000), why->text);
+             (unsigned)(age / 1000), why->text);
     settle(r, MXR_RCPT_BOUNCED, why->code, why->enhanced, text, why->host);
 }
 
@@ -147,11 +151,12 @@ static mxr_action end_pending(mxr_attempt *a, mxr_action how)
         rcpt_slot *r = &a->rcpts[i];
         if (r->pub.state != MXR_RCPT_PENDING)
             continue;
+        const last_error *why = r->has_error ? &r->err : &a->last;
         if (how == MXR_ACTION_BOUNCE)
-            settle(r, MXR_RCPT_BOUNCED, a->last.code, a->last.enhanced,
-                   a->last.text, a->last.host);
+            settle(r, MXR_RCPT_BOUNCED, why->code, why->enhanced, why->text,
+                   why->host);
         else
-            defer_one(a, r, &a->last);
+            defer_one(a, r);
     }
     a->done = true;
     return final_action(a);
@@ -226,6 +231,7 @@ mxr_status mxr_attempt_next(mxr_attempt *a, mxr_hop *out)
     a->addr = c.addr;
     a->addresses++;
     a->in_session = true;
+    a->rcpt_move = MXR_ACTION_NEXT_HOST;
     for (size_t i = 0; i < a->n; i++)
         a->rcpts[i].flags = 0;
     const mxr_candidate *cd = current(a);
@@ -236,7 +242,7 @@ mxr_status mxr_attempt_next(mxr_attempt *a, mxr_hop *out)
                      .host_down = (cd->notes & MXR_NOTE_DOWN) != 0,
                      .addr = cd->addrs[c.addr],
                      .candidate = c.cand,
-                     .session = a->addresses};
+                     .number = a->addresses};
     return MXR_OK;
 }
 
@@ -261,14 +267,16 @@ mxr_action mxr_attempt_rcpt(mxr_attempt *a, size_t i, const mxr_outcome *reply)
     }
     mxr_action act = mxr_rules_action(a->rules, MXR_STAGE_RCPT, reply->cls);
     remember_error(a, reply);
+    r->err = a->last; /* this reply is this recipient's own error */
+    r->has_error = true;
     if (act == MXR_ACTION_BOUNCE)
         settle(r, MXR_RCPT_BOUNCED, reply->code, reply->enhanced,
                a->last.text, current(a)->host);
     else if (act == MXR_ACTION_DEFER)
-        defer_one(a, r, &a->last);
+        defer_one(a, r); /* or an expiry bounce */
     else
         a->rcpt_move = act = sane_retry_move(act);
-    return act;
+    return r->pub.state == MXR_RCPT_BOUNCED ? MXR_ACTION_BOUNCE : act;
 }
 
 static void health_note(mxr_attempt *a, const mxr_outcome *o)
@@ -307,15 +315,37 @@ static mxr_action move_on(mxr_attempt *a, mxr_action move)
     return move;
 }
 
+/* Which pending recipients a session failure concerns: at DATA and
+ * end-of-data only those in the mail transaction (accepted at RCPT); the
+ * ones refused with a 4xx at RCPT were never part of it. Before that,
+ * everyone pending. */
+static bool concerned(const mxr_outcome *o, const rcpt_slot *r)
+{
+    if (r->pub.state != MXR_RCPT_PENDING)
+        return false;
+    return o->stage < MXR_STAGE_DATA || (r->flags & RCPT_ACCEPTED);
+}
+
 static mxr_action on_failure(mxr_attempt *a, const mxr_outcome *o)
 {
     mxr_action act = mxr_rules_action(a->rules, o->stage, o->cls);
     remember_error(a, o);
+    bool final = act == MXR_ACTION_BOUNCE || act == MXR_ACTION_DEFER;
+    for (size_t i = 0; i < a->n; i++) {
+        rcpt_slot *r = &a->rcpts[i];
+        if (!concerned(o, r))
+            continue;
+        r->err = a->last;
+        r->has_error = true;
+        if (final && act == MXR_ACTION_BOUNCE)
+            settle(r, MXR_RCPT_BOUNCED, o->code, o->enhanced, a->last.text,
+                   a->last.host);
+        else if (final)
+            defer_one(a, r);
+    }
     for (size_t i = 0; i < a->n; i++)
         a->rcpts[i].flags &= ~RCPT_ACCEPTED; /* not delivered after all */
-    if (act == MXR_ACTION_BOUNCE || act == MXR_ACTION_DEFER)
-        return end_pending(a, act);
-    return move_on(a, sane_retry_move(act));
+    return move_on(a, final ? a->rcpt_move : sane_retry_move(act));
 }
 
 static bool any_accepted(const mxr_attempt *a)
@@ -337,8 +367,10 @@ mxr_action mxr_attempt_outcome(mxr_attempt *a, const mxr_outcome *o)
     /* RCPT phase over with some recipient accepted: DATA follows. */
     if (ok && o->stage == MXR_STAGE_RCPT && any_accepted(a))
         return MXR_ACTION_CONTINUE;
-    if (ok && o->stage < MXR_STAGE_RCPT)
-        return MXR_ACTION_CONTINUE; /* progress report: nothing to do */
+    /* Progress reports (a greeting, 250 to MAIL, 354 to DATA) end nothing:
+     * only end-of-data decides delivery. */
+    if (ok && o->stage != MXR_STAGE_RCPT && o->stage != MXR_STAGE_DOT)
+        return MXR_ACTION_CONTINUE;
     a->in_session = false;
     if (o->stage > MXR_STAGE_CONNECT)
         a->sessions++;
@@ -394,7 +426,8 @@ static void settle_failed_plan(mxr_attempt *a)
 mxr_status mxr_attempt_new(mxr_engine *e, const mxr_plan *plan,
                            const mxr_message *msg, mxr_attempt **out)
 {
-    if (!e || !plan || !msg || !out || (msg->nrecipients && !msg->recipients))
+    if (!e || !plan || !msg || !out || msg->nrecipients == 0 ||
+        !msg->recipients)
         return MXR_EINVAL;
     mxr_attempt *a = mxr__calloc(&e->a, 1, sizeof *a);
     if (!a)
@@ -409,7 +442,7 @@ mxr_status mxr_attempt_new(mxr_engine *e, const mxr_plan *plan,
     a->rcpt_move = MXR_ACTION_NEXT_HOST;
     mxr_status st = copy_recipients(a, msg);
     if (st == MXR_OK &&
-        !(a->plan = mxr__plan_clone(plan, mxr__alloc_default, NULL)))
+        !(a->plan = mxr__plan_clone(plan, mxr__alloc_counted, &e->a)))
         st = MXR_ENOMEM;
     if (st != MXR_OK) {
         mxr_attempt_free(a);

@@ -1,5 +1,5 @@
 /* retry.c -- the retry schedule: min * factor^(attempts-1), capped at max,
- * jittered, and clamped back into [min, max].
+ * jittered within [min, max].
  *
  * Everything is computed in milliseconds with 64-bit integers: seconds fit
  * in 32 bits, so the bounds fit in 42 bits and the arithmetic below checks
@@ -60,19 +60,23 @@ static uint64_t backoff_ms(const mxr__retry_params *p, delay_bounds b,
     return delay;
 }
 
-/* Uniform in [delay - span, delay + span] where span = jitter% of delay.
- * Jitter is capped at 100% so that the low end cannot go below zero; delay
- * is at most 2^32 s (< 2^42 ms), so delay * 100 cannot overflow. A NULL rng
- * means no jitter (deterministic schedules). */
-static uint64_t jittered(uint64_t delay, uint32_t jitter_pct, mxr__rng *rng)
+/* Uniform over [delay - span, delay + span] cut to [min, max], where span
+ * is jitter% of delay: drawing inside the bounds (rather than clamping a
+ * draw) keeps retries from piling up exactly on min or max. Jitter is
+ * capped at 100%; delay < 2^42 ms, so delay * 100 cannot overflow. A NULL
+ * rng means no jitter (deterministic schedules). */
+static uint64_t jittered(uint64_t delay, uint32_t jitter_pct, mxr__rng *rng,
+                         delay_bounds b)
 {
     if (rng == NULL || jitter_pct == 0)
         return delay;
     uint64_t pct = jitter_pct > 100 ? 100 : jitter_pct;
     uint64_t span = delay * pct / 100;
-    if (span == 0)
-        return delay;
-    return delay - span + mxr__rng_below(rng, 2 * span + 1);
+    uint64_t lo = delay - span < b.min_ms ? b.min_ms : delay - span;
+    uint64_t hi = delay + span > b.max_ms ? b.max_ms : delay + span;
+    if (hi <= lo)
+        return lo;
+    return lo + mxr__rng_below(rng, hi - lo + 1);
 }
 
 static uint64_t clamped(uint64_t v, delay_bounds b)
@@ -85,7 +89,7 @@ uint64_t mxr__retry_delay_ms(const mxr__retry_params *p, unsigned attempts,
 {
     delay_bounds b = bounds_of(p);
     uint64_t delay = backoff_ms(p, b, attempts == 0 ? 1 : attempts);
-    return clamped(jittered(delay, p->jitter_pct, rng), b);
+    return clamped(jittered(clamped(delay, b), p->jitter_pct, rng, b), b);
 }
 
 bool mxr__retry_next(const mxr__retry_params *p, unsigned attempts,

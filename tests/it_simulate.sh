@@ -281,6 +281,11 @@ run "${EX[@]}" --json --seed 1 --outcome 'mail1.example.com:greeting=421/4.3.2' 
 expect_py "greeting 421 on both addresses of mail1: next address, then mail2" "
 [s['action'] for s in steps_at(rounds[0], 'greeting')] == ['next-address', 'next-address', 'continue'] and
 rcpt(1)['host'] == 'mail2.example.com'"
+run "${EX[@]}" --json --seed 1 --outcome 'mail1.example.com:tls=454/4.7.0/TLS not available' example.com
+expect_py "STARTTLS 454 on mail1: after EHLO, next host; not simulated where unscripted" "
+st = [s['stage'] for s in rounds[0]['steps'] if s['host'] == 'mail1.example.com']
+st == ['connect', 'greeting', 'ehlo', 'tls'] and steps_at(rounds[0], 'tls')[0]['action'] == 'next-host' and
+len(steps_at(rounds[0], 'tls')) == 1 and rcpt(1)['host'] == 'mail2.example.com'"
 run "${TZ[@]}" --json --seed 2 --outcome 'mx1.plain.rules.test:dot=451/4.3.0' plain.rules.test
 expect_py "end-of-data 451 on mx1: next host delivers" "
 [s['action'] for s in steps_at(rounds[0], 'dot')] == ['next-host', 'delivered'] and

@@ -19,7 +19,7 @@
  * health reads 0 as "never failed". */
 #define SIM_EPOCH_MS UINT64_C(1000000000)
 #define SIM_MAX_ROUNDS 100  /* with --follow: retries are bounded */
-#define SIM_MAX_HOPS 100000 /* the machine always ends; this proves it */
+#define SIM_MAX_HOPS 100000 /* guard: a machine that never ends is a bug */
 #define SIM_MAX_RCPTS 1000
 #define SIM_AT_MAX_S (10LL * 365 * 86400)
 #define DEFAULT_FROM "sender@example.invalid"
@@ -83,6 +83,12 @@ static void usage(FILE *out)
             "*:rcpt=451/4.7.1/Try later,\n"
             "                       @0/192.0.2.1:mail=550, "
             "*:rcpt:2=550/5.1.1/No such user\n"
+            "                       STAGE: connect tls greeting ehlo mail "
+            "rcpt data dot\n"
+            "                       RESULT: refused timeout unreachable "
+            "reset ok, or\n"
+            "                       CODE[/ENHANCED[/TEXT]] (a code needs "
+            "a STAGE)\n"
             "  --at SECONDS         run a round at this time (repeatable, "
             "ascending;\n"
             "                       default 0)\n"
@@ -117,8 +123,9 @@ static int parse_number(const char *opt, const char *arg, long long max,
     errno = 0;
     long long v = strtoll(arg, &end, 10);
     if (errno || end == arg || *end || v < 0 || v > max) {
-        fprintf(stderr, "mxroute simulate: %s: '%s' is not a number from 0 "
-                        "to %lld\n",
+        fprintf(stderr,
+                "mxroute simulate: %s: '%s' is not a number from 0 "
+                "to %lld\n",
                 opt, arg, max);
         return EXIT_USAGE;
     }
@@ -134,8 +141,9 @@ static int set_rule(mxr_rules *rules, mxr_rule rule, const char *opt,
     if (rc)
         return rc;
     if (mxr_rules_set(rules, rule, v) != MXR_OK) {
-        fprintf(stderr, "mxroute simulate: %s: %s is out of range (see "
-                        "mxroute(1))\n",
+        fprintf(stderr,
+                "mxroute simulate: %s: %s is out of range (see "
+                "mxroute(1))\n",
                 opt, arg);
         return EXIT_USAGE;
     }
@@ -155,8 +163,7 @@ static int rule_option(mxr_rules *rules, int c, const char *arg)
     case OPT_RETRY_MAX:
         return set_rule(rules, MXR_RULE_RETRY_MAX_S, "--retry-max", arg);
     case OPT_MAX_ADDRESSES:
-        return set_rule(rules, MXR_RULE_MAX_ADDRESSES, "--max-addresses",
-                        arg);
+        return set_rule(rules, MXR_RULE_MAX_ADDRESSES, "--max-addresses", arg);
     case OPT_MAX_SESSIONS:
         return set_rule(rules, MXR_RULE_MAX_SESSIONS, "--max-sessions", arg);
     case OPT_COOL_DOWN:
@@ -200,8 +207,9 @@ static int add_at(sim_args *a, const char *arg)
     if (rc)
         return rc;
     if (a->nat > 0 && (uint64_t)s * 1000 <= a->at_ms[a->nat - 1]) {
-        fprintf(stderr, "mxroute simulate: --at %s: times must be given in "
-                        "ascending order\n",
+        fprintf(stderr,
+                "mxroute simulate: --at %s: times must be given in "
+                "ascending order\n",
                 arg);
         return EXIT_USAGE;
     }
@@ -279,8 +287,8 @@ static const struct option longopts[] = {
 };
 
 /* Returns 0, an exit code, or -1 after --help. */
-static int parse_args(int argc, char **argv, mxr_options *o,
-                      mxr_rules *rules, sim_args *a)
+static int parse_args(int argc, char **argv, mxr_options *o, mxr_rules *rules,
+                      sim_args *a)
 {
     int c;
     optind = 1;
@@ -344,8 +352,9 @@ static int check_recipient(sim *s, const char *addr)
         return route_error(s->e, st, "--to ", addr);
     int rc = 0;
     if (strcmp(p->domain, s->plan->domain) != 0) {
-        fprintf(stderr, "mxroute simulate: recipient '%s' is not in %s: one "
-                        "simulation routes one domain\n",
+        fprintf(stderr,
+                "mxroute simulate: recipient '%s' is not in %s: one "
+                "simulation routes one domain\n",
                 addr, s->plan->domain);
         rc = EXIT_USAGE;
     }
@@ -397,10 +406,12 @@ static int check_spec_recipients(const sim *s)
         const sim_spec *sp = &s->args->specs[i];
         bool found = sp->rcpt_index ? sp->rcpt_index <= s->n : !sp->rcpt_addr;
         for (size_t k = 0; sp->rcpt_addr && k < s->n; k++)
-            found = found || strcasecmp(sp->rcpt_addr, s->rcpts[k].address) == 0;
+            found =
+                found || strcasecmp(sp->rcpt_addr, s->rcpts[k].address) == 0;
         if (!found) {
-            fprintf(stderr, "mxroute simulate: --outcome '%s': no such "
-                            "recipient (%zu given)\n",
+            fprintf(stderr,
+                    "mxroute simulate: --outcome '%s': no such "
+                    "recipient (%zu given)\n",
                     sp->source, s->n);
             return EXIT_USAGE;
         }
@@ -453,7 +464,7 @@ static void record(session *ss, mxr_stage stage, const sim_reply *rep,
         r->cap = cap;
     }
     sim_step *st = &r->steps[r->nsteps++];
-    *st = (sim_step){.session = ss->hop.session,
+    *st = (sim_step){.session = ss->hop.number,
                      .host = ss->hop.host,
                      .preference = ss->hop.preference,
                      .cooling_down = ss->hop.host_down,
@@ -491,19 +502,19 @@ static mxr_action report(session *ss, mxr_stage stage, const sim_reply *rep,
  * outcome is scripted for it: most simulations are about other stages. */
 static bool tls_in_script(session *ss)
 {
-    sim_where w = {.round_ms = ss->r->at_ms,
-                   .hop = &ss->hop,
-                   .stage = MXR_STAGE_TLS};
+    sim_where w = {
+        .round_ms = ss->r->at_ms, .hop = &ss->hop, .stage = MXR_STAGE_TLS};
     return ss->hop.tls_required ||
            sim_spec_match(ss->s->args->specs, ss->s->args->nspecs, &w);
 }
 
-/* connect .. MAIL. Returns the action of the stage that ended the
- * session, or CONTINUE when all went well. */
+/* connect .. MAIL, in protocol order: STARTTLS follows EHLO (RFC 3207),
+ * whatever the order of the stage enum. Returns the action of the stage
+ * that ended the session, or CONTINUE when all went well. */
 static mxr_action opening(session *ss, bool *ended)
 {
-    static const mxr_stage stages[] = {MXR_STAGE_CONNECT, MXR_STAGE_TLS,
-                                       MXR_STAGE_GREETING, MXR_STAGE_EHLO,
+    static const mxr_stage stages[] = {MXR_STAGE_CONNECT, MXR_STAGE_GREETING,
+                                       MXR_STAGE_EHLO, MXR_STAGE_TLS,
                                        MXR_STAGE_MAIL};
     for (size_t i = 0; i < sizeof stages / sizeof *stages; i++) {
         if (stages[i] == MXR_STAGE_TLS && !tls_in_script(ss))
@@ -587,8 +598,9 @@ static int walk(session *ss)
         mxr_addr_format(&ss->hop.addr, ss->address, sizeof ss->address);
         run_session(ss);
     }
-    fprintf(stderr, "mxroute simulate: the attempt did not end after %d "
-                    "hops\n",
+    fprintf(stderr,
+            "mxroute simulate: the attempt did not end after %d "
+            "hops\n",
             SIM_MAX_HOPS);
     return EXIT_SOFTWARE;
 }
@@ -628,8 +640,9 @@ static int keep_result(sim_rcpt *r, const mxr_rcpt *res, unsigned round,
                        uint64_t epoch)
 {
     if (res->state == MXR_RCPT_PENDING) {
-        fprintf(stderr, "mxroute simulate: internal error: %s left pending "
-                        "by a finished attempt\n",
+        fprintf(stderr,
+                "mxroute simulate: internal error: %s left pending "
+                "by a finished attempt\n",
                 r->address);
         return EXIT_SOFTWARE;
     }
@@ -677,9 +690,8 @@ static int finish_round(sim *s, session *ss)
     int rc = 0;
     ss->r->action = verdict(ss->a);
     for (size_t i = 0; i < mxr_attempt_nrecipients(ss->a) && rc == 0; i++)
-        rc = keep_result(&s->rcpts[ss->map[i]],
-                         mxr_attempt_recipient(ss->a, i), ss->r->number,
-                         SIM_EPOCH_MS);
+        rc = keep_result(&s->rcpts[ss->map[i]], mxr_attempt_recipient(ss->a, i),
+                         ss->r->number, SIM_EPOCH_MS);
     if (rc == 0)
         sim_print_round(stdout, s->args->json, ss->r, s->rcpts, s->n);
     return rc;
@@ -738,8 +750,7 @@ static int run_rounds(sim *s)
     int rc = 0;
     for (size_t i = 0; i < nat && rc == 0 && any_waiting(s); i++)
         rc = round_at(s, at[i]);
-    while (rc == 0 && a->follow && any_waiting(s) &&
-           s->rounds < SIM_MAX_ROUNDS)
+    while (rc == 0 && a->follow && any_waiting(s) && s->rounds < SIM_MAX_ROUNDS)
         rc = run_round(s, due_ms(s));
     if (rc == 0 && a->follow && any_waiting(s))
         fprintf(a->json ? stderr : stdout,
@@ -808,8 +819,9 @@ static void warn_unmatched(const sim *s)
 {
     for (size_t i = 0; i < s->args->nspecs; i++)
         if (!spec_in_plan(&s->args->specs[i], s->plan))
-            fprintf(stderr, "mxroute simulate: warning: --outcome '%s' "
-                            "matches no host or address of %s\n",
+            fprintf(stderr,
+                    "mxroute simulate: warning: --outcome '%s' "
+                    "matches no host or address of %s\n",
                     s->args->specs[i].source, s->plan->domain);
 }
 

@@ -43,7 +43,8 @@ typedef struct sim_spec {
     sim_reply reply;
 } sim_spec;
 
-/* Parse spec into out; spec must outlive out. On error returns false with a message in err. */
+/* Parse spec into out; spec must outlive out. On error returns false with a
+ * message in err. */
 bool sim_spec_parse(const char *spec, sim_spec *out, char *err, size_t len);
 void sim_spec_free(sim_spec *spec);
 
@@ -52,7 +53,7 @@ typedef struct sim_where {
     uint64_t round_ms; /* simulated time of the round, from its start */
     const mxr_hop *hop;
     mxr_stage stage;
-    const char *rcpt; /* the recipient at stage rcpt, else NULL */
+    const char *rcpt;  /* the recipient at stage rcpt, else NULL */
     size_t rcpt_index; /* its 1-based index in --to order, else 0 */
 } sim_where;
 
@@ -75,7 +76,7 @@ typedef struct sim_step {
     bool cooling_down;
     char address[MXR_ADDR_STRLEN];
     mxr_stage stage;
-    bool no_reply;     /* end of RCPT with no recipient accepted */
+    bool no_reply; /* end of RCPT with no recipient accepted */
     sim_reply reply;
     const char *rcpt; /* the recipient at stage rcpt, else NULL */
     mxr_action action;
@@ -94,8 +95,8 @@ typedef struct sim_rcpt {
 } sim_rcpt;
 
 typedef struct sim_round {
-    unsigned number;   /* 1 for the first round run */
-    uint64_t at_ms;    /* from the start of the simulation */
+    unsigned number; /* 1 for the first round run */
+    uint64_t at_ms;  /* from the start of the simulation */
     const char *domain;
     const mxr_plan *plan; /* as the attempt ordered it (host health) */
     sim_step *steps;

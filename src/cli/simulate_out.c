@@ -153,25 +153,23 @@ static json_t *json_step(const sim_step *s)
         "session", (json_int_t)s->session, "host", s->host, "address",
         s->address, "preference", (int)s->preference, "cooling_down",
         (int)s->cooling_down, "stage", mxr_stage_name(s->stage), "class",
-        s->no_reply ? json_null() : json_string(mxr_class_name(r->cls)),
-        "code", json_code(s->no_reply ? 0 : r->code), "enhanced",
+        s->no_reply ? json_null() : json_string(mxr_class_name(r->cls)), "code",
+        json_code(s->no_reply ? 0 : r->code), "enhanced",
         json_enh(s->no_reply ? "" : r->enhanced), "text",
-        json_text(s->no_reply ? "no recipient accepted" : r->text),
-        "recipient", json_text(s->rcpt), "action",
-        mxr_action_name(s->action));
+        json_text(s->no_reply ? "no recipient accepted" : r->text), "recipient",
+        json_text(s->rcpt), "action", mxr_action_name(s->action));
 }
 
 static json_t *json_rcpt(const sim_rcpt *r, size_t index)
 {
-    json_t *retry = r->state == MXR_RCPT_DEFERRED ? json_time(r->retry_at_ms)
-                                                  : json_null();
-    return json_pack("{s:o, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:I}",
-                     "address", json_text(r->address), "index",
-                     (json_int_t)index, "state",
+    json_t *retry =
+        r->state == MXR_RCPT_DEFERRED ? json_time(r->retry_at_ms) : json_null();
+    return json_pack("{s:o, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:I}", "address",
+                     json_text(r->address), "index", (json_int_t)index, "state",
                      mxr_rcpt_state_name(r->state), "code", json_code(r->code),
                      "enhanced", json_enh(r->enhanced), "text",
-                     json_text(r->text), "host", json_text(r->host),
-                     "retry_at", retry, "round", (json_int_t)r->round);
+                     json_text(r->text), "host", json_text(r->host), "retry_at",
+                     retry, "round", (json_int_t)r->round);
 }
 
 static json_t *json_round(const sim_round *r, const sim_rcpt *rcpts, size_t n)
@@ -189,9 +187,9 @@ static json_t *json_round(const sim_round *r, const sim_rcpt *rcpts, size_t n)
     for (size_t i = 0; i < n; i++)
         json_array_append_new(rc, json_rcpt(&rcpts[i], i + 1));
     return json_pack("{s:I, s:o, s:s, s:o, s:o, s:o, s:o, s:s}", "round",
-                     (json_int_t)r->number, "at", json_time(r->at_ms),
-                     "domain", r->domain, "plan", plan, "cooling_down", down,
-                     "steps", steps, "recipients", rc, "action",
+                     (json_int_t)r->number, "at", json_time(r->at_ms), "domain",
+                     r->domain, "plan", plan, "cooling_down", down, "steps",
+                     steps, "recipients", rc, "action",
                      mxr_action_name(r->action));
 }
 

@@ -94,14 +94,12 @@ static bool set_host(parser *p, char *s, sim_spec *out)
     for (char *c = s; *c; c++) {
         *c = (char)tolower((unsigned char)*c);
         if (!isalnum((unsigned char)*c) && !strchr(".-_", *c))
-            return fail(p, "'%s' is not a host name, an IP address or *",
-                        s);
+            return fail(p, "'%s' is not a host name, an IP address or *", s);
     }
     out->kind = SIM_TARGET_HOST;
     out->host = s;
     return true;
 }
-
 
 /* TARGET: "*", [IPv6] or [IPv4], a bare IPv4 address, or a host name. */
 static bool parse_target(parser *p, char *s, sim_spec *out)
@@ -131,9 +129,10 @@ static bool parse_stage(parser *p, const char *s, sim_spec *out)
 {
     int st = mxr_stage_parse(s);
     if (st < 0)
-        return fail(p, "unknown stage '%s' (connect, tls, greeting, ehlo, "
-                       "mail, rcpt, data, dot; write an IPv6 target in "
-                       "brackets)",
+        return fail(p,
+                    "unknown stage '%s' (connect, tls, greeting, ehlo, "
+                    "mail, rcpt, data, dot; write an IPv6 target in "
+                    "brackets)",
                     s);
     out->stage = (mxr_stage)st;
     return true;
@@ -152,8 +151,7 @@ static bool parse_rcpt(parser *p, const char *s, sim_spec *out)
         return true;
     }
     if (!strchr(s, '@'))
-        return fail(p, "'%s' is neither a recipient address nor an index",
-                    s);
+        return fail(p, "'%s' is neither a recipient address nor an index", s);
     out->rcpt_addr = s;
     return true;
 }
@@ -176,11 +174,9 @@ static bool parse_enhanced(parser *p, const char *s, int code, sim_reply *r)
         (rest = digits_then(s + 2, '.')))
         rest = digits_then(rest, '\0');
     if (!rest)
-        return fail(p, "'%s' is not an enhanced status code such as 4.7.1",
-                    s);
+        return fail(p, "'%s' is not an enhanced status code such as 4.7.1", s);
     if (s[0] - '0' != code / 100)
-        return fail(p, "enhanced code %s does not go with reply %d", s,
-                    code);
+        return fail(p, "enhanced code %s does not go with reply %d", s, code);
     snprintf(r->enhanced, sizeof r->enhanced, "%s", s);
     return true;
 }
@@ -190,8 +186,9 @@ static bool parse_code(parser *p, char *s, sim_reply *r)
 {
     if (!(isdigit((unsigned char)s[0]) && isdigit((unsigned char)s[1]) &&
           isdigit((unsigned char)s[2]) && (s[3] == '\0' || s[3] == '/')))
-        return fail(p, "result '%s' is not refused, timeout, unreachable, "
-                       "reset, ok or a reply code such as 451/4.7.1/text",
+        return fail(p,
+                    "result '%s' is not refused, timeout, unreachable, "
+                    "reset, ok or a reply code such as 451/4.7.1/text",
                     s);
     r->code = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
     if (r->code < 200 || r->code > 599)
@@ -211,8 +208,8 @@ static bool parse_code(parser *p, char *s, sim_reply *r)
 static const char *const words[] = {"ok", "refused", "timeout", "unreachable",
                                     "reset"};
 static const mxr_class word_class[] = {MXR_CLASS_OK, MXR_CLASS_REFUSED,
-                                       MXR_CLASS_TIMEOUT,
-                                       MXR_CLASS_UNREACHABLE, MXR_CLASS_RESET};
+                                       MXR_CLASS_TIMEOUT, MXR_CLASS_UNREACHABLE,
+                                       MXR_CLASS_RESET};
 
 /* A result word, or a code. Codes need a stage after connect: there is no
  * reply before the greeting, and a stage-less code is most likely a typo
@@ -228,8 +225,9 @@ static bool parse_result(parser *p, char *s, bool stage_given, sim_spec *out)
     if (!parse_code(p, s, r))
         return false;
     if (!stage_given)
-        return fail(p, "a reply code needs a stage, as in "
-                       "mx.example.com:mail=%s",
+        return fail(p,
+                    "a reply code needs a stage, as in "
+                    "mx.example.com:mail=%s",
                     s);
     if (out->stage == MXR_STAGE_CONNECT)
         return fail(p, "connect takes refused, timeout, unreachable, reset "
@@ -328,7 +326,8 @@ const sim_spec *sim_spec_match(const sim_spec *specs, size_t n,
     const sim_spec *best = NULL;
     for (size_t i = 0; i < n; i++) {
         const sim_spec *s = &specs[i];
-        if (s->stage != w->stage || (s->has_round && s->round_ms != w->round_ms) ||
+        if (s->stage != w->stage ||
+            (s->has_round && s->round_ms != w->round_ms) ||
             !target_matches(s, w->hop) || !rcpt_matches(s, w))
             continue;
         if (!best || specificity(s) > specificity(best))
