@@ -62,7 +62,8 @@ typedef enum mxr_status {
     MXR_EBUSY = 8,       /* too many requests pending in this engine */
     MXR_EINTERNAL = 9,   /* a bug: please report it */
     MXR_EDONE = 10,      /* the attempt is over: nothing left to try */
-    MXR_ESTATE = 11      /* call not valid in the attempt's current state */
+    MXR_ESTATE = 11,     /* call not valid in the attempt's current state */
+    MXR_EPOLICY = 12     /* a policy could not be loaded */
 } mxr_status;
 
 MXR_EXTERN const char *mxr_strerror(mxr_status status);
@@ -98,6 +99,7 @@ typedef enum mxr_reason {
     MXR_REASON_LOOPS_TO_SELF,      /* we are the most preferred MX */
     MXR_REASON_LIMIT,              /* beyond the configured host limit */
     MXR_REASON_BAD_TARGET,         /* MX target is not a valid host name */
+    MXR_REASON_POLICY,             /* decided by a policy (or its failure) */
     MXR_REASON_COUNT_
 } mxr_reason;
 
@@ -143,6 +145,7 @@ typedef struct mxr_candidate {
     bool tls_required;
     size_t naddrs;
     const mxr_addr *addrs; /* in the order to try them */
+    const char *label;     /* a policy's name for the hop, or NULL */
 } mxr_candidate;
 
 typedef struct mxr_skipped {
@@ -205,6 +208,12 @@ typedef enum mxr_option {
     MXR_OPT_MAX_INFLIGHT,       /* DNS queries in flight (100; 1..100000) */
     MXR_OPT_MAX_PENDING,        /* route requests pending (1000000) */
     MXR_OPT_HEALTH_MAX_BYTES,   /* host health memory bound (4 MiB) */
+    MXR_OPT_POLICY_MAX_INSTRUCTIONS, /* Lua VM instructions per hook call
+                                        (1000000; 1000..1e9) */
+    MXR_OPT_POLICY_MAX_MS,      /* CPU time per hook call, ms (100) */
+    MXR_OPT_POLICY_MAX_MEMORY,  /* bytes per policy's Lua state (32 MiB) */
+    MXR_OPT_POLICY_ON_ERROR,    /* when a hook fails: 0 = the engine's own
+                                   decision, 1 = defer (0) */
     MXR_OPT_COUNT_
 } mxr_option;
 
@@ -229,6 +238,31 @@ MXR_EXTERN mxr_status mxr_options_add_zone_text(mxr_options *opts,
 /* One of our own host names or addresses (self-pruning); repeatable. */
 MXR_EXTERN mxr_status mxr_options_add_local_name(mxr_options *opts,
                                                  const char *name);
+
+/* A Lua routing policy (see docs/policies.md): a file returning a table of
+ * hooks (route, outcome, retry). config is Lua source of its
+ * configuration: a file name ending in ".lua", or a table constructor
+ * such as "{ relay = 'smtp.example.net' }"; NULL for an empty table.
+ * Policies chain in the order added. Checked when the engine loads them. */
+MXR_EXTERN mxr_status mxr_options_add_policy(mxr_options *opts,
+                                             const char *path,
+                                             const char *config);
+/* The same from source text; name is used in messages ("name:line"). */
+MXR_EXTERN mxr_status mxr_options_add_policy_text(mxr_options *opts,
+                                                  const char *name,
+                                                  const char *source,
+                                                  const char *config);
+
+/* Set the configuration (as in mxr_options_add_policy) of the policy
+ * added last; MXR_EINVAL when there is none. */
+MXR_EXTERN mxr_status mxr_options_set_policy_config(mxr_options *opts,
+                                                    const char *config);
+
+/* Messages from the engine (policy errors with script:line, print() from
+ * policies). level: 0 info, 1 warning, 2 error. */
+typedef void (*mxr_log_fn)(void *ud, int level, const char *message);
+MXR_EXTERN void mxr_options_set_log(mxr_options *opts, mxr_log_fn fn,
+                                    void *ud);
 
 /* Lua-style allocator (osize is exact on free and realloc). */
 typedef void *(*mxr_alloc_fn)(void *ud, void *ptr, size_t osize,
@@ -313,9 +347,18 @@ typedef struct mxr_stats {
     size_t inflight;     /* DNS queries in flight now */
     size_t inflight_max; /* highest ever */
     size_t bytes_allocated; /* by the engine's allocator, now */
+    uint64_t policy_calls;  /* hook calls */
+    uint64_t policy_errors; /* hook calls stopped (error, budget, ...) */
 } mxr_stats;
 
 MXR_EXTERN void mxr_engine_stats(const mxr_engine *engine, mxr_stats *out);
+
+/* Replace the engine's policies with those listed in opts (and their
+ * budgets). If any fails to load, the old policies stay and the reason is
+ * in mxr_options_errmsg(opts). Hooks already running finish with the old
+ * policies. */
+MXR_EXTERN mxr_status mxr_engine_load_policies(mxr_engine *engine,
+                                               mxr_options *opts);
 
 /* ------------------------------------------------------- failover rules */
 

@@ -97,15 +97,38 @@ static void settle(rcpt_slot *r, mxr_rcpt_state state, int code,
     r->flags = 0;
 }
 
+/* The policies' retry hooks may change the delay or give up. */
+static bool retry_allowed(mxr_attempt *a, const rcpt_slot *r,
+                          const last_error *why, unsigned failed,
+                          uint64_t now, uint64_t *next)
+{
+    if (!mxr__policies_has(a->e->policies, "retry", a->plan->domain))
+        return true;
+    uint64_t delay = *next - now;
+    mxr__retry_event ev = {.domain = a->plan->domain,
+                           .recipient = r->pub.address,
+                           .attempts = failed,
+                           .age_ms = now > a->first_ms ? now - a->first_ms : 0,
+                           .code = why->code,
+                           .text = why->text};
+    if (mxr__policies_retry(a->e, a->e->policies, &ev, &delay))
+        return false;
+    *next = now + delay;
+    return true;
+}
+
 /* Defer one recipient with the error that stopped it, or bounce it when
- * the message has reached its maximum age. */
+ * the message has reached its maximum age (or a retry hook gave up). */
 static void defer_one(mxr_attempt *a, rcpt_slot *r)
 {
     const last_error *why = r->has_error ? &r->err : &a->last;
     uint64_t now = mxr__now_ms(a->e), next;
     unsigned failed = a->attempts < UINT_MAX ? a->attempts + 1 : UINT_MAX;
-    if (mxr__retry_next(&a->retry, failed, a->first_ms, now,
-                        &a->e->rng, &next)) {
+    bool alive = mxr__retry_next(&a->retry, failed, a->first_ms, now,
+                                 &a->e->rng, &next);
+    bool policy_gave_up =
+        alive && !retry_allowed(a, r, why, failed, now, &next);
+    if (alive && !policy_gave_up) {
         settle(r, MXR_RCPT_DEFERRED, why->code, why->enhanced, why->text,
                why->host);
         r->pub.retry_at_ms = next;
@@ -113,8 +136,11 @@ static void defer_one(mxr_attempt *a, rcpt_slot *r)
     }
     char text[TEXT_MAX + 64];
     uint64_t age = now > a->first_ms ? now - a->first_ms : 0;
-    snprintf(text, sizeof text, "expired after %u s in the queue: %s",
-             (unsigned)(age / 1000), why->text);
+    if (policy_gave_up)
+        snprintf(text, sizeof text, "a retry policy gave up: %s", why->text);
+    else
+        snprintf(text, sizeof text, "expired after %u s in the queue: %s",
+                 (unsigned)(age / 1000), why->text);
     settle(r, MXR_RCPT_BOUNCED, why->code, why->enhanced, text, why->host);
 }
 
@@ -204,6 +230,24 @@ static bool has_next(const mxr_attempt *a, mxr_action move)
     return within_limits(a) && c.cand < a->plan->ncandidates;
 }
 
+/* The table's action, as the policies' outcome hooks may change it (they
+ * cannot claim a delivery). */
+static mxr_action decide(mxr_attempt *a, const mxr_outcome *o,
+                         const char *recipient)
+{
+    mxr_action act = mxr_rules_action(a->rules, o->stage, o->cls);
+    if (!mxr__policies_has(a->e->policies, "outcome", a->plan->domain))
+        return act;
+    const mxr_candidate *c = current(a);
+    mxr__outcome_event ev = {.domain = a->plan->domain,
+                             .host = c->host,
+                             .addr = &c->addrs[a->addr],
+                             .recipient = recipient,
+                             .outcome = o};
+    mxr_action chosen = mxr__policies_outcome(a->e, a->e->policies, &ev, act);
+    return chosen == MXR_ACTION_DELIVERED ? act : chosen;
+}
+
 /* ------------------------------------------------------------- the API */
 
 mxr_status mxr_attempt_next(mxr_attempt *a, mxr_hop *out)
@@ -265,7 +309,9 @@ mxr_action mxr_attempt_rcpt(mxr_attempt *a, size_t i, const mxr_outcome *reply)
         r->flags |= RCPT_ACCEPTED;
         return MXR_ACTION_CONTINUE;
     }
-    mxr_action act = mxr_rules_action(a->rules, MXR_STAGE_RCPT, reply->cls);
+    mxr_outcome rcpt_reply = *reply;
+    rcpt_reply.stage = MXR_STAGE_RCPT; /* whatever the caller said */
+    mxr_action act = decide(a, &rcpt_reply, r->pub.address);
     remember_error(a, reply);
     r->err = a->last; /* this reply is this recipient's own error */
     r->has_error = true;
@@ -328,7 +374,7 @@ static bool concerned(const mxr_outcome *o, const rcpt_slot *r)
 
 static mxr_action on_failure(mxr_attempt *a, const mxr_outcome *o)
 {
-    mxr_action act = mxr_rules_action(a->rules, o->stage, o->cls);
+    mxr_action act = decide(a, o, NULL);
     remember_error(a, o);
     bool final = act == MXR_ACTION_BOUNCE || act == MXR_ACTION_DEFER;
     for (size_t i = 0; i < a->n; i++) {

@@ -175,6 +175,44 @@ static mxr_status rules_init(mxr_engine *e, const mxr_options *o)
     return e->health ? MXR_OK : MXR_ENOMEM;
 }
 
+static mxr__policy_limits policy_limits(const mxr_options *o)
+{
+    return (mxr__policy_limits){
+        .max_instructions = (uint64_t)o->v[MXR_OPT_POLICY_MAX_INSTRUCTIONS],
+        .max_ms = (uint32_t)o->v[MXR_OPT_POLICY_MAX_MS],
+        .max_memory = (size_t)o->v[MXR_OPT_POLICY_MAX_MEMORY],
+        .defer_on_error = o->v[MXR_OPT_POLICY_ON_ERROR] != 0,
+    };
+}
+
+static mxr_status policies_init(mxr_engine *e, const mxr_options *o)
+{
+    e->log = o->log;
+    e->log_ud = o->log_ud;
+    if (o->npolicies == 0)
+        return MXR_OK;
+    mxr__policy_limits lim = policy_limits(o);
+    return mxr__policies_load(e, o->policies, o->npolicies, &lim,
+                              &e->policies, e->err, sizeof e->err);
+}
+
+mxr_status mxr_engine_load_policies(mxr_engine *e, mxr_options *o)
+{
+    if (!e || !o)
+        return MXR_EINVAL;
+    mxr__policies *set = NULL;
+    mxr__policy_limits lim = policy_limits(o);
+    mxr_status st = o->npolicies == 0
+                        ? MXR_OK
+                        : mxr__policies_load(e, o->policies, o->npolicies,
+                                             &lim, &set, o->err, sizeof o->err);
+    if (st != MXR_OK)
+        return st; /* the old policies stay */
+    mxr__policies_unref(e->policies);
+    e->policies = set;
+    return MXR_OK;
+}
+
 static void rules_free(mxr_engine *e)
 {
     for (size_t i = 0; i < e->nrules; i++)
@@ -206,6 +244,8 @@ static mxr_status engine_init(mxr_engine *e, const mxr_options *o)
     mxr_status st = order_config_init(e, o);
     if (st == MXR_OK)
         st = rules_init(e, o);
+    if (st == MXR_OK)
+        st = policies_init(e, o);
     if (st != MXR_OK)
         return st;
     e->cache = mxr__cache_new(&e->a, (size_t)o->v[MXR_OPT_CACHE_MAX_BYTES]);
@@ -246,6 +286,7 @@ void mxr_engine_destroy(mxr_engine *e)
     while (e->defq_len > 0)
         defq_run(e);
     mxr__route_abort_all(e);
+    mxr__policies_unref(e->policies);
     mxr__cache_free(e->cache);
     mxr__lookup_free(e);
     order_config_free(e);

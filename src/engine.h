@@ -6,6 +6,7 @@
 #include "cache.h"
 #include "dns.h"
 #include "health.h"
+#include "policy.h"
 #include "rules.h"
 #include "order.h"
 #include "rng.h"
@@ -27,6 +28,10 @@ struct mxr_options {
     mxr_rules default_rules;
     mxr__domain_rules *rules;
     size_t nrules;
+    mxr__policy_src *policies;
+    size_t npolicies;
+    mxr_log_fn log;
+    void *log_ud;
     char err[256];
 };
 
@@ -54,6 +59,9 @@ struct mxr_engine {
     mxr__domain_rules *rules; /* per domain, engine-owned copies */
     size_t nrules;
     mxr__health *health;
+    mxr__policies *policies; /* NULL when none */
+    mxr_log_fn log;
+    void *log_ud;
     /* lookups: pending queries by (name, type), and those over the window */
     mxr__pq **pq_table;
     size_t pq_buckets, pq_count;

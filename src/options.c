@@ -34,6 +34,10 @@ static const option_range ranges[MXR_OPT_COUNT_] = {
     [MXR_OPT_MAX_INFLIGHT] = {1, 100000, 100},
     [MXR_OPT_MAX_PENDING] = {1, 100000000, 1000000},
     [MXR_OPT_HEALTH_MAX_BYTES] = {0, INT64_MAX, 4 << 20},
+    [MXR_OPT_POLICY_MAX_INSTRUCTIONS] = {1000, 1000000000, 1000000},
+    [MXR_OPT_POLICY_MAX_MS] = {1, 60000, 100},
+    [MXR_OPT_POLICY_MAX_MEMORY] = {64 << 10, INT64_MAX, 32 << 20},
+    [MXR_OPT_POLICY_ON_ERROR] = {0, 1, 0},
 };
 
 mxr_status mxr_options_new(mxr_options **out)
@@ -77,6 +81,12 @@ void mxr_options_free(mxr_options *o)
     for (size_t i = 0; i < o->nrules; i++)
         free(o->rules[i].domain);
     free(o->rules);
+    for (size_t i = 0; i < o->npolicies; i++) {
+        free(o->policies[i].name);
+        free(o->policies[i].source);
+        free(o->policies[i].config);
+    }
+    free(o->policies);
     free(o);
 }
 
@@ -86,6 +96,8 @@ static const char *const option_names[MXR_OPT_COUNT_] = {
     "port", "max-hosts", "max-addrs-per-host", "max-addrs-total",
     "max-mx-records", "cache-max-bytes", "ttl-min", "ttl-max", "neg-ttl-max",
     "tempfail-ttl", "max-inflight", "max-pending", "health-max-bytes",
+    "policy-max-instructions", "policy-max-ms", "policy-max-memory",
+    "policy-on-error",
 };
 
 mxr_status mxr_options_set(mxr_options *o, mxr_option opt, int64_t value)
@@ -245,6 +257,66 @@ mxr_status mxr_options_add_rules(mxr_options *o, const char *domain,
         return MXR_ENOMEM;
     grown[o->nrules++].rules = *rules;
     return MXR_OK;
+}
+
+static char *dup_or_null(const char *s, bool *oom)
+{
+    char *d = s ? strdup(s) : NULL;
+    *oom |= s && !d;
+    return d;
+}
+
+mxr_status mxr_options_add_policy_text(mxr_options *o, const char *name,
+                                       const char *source, const char *config)
+{
+    if (!o || (!name && !source))
+        return MXR_EINVAL;
+    mxr__policy_src *grown =
+        realloc(o->policies, (o->npolicies + 1) * sizeof *o->policies);
+    if (!grown)
+        return MXR_ENOMEM;
+    o->policies = grown;
+    bool oom = false;
+    mxr__policy_src *p = &grown[o->npolicies];
+    p->name = dup_or_null(name ? name : "policy", &oom);
+    p->source = dup_or_null(source, &oom);
+    p->config = dup_or_null(config, &oom);
+    if (oom) {
+        free(p->name);
+        free(p->source);
+        free(p->config);
+        return MXR_ENOMEM;
+    }
+    o->npolicies++;
+    return MXR_OK;
+}
+
+mxr_status mxr_options_add_policy(mxr_options *o, const char *path,
+                                  const char *config)
+{
+    if (!path)
+        return MXR_EINVAL;
+    return mxr_options_add_policy_text(o, path, NULL, config);
+}
+
+mxr_status mxr_options_set_policy_config(mxr_options *o, const char *config)
+{
+    if (!o || o->npolicies == 0 || !config)
+        return MXR_EINVAL;
+    char *c = strdup(config);
+    if (!c)
+        return MXR_ENOMEM;
+    free(o->policies[o->npolicies - 1].config);
+    o->policies[o->npolicies - 1].config = c;
+    return MXR_OK;
+}
+
+void mxr_options_set_log(mxr_options *o, mxr_log_fn fn, void *ud)
+{
+    if (o) {
+        o->log = fn;
+        o->log_ud = ud;
+    }
 }
 
 void mxr_options_set_allocator(mxr_options *o, mxr_alloc_fn fn, void *ud)

@@ -209,7 +209,8 @@ static bool plan_layout_for(const mxr__plan_builder *pb, const char *input,
     if (!layout_string(&acc, domain))
         return false;
     for (size_t i = 0; i < pb->nhosts; i++) {
-        if (!layout_string(&acc, pb->hosts[i].name))
+        if (!layout_string(&acc, pb->hosts[i].name) ||
+            !layout_string(&acc, pb->hosts[i].label))
             return false;
     }
     for (size_t i = 0; i < pb->nskips; i++) {
@@ -268,6 +269,7 @@ static void fill_candidates(const mxr__plan_builder *pb, char *block,
         mxr_candidate *c = &cands[i];
         memset(c, 0, sizeof *c);
         c->host = put_string(strings, h->name);
+        c->label = h->label[0] ? put_string(strings, h->label) : NULL;
         c->preference = h->pref;
         c->port = h->port;
         c->source = h->source;
@@ -344,6 +346,8 @@ static void relocate_plan(mxr_plan *p, const char *from, char *to)
     mxr_candidate *cands = (mxr_candidate *)(uintptr_t)p->candidates;
     for (size_t i = 0; i < p->ncandidates; i++) {
         cands[i].host = relocated(cands[i].host, from, to);
+        if (cands[i].label)
+            cands[i].label = relocated(cands[i].label, from, to);
         cands[i].addrs = relocated(cands[i].addrs, from, to);
     }
     mxr_skipped *skipped = (mxr_skipped *)(uintptr_t)p->skipped;

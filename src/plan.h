@@ -14,6 +14,7 @@ typedef struct mxr__host {
     mxr_source source;
     uint32_t notes;
     bool tls_required;
+    char label[64]; /* "" when none */
     size_t naddrs;
     mxr_addr *addrs; /* builder-owned */
 } mxr__host;

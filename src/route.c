@@ -76,18 +76,54 @@ static void finish(mxr_engine *e, mxr_route_cb cb, void *arg, mxr_status st,
                    mxr_plan *plan)
 {
     e->pending--;
-    if (e->destroying && plan) {
+    if (e->destroying)
+        st = MXR_EDESTROYED;
+    if (st != MXR_OK) { /* the callee gets a plan only with MXR_OK */
         mxr_plan_free(plan);
         plan = NULL;
-        st = MXR_EDESTROYED;
     }
-    cb(arg, st, st == MXR_OK ? plan : NULL);
+    cb(arg, st, plan);
+}
+
+typedef struct policy_ctx {
+    mxr_engine *e;
+    mxr_route_cb cb;
+    void *arg;
+} policy_ctx;
+
+static void on_policies_done(void *arg, mxr_plan *plan)
+{
+    policy_ctx *c = arg;
+    mxr_engine *e = c->e;
+    mxr_route_cb cb = c->cb;
+    void *cb_arg = c->arg;
+    mxr__free(&e->a, c);
+    finish(e, cb, cb_arg, plan ? MXR_OK : MXR_ENOMEM, plan);
+}
+
+/* Hand the plan over, through the route hooks of the policies that want
+ * this domain first (they may wait for DNS: then it ends later). */
+static void deliver(mxr_engine *e, mxr_route_cb cb, void *arg, mxr_plan *plan)
+{
+    if (!plan || e->destroying ||
+        !mxr__policies_has(e->policies, "route", plan->domain)) {
+        finish(e, cb, arg, plan ? MXR_OK : MXR_ENOMEM, plan);
+        return;
+    }
+    policy_ctx *c = mxr__malloc(&e->a, sizeof *c);
+    if (c)
+        *c = (policy_ctx){e, cb, arg};
+    if (!c || mxr__policies_route(e, e->policies, plan, on_policies_done,
+                                  c) != 0) {
+        mxr__free(&e->a, c);
+        finish(e, cb, arg, MXR_ENOMEM, NULL);
+        mxr_plan_free(plan);
+    }
 }
 
 static void finish_deferred(mxr_engine *e, void *cb, void *arg, void *plan)
 {
-    finish(e, (mxr_route_cb)(uintptr_t)cb, arg, plan ? MXR_OK : MXR_ENOMEM,
-           plan);
+    deliver(e, (mxr_route_cb)(uintptr_t)cb, arg, plan);
 }
 
 /* --------------------------------------------------------- the plan */
@@ -149,7 +185,10 @@ static void route_complete(mxr__route *r)
     void *arg = r->arg;
     mxr_status st = e->destroying ? MXR_EDESTROYED : plan ? MXR_OK : MXR_ENOMEM;
     route_free(r);
-    finish(e, cb, arg, st, plan);
+    if (st == MXR_OK)
+        deliver(e, cb, arg, plan);
+    else
+        finish(e, cb, arg, st, plan);
 }
 
 static void lookup_done(mxr__route *r)

@@ -55,6 +55,7 @@ static const char *const reason_words[MXR_REASON_COUNT_] = {
     [MXR_REASON_LOOPS_TO_SELF] = "loops-to-self",
     [MXR_REASON_LIMIT] = "limit",
     [MXR_REASON_BAD_TARGET] = "bad-target",
+    [MXR_REASON_POLICY] = "policy",
 };
 
 const char *mxr_reason_name(mxr_reason reason)

@@ -35,7 +35,13 @@ typedef struct cli_engine_opts {
         {"timeout", required_argument, NULL, 't'},                             \
         {"tries", required_argument, NULL, 'T'},                               \
         {"port", required_argument, NULL, 'p'},                                \
-        {"max-inflight", required_argument, NULL, 'I'}
+        {"max-inflight", required_argument, NULL, 'I'},                        \
+        {"policy", required_argument, NULL, 'y'},                              \
+        {"policy-config", required_argument, NULL, 'Y'},                       \
+        {"policy-max-instructions", required_argument, NULL, 0x101},           \
+        {"policy-max-ms", required_argument, NULL, 0x102},                     \
+        {"policy-max-memory", required_argument, NULL, 0x103},                 \
+        {"policy-on-error", required_argument, NULL, 0x104}
 
 int cli_engine_option(mxr_options *opts, int opt, const char *arg);
 /* The option help lines for the shared engine options. */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int severity(int code)
 {
@@ -79,8 +80,54 @@ static int checked(mxr_options *o, mxr_status st, const char *what,
     return EXIT_USAGE;
 }
 
+/* Policy messages (errors with script:line, print()) go to stderr. */
+static void log_to_stderr(void *ud, int level, const char *msg)
+{
+    static const char *const tags[] = {"", "warning: ", "error: "};
+    fprintf(stderr, "mxroute: %s%s\n", tags[level >= 0 && level < 3 ? level : 0],
+            msg);
+}
+
+static int policy_option(mxr_options *o, int opt, const char *arg)
+{
+    switch (opt) {
+    case 'y':
+        mxr_options_set_log(o, log_to_stderr, NULL);
+        return checked(o, mxr_options_add_policy(o, arg, NULL), "--policy",
+                       arg);
+    case 'Y':
+        if (mxr_options_set_policy_config(o, arg) != MXR_OK) {
+            fprintf(stderr, "mxroute: --policy-config must follow the "
+                            "--policy it configures\n");
+            return EXIT_USAGE;
+        }
+        return 0;
+    case 0x101:
+        return set_int(o, MXR_OPT_POLICY_MAX_INSTRUCTIONS, arg,
+                       "--policy-max-instructions");
+    case 0x102:
+        return set_int(o, MXR_OPT_POLICY_MAX_MS, arg, "--policy-max-ms");
+    case 0x103:
+        return set_int(o, MXR_OPT_POLICY_MAX_MEMORY, arg,
+                       "--policy-max-memory");
+    case 0x104:
+        if (strcmp(arg, "default") != 0 && strcmp(arg, "defer") != 0) {
+            fprintf(stderr, "mxroute: --policy-on-error: 'default' or "
+                            "'defer'\n");
+            return EXIT_USAGE;
+        }
+        return checked(o, mxr_options_set(o, MXR_OPT_POLICY_ON_ERROR,
+                                          arg[2] == 'f'),
+                       "--policy-on-error", arg);
+    }
+    return -1;
+}
+
 int cli_engine_option(mxr_options *o, int opt, const char *arg)
 {
+    int rc = policy_option(o, opt, arg);
+    if (rc >= 0)
+        return rc;
     switch (opt) {
     case 'S':
         return checked(o, mxr_options_add_server(o, arg), "--server", arg);
@@ -142,5 +189,18 @@ void cli_engine_usage(FILE *out)
             "order)\n"
             "  --allow-loopback     accept loopback addresses (tests)\n"
             "  --deny-private       skip private-range addresses\n"
-            "  --port N             SMTP port put in plans (default 25)\n");
+            "  --port N             SMTP port put in plans (default 25)\n"
+            "policy options:\n"
+            "  --policy FILE        run a Lua policy's hooks (repeatable; "
+            "in order)\n"
+            "  --policy-config CFG  configuration of the --policy before it: "
+            "a .lua file\n"
+            "                       or a table such as "
+            "\"{relay='smtp.example.net'}\"\n"
+            "  --policy-max-instructions N  per hook call (default "
+            "1000000)\n"
+            "  --policy-max-ms MS   CPU time per hook call (default 100)\n"
+            "  --policy-max-memory BYTES    per policy (default 33554432)\n"
+            "  --policy-on-error default|defer  when a hook fails "
+            "(default: default)\n");
 }

@@ -29,6 +29,8 @@ static const char *explain(mxr_reason r)
         return "no host usable now: address lookups failed temporarily";
     case MXR_REASON_NO_USABLE_HOST:
         return "every MX host was skipped (see below)";
+    case MXR_REASON_POLICY:
+        return "a routing policy decided so (or failed; see its messages)";
     case MXR_REASON_LOOPS_TO_SELF:
         return "we are the most preferred MX: mail would loop back to us";
     default:
@@ -78,6 +80,13 @@ void out_text(FILE *out, const char *input, mxr_status st, const mxr_plan *p,
         const mxr_candidate *c = &p->candidates[i];
         fprintf(out, "  %5u  %-32s ", (unsigned)c->preference, c->host);
         text_addrs(out, c);
+        if (c->port != 25)
+            fprintf(out, "  port %u", (unsigned)c->port);
+        if (c->tls_required)
+            fprintf(out, "  tls required");
+        if (c->source == MXR_SOURCE_POLICY)
+            fprintf(out, "  (policy%s%s)", c->label ? ": " : "",
+                    c->label ? c->label : "");
         text_notes(out, c->notes);
         fputc('\n', out);
     }
@@ -118,11 +127,12 @@ static json_t *json_candidate(const mxr_candidate *c)
     for (size_t k = 0; k < c->naddrs; k++)
         json_array_append_new(
             addrs, json_string(mxr_addr_format(&c->addrs[k], buf, sizeof buf)));
-    return json_pack("{s:s, s:i, s:o, s:s, s:o, s:i, s:b}", "host", c->host,
-                     "preference", (int)c->preference, "addresses", addrs,
-                     "source", mxr_source_name(c->source), "notes",
+    return json_pack("{s:s, s:i, s:o, s:s, s:o, s:i, s:b, s:o}", "host",
+                     c->host, "preference", (int)c->preference, "addresses",
+                     addrs, "source", mxr_source_name(c->source), "notes",
                      json_notes(c->notes), "port", (int)c->port,
-                     "tls_required", (int)c->tls_required);
+                     "tls_required", (int)c->tls_required, "label",
+                     c->label ? json_text(c->label) : json_null());
 }
 
 static json_t *json_plan(const char *input, const mxr_plan *p)
