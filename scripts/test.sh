@@ -25,6 +25,7 @@ cmake -S . -B build-clang -DCMAKE_C_COMPILER=clang -DMXR_TESTS=OFF >/dev/null
 cmake --build build-clang -j"$jobs" >/dev/null
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DMXR_SANITIZE=ON
 
