@@ -430,6 +430,7 @@ typedef enum mxr_rule {
 MXR_EXTERN mxr_status mxr_rules_new(mxr_rules **out);
 MXR_EXTERN void mxr_rules_free(mxr_rules *rules);
 MXR_EXTERN mxr_status mxr_rules_copy(const mxr_rules *from, mxr_rules **out);
+/* Cells of class MXR_CLASS_OK are not consulted (success is progress). */
 MXR_EXTERN mxr_status mxr_rules_set_action(mxr_rules *rules, mxr_stage stage,
                                            mxr_class cls, mxr_action action);
 MXR_EXTERN mxr_action mxr_rules_action(const mxr_rules *rules,
@@ -492,9 +493,11 @@ typedef struct mxr_outcome {
     const char *text;     /* reply text or error, or NULL */
 } mxr_outcome;
 
-/* The RCPT reply for recipient i in the current session. A 5xx bounces
- * that recipient (by default); a 4xx leaves it for the next host. Returns
- * the action for that recipient. */
+/* The RCPT reply (2xx, 4xx or 5xx) for recipient i in the current
+ * session. A 5xx bounces that recipient (by default); a 4xx leaves it for
+ * the next host. Returns the action for that recipient. A 421, timeout or
+ * broken connection during RCPT ends the session: report it with
+ * mxr_attempt_outcome. */
 MXR_EXTERN mxr_action mxr_attempt_rcpt(mxr_attempt *attempt, size_t i,
                                        const mxr_outcome *reply);
 /* How the current session went. Class OK before end-of-data is progress

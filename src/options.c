@@ -248,6 +248,12 @@ mxr_status mxr_options_add_rules(mxr_options *o, const char *domain,
     if (mxr__hostname_normalize(domain + sub, strlen(domain + sub),
                                 norm + 1, o->err, sizeof o->err) != MXR_OK)
         return MXR_EBADNAME;
+    for (size_t i = 0; i < o->nrules; i++) { /* the later rules win */
+        if (strcmp(o->rules[i].domain, sub ? norm : norm + 1) == 0) {
+            o->rules[i].rules = *rules;
+            return MXR_OK;
+        }
+    }
     mxr__domain_rules *grown =
         realloc(o->rules, (o->nrules + 1) * sizeof *o->rules);
     if (!grown)

@@ -27,6 +27,9 @@ const char *mxr_strerror(mxr_status status)
         [MXR_EDESTROYED] = "engine destroyed",
         [MXR_EBUSY] = "too many pending requests",
         [MXR_EINTERNAL] = "internal error",
+        [MXR_EDONE] = "the attempt is over",
+        [MXR_ESTATE] = "not valid in the attempt's current state",
+        [MXR_EPOLICY] = "a policy could not be loaded",
     };
     if ((unsigned)status < sizeof msg / sizeof msg[0] && msg[status])
         return msg[status];
@@ -102,6 +105,8 @@ const char *mxr_note_name(uint32_t note_bit)
         return "address-limit";
     case MXR_NOTE_FILTERED:
         return "filtered";
+    case MXR_NOTE_DOWN:
+        return "down";
     }
     return NULL;
 }
