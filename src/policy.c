@@ -106,9 +106,10 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
 
 static int safe_print(lua_State *L)
 {
+    int n = lua_gettop(L); /* before the buffer may push a box */
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    for (int i = 1; i <= lua_gettop(L); i++) {
+    for (int i = 1; i <= n; i++) {
         if (i > 1)
             luaL_addchar(&b, '\t');
         luaL_tolstring(L, i, NULL);
@@ -194,6 +195,67 @@ static int safe_require(lua_State *L)
     return 1;
 }
 
+/* ----------------------------------------------------- pattern guard */
+
+/* Lua's matcher backtracks inside one C call, where no count hook can stop
+ * it: ".-.-.-b" over n bytes costs about n^4 steps. Each repetition
+ * ('*', '+', '-' outside a set) multiplies the worst case by n, and an
+ * unanchored search by n again. Calls whose worst case is above this are
+ * refused before they start. */
+#define PATTERN_COST_MAX 1e8
+
+static int count_repetitions(const char *p, size_t len, bool *anchored)
+{
+    int q = 0;
+    *anchored = len > 0 && p[0] == '^';
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] == '%') {
+            i++; /* an escape: the next byte is literal or a class */
+        } else if (p[i] == '[') {
+            i += (i + 1 < len && p[i + 1] == '^') ? 2 : 1;
+            for (i += (i < len && p[i] == ']'); i < len && p[i] != ']'; i++)
+                i += p[i] == '%';
+        } else if (p[i] == '*' || p[i] == '+' || p[i] == '-') {
+            q++;
+        }
+    }
+    return q;
+}
+
+static int guarded_match(lua_State *L)
+{
+    size_t n, plen;
+    luaL_checklstring(L, 1, &n);
+    const char *p = luaL_checklstring(L, 2, &plen);
+    bool anchored;
+    int q = count_repetitions(p, plen, &anchored);
+    double cost = 1;
+    for (int k = 0; k < q + !anchored && cost <= PATTERN_COST_MAX; k++)
+        cost *= (double)n + 1;
+    if (cost > PATTERN_COST_MAX)
+        return luaL_error(L, "pattern too costly for a %d-byte subject (%d "
+                             "repetitions): simplify it or shorten the "
+                             "subject",
+                          (int)n, q);
+    lua_pushvalue(L, lua_upvalueindex(1)); /* the original function */
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* Wrap string.find, match, gmatch and gsub (also reached as methods). */
+static void guard_patterns(lua_State *L)
+{
+    static const char *const fns[] = {"find", "match", "gmatch", "gsub"};
+    lua_getglobal(L, LUA_STRLIBNAME);
+    for (size_t i = 0; i < sizeof fns / sizeof *fns; i++) {
+        lua_getfield(L, -1, fns[i]);
+        lua_pushcclosure(L, guarded_match, 1);
+        lua_setfield(L, -2, fns[i]);
+    }
+    lua_pop(L, 1);
+}
+
 static void open_std_libs(lua_State *L)
 {
     static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},
@@ -218,6 +280,7 @@ static void open_std_libs(lua_State *L)
     lua_pop(L, 2);
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "mxr.loaded");
+    guard_patterns(L);
 }
 
 /* Copy the allowed globals of the real state into env (on top). */
