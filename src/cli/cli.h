@@ -4,6 +4,7 @@
 
 #include "mxroute.h"
 
+#include <jansson.h>
 #include <stdio.h>
 
 /* sysexits(3) values, as mail software uses them. */
@@ -56,5 +57,9 @@ void out_text(FILE *out, const char *input, mxr_status st, const mxr_plan *p,
               const char *err);
 void out_json(FILE *out, const char *input, mxr_status st, const mxr_plan *p,
               const char *err);
+
+/* A JSON string for untrusted bytes (non-UTF-8 bytes become '?'), or
+ * null for NULL. */
+json_t *cli_json_text(const char *s);
 
 #endif

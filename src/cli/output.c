@@ -96,9 +96,12 @@ void out_text(FILE *out, const char *input, mxr_status st, const mxr_plan *p,
                 mxr_reason_name(p->skipped[i].reason));
 }
 
-/* Inputs are untrusted bytes; JSON strings must be UTF-8. */
-static json_t *json_text(const char *s)
+/* Inputs and replies are untrusted bytes; JSON strings must be UTF-8:
+ * bytes that are not become '?' rather than a missing field. */
+json_t *cli_json_text(const char *s)
 {
+    if (!s)
+        return json_null();
     json_t *j = json_string(s);
     if (j)
         return j;
@@ -132,7 +135,7 @@ static json_t *json_candidate(const mxr_candidate *c)
                      addrs, "source", mxr_source_name(c->source), "notes",
                      json_notes(c->notes), "port", (int)c->port,
                      "tls_required", (int)c->tls_required, "label",
-                     c->label ? json_text(c->label) : json_null());
+                     c->label ? cli_json_text(c->label) : json_null());
 }
 
 static json_t *json_plan(const char *input, const mxr_plan *p)
@@ -151,7 +154,7 @@ static json_t *json_plan(const char *input, const mxr_plan *p)
                          ? json_null()
                          : json_string(mxr_reason_name(p->reason));
     return json_pack("{s:o, s:s, s:s, s:o, s:b, s:o, s:o, s:I}", "input",
-                     json_text(input), "domain", p->domain, "status",
+                     cli_json_text(input), "domain", p->domain, "status",
                      mxr_result_name(p->result), "reason", reason, "implicit",
                      (int)p->implicit, "candidates", cands, "skipped",
                      skipped, "ttl", (json_int_t)p->ttl);
@@ -162,11 +165,11 @@ static json_t *json_plan(const char *input, const mxr_plan *p)
 static json_t *json_error(const char *input, mxr_status st, const char *err)
 {
     const char *status = st == MXR_EBADNAME ? "invalid" : "error";
-    return json_pack("{s:o, s:s, s:s, s:o}", "input", json_text(input),
+    return json_pack("{s:o, s:s, s:s, s:o}", "input", cli_json_text(input),
                      "status", status,
                      "reason",
                      st == MXR_EBADNAME ? "invalid-name" : "internal-error",
-                     "error", json_text(err ? err : mxr_strerror(st)));
+                     "error", cli_json_text(err ? err : mxr_strerror(st)));
 }
 
 void out_json(FILE *out, const char *input, mxr_status st, const mxr_plan *p,

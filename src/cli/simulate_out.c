@@ -1,6 +1,7 @@
 /* simulate_out.c -- one round of `mxroute simulate` as text for people or
  * as one JSON object (a line) for tools. The JSON fields are a contract
  * like those of `route`: add, never rename. */
+#include "cli.h"
 #include "simulate.h"
 
 #include <jansson.h>
@@ -117,24 +118,6 @@ static json_t *json_time(uint64_t ms)
     return json_real((double)ms / 1000.0);
 }
 
-/* Reply text and addresses come from the command line or a zone: bytes
- * that are not UTF-8 become '?' rather than a missing field. */
-static json_t *json_text(const char *s)
-{
-    if (!s)
-        return json_null();
-    json_t *j = json_string(s);
-    if (j)
-        return j;
-    char *copy = strdup(s);
-    for (char *c = copy; c && *c; c++)
-        if ((unsigned char)*c >= 0x80)
-            *c = '?';
-    j = json_string(copy ? copy : "");
-    free(copy);
-    return j;
-}
-
 static json_t *json_code(int code)
 {
     return code ? json_integer(code) : json_null();
@@ -156,8 +139,8 @@ static json_t *json_step(const sim_step *s)
         s->no_reply ? json_null() : json_string(mxr_class_name(r->cls)), "code",
         json_code(s->no_reply ? 0 : r->code), "enhanced",
         json_enh(s->no_reply ? "" : r->enhanced), "text",
-        json_text(s->no_reply ? "no recipient accepted" : r->text), "recipient",
-        json_text(s->rcpt), "action", mxr_action_name(s->action));
+        cli_json_text(s->no_reply ? "no recipient accepted" : r->text), "recipient",
+        cli_json_text(s->rcpt), "action", mxr_action_name(s->action));
 }
 
 static json_t *json_rcpt(const sim_rcpt *r, size_t index)
@@ -165,10 +148,10 @@ static json_t *json_rcpt(const sim_rcpt *r, size_t index)
     json_t *retry =
         r->state == MXR_RCPT_DEFERRED ? json_time(r->retry_at_ms) : json_null();
     return json_pack("{s:o, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:I}", "address",
-                     json_text(r->address), "index", (json_int_t)index, "state",
+                     cli_json_text(r->address), "index", (json_int_t)index, "state",
                      mxr_rcpt_state_name(r->state), "code", json_code(r->code),
                      "enhanced", json_enh(r->enhanced), "text",
-                     json_text(r->text), "host", json_text(r->host), "retry_at",
+                     cli_json_text(r->text), "host", cli_json_text(r->host), "retry_at",
                      retry, "round", (json_int_t)r->round);
 }
 
