@@ -104,6 +104,23 @@ typedef struct sim_round {
     mxr_action action; /* the round's verdict */
 } sim_round;
 
+/* One attempt walked against scripted outcomes (sim_walk.c). */
+typedef struct sim_session {
+    const sim_spec *specs;
+    size_t nspecs;
+    sim_round *r;      /* steps are recorded here; r->at_ms is the round */
+    mxr_attempt *a;
+    const size_t *map; /* attempt recipient -> 0-based index for specs,
+                          or NULL for the same index */
+    mxr_hop hop;
+    char address[MXR_ADDR_STRLEN];
+    bool oom;
+} sim_session;
+
+/* Hops until the machine says the attempt is over: 0, or EXIT_SOFTWARE
+ * (70) when memory ran out or the machine misbehaved. */
+int sim_walk(sim_session *ss);
+
 /* Output of one round (all recipients, settled earlier or now). */
 void sim_print_round(FILE *out, bool json, const sim_round *r,
                      const sim_rcpt *rcpts, size_t n);
