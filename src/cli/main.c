@@ -11,6 +11,7 @@ typedef struct command {
 
 static const command commands[] = {
     {"route", cmd_route, "print the delivery plan for domains or addresses"},
+    {"test", cmd_test, "run Lua policy test files offline"},
     {"simulate", cmd_simulate,
      "walk the failover machine against scripted outcomes"},
 };

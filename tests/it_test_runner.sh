@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# it_test_runner.sh -- `mxroute test`: counts, failure messages with
+# file:line and expected vs got, exit statuses.
+set -u
+MXROUTE=${MXROUTE:-build/mxroute}
+dir="${MXR_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}/tests/runner"
+pass=0 fail=0
+check() { # name, condition result
+  if [ "$2" = 0 ]; then pass=$((pass + 1)); echo "PASS $1"
+  else fail=$((fail + 1)); echo "FAIL $1"; echo "$out" | sed 's/^/     /'; fi
+}
+out=$("$MXROUTE" test "$dir/pass_test.lua" 2>&1); rc=$?
+check "passing file exits 0" "$([ $rc = 0 ]; echo $?)"
+check "passing file summary" "$(echo "$out" | grep -qx '5 passed, 0 failed'; echo $?)"
+out=$("$MXROUTE" test "$dir/fail_test.lua" 2>&1); rc=$?
+check "failing file exits 1" "$([ $rc = 1 ]; echo $?)"
+check "failing file summary" "$(echo "$out" | grep -qx '1 passed, 3 failed'; echo $?)"
+check "expected vs got with file:line" "$(echo "$out" | grep -q 'FAIL wrong host: .*fail_test.lua:10: on purpose: expected {"mx9.example.test"}, got {"mx1.example.test"}'; echo $?)"
+check "runtime error with file:line" "$(echo "$out" | grep -q 'FAIL runtime error: error: .*fail_test.lua:11: attempt to index'; echo $?)"
+out=$("$MXROUTE" test "$dir/pass_test.lua" "$dir/fail_test.lua" 2>&1); rc=$?
+check "two files add up" "$(echo "$out" | grep -qx '6 passed, 3 failed'; echo $?)"
+out=$("$MXROUTE" test /nonexistent/x_test.lua 2>&1); rc=$?
+check "unreadable file exits 66" "$([ $rc = 66 ]; echo $?)"
+out=$("$MXROUTE" test 2>&1); rc=$?
+check "no file is a usage error" "$([ $rc = 64 ]; echo $?)"
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
