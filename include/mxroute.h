@@ -405,6 +405,9 @@ MXR_EXTERN const char *mxr_action_name(mxr_action action);
 MXR_EXTERN int mxr_stage_parse(const char *word);
 MXR_EXTERN int mxr_class_parse(const char *word);
 MXR_EXTERN int mxr_action_parse(const char *word);
+/* Refused, timeout, unreachable, reset or 421: about the connection, not
+ * the message (report these with mxr_attempt_outcome, even during RCPT). */
+MXR_EXTERN bool mxr_class_is_connection(mxr_class cls);
 /* The class of an SMTP reply code (250 -> OK, 421 -> 421, 4xx, 5xx). */
 MXR_EXTERN mxr_class mxr_class_of_code(int code);
 
@@ -479,6 +482,7 @@ typedef struct mxr_hop {
     mxr_addr addr;
     size_t candidate; /* index in the attempt's plan */
     unsigned number;  /* 1 for the first hop of the attempt */
+    const char *label; /* the candidate's label (policies), or NULL */
 } mxr_hop;
 
 /* The next address to connect to, in plan order, skipping what the last
@@ -534,6 +538,10 @@ MXR_EXTERN const mxr_rcpt *mxr_attempt_recipient(const mxr_attempt *attempt,
 /* The plan as the attempt orders it (after host health). */
 MXR_EXTERN const mxr_plan *mxr_attempt_plan(const mxr_attempt *attempt);
 MXR_EXTERN bool mxr_attempt_done(const mxr_attempt *attempt);
+/* The verdict of a finished attempt: DELIVERED (some recipient was
+ * delivered and none waits), DEFER (some recipient is deferred) or BOUNCE;
+ * CONTINUE while it is not done. */
+MXR_EXTERN mxr_action mxr_attempt_verdict(const mxr_attempt *attempt);
 
 /* The engine's clock, for callers that schedule with it. */
 MXR_EXTERN uint64_t mxr_engine_now(const mxr_engine *engine);

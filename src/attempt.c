@@ -286,6 +286,7 @@ mxr_status mxr_attempt_next(mxr_attempt *a, mxr_hop *out)
                      .host_down = (cd->notes & MXR_NOTE_DOWN) != 0,
                      .addr = cd->addrs[c.addr],
                      .candidate = c.cand,
+                     .label = cd->label,
                      .number = a->addresses};
     return MXR_OK;
 }
@@ -529,6 +530,11 @@ const mxr_plan *mxr_attempt_plan(const mxr_attempt *a)
 bool mxr_attempt_done(const mxr_attempt *a)
 {
     return a && a->done;
+}
+
+mxr_action mxr_attempt_verdict(const mxr_attempt *a)
+{
+    return a && a->done ? final_action(a) : MXR_ACTION_CONTINUE;
 }
 
 const char *mxr_rcpt_state_name(mxr_rcpt_state s)

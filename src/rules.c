@@ -140,6 +140,11 @@ void mxr_rules_stay_on_4xx(mxr_rules *r)
         r->table[stages[i]][MXR_CLASS_4XX] = MXR_ACTION_DEFER;
 }
 
+bool mxr_class_is_connection(mxr_class cls)
+{
+    return mxr__class_is_connection(cls);
+}
+
 bool mxr__class_is_connection(mxr_class cls)
 {
     return cls == MXR_CLASS_REFUSED || cls == MXR_CLASS_TIMEOUT ||
