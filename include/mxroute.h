@@ -239,7 +239,7 @@ MXR_EXTERN mxr_status mxr_options_add_zone_text(mxr_options *opts,
 MXR_EXTERN mxr_status mxr_options_add_local_name(mxr_options *opts,
                                                  const char *name);
 
-/* A Lua routing policy (see docs/policies.md): a file returning a table of
+/* A Lua routing policy (see docs/lua-api.md): a file returning a table of
  * hooks (route, outcome, retry). config is Lua source of its
  * configuration: a file name ending in ".lua", or a table constructor
  * such as "{ relay = 'smtp.example.net' }"; NULL for an empty table.

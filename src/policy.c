@@ -586,9 +586,17 @@ static int push_config(mxr__policy *p, const char *config, char *err,
 static int read_domains(mxr__policy *p, char *err, size_t errlen)
 {
     lua_State *L = p->L;
-    if (lua_getfield(L, -1, "domains") == LUA_TNIL) {
+    int t = lua_getfield(L, -1, "domains");
+    if (t == LUA_TNIL) {
         lua_pop(L, 1);
         return 0;
+    }
+    if (t != LUA_TTABLE) {
+        snprintf(err, errlen, "policy %s: 'domains' must be a list of "
+                              "domain names, not a %s",
+                 p->name, lua_typename(L, t));
+        lua_pop(L, 1);
+        return -1;
     }
     size_t n = lua_istable(L, -1) ? lua_rawlen(L, -1) : 0;
     p->domains = calloc(n + 1, sizeof *p->domains);
@@ -639,6 +647,14 @@ static int check_table(mxr__policy *p, char *err, size_t errlen)
         }
         p->has[h] = t == LUA_TFUNCTION;
     }
+    if (lua_getfield(L, -1, "name") == LUA_TSTRING) { /* for messages */
+        char *name = strdup(lua_tostring(L, -1));
+        if (name) {
+            free(p->name);
+            p->name = name;
+        }
+    }
+    lua_pop(L, 1);
     if (!p->has[0] && !p->has[1] && !p->has[2]) {
         snprintf(err, errlen, "policy %s: no hook (route, outcome or retry)",
                  p->name);

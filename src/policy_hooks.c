@@ -65,6 +65,12 @@ static int start_wait(lua_State *L, const char *name, bool mx)
     mxr__call *c = mxr__call_of(L);
     if (!c || c->sync || !c->owner)
         return luaL_error(L, "DNS lookups are only possible in route hooks");
+    /* Checked before any lookup starts: an answer must never resume a
+     * call that could not wait (a sort comparator, a remove predicate). */
+    if (!lua_isyieldable(L))
+        return luaL_error(L, "DNS lookups cannot wait inside a callback "
+                             "called from C (a sort comparator, a remove "
+                             "predicate, a metamethod)");
     char norm[MXR__NAME_MAX + 1];
     if (mxr__hostname_normalize(name, strlen(name), norm, NULL, 0) != MXR_OK)
         return -1;
@@ -382,17 +388,21 @@ static mxr_action outcome_one(mxr__policy *p, const mxr__outcome_event *ev,
     push_outcome_event(c.co, ev, current);
     int nres = run_sync(&c);
     mxr_action act = current;
+    if (nres < 0 && p->set->lim.defer_on_error)
+        act = MXR_ACTION_DEFER; /* the hook failed: wait and try later */
     if (nres > 0 && !lua_isnil(c.co, -nres)) {
         const char *w = lua_tostring(c.co, -nres);
         int a = w && lua_type(c.co, -nres) == LUA_TSTRING ? mxr_action_parse(w)
                                                           : -1;
-        if (a < 0 || a == MXR_ACTION_DELIVERED)
+        if (a < 0 || a == MXR_ACTION_DELIVERED) {
             mxr__call_fail(&c, "returned %s%s%s; expected nil or one of "
                                "continue, next-address, next-host, defer, "
                                "bounce",
                            w ? "'" : "a ", w ? w : luaL_typename(c.co, -nres),
                            w ? "'" : "");
-        else
+            if (p->set->lim.defer_on_error)
+                act = MXR_ACTION_DEFER;
+        } else
             act = (mxr_action)a;
     }
     mxr__call_end(&c);

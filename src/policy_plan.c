@@ -260,9 +260,13 @@ static void read_spec(lua_State *L, int t, mxr__plan_edit *ed, host_spec *s)
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
-    if (lua_getfield(L, t, "position") == LUA_TSTRING)
-        s->position = strcmp(lua_tostring(L, -1), "first") == 0 ? "first"
-                                                                : "last";
+    if (lua_getfield(L, t, "position") != LUA_TNIL) {
+        const char *pos = lua_tostring(L, -1);
+        if (!pos || (strcmp(pos, "first") != 0 && strcmp(pos, "last") != 0))
+            luaL_error(L, "bad field 'position' (\"first\" or \"last\" "
+                          "expected)");
+        s->position = pos[0] == 'f' ? "first" : "last";
+    }
     lua_pop(L, 1);
 }
 
@@ -380,7 +384,8 @@ static bool host_matches(lua_State *L, const mxr__host *h, int how)
 static int plan_remove(lua_State *L)
 {
     mxr__plan_edit *ed = check_edit(L);
-    luaL_argcheck(L, lua_isstring(L, 2) || lua_isfunction(L, 2), 2,
+    luaL_argcheck(L,
+                  lua_type(L, 2) == LUA_TSTRING || lua_isfunction(L, 2), 2,
                   "host name or function expected");
     mxr__plan_builder *pb = editable(L, ed);
     lua_Integer removed = 0;

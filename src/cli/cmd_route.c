@@ -277,8 +277,9 @@ static int route_main(mxr_options *o, route_run *run, const char *batch)
     mxr_status st = mxr_engine_new(o, &run->engine);
     if (st != MXR_OK) {
         fprintf(stderr, "mxroute route: %s\n", mxr_options_errmsg(o));
-        return st == MXR_EZONE || st == MXR_ESERVER ? EXIT_USAGE
-                                                    : EXIT_SOFTWARE;
+        return st == MXR_EZONE || st == MXR_ESERVER || st == MXR_EPOLICY
+                   ? EXIT_USAGE
+                   : EXIT_SOFTWARE;
     }
     run->slots = calloc(run->window, sizeof *run->slots);
     if (!run->slots) {

@@ -597,7 +597,9 @@ static int start_engine(sim *s, mxr_options *o, const mxr_rules *rules)
     if (st == MXR_OK)
         return 0;
     fprintf(stderr, "mxroute simulate: %s\n", mxr_options_errmsg(o));
-    return st == MXR_EZONE || st == MXR_ESERVER ? EXIT_USAGE : EXIT_SOFTWARE;
+    return st == MXR_EZONE || st == MXR_ESERVER || st == MXR_EPOLICY
+               ? EXIT_USAGE
+               : EXIT_SOFTWARE;
 }
 
 /* Route once: the DOMAIN|ADDRESS, or else the first recipient. */
