@@ -44,9 +44,10 @@ bool mxr__policies_has(const mxr__policies *set, const char *hook,
  * hook fails (then with the plan as it was, or a tempfail plan when the
  * engine defers on policy errors). Returns -1 only when out of memory
  * (done does not fire; the plan is still the caller's). */
-typedef void (*mxr__route_done)(void *arg, mxr_plan *plan);
+typedef void (*mxr__route_done)(mxr_engine *e, void *arg, void *arg2,
+                                mxr_plan *plan);
 int mxr__policies_route(mxr_engine *e, mxr__policies *set, mxr_plan *plan,
-                        mxr__route_done done, void *arg);
+                        mxr__route_done done, void *arg, void *arg2);
 
 /* What outcome and retry hooks see. */
 typedef struct mxr__outcome_event {

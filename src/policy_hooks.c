@@ -20,9 +20,9 @@ typedef struct route_run {
     size_t next;        /* the next policy to run */
     mxr_plan *plan;     /* current plan, owned */
     mxr__route_done done;
-    void *arg;
+    void *arg, *arg2;
     mxr__call call;
-    mxr__plan_edit *edit; /* the current hook's plan object */
+    mxr__plan_edit edit; /* the current hook's plan edits */
 } route_run;
 
 static void route_step(route_run *run);
@@ -245,9 +245,13 @@ static mxr_plan *tempfail_plan(mxr_engine *e, const mxr_plan *from)
 
 static void route_finish(route_run *run)
 {
-    run->done(run->arg, run->plan);
+    mxr_engine *e = run->e;
+    mxr__route_done done = run->done;
+    void *arg = run->arg, *arg2 = run->arg2;
+    mxr_plan *plan = run->plan;
     mxr__policies_unref(run->set);
-    free(run);
+    mxr__free(&e->a, run);
+    done(e, arg, arg2, plan);
 }
 
 /* The hook of the current policy ended (well or not): keep or drop its
@@ -255,6 +259,9 @@ static void route_finish(route_run *run)
 static bool route_call_ended(route_run *run, int st, int nres)
 {
     mxr__call *c = &run->call;
+    /* lua_resume counts the whole stack of a finished coroutine: the copy
+     * of the plan object kept at the bottom is not a result */
+    nres = st == LUA_OK ? lua_gettop(c->co) - 1 : nres;
     if (st == LUA_OK && nres > 0 && !lua_isnil(c->co, -1)) {
         mxr__call_fail(c, "returned a %s; a route hook edits the plan and "
                           "returns nothing",
@@ -263,13 +270,12 @@ static bool route_call_ended(route_run *run, int st, int nres)
     }
     bool oom = false;
     mxr_plan *edited =
-        st == LUA_OK ? mxr__plan_edit_result(run->edit, &oom) : NULL;
+        st == LUA_OK ? mxr__plan_edit_result(&run->edit, &oom) : NULL;
     if (oom) {
         mxr__call_fail(c, "out of memory building the edited plan");
         st = LUA_ERRMEM;
     }
-    mxr__plan_edit_free(run->edit);
-    run->edit = NULL;
+    mxr__plan_edit_done(&run->edit);
     mxr__call_end(c);
     if (edited) {
         mxr_plan_free(run->plan);
@@ -302,15 +308,20 @@ static void route_step(route_run *run)
         mxr__policy *p = &run->set->p[run->next++];
         if (!mxr__policy_matches(p, MXR__HOOK_ROUTE, run->plan->domain))
             continue;
-        run->edit = mxr__plan_edit_new(run->e, run->plan);
-        if (!run->edit)
+        if (mxr__call_begin(&run->call, p, "route", false) != 0)
             continue; /* out of memory: this policy is skipped */
-        mxr__call_begin(&run->call, p, "route", false);
+        mxr__plan_edit_init(&run->edit, run->e, run->plan);
         run->call.owner = run;
-        mxr__call_push_hook(&run->call);
-        mxr__plan_edit_push(run->call.co, run->edit);
-        int nres = 0;
-        int st = mxr__call_resume(&run->call, 1, &nres);
+        int nres = 0, st = LUA_ERRMEM;
+        /* stack: the object (kept alive for the call), the hook, the
+         * object again as its argument */
+        if (mxr__plan_edit_push(p->L, run->call.co, &run->edit) == 0 &&
+            mxr__call_push_hook(&run->call)) {
+            lua_pushvalue(run->call.co, 1);
+            st = mxr__call_resume(&run->call, 1, &nres);
+        } else {
+            mxr__call_fail(&run->call, "not enough memory for the plan");
+        }
         if (st == LUA_YIELD)
             return;
         if (!route_call_ended(run, st, nres))
@@ -320,13 +331,13 @@ static void route_step(route_run *run)
 }
 
 int mxr__policies_route(mxr_engine *e, mxr__policies *set, mxr_plan *plan,
-                        mxr__route_done done, void *arg)
+                        mxr__route_done done, void *arg, void *arg2)
 {
-    route_run *run = calloc(1, sizeof *run);
+    route_run *run = mxr__malloc(&e->a, sizeof *run);
     if (!run)
         return -1;
     *run = (route_run){.e = e, .set = set, .plan = plan, .done = done,
-                       .arg = arg};
+                       .arg = arg, .arg2 = arg2};
     mxr__policies_ref(set);
     route_step(run);
     return 0;
@@ -348,9 +359,17 @@ static void set_int(lua_State *L, const char *k, lua_Integer v)
     lua_setfield(L, -2, k);
 }
 
-static void push_outcome_event(lua_State *L, const mxr__outcome_event *ev,
-                               mxr_action current)
+typedef struct outcome_push {
+    const mxr__outcome_event *ev;
+    mxr_action current;
+} outcome_push;
+
+/* Under lua_pcall (mxr__call_push_protected): the event table. */
+static int push_outcome_event(lua_State *L)
 {
+    const outcome_push *op = lua_touserdata(L, 1);
+    const mxr__outcome_event *ev = op->ev;
+    mxr_action current = op->current;
     char buf[MXR_ADDR_STRLEN];
     lua_createtable(L, 0, 10);
     set_str(L, "domain", ev->domain);
@@ -364,6 +383,7 @@ static void push_outcome_event(lua_State *L, const mxr__outcome_event *ev,
     set_str(L, "enhanced", ev->outcome->enhanced);
     set_str(L, "text", ev->outcome->text);
     set_str(L, "action", mxr_action_name(current));
+    return 1;
 }
 
 /* Run one synchronous hook with its event on top of c->co; results left
@@ -383,10 +403,13 @@ static mxr_action outcome_one(mxr__policy *p, const mxr__outcome_event *ev,
                               mxr_action current)
 {
     mxr__call c;
-    mxr__call_begin(&c, p, "outcome", true);
+    outcome_push op = {ev, current};
+    if (mxr__call_begin(&c, p, "outcome", true) != 0)
+        return current;
     mxr__call_push_hook(&c);
-    push_outcome_event(c.co, ev, current);
-    int nres = run_sync(&c);
+    int nres = mxr__call_push_protected(&c, push_outcome_event, &op) == 0
+                   ? run_sync(&c)
+                   : -1;
     mxr_action act = current;
     if (nres < 0 && p->set->lim.defer_on_error)
         act = MXR_ACTION_DEFER; /* the hook failed: wait and try later */
@@ -420,9 +443,15 @@ mxr_action mxr__policies_outcome(mxr_engine *e, mxr__policies *set,
     return act;
 }
 
-static void push_retry_event(lua_State *L, const mxr__retry_event *ev,
-                             uint64_t delay_ms)
+typedef struct retry_push {
+    const mxr__retry_event *ev;
+    uint64_t delay_ms;
+} retry_push;
+
+static int push_retry_event(lua_State *L)
 {
+    const retry_push *rp = lua_touserdata(L, 1);
+    const mxr__retry_event *ev = rp->ev;
     lua_createtable(L, 0, 7);
     set_str(L, "domain", ev->domain);
     set_str(L, "recipient", ev->recipient);
@@ -431,8 +460,9 @@ static void push_retry_event(lua_State *L, const mxr__retry_event *ev,
     lua_setfield(L, -2, "age");
     set_int(L, "code", ev->code);
     set_str(L, "text", ev->text);
-    lua_pushnumber(L, (double)delay_ms / 1000.0);
+    lua_pushnumber(L, (double)rp->delay_ms / 1000.0);
     lua_setfield(L, -2, "delay");
+    return 1;
 }
 
 /* A retry hook returns nil (keep), a delay in seconds, or false (give
@@ -441,10 +471,13 @@ static bool retry_one(mxr__policy *p, const mxr__retry_event *ev,
                       uint64_t *delay_ms)
 {
     mxr__call c;
-    mxr__call_begin(&c, p, "retry", true);
+    retry_push rp = {ev, *delay_ms};
+    if (mxr__call_begin(&c, p, "retry", true) != 0)
+        return false;
     mxr__call_push_hook(&c);
-    push_retry_event(c.co, ev, *delay_ms);
-    int nres = run_sync(&c);
+    int nres = mxr__call_push_protected(&c, push_retry_event, &rp) == 0
+                   ? run_sync(&c)
+                   : -1;
     bool give_up = false;
     if (nres > 0) {
         int idx = lua_gettop(c.co) - nres + 1;

@@ -5,6 +5,7 @@
 #define MXR_POLICY_INTERNAL_H
 
 #include "engine.h"
+#include "plan.h"
 #include "policy.h"
 
 #include <lauxlib.h>
@@ -77,8 +78,13 @@ int mxr__policy_wait_addr(lua_State *L, const char *name, lua_KContext ctx,
 void mxr__policy_wait_done(lua_State *L);
 
 /* policy.c */
-void mxr__call_begin(mxr__call *c, mxr__policy *p, const char *hook,
-                     bool sync);
+/* 0, or -1 when no coroutine could be had (out of memory). */
+int mxr__call_begin(mxr__call *c, mxr__policy *p, const char *hook,
+                    bool sync);
+/* Run fn(ud) under lua_pcall on the policy's state and move its one result
+ * onto the call's coroutine: C-side allocations that fail become errors,
+ * never a panic. -1 when fn failed (reported). */
+int mxr__call_push_protected(mxr__call *c, lua_CFunction fn, void *ud);
 /* Pushes the hook function on c->co; false if the policy has none. */
 bool mxr__call_push_hook(mxr__call *c);
 /* Resume (or start) the call with nargs on its stack: LUA_OK, LUA_YIELD,
@@ -99,13 +105,25 @@ void mxr__mx_module_open(lua_State *L);
 /* policy_plan.c: the plan object a route hook edits. The edit state is
  * C-owned; the Lua object only points at it and is cut off when the hook
  * ends, so a script that keeps it gets an error, never stale memory. */
-typedef struct mxr__plan_edit mxr__plan_edit;
+typedef struct mxr__plan_edit {
+    mxr_engine *e;
+    const mxr_plan *plan;   /* as it came in (borrowed) */
+    mxr__plan_builder pb;   /* the edited copy, once edited */
+    bool edited;
+    struct mxr__plan_edit **slot; /* the object's pointer to us */
+} mxr__plan_edit;
+
 void mxr__plan_object_register(lua_State *L);
-mxr__plan_edit *mxr__plan_edit_new(mxr_engine *e, const mxr_plan *plan);
-void mxr__plan_edit_push(lua_State *L, mxr__plan_edit *ed);
+void mxr__plan_edit_init(mxr__plan_edit *ed, mxr_engine *e,
+                         const mxr_plan *plan);
+/* Push the plan object onto co, built under protection on the policy's
+ * state L. The caller keeps a copy of it on co below the hook function,
+ * so it lives as long as the call. -1 when out of memory. */
+int mxr__plan_edit_push(lua_State *L, lua_State *co, mxr__plan_edit *ed);
 /* The edited plan (a new block from the engine's allocator), or NULL when
  * nothing changed or memory ran out (*oom). */
 mxr_plan *mxr__plan_edit_result(mxr__plan_edit *ed, bool *oom);
-void mxr__plan_edit_free(mxr__plan_edit *ed);
+/* Cut the object off and free the edits; before the call's stack goes. */
+void mxr__plan_edit_done(mxr__plan_edit *ed);
 
 #endif

@@ -16,14 +16,6 @@
 #define PLAN_META "mxroute.plan"
 #define ADDRS_MAX 32
 
-struct mxr__plan_edit {
-    mxr_engine *e;
-    const mxr_plan *plan; /* as it came in (borrowed) */
-    mxr__plan_builder pb; /* the edited copy, once edited */
-    bool edited;
-    mxr__plan_edit **slot; /* the Lua object's pointer to us */
-};
-
 /* ------------------------------------------------------------ helpers */
 
 static mxr__plan_edit *check_edit(lua_State *L)
@@ -455,14 +447,6 @@ static int plan_tostring(lua_State *L)
     return 1;
 }
 
-static int plan_gc(lua_State *L)
-{
-    mxr__plan_edit **slot = luaL_checkudata(L, 1, PLAN_META);
-    if (*slot)
-        (*slot)->slot = NULL;
-    return 0;
-}
-
 void mxr__plan_object_register(lua_State *L)
 {
     static const luaL_Reg methods[] = {
@@ -477,8 +461,6 @@ void mxr__plan_object_register(lua_State *L)
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, plan_tostring);
     lua_setfield(L, -2, "__tostring");
-    lua_pushcfunction(L, plan_gc);
-    lua_setfield(L, -2, "__gc");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
@@ -486,23 +468,37 @@ void mxr__plan_object_register(lua_State *L)
 
 /* ------------------------------------------------------- lifetime */
 
-mxr__plan_edit *mxr__plan_edit_new(mxr_engine *e, const mxr_plan *plan)
+void mxr__plan_edit_init(mxr__plan_edit *ed, mxr_engine *e,
+                         const mxr_plan *plan)
 {
-    mxr__plan_edit *ed = mxr__calloc(&e->a, 1, sizeof *ed);
-    if (ed) {
-        ed->e = e;
-        ed->plan = plan;
-        mxr__pb_init(&ed->pb, &e->a);
-    }
-    return ed;
+    memset(ed, 0, sizeof *ed);
+    ed->e = e;
+    ed->plan = plan;
+    mxr__pb_init(&ed->pb, &e->a);
 }
 
-void mxr__plan_edit_push(lua_State *L, mxr__plan_edit *ed)
+/* Runs under lua_pcall (it allocates). No __gc: the object never points
+ * back into memory that could go first. */
+static int make_object(lua_State *L)
 {
+    mxr__plan_edit *ed = lua_touserdata(L, 1);
     mxr__plan_edit **slot = lua_newuserdatauv(L, sizeof *slot, 0);
     *slot = ed;
     ed->slot = slot;
     luaL_setmetatable(L, PLAN_META);
+    return 1;
+}
+
+int mxr__plan_edit_push(lua_State *L, lua_State *co, mxr__plan_edit *ed)
+{
+    lua_pushcfunction(L, make_object);
+    lua_pushlightuserdata(L, ed);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    lua_xmove(L, co, 1);
+    return 0;
 }
 
 mxr_plan *mxr__plan_edit_result(mxr__plan_edit *ed, bool *oom)
@@ -519,12 +515,10 @@ mxr_plan *mxr__plan_edit_result(mxr__plan_edit *ed, bool *oom)
     return p;
 }
 
-void mxr__plan_edit_free(mxr__plan_edit *ed)
+void mxr__plan_edit_done(mxr__plan_edit *ed)
 {
-    if (!ed)
-        return;
-    if (ed->slot)
-        *ed->slot = NULL; /* the Lua object now refuses every use */
+    if (ed->slot) /* still anchored on the call's stack: safe to write */
+        *ed->slot = NULL; /* the object now refuses every use */
+    ed->slot = NULL;
     mxr__pb_free(&ed->pb);
-    mxr__free(&ed->e->a, ed);
 }

@@ -85,20 +85,12 @@ static void finish(mxr_engine *e, mxr_route_cb cb, void *arg, mxr_status st,
     cb(arg, st, plan);
 }
 
-typedef struct policy_ctx {
-    mxr_engine *e;
-    mxr_route_cb cb;
-    void *arg;
-} policy_ctx;
-
-static void on_policies_done(void *arg, mxr_plan *plan)
+/* arg: the user's callback; arg2: its argument. */
+static void on_policies_done(mxr_engine *e, void *cb, void *arg,
+                             mxr_plan *plan)
 {
-    policy_ctx *c = arg;
-    mxr_engine *e = c->e;
-    mxr_route_cb cb = c->cb;
-    void *cb_arg = c->arg;
-    mxr__free(&e->a, c);
-    finish(e, cb, cb_arg, plan ? MXR_OK : MXR_ENOMEM, plan);
+    finish(e, (mxr_route_cb)(uintptr_t)cb, arg, plan ? MXR_OK : MXR_ENOMEM,
+           plan);
 }
 
 /* Hand the plan over, through the route hooks of the policies that want
@@ -110,12 +102,8 @@ static void deliver(mxr_engine *e, mxr_route_cb cb, void *arg, mxr_plan *plan)
         finish(e, cb, arg, plan ? MXR_OK : MXR_ENOMEM, plan);
         return;
     }
-    policy_ctx *c = mxr__malloc(&e->a, sizeof *c);
-    if (c)
-        *c = (policy_ctx){e, cb, arg};
-    if (!c || mxr__policies_route(e, e->policies, plan, on_policies_done,
-                                  c) != 0) {
-        mxr__free(&e->a, c);
+    if (mxr__policies_route(e, e->policies, plan, on_policies_done,
+                            (void *)(uintptr_t)cb, arg) != 0) {
         finish(e, cb, arg, MXR_ENOMEM, NULL);
         mxr_plan_free(plan);
     }
