@@ -9,7 +9,13 @@
  *           cycling over them, B mxr_route calls per
  *           mxr_engine_process(e, MXR_NOFD, MXR_NOFD) (which fires the
  *           deferred callbacks; each plan is freed). Prints decisions/s on
- *           this one thread.
+ *           this one thread. --policy none|noop|rewrite loads a built-in
+ *           policy with a route hook (see POLICY_* below) for the whole
+ *           run, warm-up included; every plan must come back OK, and with
+ *           rewrite it must hold the relay (source policy) and have lost
+ *           its last MX host. bytes_allocated_growth is how much more
+ *           the engine holds after the run than after the warm-up (Lua
+ *           states included).
  *   memory  route K distinct domains with a cache large enough never to
  *           evict, then reports per domain: the cache's own accounting
  *           (mxr_stats.cache_bytes), what the engine reports it holds
@@ -46,11 +52,36 @@ static struct {
     size_t batch;      /* cached: mxr_route calls per process */
     int family;
     bool count_allocs;
+    int policy;        /* cached: POLICY_* */
 } cfg = {.window = 100, .backlog = 2000, .set = 1000, .rounds = 5000000,
          .batch = 1, .family = MXR_FAMILY_IPV4};
 
 static char **names;
 static size_t nnames;
+
+/* ------------------------------------------------------------ policies */
+
+enum { POLICY_NONE, POLICY_NOOP, POLICY_REWRITE };
+static const char *const policy_names[] = {"none", "noop", "rewrite", NULL};
+
+/* The cost of calling a route hook at all. */
+static const char POLICY_NOOP_SRC[] =
+    "return { route = function(plan) end }\n";
+/* An edit of the candidate list: the last host goes, a relay with an
+ * explicit address (no DNS) comes in. */
+static const char POLICY_REWRITE_SRC[] =
+    "return { route = function(plan)\n"
+    "  local c = plan:candidates()\n"
+    "  plan:remove(c[#c].host)\n"
+    "  plan:add{host = \"relay.bench.test\", addresses = {\"198.18.0.1\"},\n"
+    "           preference = 5, label = \"relay\"}\n"
+    "end }\n";
+#define RELAY_HOST "relay.bench.test"
+
+static void on_log(void *ud, int level, const char *msg)
+{
+    fprintf(stderr, "mxroute log %d: %s\n", level, msg);
+}
 
 /* ------------------------------------------------- counting allocator */
 
@@ -116,6 +147,16 @@ static mxr_engine *engine_new(int64_t cache_bytes)
     }
     if (cfg.count_allocs)
         mxr_options_set_allocator(o, counting_alloc, NULL);
+    if (cfg.policy != POLICY_NONE) {
+        const char *src =
+            cfg.policy == POLICY_NOOP ? POLICY_NOOP_SRC : POLICY_REWRITE_SRC;
+        if (mxr_options_add_policy_text(o, policy_names[cfg.policy], src,
+                                        NULL) != MXR_OK) {
+            fprintf(stderr, "policy: %s\n", mxr_options_errmsg(o));
+            exit(1);
+        }
+        mxr_options_set_log(o, on_log, NULL);
+    }
     mxr_status st = mxr_engine_new(o, &e);
     if (st != MXR_OK) {
         fprintf(stderr, "engine: %s: %s\n", mxr_strerror(st),
@@ -162,12 +203,31 @@ typedef struct counts {
     size_t done, ok, failed;
 } counts;
 
+/* With the rewrite policy: the relay is there, added by the policy, with
+ * its one address, and one MX host went (the zone gives 2 per domain). */
+static bool rewritten(const mxr_plan *plan)
+{
+    bool relay = false;
+    size_t mx = 0;
+    for (size_t i = 0; i < plan->ncandidates; i++) {
+        const mxr_candidate *c = &plan->candidates[i];
+        if (c->source == MXR_SOURCE_MX)
+            mx++;
+        else if (c->source == MXR_SOURCE_POLICY &&
+                 strcmp(c->host, RELAY_HOST) == 0 && c->naddrs == 1 &&
+                 c->label && strcmp(c->label, "relay") == 0)
+            relay = true;
+    }
+    return relay && mx == 1 && plan->ncandidates == 2 && plan->nskipped == 1;
+}
+
 static void on_plan(void *arg, mxr_status st, mxr_plan *plan)
 {
     counts *c = arg;
     c->done++;
     if (st == MXR_OK && plan->result == MXR_RESULT_OK &&
-        plan->ncandidates > 0)
+        plan->ncandidates > 0 &&
+        (cfg.policy != POLICY_REWRITE || rewritten(plan)))
         c->ok++;
     else
         c->failed++;
@@ -266,19 +326,36 @@ static int mode_cached(void)
     double secs = bench_now() - t0, cpu = bench_cpu() - cpu0;
     mxr_stats s;
     mxr_engine_stats(e, &s);
-    printf("RESULT mxroute_cached set=%zu routes=%zu ok=%zu batch=%zu "
-           "plan_hits=%llu queries_sent=%llu seconds=%.3f "
-           "decisions_per_s=%.0f cpu_s=%.3f ns_per_decision=%.1f",
-           m, cfg.rounds, c.ok, batch,
+    printf("RESULT mxroute_cached policy=%s set=%zu routes=%zu ok=%zu "
+           "failed=%zu batch=%zu plan_hits=%llu queries_sent=%llu "
+           "policy_calls=%llu policy_errors=%llu seconds=%.3f "
+           "decisions_per_s=%.0f cpu_s=%.3f ns_per_decision=%.1f "
+           "bytes_allocated_growth=%lld",
+           policy_names[cfg.policy], m, cfg.rounds, c.ok, c.failed, batch,
            (unsigned long long)(s.plan_hits - s0.plan_hits),
-           (unsigned long long)(s.queries_sent - s0.queries_sent), secs,
-           (double)cfg.rounds / secs, cpu, secs * 1e9 / (double)cfg.rounds);
+           (unsigned long long)(s.queries_sent - s0.queries_sent),
+           (unsigned long long)(s.policy_calls - s0.policy_calls),
+           (unsigned long long)(s.policy_errors - s0.policy_errors), secs,
+           (double)cfg.rounds / secs, cpu, secs * 1e9 / (double)cfg.rounds,
+           (long long)s.bytes_allocated - (long long)s0.bytes_allocated);
     if (cfg.count_allocs)
         printf(" allocs_per_decision=%.2f",
                (double)(n_allocs - a0) / (double)cfg.rounds);
     printf("\n");
+    bool hooks_ok = cfg.policy == POLICY_NONE
+                        ? s.policy_calls == 0
+                        : s.policy_calls - s0.policy_calls == cfg.rounds &&
+                              s.policy_errors == 0;
+    if (!hooks_ok)
+        fprintf(stderr, "cached: %llu hook calls, %llu hook errors for %zu "
+                        "routes\n",
+                (unsigned long long)(s.policy_calls - s0.policy_calls),
+                (unsigned long long)s.policy_errors, cfg.rounds);
+    if (c.ok != cfg.rounds)
+        fprintf(stderr, "cached: %zu of %zu plans not as expected\n",
+                c.failed, cfg.rounds);
     mxr_engine_destroy(e);
-    return c.ok == cfg.rounds ? 0 : 1;
+    return c.ok == cfg.rounds && hooks_ok ? 0 : 1;
 }
 
 static int mode_memory(void)
@@ -321,7 +398,8 @@ static void usage(void)
             "usage: bench_mxroute cold|cached|memory --server IP:PORT "
             "--list FILE\n"
             "  [-n N] [-w WINDOW] [--backlog P] [--set M] [--rounds R]\n"
-            "  [--batch B] [--family ipv4|any] [--count-allocs]\n");
+            "  [--batch B] [--family ipv4|any] [--count-allocs]\n"
+            "  [--policy none|noop|rewrite]   (cached mode)\n");
     exit(2);
 }
 
@@ -332,7 +410,7 @@ int main(int argc, char **argv)
         {"backlog", 1, 0, 'p'}, {"set", 1, 0, 'm'},
         {"rounds", 1, 0, 'r'},  {"batch", 1, 0, 'b'},
         {"family", 1, 0, 'f'},  {"count-allocs", 0, 0, 'c'},
-        {0, 0, 0, 0}};
+        {"policy", 1, 0, 'P'},  {0, 0, 0, 0}};
     if (argc < 2)
         usage();
     const char *mode = argv[1];
@@ -353,6 +431,14 @@ int main(int argc, char **argv)
                 usage();
             break;
         case 'c': cfg.count_allocs = true; break;
+        case 'P':
+            cfg.policy = -1;
+            for (int i = 0; policy_names[i]; i++)
+                if (strcmp(optarg, policy_names[i]) == 0)
+                    cfg.policy = i;
+            if (cfg.policy < 0)
+                usage();
+            break;
         default: usage();
         }
     }

@@ -8,7 +8,11 @@
 #   BENCH_N=50000        domains in the zone, routed cold
 #   BENCH_W=100          DNS queries in flight (every client)
 #   BENCH_ROUNDS=3       throughput rounds; the median is reported
-#   BENCH_CACHED=5000000 routes in the cached benchmark
+#   BENCH_CACHED=5000000 routes in the cached benchmark without a policy
+#   BENCH_POLICY_CACHED=1000000 routes in each cached benchmark with a policy
+#                        (no-op route hook, rewriting route hook). Not 5M:
+#                        with the no-op hook the engine aborts after about
+#                        2.3M routes (Lua heap runaway, see README.md).
 #   BENCH_CACHED_SET=1000 distinct domains in the cached benchmark
 #   BENCH_MEM_N=20000    domains in the memory benchmark
 #   BENCH_EXTRA=1        also run the diagnostics (AAAA on, allocation counts)
@@ -25,6 +29,7 @@ N=${BENCH_N:-50000}
 W=${BENCH_W:-100}
 ROUNDS=${BENCH_ROUNDS:-3}
 CACHED=${BENCH_CACHED:-5000000}
+PCACHED=${BENCH_POLICY_CACHED:-1000000}
 CACHED_SET=${BENCH_CACHED_SET:-1000}
 MEM_N=${BENCH_MEM_N:-20000}
 EXTRA=${BENCH_EXTRA:-1}
@@ -79,7 +84,8 @@ run() {
     FAILED=1
   fi
   printf '%s\n' "$out" >>"$LOG"
-  printf '%s\n' "$out" | grep '^RESULT' | tail -1
+  # a crashed run has no RESULT line: report it empty, keep going
+  printf '%s\n' "$out" | { grep '^RESULT' || true; } | tail -1
 }
 # field LINE KEY: the value of KEY=... in a RESULT line
 field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
@@ -103,12 +109,23 @@ for ((i = 1; i <= ROUNDS; i++)); do
 done
 
 # ------------------------------------------------------------ cached runs
-declare -a C_DPS C_NS
+# Interleaved like the cold rounds: no policy, a no-op route hook, a hook
+# that rewrites the candidate list (built into bench_mxroute).
+declare -a C_DPS C_NS P_NOOP P_REWRITE RATIO_NOOP RATIO_REWRITE P_NOOP_GROWTH P_REWRITE_GROWTH
 for ((i = 1; i <= ROUNDS; i++)); do
-  say "cached $i/$ROUNDS: $CACHED routes over $CACHED_SET domains"
+  say "cached $i/$ROUNDS: $CACHED_SET domains; no policy ($CACHED routes), noop and rewrite hooks ($PCACHED routes)"
   l=$(run cached "$MXR" cached --server "$SERVER" --list "$LIST" -w "$W" \
-        --set "$CACHED_SET" --rounds "$CACHED" --batch 1)
+        --set "$CACHED_SET" --rounds "$CACHED" --batch 1 --policy none)
   C_DPS+=("$(field "$l" decisions_per_s)"); C_NS+=("$(field "$l" ns_per_decision)")
+  l=$(run cached-noop "$MXR" cached --server "$SERVER" --list "$LIST" -w "$W" \
+        --set "$CACHED_SET" --rounds "$PCACHED" --batch 1 --policy noop)
+  P_NOOP+=("$(field "$l" decisions_per_s)"); P_NOOP_GROWTH+=("$(field "$l" bytes_allocated_growth)")
+  l=$(run cached-rewrite "$MXR" cached --server "$SERVER" --list "$LIST" -w "$W" \
+        --set "$CACHED_SET" --rounds "$PCACHED" --batch 1 --policy rewrite)
+  P_REWRITE+=("$(field "$l" decisions_per_s)"); P_REWRITE_GROWTH+=("$(field "$l" bytes_allocated_growth)")
+  RATIO_NOOP+=("$(ratio "${P_NOOP[-1]:-0}" "${C_DPS[-1]:-0}")")
+  RATIO_REWRITE+=("$(ratio "${P_REWRITE[-1]:-0}" "${C_DPS[-1]:-0}")")
+  say "  decisions/s none=${C_DPS[-1]} noop=${P_NOOP[-1]} rewrite=${P_REWRITE[-1]}"
 done
 say "cached, 64 routes per process call"
 l=$(run cached64 "$MXR" cached --server "$SERVER" --list "$LIST" -w "$W" \
@@ -126,6 +143,8 @@ if [ "$EXTRA" = 1 ]; then
   X_ALLOC=$(run allocs "$MXR" cold --server "$SERVER" --list "$LIST" -w "$W" --count-allocs)
   X_CALLOC=$(run callocs "$MXR" cached --server "$SERVER" --list "$LIST" -w "$W" \
                --set "$CACHED_SET" --rounds 1000000 --count-allocs)
+  X_PALLOC=$(run pallocs "$MXR" cached --server "$SERVER" --list "$LIST" -w "$W" \
+               --set "$CACHED_SET" --rounds 1000000 --count-allocs --policy noop)
   X_NODEP=$(run nodep node "$HERE/node_resolve.js" --server "$SERVER" --list "$LIST" \
               -w "$W" --parallel-targets)
 fi
@@ -135,7 +154,7 @@ trap - EXIT
 
 # ----------------------------------------------------------------- table
 R=$(median "${R_DPS[@]}"); M=$(median "${M_DPS[@]}"); NO=$(median "${N_DPS[@]}")
-C=$(median "${C_DPS[@]}")
+C=$(median "${C_DPS[@]}"); PN=$(median "${P_NOOP[@]}"); PR=$(median "${P_REWRITE[@]}")
 RR=$(ratio "$M" "$R"); RN=$(ratio "$M" "$NO")
 verdict() { awk -v v="$1" -v g="$2" 'BEGIN { print (v + 0 >= g + 0 ? "met" : "MISSED") }'; }
 {
@@ -156,6 +175,12 @@ verdict() { awk -v v="$1" -v g="$2" 'BEGIN { print (v + 0 >= g + 0 ? "met" : "MI
   printf '%-34s %12s %8s %8s  %s\n' "cached decisions/s (1 core)" "$C" ">= 1e6" "$(verdict "$C" 1000000)" "${C_DPS[*]}"
   printf '%-34s %12s\n' "  ns per cached decision" "$(median "${C_NS[@]}")"
   printf '%-34s %12s\n' "  same, 64 routes per process()" "$C64"
+  printf '%-34s %12s %8s %8s  %s\n' "cached, no-op route hook" "$PN" "" "" "${P_NOOP[*]}"
+  printf '%-34s %12s %8s %8s  %s\n' "cached, hook rewriting the list" "$PR" "" "" "${P_REWRITE[*]}"
+  printf '%-34s %12s %8s %8s  %s\n' "no-op hook / no policy" "$(ratio "$PN" "$C")" ">= 0.5" "$(verdict "$(ratio "$PN" "$C")" 0.5)" "${RATIO_NOOP[*]}"
+  printf '%-34s %12s %8s %8s  %s\n' "rewrite hook / no policy" "$(ratio "$PR" "$C")" "" "(no goal)" "${RATIO_REWRITE[*]}"
+  printf '%-34s %12s %8s %8s  %s\n' "  engine growth, noop run (bytes)" "$(median "${P_NOOP_GROWTH[@]}")" "" "" "${P_NOOP_GROWTH[*]}"
+  printf '%-34s %12s %8s %8s  %s\n' "  engine growth, rewrite run" "$(median "${P_REWRITE_GROWTH[@]}")" "" "" "${P_REWRITE_GROWTH[*]}"
   printf '%-34s %12s %8s\n' "bytes per cached domain (cache)" "$(field "$MEM" cache_bytes_per_domain)" "(no goal)"
   printf '%-34s %12s\n' "  engine bytes_allocated / domain" "$(field "$MEM" allocated_bytes_per_domain)"
   printf '%-34s %12s\n' "  allocator hook live / domain" "$(field "$MEM" hook_bytes_per_domain)"
@@ -168,6 +193,7 @@ verdict() { awk -v v="$1" -v g="$2" 'BEGIN { print (v + 0 >= g + 0 ? "met" : "MI
     printf '%-34s %12s %s\n' "mxroute cold, family any (+AAAA)" "$(field "$X_ANY" dps)" "domains/s, $(field "$X_ANY" queries) queries"
     printf '%-34s %12s\n' "allocations per cold domain" "$(field "$X_ALLOC" allocs_per_domain)"
     printf '%-34s %12s\n' "allocations per cached decision" "$(field "$X_CALLOC" allocs_per_decision)"
+    printf '%-34s %12s\n' "  same, no-op route hook" "$(field "$X_PALLOC" allocs_per_decision)"
     printf '%-34s %12s %s\n' "node, targets in parallel" "$(field "$X_NODEP" dps)" "domains/s (up to 2W in flight)"
   fi
 } | tee "$OUT/results.txt"

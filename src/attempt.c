@@ -110,7 +110,10 @@ static bool retry_allowed(mxr_attempt *a, const rcpt_slot *r,
                            .attempts = failed,
                            .age_ms = now > a->first_ms ? now - a->first_ms : 0,
                            .code = why->code,
-                           .text = why->text};
+                           .enhanced = why->enhanced[0] ? why->enhanced
+                                                        : NULL,
+                           .text = why->text,
+                           .host = why->host};
     if (mxr__policies_retry(a->e, a->e->policies, &ev, &delay))
         return false;
     *next = now + delay;

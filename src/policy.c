@@ -710,6 +710,21 @@ static int check_table(mxr__policy *p, char *err, size_t errlen)
     return read_domains(p, err, errlen);
 }
 
+/* With a seed (MXR_OPT_SEED, --seed), math.random in policies repeats
+ * too: reproducible runs cover the whole decision. */
+static void seed_random(mxr__policy *p)
+{
+    int64_t seed = p->set->e->v[MXR_OPT_SEED];
+    if (seed < 0)
+        return;
+    lua_getglobal(p->L, LUA_MATHLIBNAME);
+    lua_getfield(p->L, -1, "randomseed");
+    lua_pushinteger(p->L, (lua_Integer)seed);
+    if (lua_pcall(p->L, 1, 0, 0) != LUA_OK)
+        lua_pop(p->L, 1); /* the error: unseeded is still correct */
+    lua_pop(p->L, 1);
+}
+
 static int policy_open(mxr__policy *p, const mxr__policy_src *src, char *err,
                        size_t errlen)
 {
@@ -721,6 +736,7 @@ static int policy_open(mxr__policy *p, const mxr__policy_src *src, char *err,
         return -1;
     }
     open_std_libs(p->L);
+    seed_random(p);
     build_env(p->L, p);
     mxr__plan_object_register(p->L);
     char *file = src->source ? NULL : read_file(src->name, err, errlen);

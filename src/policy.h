@@ -69,8 +69,10 @@ typedef struct mxr__retry_event {
     const char *recipient;
     unsigned attempts;   /* failed attempts so far, this one included */
     uint64_t age_ms;     /* since the first attempt */
-    int code;            /* last reply code, 0 if none */
-    const char *text;    /* last error */
+    int code;             /* last reply code, 0 if none */
+    const char *enhanced; /* its enhanced status code, or NULL */
+    const char *text;     /* last error */
+    const char *host;     /* the host that gave it, or NULL */
 } mxr__retry_event;
 
 /* Retry hooks: *delay_ms comes in with the schedule's delay and leaves

@@ -459,7 +459,9 @@ static int push_retry_event(lua_State *L)
     lua_pushnumber(L, (double)ev->age_ms / 1000.0);
     lua_setfield(L, -2, "age");
     set_int(L, "code", ev->code);
+    set_str(L, "enhanced", ev->enhanced);
     set_str(L, "text", ev->text);
+    set_str(L, "host", ev->host);
     lua_pushnumber(L, (double)rp->delay_ms / 1000.0);
     lua_setfield(L, -2, "delay");
     return 1;

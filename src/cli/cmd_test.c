@@ -63,6 +63,7 @@ static void engine_drop(tctx *t)
 
 static void log_policy(void *ud, int level, const char *msg)
 {
+    fflush(stdout); /* keep results and policy messages in order */
     fprintf(stderr, "    %s%s\n", level >= 2 ? "error: " : "", msg);
 }
 
@@ -524,6 +525,7 @@ static int t_fail(lua_State *L)
 static int t_begin(lua_State *L)
 {
     tctx *t = ctx_of(L);
+    engine_drop(t); /* no host health or cache carried between tests */
     lua_pushvalue(L, 1);
     lua_setfield(L, LUA_REGISTRYINDEX, "mxr.test.name");
     lua_getfield(L, LUA_REGISTRYINDEX, "mxr.test.name");
