@@ -171,6 +171,16 @@ static int plan_skipped(lua_State *L)
     return 1;
 }
 
+/* The recipients being routed: the input when it is an address. */
+static void push_recipients(lua_State *L, const char *input)
+{
+    lua_newtable(L);
+    if (input && strchr(input, '@')) {
+        lua_pushstring(L, input);
+        lua_rawseti(L, -2, 1);
+    }
+}
+
 static int plan_index(lua_State *L)
 {
     mxr__plan_edit *ed = check_edit(L);
@@ -190,6 +200,8 @@ static int plan_index(lua_State *L)
         lua_pushboolean(L, ed->plan->implicit);
     else if (strcmp(k, "ttl") == 0)
         lua_pushinteger(L, ed->plan->ttl);
+    else if (strcmp(k, "recipients") == 0)
+        push_recipients(L, ed->plan->input);
     else if (luaL_getmetafield(L, 1, "methods") == LUA_TTABLE)
         lua_getfield(L, -1, k);
     else
@@ -447,6 +459,32 @@ static int plan_tostring(lua_State *L)
     return 1;
 }
 
+/* plan:replace{spec, ...}: the smart host case. In Lua, so that each add
+ * may wait for DNS (a C function could only yield once per call). */
+static const char replace_source[] =
+    "local plan, specs = ...\n"
+    "if type(specs) ~= 'table' then\n"
+    "  error(\"bad argument #1 to 'replace' (a list of hosts expected)\", 2)\n"
+    "end\n"
+    "plan:remove(function() return true end)\n"
+    "local added = 0\n"
+    "for i, spec in ipairs(specs) do\n"
+    "  if plan:add(spec) then added = added + 1 end\n"
+    "end\n"
+    "if added == 0 and #specs > 0 then\n"
+    "  return nil, 'no host of the replacement list could be used'\n"
+    "end\n"
+    "return true\n";
+
+static void register_replace(lua_State *L)
+{
+    if (luaL_loadbufferx(L, replace_source, sizeof replace_source - 1,
+                         "=plan:replace", "t") == LUA_OK)
+        lua_setfield(L, -2, "replace");
+    else
+        lua_pop(L, 1);
+}
+
 void mxr__plan_object_register(lua_State *L)
 {
     static const luaL_Reg methods[] = {
@@ -456,6 +494,7 @@ void mxr__plan_object_register(lua_State *L)
         {NULL, NULL}};
     luaL_newmetatable(L, PLAN_META);
     luaL_newlib(L, methods);
+    register_replace(L);
     lua_setfield(L, -2, "methods");
     lua_pushcfunction(L, plan_index);
     lua_setfield(L, -2, "__index");
