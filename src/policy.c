@@ -96,6 +96,24 @@ static void budget_check(mxr__call *c)
     c->killed = true;
 }
 
+/* The error names the innermost line of the policy's own files (chunks
+ * "@file"), not of the engine's Lua helpers (xpcall, plan:replace). */
+static void budget_raise(lua_State *L, const mxr__call *c)
+{
+    lua_Debug d;
+    char place[300] = "";
+    for (int level = 0; lua_getstack(L, level, &d); level++) {
+        if (lua_getinfo(L, "Sl", &d) && d.currentline > 0 &&
+            d.source[0] == '@') {
+            snprintf(place, sizeof place, "%s:%d: ", d.short_src,
+                     d.currentline);
+            break;
+        }
+    }
+    lua_pushfstring(L, "%s%s", place, c->why);
+    lua_error(L);
+}
+
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     mxr__call *c = mxr__call_of(L);
@@ -106,7 +124,7 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
         budget_check(c);
     if (c->killed) { /* re-armed on every instruction: pcall cannot win */
         lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
-        luaL_error(L, "%s", c->why);
+        budget_raise(L, c);
     }
 }
 
@@ -151,6 +169,31 @@ static int safe_load(lua_State *L)
                     ((mxr__policy *)lua_touserdata(L, lua_upvalueindex(1)))
                         ->env_ref);
     lua_setupvalue(L, -2, 1);
+    return 1;
+}
+
+/* Lua runs __gc (finalizers) and __close (when a failed coroutine is
+ * reset or closed) with hooks off: no budget could stop them. */
+static int safe_setmetatable(lua_State *L)
+{
+    if (lua_istable(L, 2)) {
+        luaL_argcheck(L, lua_getfield(L, 2, "__gc") == LUA_TNIL, 2,
+                      "__gc metamethods are not allowed in policies");
+        luaL_argcheck(L, lua_getfield(L, 2, "__close") == LUA_TNIL, 2,
+                      "__close metamethods are not allowed in policies");
+        lua_pop(L, 2);
+    }
+    lua_getglobal(L, "setmetatable"); /* the real one, in the state */
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+/* Whether the running call is over budget (for the xpcall wrapper). */
+static int call_stopped(lua_State *L)
+{
+    mxr__call *c = mxr__call_of(L);
+    lua_pushboolean(L, c && c->killed);
     return 1;
 }
 
@@ -216,6 +259,7 @@ static int count_repetitions(const char *p, size_t len, bool *anchored)
 {
     int q = 0;
     *anchored = len > 0 && p[0] == '^';
+    /* '?' backtracks too: "a?a?a?...aaa" is exponential */
     for (size_t i = 0; i < len; i++) {
         if (p[i] == '%') {
             i++; /* an escape: the next byte is literal or a class */
@@ -223,21 +267,27 @@ static int count_repetitions(const char *p, size_t len, bool *anchored)
             i += (i + 1 < len && p[i + 1] == '^') ? 2 : 1;
             for (i += (i < len && p[i] == ']'); i < len && p[i] != ']'; i++)
                 i += p[i] == '%';
-        } else if (p[i] == '*' || p[i] == '+' || p[i] == '-') {
+        } else if (p[i] == '*' || p[i] == '+' || p[i] == '-' ||
+                   p[i] == '?') {
             q++;
         }
     }
     return q;
 }
 
+/* Upvalues: the original function, and whether '^' anchors for it
+ * (gmatch has no anchors in Lua 5.4). A plain find matches no pattern. */
 static int guarded_match(lua_State *L)
 {
     size_t n, plen;
     luaL_checklstring(L, 1, &n);
     const char *p = luaL_checklstring(L, 2, &plen);
+    bool plain = lua_toboolean(L, lua_upvalueindex(2)) &&
+                 lua_gettop(L) >= 4 && lua_toboolean(L, 4);
     bool anchored;
-    int q = count_repetitions(p, plen, &anchored);
-    double cost = 1;
+    int q = plain ? 0 : count_repetitions(p, plen, &anchored);
+    anchored = !plain && anchored && lua_toboolean(L, lua_upvalueindex(3));
+    double cost = (double)plen + 1; /* every step compares the pattern */
     for (int k = 0; k < q + !anchored && cost <= PATTERN_COST_MAX; k++)
         cost *= (double)n + 1;
     if (cost > PATTERN_COST_MAX)
@@ -251,16 +301,47 @@ static int guarded_match(lua_State *L)
     return lua_gettop(L);
 }
 
-/* Wrap string.find, match, gmatch and gsub (also reached as methods). */
+/* string.rep builds its result in one C call the count hook cannot
+ * interrupt: results are capped, as policies have no use for big ones. */
+#define REP_MAX (1 << 20)
+
+static int guarded_rep(lua_State *L)
+{
+    size_t len, seplen = 0;
+    luaL_checklstring(L, 1, &len);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_optlstring(L, 3, "", &seplen);
+    double total = n > 0 ? (double)n * (double)(len + seplen) : 0;
+    if (total > REP_MAX)
+        return luaL_error(L, "string.rep: a result over %d bytes", REP_MAX);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+/* Wrap string.find, match, gmatch and gsub (also reached as methods), and
+ * string.rep. */
 static void guard_patterns(lua_State *L)
 {
-    static const char *const fns[] = {"find", "match", "gmatch", "gsub"};
+    static const struct {
+        const char *name;
+        bool plain_arg, anchors;
+    } fns[] = {{"find", true, true},
+               {"match", false, true},
+               {"gmatch", false, false},
+               {"gsub", false, true}};
     lua_getglobal(L, LUA_STRLIBNAME);
     for (size_t i = 0; i < sizeof fns / sizeof *fns; i++) {
-        lua_getfield(L, -1, fns[i]);
-        lua_pushcclosure(L, guarded_match, 1);
-        lua_setfield(L, -2, fns[i]);
+        lua_getfield(L, -1, fns[i].name);
+        lua_pushboolean(L, fns[i].plain_arg);
+        lua_pushboolean(L, fns[i].anchors);
+        lua_pushcclosure(L, guarded_match, 3);
+        lua_setfield(L, -2, fns[i].name);
     }
+    lua_getfield(L, -1, "rep");
+    lua_pushcclosure(L, guarded_rep, 1);
+    lua_setfield(L, -2, "rep");
     lua_pop(L, 1);
 }
 
@@ -313,12 +394,44 @@ static void set_closure(lua_State *L, mxr__policy *p, lua_CFunction f,
     lua_setfield(L, -2, name);
 }
 
+/* xpcall runs its handler at the point of error, where Lua has hooks off
+ * when the error came from the budget: a looping handler could not be
+ * stopped. This xpcall runs the handler after the protected call, like
+ * ordinary code, and never for a call that was stopped. Written in Lua
+ * over pcall, so waiting for DNS inside it still works. */
+static const char xpcall_source[] =
+    "local pcall, pack, unpack, stopped = ...\n"
+    "return function(f, handler, ...)\n"
+    "  local r = pack(pcall(f, ...))\n"
+    "  if r[1] or stopped() then return unpack(r, 1, r.n) end\n"
+    "  local ok, h = pcall(handler, r[2])\n" /* as Lua: a failing */
+    "  return false, h\n"                   /* handler is not fatal */
+    "end\n";
+
+static void install_xpcall(lua_State *L)
+{
+    if (luaL_loadbufferx(L, xpcall_source, sizeof xpcall_source - 1,
+                         "=xpcall", "t") != LUA_OK) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_getglobal(L, "pcall");
+    lua_getglobal(L, LUA_TABLIBNAME);
+    lua_getfield(L, -1, "pack");
+    lua_getfield(L, -2, "unpack");
+    lua_remove(L, -3);
+    lua_pushcfunction(L, call_stopped);
+    lua_call(L, 4, 1);
+    lua_setfield(L, -2, "xpcall");
+}
+
 /* The policy's environment: built by allow-list, kept in the registry. */
 static void build_env(lua_State *L, mxr__policy *p)
 {
     lua_newtable(L);
     copy_allowed(L);
     set_closure(L, p, safe_print, "print");
+    set_closure(L, p, safe_setmetatable, "setmetatable");
     set_closure(L, p, safe_load, "load");
     set_closure(L, p, safe_require, "require");
     lua_newtable(L);
@@ -327,6 +440,7 @@ static void build_env(lua_State *L, mxr__policy *p)
     lua_setfield(L, -2, "os");
     mxr__mx_module_open(L);
     lua_setfield(L, -2, "mx");
+    install_xpcall(L);
     lua_pushvalue(L, -1);
     lua_setfield(L, -2, "_G");
     p->env_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -362,14 +476,18 @@ static lua_State *thread_get(mxr__policy *p, int *ref)
     return co;
 }
 
-/* A thread that ended cleanly goes back to the pool; one that failed is
- * reset first (lua_resetthread closes what the error left open). */
+/* A thread that ended cleanly goes back to the pool. One that failed is
+ * dropped, never reset: an error raised from the count hook leaves hooks
+ * off on that thread (so no budget would fire on it again), and a reset
+ * would run pending __close handlers without any budget. */
 static void thread_put(mxr__policy *p, lua_State *co, int ref, bool clean)
 {
-    lua_sethook(co, NULL, 0, 0);
     *(mxr__call **)lua_getextraspace(co) = NULL;
-    if (!clean)
-        lua_resetthread(co);
+    if (!clean) {
+        lua_sethook(co, NULL, 0, 0);
+        luaL_unref(p->L, LUA_REGISTRYINDEX, ref);
+        return;
+    }
     lua_settop(co, 0);
     if (p->nidle < MXR__POOL_THREADS) {
         p->idle[p->nidle] = co;
@@ -386,7 +504,8 @@ int mxr__call_begin(mxr__call *c, mxr__policy *p, const char *hook,
     c->pol = p;
     c->hook = hook;
     c->sync = sync;
-    p->set->e->stats.policy_calls++;
+    if (strcmp(hook, "load") != 0) /* counts hook calls, not loading */
+        p->set->e->stats.policy_calls++;
     c->co = thread_get(p, &c->co_ref);
     if (!c->co) {
         mxr__call_fail(c, "not enough memory for a coroutine");
@@ -432,7 +551,8 @@ static void where(lua_State *co, char *buf, size_t len)
     lua_Debug ar;
     buf[0] = '\0';
     for (int level = 0; lua_getstack(co, level, &ar); level++) {
-        if (lua_getinfo(co, "Sl", &ar) && ar.currentline > 0) {
+        if (lua_getinfo(co, "Sl", &ar) && ar.currentline > 0 &&
+            ar.source[0] == '@') { /* the policy's files, not our helpers */
             snprintf(buf, len, "%s:%d: ", ar.short_src, ar.currentline);
             return;
         }

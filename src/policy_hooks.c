@@ -132,20 +132,24 @@ static const char *wait_error(const mxr__dns_wait *w)
 
 static int resolve_addr_k(lua_State *L, int status, lua_KContext ctx)
 {
-    mxr__dns_wait *w = mxr__call_of(L)->wait;
+    /* copy and free the wait first: building the table may raise */
+    mxr__dns_wait copy, *w = mxr__call_of(L)->wait;
+    bool have = status != MXR__WAIT_BAD_NAME && w;
+    if (have)
+        memcpy(&copy, w, sizeof copy);
+    const char *err = wait_error(have ? w : NULL);
+    mxr__policy_wait_done(L);
     char buf[MXR_ADDR_STRLEN];
-    if (status == MXR__WAIT_BAD_NAME || !w || w->naddrs == 0) {
+    if (!have || copy.naddrs == 0) {
         lua_pushnil(L);
-        lua_pushstring(L, wait_error(status == MXR__WAIT_BAD_NAME ? NULL : w));
-        mxr__policy_wait_done(L);
+        lua_pushstring(L, err);
         return 2;
     }
-    lua_createtable(L, (int)w->naddrs, 0);
-    for (size_t i = 0; i < w->naddrs; i++) {
-        lua_pushstring(L, mxr_addr_format(&w->addrs[i], buf, sizeof buf));
+    lua_createtable(L, (int)copy.naddrs, 0);
+    for (size_t i = 0; i < copy.naddrs; i++) {
+        lua_pushstring(L, mxr_addr_format(&copy.addrs[i], buf, sizeof buf));
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
-    mxr__policy_wait_done(L);
     return 1;
 }
 

@@ -330,22 +330,25 @@ static size_t read_addresses(lua_State *L, int t, mxr_addr *out)
 
 static int add_k(lua_State *L, int status, lua_KContext ctx)
 {
-    mxr__plan_edit *ed = check_edit(L);
+    /* take the answers and free the wait before anything can raise */
     mxr__dns_wait *w = mxr__call_of(L)->wait;
+    mxr_addr addrs[ADDRS_MAX];
+    size_t n = 0;
+    bool temp = w && w->temporary;
+    if (status != MXR__WAIT_BAD_NAME && w) {
+        n = w->naddrs < ADDRS_MAX ? w->naddrs : ADDRS_MAX;
+        memcpy(addrs, w->addrs, n * sizeof *addrs);
+    }
+    mxr__policy_wait_done(L);
+    mxr__plan_edit *ed = check_edit(L);
     host_spec s;
     read_spec(L, 2, ed, &s);
-    if (status == MXR__WAIT_BAD_NAME || !w || w->naddrs == 0) {
-        bool temp = w && w->temporary;
-        mxr__policy_wait_done(L);
+    if (n == 0) {
         lua_pushnil(L);
         lua_pushfstring(L, "%s: %s", s.host,
                         temp ? "lookup failed" : "no address");
         return 2;
     }
-    mxr_addr addrs[ADDRS_MAX];
-    size_t n = w->naddrs < ADDRS_MAX ? w->naddrs : ADDRS_MAX;
-    memcpy(addrs, w->addrs, n * sizeof *addrs);
-    mxr__policy_wait_done(L);
     add_host(L, ed, &s, addrs, n);
     lua_pushboolean(L, 1);
     return 1;
