@@ -473,6 +473,8 @@ static lua_State *thread_get(mxr__policy *p, int *ref)
     }
     lua_State *co = lua_tothread(p->L, -1);
     lua_pop(p->L, 1); /* the registry keeps it */
+    /* set once: pooled threads all ended cleanly, so theirs still works */
+    lua_sethook(co, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
     return co;
 }
 
@@ -512,7 +514,6 @@ int mxr__call_begin(mxr__call *c, mxr__policy *p, const char *hook,
         return -1;
     }
     *(mxr__call **)lua_getextraspace(c->co) = c;
-    lua_sethook(c->co, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
     return 0;
 }
 
@@ -532,16 +533,13 @@ int mxr__call_push_protected(mxr__call *c, lua_CFunction fn, void *ud)
 
 bool mxr__call_push_hook(mxr__call *c)
 {
-    lua_State *L = c->pol->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c->pol->table_ref);
-    lua_getfield(L, -1, c->hook);
-    lua_remove(L, -2);
-    if (!lua_isfunction(L, -1)) {
-        lua_pop(L, 1);
-        return false;
+    for (int h = 0; h < 3; h++) {
+        if (strcmp(c->hook, hook_names[h]) == 0 && c->pol->has[h]) {
+            lua_rawgeti(c->co, LUA_REGISTRYINDEX, c->pol->hook_ref[h]);
+            return true;
+        }
     }
-    lua_xmove(L, c->co, 1);
-    return true;
+    return false;
 }
 
 /* "file:line: " of the innermost Lua function on the dead coroutine, for
@@ -806,6 +804,10 @@ static int check_table(mxr__policy *p, char *err, size_t errlen)
     for (int h = 0; h < 3; h++) {
         int t = lua_getfield(L, -1, hook_names[h]);
         lua_pop(L, 1);
+        if (t == LUA_TFUNCTION) { /* a reference: one call to push it */
+            lua_getfield(L, -1, hook_names[h]);
+            p->hook_ref[h] = luaL_ref(L, LUA_REGISTRYINDEX);
+        }
         if (t != LUA_TNIL && t != LUA_TFUNCTION) {
             snprintf(err, errlen, "policy %s: '%s' must be a function, not "
                                   "a %s",

@@ -21,6 +21,7 @@ typedef struct mxr__policy {
     int table_ref;  /* the table the policy returned */
     int env_ref;    /* its sandbox environment */
     bool has[3];    /* route, outcome, retry */
+    int hook_ref[3]; /* registry references to the hook functions */
     char **domains; /* NULL: every domain */
     size_t ndomains;
     int idle_ref[MXR__POOL_THREADS];
