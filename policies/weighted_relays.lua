@@ -51,8 +51,8 @@
 -- NOTES
 --   * The pick is per route: every message (every retry too) draws again.
 --     Recipients of one message share its pick.
---   * math.random is the policy's own generator: the engine's --seed
---     (MXR_OPT_SEED) does not seed it; use `seed` for reproducible picks.
+--   * math.random is the policy's own generator, seeded by the engine's
+--     --seed (MXR_OPT_SEED) when one is given; `seed` here overrides it.
 --   * A relay that does not resolve is left out for that route (a
 --     warning); with no relay left and no fallback, the plan fails
 --     temporarily (reason "policy").

@@ -84,6 +84,7 @@ static int checked(mxr_options *o, mxr_status st, const char *what,
 static void log_to_stderr(void *ud, int level, const char *msg)
 {
     static const char *const tags[] = {"", "warning: ", "error: "};
+    fflush(stdout); /* results and messages in order, also in a pipe */
     fprintf(stderr, "mxroute: %s%s\n", tags[level >= 0 && level < 3 ? level : 0],
             msg);
 }
