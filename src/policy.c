@@ -248,6 +248,22 @@ static int safe_require(lua_State *L)
 
 /* ----------------------------------------------------- pattern guard */
 
+/* Work our C helpers do in one call, charged to the running call's
+ * instruction budget and checked at once: a count hook never sees it. */
+static void charge(lua_State *L, double work)
+{
+    mxr__call *c = mxr__call_of(L);
+    if (!c)
+        return;
+    c->instructions += work > 1e15 ? (uint64_t)1e15 : (uint64_t)work;
+    if (!c->killed)
+        budget_check(c);
+    if (c->killed) {
+        lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+        budget_raise(L, c);
+    }
+}
+
 /* Lua's matcher backtracks inside one C call, where no count hook can stop
  * it: ".-.-.-b" over n bytes costs about n^4 steps. Each repetition
  * ('*', '+', '-' outside a set) multiplies the worst case by n, and an
@@ -295,6 +311,7 @@ static int guarded_match(lua_State *L)
                              "repetitions): simplify it or shorten the "
                              "subject",
                           (int)n, q);
+    charge(L, cost / 16); /* the worst case, in instruction units */
     lua_pushvalue(L, lua_upvalueindex(1)); /* the original function */
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
@@ -314,6 +331,7 @@ static int guarded_rep(lua_State *L)
     double total = n > 0 ? (double)n * (double)(len + seplen) : 0;
     if (total > REP_MAX)
         return luaL_error(L, "string.rep: a result over %d bytes", REP_MAX);
+    charge(L, total / 16);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, 1);
