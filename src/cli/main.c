@@ -14,6 +14,8 @@ static const command commands[] = {
     {"test", cmd_test, "run Lua policy test files offline"},
     {"simulate", cmd_simulate,
      "walk the failover machine against scripted outcomes"},
+    {"check", cmd_check,
+     "report problems and the sender's view of a domain's MX setup"},
 };
 
 static void usage(FILE *out)

@@ -1,0 +1,66 @@
+/* check.h -- `mxroute check`: findings about a domain's MX configuration,
+ * derived from the routing plan (public API only). */
+#ifndef MXR_CHECK_H
+#define MXR_CHECK_H
+
+#include "cli.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum chk_sev { CHK_ERROR = 0, CHK_WARNING = 1, CHK_INFO = 2 } chk_sev;
+
+typedef struct chk_finding {
+    chk_sev sev;
+    const char *code; /* stable: "TARGET-NO-ADDRESS", ... */
+    char *message;
+    char **records;
+    size_t nrecords;
+    char *fix;
+} chk_finding;
+
+/* One resolver's view (several --server): its plan or failure. */
+typedef struct chk_resolver {
+    const char *server;
+    mxr_status status;
+    mxr_plan *plan;
+} chk_resolver;
+
+typedef struct chk_report {
+    const char *input;
+    const mxr_plan *plan;
+    bool planning;
+    chk_finding *f;
+    size_t n, cap;
+    chk_resolver *resolvers;
+    size_t nresolvers;
+} chk_report;
+
+const char *chk_sev_name(chk_sev s);
+
+/* Add a finding; records is a NULL-terminated list (copied), may be NULL.
+ * The message is printf-formatted. */
+void chk_add(chk_report *r, chk_sev sev, const char *code,
+             const char *const *records, const char *fix, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+void chk_report_free(chk_report *r);
+
+/* Derive every finding from the plan (and the resolvers' plans). */
+void chk_findings(chk_report *r);
+/* Sort by severity (errors first), stable. */
+void chk_sort(chk_report *r);
+size_t chk_count(const chk_report *r, chk_sev s);
+
+/* The sender's view: tiers of the plan's candidates by preference. */
+typedef struct chk_tier {
+    unsigned preference;
+    size_t nhosts;
+    const char **hosts; /* sorted by name */
+} chk_tier;
+size_t chk_tiers(const mxr_plan *p, chk_tier **out);
+void chk_tiers_free(chk_tier *t, size_t n);
+
+void chk_out_text(FILE *out, const chk_report *r);
+void chk_out_json(FILE *out, const chk_report *r);
+
+#endif

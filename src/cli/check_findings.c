@@ -1,0 +1,722 @@
+/* check_findings.c -- the rules of `mxroute check`: each reads the routing
+ * plan (result, reason, candidates, skipped hosts, ttl) and adds findings
+ * with a severity, a stable code, the records involved and a fix. */
+#include "check.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#define TTL_LOW_WARN 60
+#define TTL_LOW 300
+#define TTL_HIGH 86400
+#define TTL_PLAN_MAX 600
+
+const char *chk_sev_name(chk_sev s)
+{
+    return s == CHK_ERROR ? "error" : s == CHK_WARNING ? "warning" : "info";
+}
+
+static char *vfmt(const char *fmt, va_list ap)
+{
+    va_list cp;
+    va_copy(cp, ap);
+    int n = vsnprintf(NULL, 0, fmt, cp);
+    va_end(cp);
+    if (n < 0)
+        return NULL;
+    char *s = malloc((size_t)n + 1);
+    if (s)
+        vsnprintf(s, (size_t)n + 1, fmt, ap);
+    return s;
+}
+
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    char *s = vfmt(f, ap);
+    va_end(ap);
+    return s;
+}
+
+void chk_add(chk_report *r, chk_sev sev, const char *code,
+             const char *const *records, const char *fix, const char *f, ...)
+{
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        chk_finding *nf = realloc(r->f, cap * sizeof *nf);
+        if (!nf)
+            return;
+        r->f = nf;
+        r->cap = cap;
+    }
+    chk_finding *x = &r->f[r->n++];
+    memset(x, 0, sizeof *x);
+    x->sev = sev;
+    x->code = code;
+    va_list ap;
+    va_start(ap, f);
+    x->message = vfmt(f, ap);
+    va_end(ap);
+    x->fix = strdup(fix ? fix : "");
+    size_t n = 0;
+    while (records && records[n])
+        n++;
+    x->records = calloc(n + 1, sizeof *x->records);
+    for (size_t i = 0; x->records && i < n; i++)
+        x->records[x->nrecords++] = strdup(records[i]);
+}
+
+void chk_report_free(chk_report *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->f[i].message);
+        free(r->f[i].fix);
+        for (size_t j = 0; j < r->f[i].nrecords; j++)
+            free(r->f[i].records[j]);
+        free(r->f[i].records);
+    }
+    free(r->f);
+    r->f = NULL;
+    r->n = r->cap = 0;
+}
+
+size_t chk_count(const chk_report *r, chk_sev s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n; i++)
+        n += r->f[i].sev == s;
+    return n;
+}
+
+void chk_sort(chk_report *r)
+{
+    /* insertion sort: stable, the lists are short */
+    for (size_t i = 1; i < r->n; i++) {
+        chk_finding x = r->f[i];
+        size_t j = i;
+        while (j > 0 && r->f[j - 1].sev > x.sev) {
+            r->f[j] = r->f[j - 1];
+            j--;
+        }
+        r->f[j] = x;
+    }
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static const char *target(const char *host)
+{
+    return !host || !*host || strcmp(host, ".") == 0 ? "" : host;
+}
+
+/* "example.com. MX 10 mx.example.com." */
+static char *mx_rr(const mxr_plan *p, unsigned pref, const char *host)
+{
+    return fmt("%s. MX %u %s.", p->domain, pref, target(host));
+}
+
+/* Add with one owned record string (freed here). */
+static void add1(chk_report *r, chk_sev sev, const char *code, char *rec,
+                 const char *fix, const char *msg)
+{
+    const char *recs[] = {rec, NULL};
+    chk_add(r, sev, code, rec ? recs : NULL, fix, "%s", msg ? msg : "");
+    free(rec);
+}
+
+typedef enum addr_class {
+    ADDR_PUBLIC,
+    ADDR_PRIVATE,
+    ADDR_UNROUTABLE
+} addr_class;
+
+static addr_class classify4(const uint8_t *b)
+{
+    if (b[0] == 127 || b[0] == 0 || b[0] >= 224 || (b[0] == 169 && b[1] == 254))
+        return ADDR_UNROUTABLE;
+    if (b[0] == 10 || (b[0] == 172 && (b[1] & 0xf0) == 16) ||
+        (b[0] == 192 && b[1] == 168) || (b[0] == 100 && (b[1] & 0xc0) == 64))
+        return ADDR_PRIVATE;
+    return ADDR_PUBLIC;
+}
+
+static addr_class classify(const mxr_addr *a)
+{
+    const uint8_t *b = a->bytes;
+    if (a->family != AF_INET6)
+        return classify4(b);
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
+                                       0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(b, mapped, 12) == 0)
+        return classify4(b + 12);
+    bool zero = true;
+    for (int i = 0; i < 15; i++)
+        zero = zero && b[i] == 0;
+    if (zero && (b[15] == 0 || b[15] == 1))
+        return ADDR_UNROUTABLE; /* :: and ::1 */
+    if (b[0] == 0xff || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80))
+        return ADDR_UNROUTABLE; /* multicast, link-local */
+    if ((b[0] & 0xfe) == 0xfc)
+        return ADDR_PRIVATE; /* fc00::/7 */
+    return ADDR_PUBLIC;
+}
+
+static char *addr_rr(const mxr_candidate *c, const mxr_addr *a)
+{
+    char buf[MXR_ADDR_STRLEN];
+    mxr_addr_format(a, buf, sizeof buf);
+    return fmt("%s. %s %s", c->host, a->family == AF_INET6 ? "AAAA" : "A", buf);
+}
+
+static bool is_mx_skip(const mxr_skipped *s)
+{
+    return s->reason != MXR_REASON_NULL_MX_ENTRY;
+}
+
+/* ---------------------------------------------------- plan-level rules */
+
+static void rule_result(chk_report *r)
+{
+    const mxr_plan *p = r->plan;
+    if (p->implicit) {
+        char *msg = fmt("%s has no MX record: senders fall back to its "
+                        "address (implicit MX)",
+                        p->domain);
+        add1(r, CHK_WARNING, "MX-NONE-IMPLICIT",
+             fmt("%s. MX (none); %s. A/AAAA", p->domain, p->domain),
+             "publish an MX record naming the mail host, or a null MX "
+             "(MX 0 .) if the domain takes no mail",
+             msg);
+        free(msg);
+    }
+    if (p->result == MXR_RESULT_OK)
+        return;
+    char *msg = NULL;
+    switch (p->reason) {
+    case MXR_REASON_NULL_MX:
+        msg = fmt("%s publishes a null MX (RFC 7505): it takes no mail, "
+                  "senders bounce at once",
+                  p->domain);
+        add1(r, CHK_INFO, "NULL-MX", fmt("%s. MX 0 .", p->domain),
+             "nothing to fix if the domain sends no mail replies; replace "
+             "the null MX with real MX records to receive mail",
+             msg);
+        break;
+    case MXR_REASON_NXDOMAIN:
+        msg =
+            fmt("%s does not exist (NXDOMAIN): mail to it bounces", p->domain);
+        add1(r, CHK_ERROR, "NXDOMAIN", fmt("%s. (NXDOMAIN)", p->domain),
+             "create the domain in DNS with MX records, or check the "
+             "spelling",
+             msg);
+        break;
+    case MXR_REASON_NO_MAIL_HOST:
+        msg = fmt("%s has no MX record and no address: there is no mail "
+                  "host",
+                  p->domain);
+        add1(r, CHK_ERROR, "MX-NONE", fmt("%s. MX (none)", p->domain),
+             "publish MX records for the domain, or a null MX (MX 0 .) to "
+             "say it takes no mail",
+             msg);
+        break;
+    case MXR_REASON_NO_USABLE_HOST:
+        msg = fmt("every mail host of %s is unusable: mail bounces", p->domain);
+        add1(r, CHK_ERROR, "NO-USABLE-HOST", NULL,
+             "fix the MX targets listed in the other findings", msg);
+        break;
+    case MXR_REASON_LOOPS_TO_SELF:
+        msg = fmt("we are the most preferred MX of %s (mail loops back)",
+                  p->domain);
+        add1(r, CHK_ERROR, "LOOPS-TO-SELF", NULL,
+             "deliver locally, or remove our name from --local-name", msg);
+        break;
+    default:
+        if (p->result == MXR_RESULT_TEMPFAIL) {
+            msg = fmt("the lookup of %s failed temporarily (%s): senders "
+                      "queue and retry",
+                      p->domain, mxr_reason_name(p->reason));
+            add1(r, CHK_ERROR, "LOOKUP-TEMPFAIL",
+                 fmt("%s. MX (%s)", p->domain, mxr_reason_name(p->reason)),
+                 "make the domain's name servers answer (check delegation "
+                 "and the servers' health)",
+                 msg);
+        } else {
+            msg = fmt("mail to %s fails permanently (%s)", p->domain,
+                      mxr_reason_name(p->reason));
+            add1(r, CHK_ERROR, "PERMFAIL", NULL, "fix the domain's MX records",
+                 msg);
+        }
+    }
+    free(msg);
+}
+
+/* ------------------------------------------------------- skipped hosts */
+
+static bool is_temp(mxr_reason why)
+{
+    return why == MXR_REASON_TEMPFAIL || why == MXR_REASON_SERVFAIL ||
+           why == MXR_REASON_REFUSED || why == MXR_REASON_TIMEOUT ||
+           why == MXR_REASON_NETWORK;
+}
+
+static void rule_skipped(chk_report *r)
+{
+    const mxr_plan *p = r->plan;
+    size_t nlimit = 0;
+    for (size_t i = 0; i < p->nskipped; i++) {
+        const mxr_skipped *s = &p->skipped[i];
+        if (s->reason == MXR_REASON_LIMIT) {
+            nlimit++;
+            continue;
+        }
+        const char *h = target(s->host);
+        char *rec = mx_rr(p, s->preference, s->host);
+        char *msg = NULL;
+        switch (s->reason) {
+        case MXR_REASON_NULL_MX_ENTRY:
+            msg = fmt("null MX (MX %u .) mixed with other MX records: RFC "
+                      "7505 forbids it, senders ignore the entry",
+                      s->preference);
+            add1(r, CHK_ERROR, "NULL-MX-MIXED", rec,
+                 "remove the '.' MX record if the domain takes mail, or "
+                 "every other MX record if it does not",
+                 msg);
+            break;
+        case MXR_REASON_IP_LITERAL:
+            msg = fmt("MX target %s is an IP address, not a host name: "
+                      "senders skip it",
+                      h);
+            add1(r, CHK_ERROR, "TARGET-IP-LITERAL", rec,
+                 "point the MX at a host name that has an A/AAAA record", msg);
+            break;
+        case MXR_REASON_NO_ADDRESS:
+            msg = fmt("MX target %s has no A/AAAA record: senders skip it", h);
+            add1(r, CHK_ERROR, "TARGET-NO-ADDRESS", rec,
+                 "add an A or AAAA record for the target, or remove the MX "
+                 "record",
+                 msg);
+            break;
+        case MXR_REASON_UNROUTABLE_ADDRESS:
+            msg = fmt("MX target %s resolves only to loopback or "
+                      "unroutable addresses: senders skip it",
+                      h);
+            add1(r, CHK_ERROR, "TARGET-UNROUTABLE", rec,
+                 "give the target a public address", msg);
+            break;
+        case MXR_REASON_PRIVATE_ADDRESS:
+            msg = fmt("MX target %s resolves only to private addresses: "
+                      "senders outside your network cannot reach it",
+                      h);
+            add1(r, CHK_ERROR, "TARGET-PRIVATE", rec,
+                 "publish the host's public address (split-horizon DNS "
+                 "keeps private ones inside)",
+                 msg);
+            break;
+        case MXR_REASON_DUPLICATE:
+            msg = fmt("MX target %s is listed more than once (the MX %u "
+                      "record is ignored)",
+                      h, s->preference);
+            add1(r, CHK_WARNING, "DUPLICATE-TARGET", rec,
+                 "keep one MX record per host", msg);
+            break;
+        case MXR_REASON_BAD_TARGET:
+            msg = fmt("MX target %s is not a valid host name", h);
+            add1(r, CHK_ERROR, "TARGET-INVALID", rec,
+                 "use a host name of letters, digits and hyphens", msg);
+            break;
+        case MXR_REASON_TEMPFAIL:
+        case MXR_REASON_SERVFAIL:
+        case MXR_REASON_REFUSED:
+        case MXR_REASON_TIMEOUT:
+        case MXR_REASON_NETWORK:
+            (void)is_temp;
+            msg = fmt("the address lookup of MX target %s failed "
+                      "temporarily (%s)",
+                      h, mxr_reason_name(s->reason));
+            add1(r, CHK_WARNING, "LOOKUP-TEMPFAIL", rec,
+                 "make the target's name servers answer", msg);
+            break;
+        default:
+            msg = fmt("MX target %s is skipped (%s)", h,
+                      mxr_reason_name(s->reason));
+            add1(r, CHK_INFO, "TARGET-SKIPPED", rec,
+                 "nothing to fix unless this is unexpected", msg);
+        }
+        free(msg);
+    }
+    if (nlimit)
+        chk_add(r, CHK_INFO, "MX-LIMIT", NULL,
+                "publish fewer MX records: senders try only the first few",
+                "%zu MX records are beyond this sender's host limit and "
+                "are never tried",
+                nlimit);
+}
+
+/* ---------------------------------------------------------- candidates */
+
+static void rule_candidates(chk_report *r)
+{
+    const mxr_plan *p = r->plan;
+    for (size_t i = 0; i < p->ncandidates; i++) {
+        const mxr_candidate *c = &p->candidates[i];
+        char *rec = c->source == MXR_SOURCE_MX
+                        ? mx_rr(p, c->preference, c->host)
+                        : NULL;
+        if (c->notes & MXR_NOTE_CNAME_TARGET) {
+            char *msg = fmt("MX target %s is an alias (CNAME): RFC 5321 "
+                            "forbids it, some senders refuse it",
+                            c->host);
+            add1(r, CHK_WARNING, "TARGET-CNAME", rec ? strdup(rec) : NULL,
+                 "point the MX at the canonical name the CNAME leads to", msg);
+            free(msg);
+        }
+        if (c->notes & MXR_NOTE_FILTERED) {
+            char *msg = fmt("some addresses of %s are unusable (loopback, "
+                            "link-local, ...) and are skipped",
+                            c->host);
+            add1(r, CHK_WARNING, "TARGET-UNROUTABLE", rec ? strdup(rec) : NULL,
+                 "remove the unusable A/AAAA records of the host", msg);
+            free(msg);
+        }
+        bool pub = false;
+        size_t npriv = 0, nunr = 0;
+        const char *recs[9] = {0};
+        char *own[8] = {0};
+        size_t nown = 0;
+        for (size_t k = 0; k < c->naddrs; k++) {
+            addr_class ac = classify(&c->addrs[k]);
+            pub = pub || ac == ADDR_PUBLIC;
+            if (ac == ADDR_PUBLIC)
+                continue;
+            npriv += ac == ADDR_PRIVATE;
+            nunr += ac == ADDR_UNROUTABLE;
+            if (nown < 8) {
+                own[nown] = addr_rr(c, &c->addrs[k]);
+                recs[nown] = own[nown];
+                nown++;
+            }
+        }
+        if (nunr) /* only with --allow-loopback */
+            chk_add(r, CHK_ERROR, "TARGET-UNROUTABLE", recs,
+                    "give the host a public address",
+                    "%s resolves to loopback or unroutable addresses", c->host);
+        else if (npriv)
+            chk_add(r, pub ? CHK_WARNING : CHK_ERROR, "TARGET-PRIVATE", recs,
+                    "publish only public addresses for mail hosts "
+                    "(split-horizon DNS keeps private ones inside)",
+                    "%s resolves to private addresses%s", c->host,
+                    pub ? " (it has public ones too)"
+                        : ": senders outside your network cannot reach it");
+        for (size_t k = 0; k < nown; k++)
+            free(own[k]);
+        free(rec);
+    }
+}
+
+/* --------------------------------------------------------- the MX set */
+
+static int cmp_u(const void *a, const void *b)
+{
+    unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+    return x < y ? -1 : x > y;
+}
+
+static const char *parent(const char *host)
+{
+    const char *dot = strchr(host, '.');
+    return dot ? dot + 1 : host;
+}
+
+static bool same_prefix(const mxr_addr *a, const mxr_addr *b)
+{
+    if (a->family != b->family)
+        return true; /* compared per family */
+    return memcmp(a->bytes, b->bytes, a->family == AF_INET6 ? 6 : 3) == 0;
+}
+
+static void rule_mxset(chk_report *r)
+{
+    const mxr_plan *p = r->plan;
+    if (p->result != MXR_RESULT_OK || p->implicit)
+        return;
+    size_t nmx = 0;
+    unsigned prefs[1024];
+    size_t npref = 0;
+    for (size_t i = 0; i < p->ncandidates; i++)
+        if (p->candidates[i].source == MXR_SOURCE_MX) {
+            nmx++;
+            if (npref < 1024)
+                prefs[npref++] = p->candidates[i].preference;
+        }
+    for (size_t i = 0; i < p->nskipped; i++)
+        if (is_mx_skip(&p->skipped[i])) {
+            nmx++;
+            if (npref < 1024)
+                prefs[npref++] = p->skipped[i].preference;
+        }
+    /* SINGLE-MX */
+    if (nmx == 1 && p->ncandidates == 1 &&
+        p->candidates[0].source == MXR_SOURCE_MX) {
+        const mxr_candidate *c = &p->candidates[0];
+        char *rec = mx_rr(p, c->preference, c->host);
+        char *msg =
+            c->naddrs > 1
+                ? fmt("a single MX (%s, %zu addresses): redundancy depends "
+                      "on the host's addresses",
+                      c->host, c->naddrs)
+                : fmt("a single MX with one address (%s): no redundancy, "
+                      "senders queue while it is down",
+                      c->host);
+        add1(r, c->naddrs > 1 ? CHK_INFO : CHK_WARNING, "SINGLE-MX", rec,
+             "add a second MX at a higher preference (e.g. MX 20) on "
+             "another network",
+             msg);
+        free(msg);
+    }
+    /* SAME-NETWORK and SAME-SUFFIX (2 hosts or more) */
+    size_t nmxc = 0;
+    const mxr_addr *ref4 = NULL, *ref6 = NULL;
+    bool samenet = true, samesuf = true;
+    const char *suf = NULL;
+    for (size_t i = 0; i < p->ncandidates; i++) {
+        const mxr_candidate *c = &p->candidates[i];
+        if (c->source != MXR_SOURCE_MX)
+            continue;
+        nmxc++;
+        if (!suf)
+            suf = parent(c->host);
+        else if (strcasecmp(suf, parent(c->host)) != 0)
+            samesuf = false;
+        for (size_t k = 0; k < c->naddrs; k++) {
+            const mxr_addr *a = &c->addrs[k];
+            const mxr_addr **ref = a->family == AF_INET6 ? &ref6 : &ref4;
+            if (!*ref)
+                *ref = a;
+            else if (!same_prefix(*ref, a))
+                samenet = false;
+        }
+    }
+    if (nmxc >= 2 && samenet && (ref4 || ref6)) {
+        char b4[MXR_ADDR_STRLEN] = "", b6[MXR_ADDR_STRLEN] = "";
+        if (ref4)
+            mxr_addr_format(ref4, b4, sizeof b4);
+        if (ref6)
+            mxr_addr_format(ref6, b6, sizeof b6);
+        chk_add(r, CHK_INFO, "SAME-NETWORK", NULL,
+                "put a backup MX on another network (another provider or "
+                "site)",
+                "all %zu MX hosts are in one network (%s%s%s%s%s): one "
+                "outage takes them all down",
+                nmxc, ref4 ? "IPv4 /24 of " : "", b4, ref4 && ref6 ? ", " : "",
+                ref6 ? "IPv6 /48 of " : "", b6);
+    }
+    if (nmxc >= 2 && samesuf && suf)
+        chk_add(r, CHK_INFO, "SAME-SUFFIX", NULL,
+                "consider a backup MX under another domain (its DNS fails "
+                "independently)",
+                "all %zu MX hosts are under %s: they share that zone's DNS",
+                nmxc, suf);
+    /* CLOSE-PREFERENCES */
+    qsort(prefs, npref, sizeof *prefs, cmp_u);
+    for (size_t i = 1; i < npref; i++)
+        if (prefs[i] == prefs[i - 1] + 1) {
+            chk_add(r, CHK_INFO, "CLOSE-PREFERENCES", NULL,
+                    "space preferences out (10, 20, 30) to leave room for "
+                    "new tiers",
+                    "MX preferences %u and %u leave no room to insert a "
+                    "tier between them",
+                    prefs[i - 1], prefs[i]);
+            break;
+        }
+}
+
+/* --------------------------------------------------------------- TTLs */
+
+static void rule_ttl(chk_report *r)
+{
+    const mxr_plan *p = r->plan;
+    if (p->result != MXR_RESULT_OK && p->reason != MXR_REASON_NULL_MX)
+        return;
+    for (size_t i = 0; i < p->nskipped; i++)
+        if (is_temp(p->skipped[i].reason))
+            return; /* the TTL is the retry time of the failure */
+    unsigned ttl = p->ttl;
+    char *rec = fmt("%s. MX (shortest TTL %u s)", p->domain, ttl);
+    if (ttl < TTL_LOW) {
+        char *msg = fmt("the MX data has a very low TTL (%u s): every "
+                        "sender asks again that often",
+                        ttl);
+        add1(r, ttl < TTL_LOW_WARN ? CHK_WARNING : CHK_INFO, "TTL-LOW",
+             strdup(rec),
+             r->planning ? "keep it low only around the migration, then "
+                           "restore 3600-86400 s"
+                         : "use 3600 s or more once the configuration is "
+                           "stable",
+             msg);
+        free(msg);
+    } else if (ttl > TTL_HIGH) {
+        char *msg = fmt("the MX data has a very high TTL (%u s): changes "
+                        "take over a day to reach senders",
+                        ttl);
+        add1(r, CHK_INFO, "TTL-HIGH", strdup(rec), "use 3600-86400 s", msg);
+        free(msg);
+    }
+    if (r->planning) {
+        char *msg =
+            ttl > TTL_PLAN_MAX
+                ? fmt("before changing MX records, lower the TTL from %u s "
+                      "to 300-600 s 24-48 hours ahead, so senders pick up "
+                      "the change quickly",
+                      ttl)
+                : fmt("the TTL (%u s) is already low enough for a "
+                      "migration; restore 3600-86400 s afterwards",
+                      ttl);
+        add1(r, CHK_INFO, "PLANNING-TTL", strdup(rec),
+             "lower the TTL to 300-600 s 24-48 h before the change, keep "
+             "the old servers accepting mail for a few days, then restore "
+             "the TTL",
+             msg);
+        free(msg);
+    }
+    free(rec);
+}
+
+/* ----------------------------------------------------------- resolvers */
+
+/* "10 a.example 20 b.example" or the result word. Caller frees. */
+static char *signature(const chk_resolver *v)
+{
+    if (v->status != MXR_OK)
+        return fmt("(%s)", mxr_strerror(v->status));
+    const mxr_plan *p = v->plan;
+    if (p->result != MXR_RESULT_OK && p->reason != MXR_REASON_NO_USABLE_HOST)
+        return fmt("(%s)", mxr_reason_name(p->reason));
+    size_t n = p->ncandidates + p->nskipped;
+    char **items = calloc(n ? n : 1, sizeof *items);
+    size_t k = 0, len = 1;
+    for (size_t i = 0; items && i < p->ncandidates; i++)
+        items[k++] =
+            fmt("%u %s", p->candidates[i].preference, p->candidates[i].host);
+    for (size_t i = 0; items && i < p->nskipped; i++)
+        items[k++] =
+            fmt("%u %s", p->skipped[i].preference,
+                *target(p->skipped[i].host) ? p->skipped[i].host : ".");
+    for (size_t i = 1; i < k; i++) /* sort */
+        for (size_t j = i; j > 0 && strcmp(items[j - 1], items[j]) > 0; j--) {
+            char *t = items[j];
+            items[j] = items[j - 1];
+            items[j - 1] = t;
+        }
+    for (size_t i = 0; i < k; i++)
+        len += strlen(items[i]) + 2;
+    char *s = calloc(len, 1);
+    for (size_t i = 0; s && i < k; i++) {
+        if (i)
+            strcat(s, ", ");
+        strcat(s, items[i]);
+    }
+    for (size_t i = 0; i < k; i++)
+        free(items[i]);
+    free(items);
+    return s;
+}
+
+static void rule_resolvers(chk_report *r)
+{
+    if (r->nresolvers < 2)
+        return;
+    char **sig = calloc(r->nresolvers, sizeof *sig);
+    const char **recs = calloc(r->nresolvers + 1, sizeof *recs);
+    char **own = calloc(r->nresolvers, sizeof *own);
+    if (!sig || !recs || !own)
+        goto out;
+    bool differ = false;
+    for (size_t i = 0; i < r->nresolvers; i++) {
+        sig[i] = signature(&r->resolvers[i]);
+        own[i] = fmt("%s: %s", r->resolvers[i].server, sig[i]);
+        recs[i] = own[i];
+        differ = differ || (sig[i] && sig[0] && strcmp(sig[i], sig[0]));
+    }
+    if (differ)
+        chk_add(r, CHK_WARNING, "RESOLVERS-DISAGREE", recs,
+                "wait for the TTL to expire after a change, or make every "
+                "name server serve the same zone (check serials and "
+                "transfers)",
+                "the %zu resolvers give different MX answers for %s",
+                r->nresolvers, r->plan->domain);
+out:
+    for (size_t i = 0; sig && own && i < r->nresolvers; i++) {
+        free(sig[i]);
+        free(own[i]);
+    }
+    free(sig);
+    free(own);
+    free(recs);
+}
+
+void chk_findings(chk_report *r)
+{
+    rule_result(r);
+    rule_skipped(r);
+    rule_candidates(r);
+    rule_mxset(r);
+    rule_ttl(r);
+    rule_resolvers(r);
+    chk_sort(r);
+}
+
+/* ------------------------------------------------------------ tiers */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+size_t chk_tiers(const mxr_plan *p, chk_tier **out)
+{
+    *out = NULL;
+    if (!p || p->ncandidates == 0)
+        return 0;
+    chk_tier *t = calloc(p->ncandidates, sizeof *t);
+    if (!t)
+        return 0;
+    size_t n = 0;
+    for (size_t i = 0; i < p->ncandidates; i++) {
+        const mxr_candidate *c = &p->candidates[i];
+        size_t k = 0;
+        while (k < n && t[k].preference != c->preference)
+            k++;
+        if (k == n) {
+            t[n].preference = c->preference;
+            t[n].hosts = calloc(p->ncandidates, sizeof *t[n].hosts);
+            n++;
+        }
+        if (t[k].hosts)
+            t[k].hosts[t[k].nhosts++] = c->host;
+    }
+    for (size_t i = 1; i < n; i++) /* by preference */
+        for (size_t j = i; j > 0 && t[j - 1].preference > t[j].preference;
+             j--) {
+            chk_tier x = t[j];
+            t[j] = t[j - 1];
+            t[j - 1] = x;
+        }
+    for (size_t i = 0; i < n; i++)
+        if (t[i].hosts)
+            qsort(t[i].hosts, t[i].nhosts, sizeof *t[i].hosts, cmp_str);
+    *out = t;
+    return n;
+}
+
+void chk_tiers_free(chk_tier *t, size_t n)
+{
+    for (size_t i = 0; t && i < n; i++)
+        free(t[i].hosts);
+    free(t);
+}
