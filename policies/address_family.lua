@@ -55,6 +55,8 @@
 --
 -- SPDX-License-Identifier: MIT
 
+local config = require("mxroute.config")
+
 local NAME = "address_family"
 
 ---------------------------------------------------------------- settings
@@ -65,46 +67,9 @@ local OPTIONAL = { default = true } -- settings without a default
 local FAMILIES = { ["ipv4"] = true, ["ipv6"] = true, ["prefer-ipv4"] = true,
                    ["prefer-ipv6"] = true, ["any"] = true }
 
-local function bad(fmt, ...)
-    error(NAME .. ": " .. fmt:format(...), 0)
-end
+local bad = config.reporter(NAME)
 
-local function merge(given)
-    if given ~= nil and type(given) ~= "table" then
-        bad("the configuration must be a table")
-    end
-    local cfg = {}
-    for k, v in pairs(DEFAULTS) do
-        cfg[k] = v
-    end
-    for k, v in pairs(given or {}) do
-        if DEFAULTS[k] == nil and not OPTIONAL[k] then
-            bad("unknown setting '%s'", tostring(k)) -- a typo does nothing
-        end
-        cfg[k] = v
-    end
-    return cfg
-end
-
--- "example.com" or ".example.com": labels of letters, digits, hyphens.
-local function is_domain_key(s)
-    if type(s) ~= "string" then
-        return false
-    end
-    s = s:gsub("^%.", ""):gsub("%.$", "")
-    if s == "" or #s > 253 then
-        return false
-    end
-    for label in (s .. "."):gmatch("([^.]*)%.") do
-        if #label == 0 or #label > 63 or label:find("[^%w-]")
-            or label:find("^-") or label:find("-$") then
-            return false
-        end
-    end
-    return true
-end
-
-local cfg = merge(...)
+local cfg = config.merge(NAME, (...), DEFAULTS, OPTIONAL)
 
 if type(cfg.families) ~= "table" or next(cfg.families) == nil then
     bad("families must be a table of at least one entry: domain = family")
@@ -112,7 +77,7 @@ end
 local families = {} -- keys lower case, without a trailing dot
 for key, family in pairs(cfg.families) do
     local where = ("families[%q]"):format(tostring(key))
-    if not is_domain_key(key) then
+    if not config.is_domain(key) then
         bad("%s: the key must be a domain or .domain", where)
     end
     if not FAMILIES[family] then

@@ -65,6 +65,7 @@
 --
 -- SPDX-License-Identifier: MIT
 
+local config = require("mxroute.config")
 local util = require("mxroute.util")
 
 local NAME = "backup_mx_guard"
@@ -79,46 +80,9 @@ local DEFAULTS = {
 }
 local OPTIONAL = { domains = true } -- settings without a default
 
-local function bad(fmt, ...)
-    error(NAME .. ": " .. fmt:format(...), 0)
-end
+local bad = config.reporter(NAME)
 
-local function merge(given)
-    if given ~= nil and type(given) ~= "table" then
-        bad("the configuration must be a table")
-    end
-    local cfg = {}
-    for k, v in pairs(DEFAULTS) do
-        cfg[k] = v
-    end
-    for k, v in pairs(given or {}) do
-        if DEFAULTS[k] == nil and not OPTIONAL[k] then
-            bad("unknown setting '%s'", tostring(k)) -- a typo does nothing
-        end
-        cfg[k] = v
-    end
-    return cfg
-end
-
--- A domain name, or a .domain entry: labels of letters, digits, hyphens.
-local function is_name(s)
-    if type(s) ~= "string" then
-        return false
-    end
-    s = s:gsub("^%.", ""):gsub("%.$", "")
-    if s == "" or #s > 253 then
-        return false
-    end
-    for label in (s .. "."):gmatch("([^.]*)%.") do
-        if #label == 0 or #label > 63 or label:find("[^%w-]")
-            or label:find("^-") or label:find("-$") then
-            return false
-        end
-    end
-    return true
-end
-
-local cfg = merge(...)
+local cfg = config.merge(NAME, (...), DEFAULTS, OPTIONAL)
 
 local function check_names(key)
     local list = cfg[key]
@@ -126,7 +90,7 @@ local function check_names(key)
         bad("%s must be a list of domain names", key)
     end
     for i, name in ipairs(list) do
-        if not is_name(name) then
+        if not config.is_domain(name) then
             bad("%s[%d] must be a domain name", key, i)
         end
     end

@@ -69,6 +69,8 @@
 --
 -- SPDX-License-Identifier: MIT
 
+local config = require("mxroute.config")
+
 local NAME = "greylist_retry"
 
 ---------------------------------------------------------------- settings
@@ -84,31 +86,12 @@ local DEFAULTS = {
     stick_for = 3600,
 }
 
-local function bad(fmt, ...)
-    error(NAME .. ": " .. fmt:format(...), 0)
-end
-
-local function merge(given)
-    if given ~= nil and type(given) ~= "table" then
-        bad("the configuration must be a table")
-    end
-    local cfg = {}
-    for k, v in pairs(DEFAULTS) do
-        cfg[k] = v
-    end
-    for k, v in pairs(given or {}) do
-        if DEFAULTS[k] == nil then
-            bad("unknown setting '%s'", tostring(k)) -- a typo does nothing
-        end
-        cfg[k] = v
-    end
-    return cfg
-end
+local bad = config.reporter(NAME)
 
 local STAGES = { connect = true, tls = true, greeting = true, ehlo = true,
                  mail = true, rcpt = true, data = true, dot = true }
 
-local cfg = merge(...)
+local cfg = config.merge(NAME, (...), DEFAULTS)
 
 -- Each list setting: non-empty, every item checked; kept as a set where
 -- the hooks look items up.

@@ -72,6 +72,7 @@
 --
 -- SPDX-License-Identifier: MIT
 
+local config = require("mxroute.config")
 local util = require("mxroute.util")
 
 local NAME = "provider_retry"
@@ -92,44 +93,7 @@ local DEFAULTS = {
 
 local MAX_DELAY = 30 * 86400 -- what a retry hook may return
 
-local function bad(fmt, ...)
-    error(NAME .. ": " .. fmt:format(...), 0)
-end
-
-local function merge(given)
-    if given ~= nil and type(given) ~= "table" then
-        bad("the configuration must be a table")
-    end
-    local cfg = {}
-    for k, v in pairs(DEFAULTS) do
-        cfg[k] = v
-    end
-    for k, v in pairs(given or {}) do
-        if DEFAULTS[k] == nil then
-            bad("unknown setting '%s'", tostring(k)) -- a typo does nothing
-        end
-        cfg[k] = v
-    end
-    return cfg
-end
-
--- A domain name or .domain: labels of letters, digits and hyphens.
-local function is_name(s)
-    if type(s) ~= "string" then
-        return false
-    end
-    s = s:gsub("^%.", ""):gsub("%.$", "")
-    if s == "" or #s > 253 then
-        return false
-    end
-    for label in (s .. "."):gmatch("([^.]*)%.") do
-        if #label == 0 or #label > 63 or label:find("[^%w-]")
-            or label:find("^-") or label:find("-$") then
-            return false
-        end
-    end
-    return true
-end
+local bad = config.reporter(NAME)
 
 local PROVIDER_KEYS = { name = true, suffixes = true, delays = true,
                         max_attempts = true, max_age = true }
@@ -150,7 +114,7 @@ local function check_provider(p, where)
         bad("%s.suffixes must be a non-empty list of host suffixes", where)
     end
     for i, s in ipairs(p.suffixes) do
-        if not is_name(s) then
+        if not config.is_domain(s) then
             bad("%s.suffixes[%d] must be a domain name", where, i)
         end
     end
@@ -172,7 +136,7 @@ local function check_provider(p, where)
     end
 end
 
-local cfg = merge(...)
+local cfg = config.merge(NAME, (...), DEFAULTS)
 
 if type(cfg.providers) ~= "table" then
     bad("providers must be a list of providers")

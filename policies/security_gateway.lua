@@ -69,6 +69,7 @@
 --
 -- SPDX-License-Identifier: MIT
 
+local config = require("mxroute.config")
 local util = require("mxroute.util")
 
 local NAME = "security_gateway"
@@ -83,112 +84,11 @@ local DEFAULTS = {
     keep_permfail = true,
 }
 
-local function bad(fmt, ...)
-    error(NAME .. ": " .. fmt:format(...), 0)
-end
-
-local function merge(given)
-    if given ~= nil and type(given) ~= "table" then
-        bad("the configuration must be a table")
-    end
-    local cfg = {}
-    for k, v in pairs(DEFAULTS) do
-        cfg[k] = v
-    end
-    for k, v in pairs(given or {}) do
-        if DEFAULTS[k] == nil then
-            bad("unknown setting '%s'", tostring(k)) -- a typo does nothing
-        end
-        cfg[k] = v
-    end
-    return cfg
-end
-
--- A host name (dot-separated labels of letters, digits and hyphens) or an
--- IP address.
-local function is_host(s)
-    if type(s) ~= "string" or s == "" or #s > 254 then
-        return false
-    end
-    if s:find(":", 1, true) then
-        return s:find("^[%x:.]+$") ~= nil -- IPv6 address
-    end
-    for label in (s:gsub("%.$", "") .. "."):gmatch("([^.]*)%.") do
-        if #label == 0 or #label > 63 or label:find("[^%w-]")
-            or label:find("^-") or label:find("-$") then
-            return false
-        end
-    end
-    return true
-end
-
-local function is_address(s)
-    if type(s) ~= "string" then
-        return false
-    end
-    if s:find(":", 1, true) then
-        return #s <= 45 and s:find("^[%x:.]+$") ~= nil
-    end
-    local a, b, c, d = s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
-    for _, octet in ipairs({ a, b, c, d }) do
-        if tonumber(octet) > 255 then
-            return false
-        end
-    end
-    return a ~= nil
-end
-
--- A list of "example.com" / ".example.com" entries.
-local function check_names(list, key)
-    if type(list) ~= "table" then
-        bad("%s must be a list of domain names", key)
-    end
-    for i, d in ipairs(list) do
-        if type(d) ~= "string" or not is_host((d:gsub("^%.", ""))) then
-            bad("%s[%d] must be a domain name or .domain", key, i)
-        end
-    end
-end
-
-local GATEWAY_KEYS = { host = true, port = true, tls = true, addresses = true,
-                       label = true }
+local bad = config.reporter(NAME)
 
 -- One gateway of the configuration -> the table plan:add takes.
 local function gateway_spec(g, where)
-    if type(g) == "string" then
-        g = { host = g }
-    end
-    if type(g) ~= "table" then
-        bad("%s must be a host name or a table", where)
-    end
-    for k in pairs(g) do
-        if not GATEWAY_KEYS[k] then
-            bad("%s: unknown key '%s'", where, tostring(k))
-        end
-    end
-    if not is_host(g.host) then
-        bad("%s.host must be a host name", where)
-    end
-    if g.port ~= nil and (math.type(g.port) ~= "integer" or g.port < 1
-        or g.port > 65535) then
-        bad("%s.port must be an integer from 1 to 65535", where)
-    end
-    if g.tls ~= nil and type(g.tls) ~= "boolean" then
-        bad("%s.tls must be true or false", where)
-    end
-    if g.addresses ~= nil then
-        if type(g.addresses) ~= "table" or #g.addresses == 0 then
-            bad("%s.addresses must be a non-empty list of IP addresses", where)
-        end
-        for i, a in ipairs(g.addresses) do
-            if not is_address(a) then
-                bad("%s.addresses[%d] must be an IP address", where, i)
-            end
-        end
-    end
-    if g.label ~= nil and type(g.label) ~= "string" then
-        bad("%s.label must be a string", where)
-    end
+    g = config.check_relay(NAME, g, where)
     return {
         host = g.host,
         port = g.port,
@@ -199,7 +99,7 @@ local function gateway_spec(g, where)
     }
 end
 
-local cfg = merge(...)
+local cfg = config.merge(NAME, (...), DEFAULTS)
 
 if type(cfg.gateways) ~= "table" or #cfg.gateways == 0 then
     bad("gateways must be a list of at least one gateway host")
@@ -208,8 +108,8 @@ local gateways = {}
 for i, g in ipairs(cfg.gateways) do
     gateways[i] = gateway_spec(g, ("gateways[%d]"):format(i))
 end
-check_names(cfg.bypass, "bypass")
-check_names(cfg.bypass_mx, "bypass_mx")
+config.check_domain_list(NAME, cfg.bypass, "bypass")
+config.check_domain_list(NAME, cfg.bypass_mx, "bypass_mx")
 for _, key in ipairs({ "fail_open", "keep_permfail" }) do
     if type(cfg[key]) ~= "boolean" then
         bad("%s must be true or false", key)

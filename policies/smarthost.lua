@@ -66,6 +66,8 @@
 --
 -- SPDX-License-Identifier: MIT
 
+local config = require("mxroute.config")
+
 local NAME = "smarthost"
 
 ---------------------------------------------------------------- settings
@@ -79,108 +81,11 @@ local OPTIONAL = { domains = true } -- settings without a default
 
 -- Configuration mistakes stop the policy from loading, with a message
 -- that names the setting.
-local function bad(fmt, ...)
-    error(NAME .. ": " .. fmt:format(...), 0)
-end
-
-local function merge(given)
-    if given ~= nil and type(given) ~= "table" then
-        bad("the configuration must be a table")
-    end
-    local cfg = {}
-    for k, v in pairs(DEFAULTS) do
-        cfg[k] = v
-    end
-    for k, v in pairs(given or {}) do
-        if DEFAULTS[k] == nil and not OPTIONAL[k] then
-            bad("unknown setting '%s'", tostring(k)) -- a typo does nothing
-        end
-        cfg[k] = v
-    end
-    return cfg
-end
-
--- A host name (dot-separated labels of letters, digits and hyphens) or an
--- IP address.
-local function is_host(s)
-    if type(s) ~= "string" or s == "" or #s > 254 then
-        return false
-    end
-    if s:find(":", 1, true) then
-        return s:find("^[%x:.]+$") ~= nil -- IPv6 address
-    end
-    for label in (s:gsub("%.$", "") .. "."):gmatch("([^.]*)%.") do
-        if #label == 0 or #label > 63 or label:find("[^%w-]")
-            or label:find("^-") or label:find("-$") then
-            return false
-        end
-    end
-    return true
-end
-
-local function is_address(s)
-    if type(s) ~= "string" then
-        return false
-    end
-    if s:find(":", 1, true) then
-        return #s <= 45 and s:find("^[%x:.]+$") ~= nil
-    end
-    local a, b, c, d = s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
-    for _, octet in ipairs({ a, b, c, d }) do
-        if tonumber(octet) > 255 then
-            return false
-        end
-    end
-    return a ~= nil
-end
-
--- "example.com" or ".example.com"
-local function is_domain_entry(s)
-    return type(s) == "string" and is_host((s:gsub("^%.", "")))
-end
-
-local function check_port(v, where)
-    if v ~= nil and (math.type(v) ~= "integer" or v < 1 or v > 65535) then
-        bad("%s.port must be an integer from 1 to 65535", where)
-    end
-end
-
-local RELAY_KEYS = { host = true, port = true, tls = true, addresses = true,
-                     label = true }
+local bad = config.reporter(NAME)
 
 -- One relay of the configuration -> the table plan:add takes.
 local function relay_spec(r, where)
-    if type(r) == "string" then
-        r = { host = r }
-    end
-    if type(r) ~= "table" then
-        bad("%s must be a host name or a table", where)
-    end
-    for k in pairs(r) do
-        if not RELAY_KEYS[k] then
-            bad("%s: unknown key '%s'", where, tostring(k))
-        end
-    end
-    if not is_host(r.host) then
-        bad("%s.host must be a host name", where)
-    end
-    check_port(r.port, where)
-    if r.tls ~= nil and type(r.tls) ~= "boolean" then
-        bad("%s.tls must be true or false", where)
-    end
-    if r.addresses ~= nil then
-        if type(r.addresses) ~= "table" or #r.addresses == 0 then
-            bad("%s.addresses must be a non-empty list of IP addresses", where)
-        end
-        for i, a in ipairs(r.addresses) do
-            if not is_address(a) then
-                bad("%s.addresses[%d] must be an IP address", where, i)
-            end
-        end
-    end
-    if r.label ~= nil and type(r.label) ~= "string" then
-        bad("%s.label must be a string", where)
-    end
+    r = config.check_relay(NAME, r, where)
     return {
         host = r.host,
         port = r.port,            -- nil: the engine's port (25)
@@ -191,7 +96,7 @@ local function relay_spec(r, where)
     }
 end
 
-local cfg = merge(...)
+local cfg = config.merge(NAME, (...), DEFAULTS, OPTIONAL)
 
 if type(cfg.relays) ~= "table" or #cfg.relays == 0 then
     bad("relays must be a list of at least one relay")
@@ -202,14 +107,7 @@ for i, r in ipairs(cfg.relays) do
 end
 
 if cfg.domains ~= nil then
-    if type(cfg.domains) ~= "table" or #cfg.domains == 0 then
-        bad("domains must be a list of domain names (leave it out for all mail)")
-    end
-    for i, d in ipairs(cfg.domains) do
-        if not is_domain_entry(d) then
-            bad("domains[%d] must be a domain name or .domain", i)
-        end
-    end
+    config.check_domain_list(NAME, cfg.domains, "domains", true)
 end
 for _, key in ipairs({ "fallback_to_mx", "keep_permfail" }) do
     if type(cfg[key]) ~= "boolean" then

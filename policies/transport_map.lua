@@ -80,66 +80,18 @@
 --
 -- SPDX-License-Identifier: MIT
 
+local config = require("mxroute.config")
+
 local NAME = "transport_map"
 
 ---------------------------------------------------------------- settings
 
 local DEFAULTS = { map = {} }
 
-local function bad(fmt, ...)
-    error(NAME .. ": " .. fmt:format(...), 0)
-end
-
-local function merge(given)
-    if given ~= nil and type(given) ~= "table" then
-        bad("the configuration must be a table")
-    end
-    local cfg = {}
-    for k, v in pairs(DEFAULTS) do
-        cfg[k] = v
-    end
-    for k, v in pairs(given or {}) do
-        if DEFAULTS[k] == nil then
-            bad("unknown setting '%s'", tostring(k)) -- a typo does nothing
-        end
-        cfg[k] = v
-    end
-    return cfg
-end
-
--- A host name (dot-separated labels of letters, digits and hyphens).
-local function is_hostname(s)
-    if type(s) ~= "string" or s == "" or #s > 254 then
-        return false
-    end
-    for label in (s:gsub("%.$", "") .. "."):gmatch("([^.]*)%.") do
-        if #label == 0 or #label > 63 or label:find("[^%w-]")
-            or label:find("^-") or label:find("-$") then
-            return false
-        end
-    end
-    return true
-end
-
-local function is_address(s)
-    if type(s) ~= "string" then
-        return false
-    end
-    if s:find(":", 1, true) then
-        return #s <= 45 and s:find("^[%x:.]+$") ~= nil
-    end
-    local a, b, c, d = s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
-    for _, octet in ipairs({ a, b, c, d }) do
-        if tonumber(octet) > 255 then
-            return false
-        end
-    end
-    return a ~= nil
-end
+local bad = config.reporter(NAME)
 
 local function check_port(port, where)
-    if port ~= nil and (math.type(port) ~= "integer" or port < 1
-        or port > 65535) then
+    if port ~= nil and not config.is_port(port) then
         bad("%s: port must be an integer from 1 to 65535", where)
     end
     return port
@@ -159,10 +111,10 @@ local function parse_hop(s, where)
     end
     host = host or s
     port = check_port(port and math.tointeger(tonumber(port)), where)
-    if is_address(host) then
+    if config.is_address(host) then
         return host, port, true -- an address is never an MX lookup
     end
-    if not is_hostname(host) then
+    if not config.is_hostname(host) then
         bad("%s: '%s' is not a host name or [address]", where, s)
     end
     return host, port, bracketed
@@ -186,7 +138,7 @@ local function relay_item(item, defaults, where)
             bad("%s: unknown key '%s'", where, tostring(k))
         end
     end
-    if not (is_hostname(item.host) or is_address(item.host)) then
+    if not (config.is_hostname(item.host) or config.is_address(item.host)) then
         bad("%s: host must be a host name", where)
     end
     check_port(item.port, where)
@@ -195,7 +147,7 @@ local function relay_item(item, defaults, where)
             bad("%s: addresses must be a non-empty list", where)
         end
         for i, a in ipairs(item.addresses) do
-            if not is_address(a) then
+            if not config.is_address(a) then
                 bad("%s: addresses[%d] must be an IP address", where, i)
             end
         end
@@ -242,7 +194,7 @@ local function table_entry(e, where)
         return { kind = e.reject and "reject" or "defer", text = text }
     end
     if e.mx then
-        if not is_hostname(e.mx) then
+        if not config.is_hostname(e.mx) then
             bad("%s: mx must be a domain name", where)
         end
         return { kind = "mx", domain = e.mx, port = defaults.port,
@@ -289,7 +241,7 @@ local function build_map(map)
     for key, e in pairs(map) do
         local where = ("map[%q]"):format(tostring(key))
         if type(key) ~= "string" or (key ~= "*"
-            and not is_hostname((key:gsub("^%.", "")))) then
+            and not config.is_hostname((key:gsub("^%.", "")))) then
             bad("%s: the key must be a domain, .domain or *", where)
         end
         local k = key:lower():gsub("(.)%.$", "%1")
@@ -305,7 +257,7 @@ local function build_map(map)
     return out
 end
 
-local cfg = merge(...)
+local cfg = config.merge(NAME, (...), DEFAULTS)
 local map = build_map(cfg.map)
 
 -------------------------------------------------------------------- hooks
@@ -343,7 +295,7 @@ local function next_hop_mx(e)
     end
     local list, seen = {}, {}
     for _, r in ipairs(records) do
-        if r.host ~= "" and not is_address(r.host) and not seen[r.host] then
+        if r.host ~= "" and not config.is_address(r.host) and not seen[r.host] then
             seen[r.host] = true
             list[#list + 1] = { host = r.host, preference = r.preference,
                                 tie = math.random() }

@@ -59,6 +59,8 @@
 --
 -- SPDX-License-Identifier: MIT
 
+local config = require("mxroute.config")
+
 local NAME = "weighted_relays"
 
 ---------------------------------------------------------------- settings
@@ -70,105 +72,23 @@ local DEFAULTS = {
 }
 local OPTIONAL = { domains = true, seed = true } -- settings without a default
 
-local function bad(fmt, ...)
-    error(NAME .. ": " .. fmt:format(...), 0)
-end
+local bad = config.reporter(NAME)
 
-local function merge(given)
-    if given ~= nil and type(given) ~= "table" then
-        bad("the configuration must be a table")
-    end
-    local cfg = {}
-    for k, v in pairs(DEFAULTS) do
-        cfg[k] = v
-    end
-    for k, v in pairs(given or {}) do
-        if DEFAULTS[k] == nil and not OPTIONAL[k] then
-            bad("unknown setting '%s'", tostring(k)) -- a typo does nothing
-        end
-        cfg[k] = v
-    end
-    return cfg
-end
+local EXTRA_KEYS = { weight = true } -- besides config.check_relay's
 
--- A host name (dot-separated labels of letters, digits and hyphens) or an
--- IP address.
-local function is_host(s)
-    if type(s) ~= "string" or s == "" or #s > 254 then
-        return false
-    end
-    if s:find(":", 1, true) then
-        return s:find("^[%x:.]+$") ~= nil -- IPv6 address
-    end
-    for label in (s:gsub("%.$", "") .. "."):gmatch("([^.]*)%.") do
-        if #label == 0 or #label > 63 or label:find("[^%w-]")
-            or label:find("^-") or label:find("-$") then
-            return false
-        end
-    end
-    return true
-end
-
-local function is_address(s)
-    if type(s) ~= "string" then
-        return false
-    end
-    if s:find(":", 1, true) then
-        return #s <= 45 and s:find("^[%x:.]+$") ~= nil
-    end
-    local a, b, c, d = s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
-    for _, octet in ipairs({ a, b, c, d }) do
-        if tonumber(octet) > 255 then
-            return false
-        end
-    end
-    return a ~= nil
-end
-
-local RELAY_KEYS = { host = true, weight = true, port = true, tls = true,
-                     addresses = true, label = true }
-
--- One relay of the configuration -> { weight =, spec = (for plan:add) }
-local function relay_of(r, where)
-    if type(r) == "string" then
-        r = { host = r }
-    end
-    if type(r) ~= "table" then
-        bad("%s must be a host name or a table", where)
-    end
-    for k in pairs(r) do
-        if not RELAY_KEYS[k] then
-            bad("%s: unknown key '%s'", where, tostring(k))
-        end
-    end
-    if not is_host(r.host) then
-        bad("%s.host must be a host name", where)
-    end
+-- Checked by config.check_relay after the host, before the port.
+local function check_weight(r, where)
     local weight = r.weight == nil and 1 or r.weight
     if type(weight) ~= "number" or weight < 0 or weight ~= weight
         or weight == math.huge then
         bad("%s.weight must be a number >= 0", where)
     end
-    if r.port ~= nil and (math.type(r.port) ~= "integer" or r.port < 1
-        or r.port > 65535) then
-        bad("%s.port must be an integer from 1 to 65535", where)
-    end
-    if r.tls ~= nil and type(r.tls) ~= "boolean" then
-        bad("%s.tls must be true or false", where)
-    end
-    if r.addresses ~= nil then
-        if type(r.addresses) ~= "table" or #r.addresses == 0 then
-            bad("%s.addresses must be a non-empty list of IP addresses", where)
-        end
-        for i, a in ipairs(r.addresses) do
-            if not is_address(a) then
-                bad("%s.addresses[%d] must be an IP address", where, i)
-            end
-        end
-    end
-    if r.label ~= nil and type(r.label) ~= "string" then
-        bad("%s.label must be a string", where)
-    end
+end
+
+-- One relay of the configuration -> { weight =, spec = (for plan:add) }
+local function relay_of(r, where)
+    r = config.check_relay(NAME, r, where, EXTRA_KEYS, check_weight)
+    local weight = r.weight == nil and 1 or r.weight
     return {
         weight = weight,
         spec = { host = r.host, port = r.port, tls = r.tls == true,
@@ -178,7 +98,7 @@ local function relay_of(r, where)
     }
 end
 
-local cfg = merge(...)
+local cfg = config.merge(NAME, (...), DEFAULTS, OPTIONAL)
 
 if type(cfg.relays) ~= "table" or #cfg.relays == 0 then
     bad("relays must be a list of at least one relay")
@@ -192,14 +112,7 @@ if total <= 0 then
     bad("relays: at least one relay needs a weight above 0")
 end
 if cfg.domains ~= nil then
-    if type(cfg.domains) ~= "table" or #cfg.domains == 0 then
-        bad("domains must be a list of domain names (leave it out for all mail)")
-    end
-    for i, d in ipairs(cfg.domains) do
-        if type(d) ~= "string" or not is_host((d:gsub("^%.", ""))) then
-            bad("domains[%d] must be a domain name or .domain", i)
-        end
-    end
+    config.check_domain_list(NAME, cfg.domains, "domains", true)
 end
 for _, key in ipairs({ "fallback_to_mx", "keep_permfail" }) do
     if type(cfg[key]) ~= "boolean" then

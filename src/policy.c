@@ -206,6 +206,23 @@ static int safe_os_time(lua_State *L)
 
 static const char *lua_dirs[] = {MXR_LUA_DIR_INSTALLED, MXR_LUA_DIR_SOURCE};
 
+static char *read_file(const char *path, char *err, size_t errlen);
+
+/* Load an engine module under the chunk name "=NAME": its frames are then
+ * skipped when an error is given a place, which names the line of the
+ * policy that called it. LUA_ERRFILE when the file is not there. */
+static int load_module(lua_State *L, const char *path, const char *name)
+{
+    char err[64], chunk[128];
+    char *text = read_file(path, err, sizeof err);
+    if (!text)
+        return LUA_ERRFILE;
+    snprintf(chunk, sizeof chunk, "=%s", name);
+    int st = luaL_loadbufferx(L, text, strlen(text), chunk, "t");
+    free(text);
+    return st;
+}
+
 /* require(name): only the engine's own modules (lua/NAME.lua), loaded
  * once per state into the sandbox. */
 static int safe_require(lua_State *L)
@@ -227,7 +244,7 @@ static int safe_require(lua_State *L)
                        LUA_ERRFILE; i++) {
         snprintf(path, sizeof path, "%s/%s.lua", lua_dirs[i], rel);
         lua_settop(L, 2);
-        st = luaL_loadfilex(L, path, "t");
+        st = load_module(L, path, name);
     }
     if (st != LUA_OK)
         return luaL_error(L, "module '%s' not found among the engine's "
