@@ -899,6 +899,7 @@ static int policy_open(mxr__policy *p, const mxr__policy_src *src, char *err,
     seed_random(p);
     build_env(p->L, p);
     mxr__plan_object_register(p->L);
+    p->meta_ref = mxr__plan_meta_ref(p->L);
     char *file = src->source ? NULL : read_file(src->name, err, errlen);
     if (!src->source && !file)
         return -1;

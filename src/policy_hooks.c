@@ -263,9 +263,6 @@ static void route_finish(route_run *run)
 static bool route_call_ended(route_run *run, int st, int nres)
 {
     mxr__call *c = &run->call;
-    /* lua_resume counts the whole stack of a finished coroutine: the copy
-     * of the plan object kept at the bottom is not a result */
-    nres = st == LUA_OK ? lua_gettop(c->co) - 1 : nres;
     if (st == LUA_OK && nres > 0 && !lua_isnil(c->co, -1)) {
         mxr__call_fail(c, "returned a %s; a route hook edits the plan and "
                           "returns nothing",
@@ -315,17 +312,12 @@ static void route_step(route_run *run)
         if (mxr__call_begin(&run->call, p, "route", false) != 0)
             continue; /* out of memory: this policy is skipped */
         mxr__plan_edit_init(&run->edit, run->e, run->plan);
+        run->edit.meta_ref = p->meta_ref;
         run->call.owner = run;
-        int nres = 0, st = LUA_ERRMEM;
-        /* stack: the object (kept alive for the call), the hook, the
-         * object again as its argument */
-        if (mxr__plan_edit_push(p->L, run->call.co, &run->edit) == 0 &&
-            mxr__call_push_hook(&run->call)) {
-            lua_pushvalue(run->call.co, 1);
-            st = mxr__call_resume(&run->call, 1, &nres);
-        } else {
-            mxr__call_fail(&run->call, "not enough memory for the plan");
-        }
+        int nres = 0;
+        mxr__call_push_hook(&run->call);
+        mxr__plan_edit_push(p->L, run->call.co, &run->edit);
+        int st = mxr__call_resume(&run->call, 2, &nres);
         if (st == LUA_YIELD)
             return;
         if (!route_call_ended(run, st, nres))

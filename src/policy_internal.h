@@ -22,6 +22,7 @@ typedef struct mxr__policy {
     int env_ref;    /* its sandbox environment */
     bool has[3];    /* route, outcome, retry */
     int hook_ref[3]; /* registry references to the hook functions */
+    int meta_ref;    /* the plan object's metatable */
     char **domains; /* NULL: every domain */
     size_t ndomains;
     int idle_ref[MXR__POOL_THREADS];
@@ -112,14 +113,18 @@ typedef struct mxr__plan_edit {
     mxr__plan_builder pb;   /* the edited copy, once edited */
     bool edited;
     struct mxr__plan_edit **slot; /* the object's pointer to us */
+    int meta_ref; /* the plan object's metatable (the policy's state) */
 } mxr__plan_edit;
+
+/* A registry reference to the plan metatable, taken once per state. */
+int mxr__plan_meta_ref(lua_State *L);
 
 void mxr__plan_object_register(lua_State *L);
 void mxr__plan_edit_init(mxr__plan_edit *ed, mxr_engine *e,
                          const mxr_plan *plan);
-/* Push the plan object onto co, built under protection on the policy's
- * state L. The caller keeps a copy of it on co below the hook function,
- * so it lives as long as the call. -1 when out of memory. */
+/* With the hook function on top of co: set up the call so that the
+ * coroutine's body makes the plan object and calls the hook with it
+ * (resume it with 2 arguments). Never fails. */
 int mxr__plan_edit_push(lua_State *L, lua_State *co, mxr__plan_edit *ed);
 /* The edited plan (a new block from the engine's allocator), or NULL when
  * nothing changed or memory ran out (*oom). */

@@ -488,6 +488,12 @@ static void register_replace(lua_State *L)
         lua_pop(L, 1);
 }
 
+int mxr__plan_meta_ref(lua_State *L)
+{
+    luaL_getmetatable(L, PLAN_META);
+    return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
 void mxr__plan_object_register(lua_State *L)
 {
     static const luaL_Reg methods[] = {
@@ -519,27 +525,41 @@ void mxr__plan_edit_init(mxr__plan_edit *ed, mxr_engine *e,
     mxr__pb_init(&ed->pb, &e->a);
 }
 
-/* Runs under lua_pcall (it allocates). No __gc: the object never points
- * back into memory that could go first. */
-static int make_object(lua_State *L)
+/* The hook returned: the object is cut off at once, while it is still
+ * anchored on this frame; the results are what the hook returned. */
+static int trampoline_k(lua_State *L, int status, lua_KContext ctx)
 {
-    mxr__plan_edit *ed = lua_touserdata(L, 1);
+    mxr__plan_edit **slot = lua_touserdata(L, 3);
+    if (*slot)
+        (*slot)->slot = NULL;
+    *slot = NULL;
+    return lua_gettop(L) - 3;
+}
+
+/* The body of a route call's coroutine: (hook, edit) -> hook(plan). The
+ * object is made here, inside the protected resume (an allocation failure
+ * is an error of the call, not a panic), and lives on this frame as long
+ * as the hook runs, also while it waits for DNS. No __gc. */
+static int trampoline(lua_State *L)
+{
+    mxr__plan_edit *ed = lua_touserdata(L, 2);
     mxr__plan_edit **slot = lua_newuserdatauv(L, sizeof *slot, 0);
     *slot = ed;
     ed->slot = slot;
-    luaL_setmetatable(L, PLAN_META);
-    return 1;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ed->meta_ref);
+    lua_setmetatable(L, 3);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 3);
+    lua_callk(L, 1, LUA_MULTRET, 0, trampoline_k);
+    return trampoline_k(L, LUA_OK, 0);
 }
 
 int mxr__plan_edit_push(lua_State *L, lua_State *co, mxr__plan_edit *ed)
 {
-    lua_pushcfunction(L, make_object);
-    lua_pushlightuserdata(L, ed);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-        lua_pop(L, 1);
-        return -1;
-    }
-    lua_xmove(L, co, 1);
+    (void)L;
+    lua_pushcfunction(co, trampoline); /* light C function: no allocation */
+    lua_insert(co, -2);                /* below the hook already pushed */
+    lua_pushlightuserdata(co, ed);
     return 0;
 }
 
