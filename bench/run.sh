@@ -9,10 +9,8 @@
 #   BENCH_W=100          DNS queries in flight (every client)
 #   BENCH_ROUNDS=3       throughput rounds; the median is reported
 #   BENCH_CACHED=5000000 routes in the cached benchmark without a policy
-#   BENCH_POLICY_CACHED=1000000 routes in each cached benchmark with a policy
-#                        (no-op route hook, rewriting route hook). Not 5M:
-#                        with the no-op hook the engine aborts after about
-#                        2.3M routes (Lua heap runaway, see README.md).
+#   BENCH_POLICY_CACHED=$BENCH_CACHED routes in each cached benchmark with
+#                        a policy (no-op route hook, rewriting route hook)
 #   BENCH_CACHED_SET=1000 distinct domains in the cached benchmark
 #   BENCH_MEM_N=20000    domains in the memory benchmark
 #   BENCH_EXTRA=1        also run the diagnostics (AAAA on, allocation counts)
@@ -29,7 +27,7 @@ N=${BENCH_N:-50000}
 W=${BENCH_W:-100}
 ROUNDS=${BENCH_ROUNDS:-3}
 CACHED=${BENCH_CACHED:-5000000}
-PCACHED=${BENCH_POLICY_CACHED:-1000000}
+PCACHED=${BENCH_POLICY_CACHED:-$CACHED}
 CACHED_SET=${BENCH_CACHED_SET:-1000}
 MEM_N=${BENCH_MEM_N:-20000}
 EXTRA=${BENCH_EXTRA:-1}
