@@ -14,14 +14,8 @@ SRC=${MXR_SOURCE_DIR:-$(dirname "$HERE")}
 BUILD=${MXR_BUILD_DIR:-$SRC/build}
 MXROUTE=${MXROUTE:-$BUILD/mxroute}
 
-if [ ! -x "$MXROUTE" ]; then
-  echo "it_check: no mxroute binary at $MXROUTE (set MXROUTE)" >&2
-  echo "0 passed, 1 failed"
-  exit 1
-fi
-command -v jq >/dev/null 2>&1 || { echo "it_check: jq missing" >&2; echo "0 passed, 1 failed"; exit 1; }
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/mxr-check.XXXXXX")
+. "$SRC/tests/lib/cli_harness.sh"
+harness_start check
 trap 'rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM
 
@@ -29,33 +23,6 @@ Z=()
 for z in "$SRC"/tests/zones/*.zone; do Z+=(--zone "$z"); done
 EX=()
 for z in "$SRC"/examples/zones/*.zone; do EX+=(--zone "$z"); done
-
-passed=0
-failed=0
-OUT=$TMP/out
-ERR=$TMP/err
-RC=0
-
-run() {
-  timeout 30 "$MXROUTE" "$@" >"$OUT" 2>"$ERR"
-  RC=$?
-  LAST_CMD="mxroute $(printf '%q ' "$@")"
-}
-
-pass() { passed=$((passed + 1)); echo "PASS $1"; }
-fail() {
-  failed=$((failed + 1))
-  echo "FAIL $1"
-  echo "     expected: $2"
-  echo "     got:      $3"
-  echo "     command:  ${LAST_CMD:-}"
-  [ -s "$OUT" ] && echo "     stdout:   $(head -c 800 "$OUT")"
-  [ -s "$ERR" ] && echo "     stderr:   $(head -c 400 "$ERR")"
-  return 0
-}
-expect_rc() {
-  if [ "$RC" = "$2" ]; then pass "$1 (exit $2)"; else fail "$1" "exit $2" "exit $RC"; fi
-}
 expect_jq() {
   local got
   if got=$(jq -e "$2" "$OUT" 2>&1); then pass "$1"; else fail "$1" "jq: $2" "$(printf '%s' "$got" | head -c 300)"; fi
@@ -240,5 +207,4 @@ else
   echo "SKIP knotd cases (knotd not installed)"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+harness_end

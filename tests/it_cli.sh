@@ -13,62 +13,13 @@ SRC=${MXR_SOURCE_DIR:-$(dirname "$HERE")}
 BUILD=${MXR_BUILD_DIR:-$SRC/build}
 MXROUTE=${MXROUTE:-$BUILD/mxroute}
 
-if [ ! -x "$MXROUTE" ]; then
-  echo "it_cli: no mxroute binary at $MXROUTE (set MXROUTE)" >&2
-  echo "0 passed, 1 failed"
-  exit 1
-fi
-command -v jq >/dev/null 2>&1 || { echo "it_cli: jq missing" >&2; echo "0 passed, 1 failed"; exit 1; }
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/mxr-cli.XXXXXX")
+. "$SRC/tests/lib/cli_harness.sh"
+harness_start cli
 trap 'rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM
 
 Z=()
 for z in "$SRC"/tests/zones/*.zone; do Z+=(--zone "$z"); done
-
-passed=0
-failed=0
-OUT=$TMP/out
-ERR=$TMP/err
-RC=0
-
-# run ARGS...: run mxroute (bounded), keep stdout in $OUT, stderr in $ERR,
-# exit code in $RC. Stdin comes from /dev/null unless redirected.
-run() {
-  timeout 30 "$MXROUTE" "$@" >"$OUT" 2>"$ERR"
-  RC=$?
-  LAST_CMD="mxroute $(printf '%q ' "$@")"
-}
-run_stdin() { # FILE ARGS...
-  local f=$1; shift
-  timeout 30 "$MXROUTE" "$@" <"$f" >"$OUT" 2>"$ERR"
-  RC=$?
-  LAST_CMD="mxroute $(printf '%q ' "$@") < $f"
-}
-
-pass() { passed=$((passed + 1)); echo "PASS $1"; }
-fail() {
-  failed=$((failed + 1))
-  echo "FAIL $1"
-  echo "     expected: $2"
-  echo "     got:      $3"
-  echo "     command:  ${LAST_CMD:-}"
-  [ -s "$OUT" ] && echo "     stdout:   $(head -c 800 "$OUT")"
-  [ -s "$ERR" ] && echo "     stderr:   $(head -c 400 "$ERR")"
-  return 0
-}
-
-# expect_rc NAME WANT: the last run exited with WANT.
-expect_rc() {
-  if [ "$RC" = "$2" ]; then pass "$1 (exit $2)"; else fail "$1" "exit $2" "exit $RC"; fi
-}
-# expect_rc_in NAME "A B C": the exit code is one of these.
-expect_rc_in() {
-  local c
-  for c in $2; do [ "$RC" = "$c" ] && { pass "$1 (exit $RC)"; return; }; done
-  fail "$1" "exit in {$2}" "exit $RC"
-}
 # expect_jq NAME FILTER: jq -e FILTER holds on the output, read as one
 # array of all JSON lines (so .[0] is the first line).
 expect_jq() {
@@ -317,5 +268,4 @@ run route --json --zone "$TMP/broken.zone" broken.test
 expect_rc_in "broken zone file" "64 65 66"
 expect_err "broken zone file: file:line" 'broken\.zone:4'
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+harness_end

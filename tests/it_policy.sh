@@ -18,44 +18,12 @@ SRC=${MXR_SOURCE_DIR:-$(dirname "$HERE")}
 BUILD=${MXR_BUILD_DIR:-$SRC/build}
 MXROUTE=${MXROUTE:-$BUILD/mxroute}
 
-if [ ! -x "$MXROUTE" ]; then
-  echo "it_policy: no mxroute binary at $MXROUTE (set MXROUTE)" >&2
-  echo "0 passed, 1 failed"
-  exit 1
-fi
-command -v jq >/dev/null 2>&1 || { echo "it_policy: jq missing" >&2; echo "0 passed, 1 failed"; exit 1; }
-
 . "$SRC/tests/lib/knot.sh"
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/mxr-policy.XXXXXX")
+. "$SRC/tests/lib/cli_harness.sh"
+RUN_TIMEOUT=60
+harness_start policy
 trap 'knot_stop; rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM
-
-passed=0
-failed=0
-OUT=$TMP/out
-ERR=$TMP/err
-RC=0
-
-run() {
-  timeout 60 "$MXROUTE" "$@" >"$OUT" 2>"$ERR"
-  RC=$?
-  LAST_CMD="mxroute $(printf '%q ' "$@")"
-}
-
-pass() { passed=$((passed + 1)); echo "PASS $1"; }
-fail() {
-  failed=$((failed + 1))
-  echo "FAIL $1"
-  echo "     expected: $2"
-  echo "     got:      $3"
-  echo "     command:  ${LAST_CMD:-}"
-  [ -s "$OUT" ] && echo "     stdout:   $(head -c 1500 "$OUT")"
-  [ -s "$ERR" ] && echo "     stderr:   $(head -c 800 "$ERR")"
-  return 0
-}
-expect_rc() {
-  if [ "$RC" = "$2" ]; then pass "$1 (exit $2)"; else fail "$1" "exit $2" "exit $RC"; fi
-}
 # expect_jq NAME FILTER: jq -e FILTER holds on all JSON lines as an array.
 expect_jq() {
   local got
@@ -279,5 +247,4 @@ expect_err "chained: the second sees the first's host" \
 expect_jq "chained: the second reordered" \
   '[.[0].candidates[].host] == ["mx1.plain.rules.test", "offsite-backup.ext.test", "server.hosting.ext.test"] and .[0].candidates[1].label == "offsite"'
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+harness_end
