@@ -21,6 +21,10 @@ out=$("$MXROUTE" test "$dir/pass_test.lua" "$dir/fail_test.lua" 2>&1); rc=$?
 check "two files add up" "$(echo "$out" | grep -qx '6 passed, 3 failed'; echo $?)"
 out=$("$MXROUTE" test /nonexistent/x_test.lua 2>&1); rc=$?
 check "unreadable file exits 66" "$([ $rc = 66 ]; echo $?)"
+printf 'zone [[ $ORIGIN x.test. ]]\n' > "${TMPDIR:-/tmp}/mxr-notest_test.lua"
+out=$("$MXROUTE" test "${TMPDIR:-/tmp}/mxr-notest_test.lua" 2>&1); rc=$?
+rm -f "${TMPDIR:-/tmp}/mxr-notest_test.lua"
+check "a file without tests fails" "$([ $rc = 1 ] && echo "$out" | grep -q 'no test ran'; echo $?)"
 out=$("$MXROUTE" test 2>&1); rc=$?
 check "no file is a usage error" "$([ $rc = 64 ]; echo $?)"
 echo "$pass passed, $fail failed"

@@ -640,8 +640,8 @@ static void usage(FILE *out)
                  "zone data inline,\npolicies with their configuration, "
                  "routes, scripted SMTP outcomes and\nassertions. Ends with "
                  "'N passed, N failed'.\n\n"
-                 "exit status: 0 all passed, 1 a test failed, 64 usage, 66 "
-                 "unreadable file.\n");
+                 "exit status: 0 all passed, 1 a test failed or no test ran, "
+                 "64 usage, 66\nunreadable file.\n");
 }
 
 int cmd_test(int argc, char **argv)
@@ -663,5 +663,10 @@ int cmd_test(int argc, char **argv)
     printf("%u passed, %u failed\n", passed, failed);
     if (rc)
         return rc;
+    if (passed + failed == 0) { /* an empty file must not look green */
+        fprintf(stderr, "mxroute test: no test ran (wrap checks in "
+                        "test(\"name\", function() ... end))\n");
+        return 1;
+    }
     return failed ? 1 : EXIT_OK;
 }
