@@ -316,7 +316,7 @@ static void route_step(route_run *run)
         run->call.owner = run;
         int nres = 0;
         mxr__call_push_hook(&run->call);
-        mxr__plan_edit_push(p->L, run->call.co, &run->edit);
+        mxr__plan_edit_push(run->call.co, &run->edit);
         int st = mxr__call_resume(&run->call, 2, &nres);
         if (st == LUA_YIELD)
             return;

@@ -124,8 +124,8 @@ void mxr__plan_edit_init(mxr__plan_edit *ed, mxr_engine *e,
                          const mxr_plan *plan);
 /* With the hook function on top of co: set up the call so that the
  * coroutine's body makes the plan object and calls the hook with it
- * (resume it with 2 arguments). Never fails. */
-int mxr__plan_edit_push(lua_State *L, lua_State *co, mxr__plan_edit *ed);
+ * (resume it with 2 arguments). Allocates nothing. */
+void mxr__plan_edit_push(lua_State *co, mxr__plan_edit *ed);
 /* The edited plan (a new block from the engine's allocator), or NULL when
  * nothing changed or memory ran out (*oom). */
 mxr_plan *mxr__plan_edit_result(mxr__plan_edit *ed, bool *oom);

@@ -554,13 +554,11 @@ static int trampoline(lua_State *L)
     return trampoline_k(L, LUA_OK, 0);
 }
 
-int mxr__plan_edit_push(lua_State *L, lua_State *co, mxr__plan_edit *ed)
+void mxr__plan_edit_push(lua_State *co, mxr__plan_edit *ed)
 {
-    (void)L;
     lua_pushcfunction(co, trampoline); /* light C function: no allocation */
     lua_insert(co, -2);                /* below the hook already pushed */
     lua_pushlightuserdata(co, ed);
-    return 0;
 }
 
 mxr_plan *mxr__plan_edit_result(mxr__plan_edit *ed, bool *oom)
