@@ -214,6 +214,20 @@ typedef enum mxr_option {
     MXR_OPT_POLICY_MAX_MEMORY,  /* bytes per policy's Lua state (32 MiB) */
     MXR_OPT_POLICY_ON_ERROR,    /* when a hook fails: 0 = the engine's own
                                    decision, 1 = defer (0) */
+    /* SMTP client (mxr_send). Timeouts in ms (1..3600000); the defaults
+     * follow RFC 5321 section 4.5.3.2 where it gives one. */
+    MXR_OPT_SMTP_CONNECT_MS,    /* TCP connect (30000) */
+    MXR_OPT_SMTP_GREETING_MS,   /* initial 220 (300000: 5 min) */
+    MXR_OPT_SMTP_COMMAND_MS,    /* EHLO, HELO, STARTTLS, MAIL, RCPT, QUIT
+                                   replies (300000: 5 min) */
+    MXR_OPT_SMTP_TLS_MS,        /* TLS handshake (60000) */
+    MXR_OPT_SMTP_DATA_MS,       /* reply to DATA (120000: 2 min) */
+    MXR_OPT_SMTP_BLOCK_MS,      /* each write of the message (180000) */
+    MXR_OPT_SMTP_DOT_MS,        /* reply to end-of-data (600000: 10 min) */
+    MXR_OPT_SMTP_TLS,           /* mxr_tls_mode (MXR_TLS_OPPORTUNISTIC) */
+    MXR_OPT_SMTP_MAX_REPLY,     /* bytes of one reply, all lines (65536;
+                                   512..16 MiB): longer is a protocol
+                                   error */
     MXR_OPT_COUNT_
 } mxr_option;
 
@@ -222,6 +236,30 @@ MXR_EXTERN void mxr_options_free(mxr_options *opts);
 MXR_EXTERN mxr_status mxr_options_set(mxr_options *opts, mxr_option opt,
                                       int64_t value);
 MXR_EXTERN int64_t mxr_options_get(const mxr_options *opts, mxr_option opt);
+
+/* STARTTLS (RFC 3207) in mxr_send. A candidate with tls_required asks
+ * for at least MXR_TLS_REQUIRED whatever the option says. */
+typedef enum mxr_tls_mode {
+    MXR_TLS_OPPORTUNISTIC = 0, /* when offered; no certificate check
+                                  (RFC 7435); a refused STARTTLS goes on
+                                  in clear */
+    MXR_TLS_REQUIRED = 1,      /* must succeed; no certificate check */
+    MXR_TLS_VERIFY = 2,        /* must succeed, chain and MX host name
+                                  verified */
+    MXR_TLS_NONE = 3           /* never */
+} mxr_tls_mode;
+
+/* "opportunistic", "required", "verify", "none"; -1 if unknown. */
+MXR_EXTERN int mxr_tls_mode_parse(const char *word);
+MXR_EXTERN const char *mxr_tls_mode_name(mxr_tls_mode mode);
+
+/* The name sent with EHLO/HELO ("localhost" by default; use the relay's
+ * own fully qualified name). */
+MXR_EXTERN mxr_status mxr_options_set_helo(mxr_options *opts,
+                                           const char *name);
+/* Trust anchors (PEM file) for MXR_TLS_VERIFY; the system's by default. */
+MXR_EXTERN mxr_status mxr_options_set_tls_ca(mxr_options *opts,
+                                             const char *path);
 
 /* DNS server "IP", "IP:PORT" or "[IPv6]:PORT"; repeatable. Without any
  * server and any zone, /etc/resolv.conf is used. */
@@ -542,6 +580,56 @@ MXR_EXTERN bool mxr_attempt_done(const mxr_attempt *attempt);
  * delivered and none waits), DEFER (some recipient is deferred) or BOUNCE;
  * CONTINUE while it is not done. */
 MXR_EXTERN mxr_action mxr_attempt_verdict(const mxr_attempt *attempt);
+
+/* ---------------------------------------------------------- SMTP client */
+
+/* mxr_send runs an attempt against real servers: for each hop the
+ * failover machine hands out, it opens an SMTP session to that exact
+ * address (no second DNS lookup), reports every RCPT reply and how the
+ * session ended to the machine, and follows its decision. It is driven
+ * by the same loop as routing (mxr_engine_fds/timeout/process, or
+ * mxr_engine_run). Sockets never raise SIGPIPE. */
+
+typedef enum mxr_send_event_kind {
+    MXR_SEND_EVENT_RCPT = 0,   /* a recipient's RCPT reply */
+    MXR_SEND_EVENT_SESSION = 1 /* a session ended (one per hop) */
+} mxr_send_event_kind;
+
+typedef struct mxr_send_event {
+    mxr_send_event_kind kind;
+    const mxr_hop *hop;
+    bool tls;                   /* the session ran over TLS */
+    size_t rcpt;                /* RCPT: the recipient's index */
+    const mxr_outcome *outcome; /* SESSION: where and how it ended; a
+                                   probe that got through RCPT ends at
+                                   {RCPT, OK} */
+    mxr_action action;          /* what the failover machine decided */
+    size_t accepted;            /* SESSION: recipients taken at RCPT */
+} mxr_send_event;
+
+/* Pointers in an event are valid during the call only. */
+typedef void (*mxr_send_event_fn)(void *arg, const mxr_send_event *ev);
+/* status: MXR_OK when the attempt ran to its end (see the recipients and
+ * mxr_attempt_verdict), MXR_EDESTROYED when the engine went first. */
+typedef void (*mxr_send_done_fn)(void *arg, mxr_status status,
+                                 mxr_attempt *attempt);
+
+/* Stop after the RCPT phase and QUIT instead of sending DATA: the
+ * recipients a host accepted count as delivered in the attempt, so the
+ * walk goes on exactly as a real delivery would. */
+#define MXR_SEND_PROBE 0x1u
+
+/* Deliver msg (len bytes; RFC 5322 text with any line ends: sent with
+ * CRLF and dot-stuffing) along attempt, from the attempt's sender to its
+ * pending recipients. msg may be NULL with MXR_SEND_PROBE. msg and
+ * attempt must stay valid, and the attempt untouched, until on_done
+ * fires (exactly once, from mxr_engine_process or mxr_engine_destroy).
+ * MXR_EINVAL for an address with control characters or over 256 octets.
+ * on_event may be NULL. */
+MXR_EXTERN mxr_status mxr_send(mxr_engine *engine, mxr_attempt *attempt,
+                               const char *msg, size_t len, unsigned flags,
+                               mxr_send_event_fn on_event,
+                               mxr_send_done_fn on_done, void *arg);
 
 /* The engine's clock, for callers that schedule with it. */
 MXR_EXTERN uint64_t mxr_engine_now(const mxr_engine *engine);

@@ -53,6 +53,7 @@ struct mxr_attempt {
     mxr_action rcpt_move; /* for recipients left pending by RCPT replies */
     unsigned sessions, addresses;
     bool done;
+    char *sender; /* "" for the null sender */
     last_error last;
 };
 
@@ -492,6 +493,9 @@ mxr_status mxr_attempt_new(mxr_engine *e, const mxr_plan *plan,
     a->rcpt_move = MXR_ACTION_NEXT_HOST;
     mxr_status st = copy_recipients(a, msg);
     if (st == MXR_OK &&
+        !(a->sender = mxr__strdup(&e->a, msg->sender ? msg->sender : "")))
+        st = MXR_ENOMEM;
+    if (st == MXR_OK &&
         !(a->plan = mxr__plan_clone(plan, mxr__alloc_counted, &e->a)))
         st = MXR_ENOMEM;
     if (st != MXR_OK) {
@@ -511,6 +515,7 @@ void mxr_attempt_free(mxr_attempt *a)
     for (size_t i = 0; i < a->n; i++)
         mxr__free(&a->e->a, (void *)a->rcpts[i].pub.address);
     mxr__free(&a->e->a, a->rcpts);
+    mxr__free(&a->e->a, a->sender);
     mxr_plan_free(a->plan);
     mxr__free(&a->e->a, a);
 }
@@ -545,4 +550,14 @@ const char *mxr_rcpt_state_name(mxr_rcpt_state s)
     static const char *const words[] = {"pending", "delivered", "bounced",
                                         "deferred"};
     return (unsigned)s < sizeof words / sizeof *words ? words[s] : "unknown";
+}
+
+const char *mxr__attempt_sender(const mxr_attempt *a)
+{
+    return a->sender;
+}
+
+mxr_engine *mxr__attempt_engine(const mxr_attempt *a)
+{
+    return a->e;
 }

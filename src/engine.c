@@ -1,6 +1,8 @@
 /* engine.c -- the engine: lifetime, the deferred-callback queue and the
  * event-loop integration (fds, timeout, process) in the c-ares style. */
 #include "engine.h"
+#include "smtp_session.h"
+#include "smtp_tls.h"
 #include "addr.h"
 
 #include <poll.h>
@@ -226,6 +228,21 @@ uint64_t mxr_engine_now(const mxr_engine *e)
     return mxr__now_ms(e);
 }
 
+static mxr_status smtp_init(mxr_engine *e, const mxr_options *o)
+{
+    e->helo = mxr__strdup(&e->a, o->helo ? o->helo : "localhost");
+    if (o->tls_ca && !(e->tls_ca = mxr__strdup(&e->a, o->tls_ca)))
+        return MXR_ENOMEM;
+    return e->helo ? MXR_OK : MXR_ENOMEM;
+}
+
+mxr__tls_ctx *mxr__engine_tls_ctx(mxr_engine *e, char *err, size_t errlen)
+{
+    if (!e->tls_ctx)
+        e->tls_ctx = mxr__tls_ctx_new(e->tls_ca, err, errlen);
+    return e->tls_ctx;
+}
+
 static mxr_status engine_init(mxr_engine *e, const mxr_options *o)
 {
     if (o->v[MXR_OPT_TTL_MIN] > o->v[MXR_OPT_TTL_MAX]) {
@@ -241,7 +258,11 @@ static mxr_status engine_init(mxr_engine *e, const mxr_options *o)
         mxr__rng_seed(&e->rng, (uint64_t)o->v[MXR_OPT_SEED]);
     else
         mxr__rng_seed_random(&e->rng);
-    mxr_status st = order_config_init(e, o);
+    e->sock_cb = o->sock;
+    e->sock_ud = o->sock_ud;
+    mxr_status st = smtp_init(e, o);
+    if (st == MXR_OK)
+        st = order_config_init(e, o);
     if (st == MXR_OK)
         st = rules_init(e, o);
     if (st == MXR_OK)
@@ -286,6 +307,11 @@ void mxr_engine_destroy(mxr_engine *e)
     while (e->defq_len > 0)
         defq_run(e);
     mxr__route_abort_all(e);
+    mxr__send_abort_all(e); /* after the queue: a send may wait there */
+    mxr__smtp_close_all(e);
+    mxr__tls_ctx_free(e->tls_ctx);
+    mxr__free(&e->a, e->helo);
+    mxr__free(&e->a, e->tls_ca);
     mxr__policies_unref(e->policies);
     mxr__cache_free(e->cache);
     mxr__lookup_free(e);
@@ -300,19 +326,26 @@ void mxr_engine_destroy(mxr_engine *e)
 
 size_t mxr_engine_fds(mxr_engine *e, mxr_sock *out, size_t max)
 {
-    return e->backend->ops->fds(e->backend, out, max);
+    size_t n = e->backend->ops->fds(e->backend, out, max);
+    size_t room = n < max ? max - n : 0;
+    return n + mxr__smtp_fds(e, out + (n < max ? n : max), room);
 }
 
 int mxr_engine_timeout(mxr_engine *e)
 {
     if (e->defq_len > 0)
         return 0;
-    return e->backend->ops->timeout(e->backend, DEFAULT_POLL_MS);
+    int dns = e->backend->ops->timeout(e->backend, DEFAULT_POLL_MS);
+    int smtp = mxr__smtp_timeout(e, DEFAULT_POLL_MS);
+    if (dns < 0 || (smtp >= 0 && smtp < dns))
+        return smtp;
+    return dns;
 }
 
 void mxr_engine_process(mxr_engine *e, int read_fd, int write_fd)
 {
     e->backend->ops->process(e->backend, read_fd, write_fd);
+    mxr__smtp_process(e, read_fd, write_fd);
     defq_run(e);
 }
 

@@ -32,6 +32,8 @@ struct mxr_options {
     size_t npolicies;
     mxr_log_fn log;
     void *log_ud;
+    char *helo;   /* EHLO name, NULL for the default */
+    char *tls_ca; /* trust anchors for MXR_TLS_VERIFY, or NULL */
     char err[256];
 };
 
@@ -44,6 +46,9 @@ typedef struct mxr__deferred {
 } mxr__deferred;
 
 typedef struct mxr__pq mxr__pq; /* a DNS query in flight (lookup.c) */
+typedef struct mxr__smtp mxr__smtp;   /* an SMTP session (smtp_session.c) */
+typedef struct mxr__send mxr__send;   /* an mxr_send in progress (send.c) */
+typedef struct mxr__tls_ctx mxr__tls_ctx;
 typedef struct mxr__route mxr__route;
 
 struct mxr_engine {
@@ -62,6 +67,14 @@ struct mxr_engine {
     mxr__policies *policies; /* NULL when none */
     mxr_log_fn log;
     void *log_ud;
+    mxr_sock_fn sock_cb;
+    void *sock_ud;
+    /* SMTP: sessions open, sends in progress, TLS made on first use */
+    char *helo;
+    char *tls_ca;
+    mxr__tls_ctx *tls_ctx;
+    mxr__smtp *smtp;
+    mxr__send *sends;
     /* lookups: pending queries by (name, type), and those over the window */
     mxr__pq **pq_table;
     size_t pq_buckets, pq_count;
@@ -99,6 +112,16 @@ int mxr__lookup_init(mxr_engine *e);
 /* Fail every query not yet sent (engine teardown). */
 void mxr__lookup_cancel_waiting(mxr_engine *e);
 void mxr__lookup_free(mxr_engine *e);
+
+/* The engine's TLS context, made on first use; NULL with err on failure. */
+mxr__tls_ctx *mxr__engine_tls_ctx(mxr_engine *e, char *err, size_t errlen);
+
+/* attempt.c, for send.c */
+const char *mxr__attempt_sender(const mxr_attempt *a);
+mxr_engine *mxr__attempt_engine(const mxr_attempt *a);
+
+/* send.c: finish every mxr_send with MXR_EDESTROYED (engine teardown). */
+void mxr__send_abort_all(mxr_engine *e);
 
 /* route.c */
 mxr_status mxr__route_start(mxr_engine *e, const char *input,

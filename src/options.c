@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
+#include <errno.h>
 
 typedef struct option_range {
     int64_t min, max, def;
@@ -38,6 +40,15 @@ static const option_range ranges[MXR_OPT_COUNT_] = {
     [MXR_OPT_POLICY_MAX_MS] = {1, 60000, 100},
     [MXR_OPT_POLICY_MAX_MEMORY] = {64 << 10, INT64_MAX, 32 << 20},
     [MXR_OPT_POLICY_ON_ERROR] = {0, 1, 0},
+    [MXR_OPT_SMTP_CONNECT_MS] = {1, 3600000, 30000},
+    [MXR_OPT_SMTP_GREETING_MS] = {1, 3600000, 300000},
+    [MXR_OPT_SMTP_COMMAND_MS] = {1, 3600000, 300000},
+    [MXR_OPT_SMTP_TLS_MS] = {1, 3600000, 60000},
+    [MXR_OPT_SMTP_DATA_MS] = {1, 3600000, 120000},
+    [MXR_OPT_SMTP_BLOCK_MS] = {1, 3600000, 180000},
+    [MXR_OPT_SMTP_DOT_MS] = {1, 3600000, 600000},
+    [MXR_OPT_SMTP_TLS] = {0, 3, MXR_TLS_OPPORTUNISTIC},
+    [MXR_OPT_SMTP_MAX_REPLY] = {512, 16 << 20, 65536},
 };
 
 mxr_status mxr_options_new(mxr_options **out)
@@ -87,6 +98,8 @@ void mxr_options_free(mxr_options *o)
         free(o->policies[i].config);
     }
     free(o->policies);
+    free(o->helo);
+    free(o->tls_ca);
     free(o);
 }
 
@@ -97,7 +110,9 @@ static const char *const option_names[MXR_OPT_COUNT_] = {
     "max-mx-records", "cache-max-bytes", "ttl-min", "ttl-max", "neg-ttl-max",
     "tempfail-ttl", "max-inflight", "max-pending", "health-max-bytes",
     "policy-max-instructions", "policy-max-ms", "policy-max-memory",
-    "policy-on-error",
+    "policy-on-error", "smtp-connect-ms", "smtp-greeting-ms",
+    "smtp-command-ms", "smtp-tls-ms", "smtp-data-ms", "smtp-block-ms",
+    "smtp-dot-ms", "smtp-tls", "smtp-max-reply",
 };
 
 mxr_status mxr_options_set(mxr_options *o, mxr_option opt, int64_t value)
@@ -352,4 +367,51 @@ void mxr_options_set_sock_callback(mxr_options *o, mxr_sock_fn fn, void *ud)
 const char *mxr_options_errmsg(const mxr_options *o)
 {
     return o ? o->err : "no options";
+}
+
+/* An EHLO argument (RFC 5321 4.1.1.1): a domain or an address literal.
+ * Printable ASCII without spaces: it goes into a command line. */
+static bool helo_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 255)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (name[i] <= 0x20 || name[i] >= 0x7f)
+            return false;
+    return true;
+}
+
+static mxr_status replace_string(char **slot, const char *value)
+{
+    char *copy = strdup(value);
+    if (!copy)
+        return MXR_ENOMEM;
+    free(*slot);
+    *slot = copy;
+    return MXR_OK;
+}
+
+mxr_status mxr_options_set_helo(mxr_options *o, const char *name)
+{
+    if (!o || !name)
+        return MXR_EINVAL;
+    if (!helo_ok(name)) {
+        snprintf(o->err, sizeof o->err,
+                 "EHLO name must be 1 to 255 printable characters without "
+                 "spaces");
+        return MXR_EINVAL;
+    }
+    return replace_string(&o->helo, name);
+}
+
+mxr_status mxr_options_set_tls_ca(mxr_options *o, const char *path)
+{
+    if (!o || !path)
+        return MXR_EINVAL;
+    if (access(path, R_OK) != 0) {
+        snprintf(o->err, sizeof o->err, "%s: %s", path, strerror(errno));
+        return MXR_EINVAL;
+    }
+    return replace_string(&o->tls_ca, path);
 }

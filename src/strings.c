@@ -134,3 +134,25 @@ const char *mxr_family_name(mxr_family family)
         return family_words[family];
     return "unknown";
 }
+
+static const char *const tls_words[] = {
+    [MXR_TLS_OPPORTUNISTIC] = "opportunistic",
+    [MXR_TLS_REQUIRED] = "required",
+    [MXR_TLS_VERIFY] = "verify",
+    [MXR_TLS_NONE] = "none",
+};
+
+int mxr_tls_mode_parse(const char *word)
+{
+    for (size_t i = 0; word && i < sizeof tls_words / sizeof *tls_words; i++)
+        if (strcmp(word, tls_words[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+const char *mxr_tls_mode_name(mxr_tls_mode mode)
+{
+    if ((unsigned)mode < sizeof tls_words / sizeof *tls_words)
+        return tls_words[mode];
+    return "unknown";
+}

@@ -53,6 +53,8 @@ int cmd_route(int argc, char **argv);
 int cmd_simulate(int argc, char **argv);
 int cmd_test(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
+int cmd_send(int argc, char **argv);
 
 /* Output of one routing result. */
 void out_text(FILE *out, const char *input, mxr_status st, const mxr_plan *p,

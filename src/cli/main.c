@@ -16,6 +16,9 @@ static const command commands[] = {
      "walk the failover machine against scripted outcomes"},
     {"check", cmd_check,
      "report problems and the sender's view of a domain's MX setup"},
+    {"probe", cmd_probe,
+     "walk the plan against the real SMTP servers, up to RCPT"},
+    {"send", cmd_send, "deliver a message along the plan and failover rules"},
 };
 
 static void usage(FILE *out)
