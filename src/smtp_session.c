@@ -52,6 +52,7 @@ struct mxr__smtp {
     bool ended; /* end event fired */
     bool tls_on;
     bool tls_read_wants_write; /* an SSL_read that must wait to write */
+    bool input_dropped;        /* in[] emptied while being parsed */
     mxr__tls *tls;
     bool has_8bitmime, has_smtputf8, has_starttls;
     size_t rcpt_i, accepted;
@@ -174,9 +175,22 @@ static void queue(mxr__smtp *s, const char *fmt, ...)
 
 /* Report how the session ended, once; then say goodbye politely when the
  * connection still works, else close it. */
+static void flush_now(mxr__smtp *s);
+
+/* Report how the session ended, once. When the connection still works,
+ * QUIT goes out first (RFC 5321 4.1.1.10), so that even an embedder that
+ * tears the engine down at once has said goodbye; else the socket
+ * closes. */
 static void finish(mxr__smtp *s, mxr_stage stage, mxr_class cls, int code,
                    const char *enhanced, const char *text)
 {
+    bool usable =
+        cls == MXR_CLASS_OK || cls == MXR_CLASS_4XX || cls == MXR_CLASS_5XX;
+    bool quit = usable && s->fd >= 0 && s->ph != PH_QUIT;
+    if (quit) {
+        queue(s, "QUIT");
+        flush_now(s);
+    }
     if (!s->ended) {
         s->ended = true;
         mxr_outcome o = {stage, cls, code,
@@ -187,14 +201,10 @@ static void finish(mxr__smtp *s, mxr_stage stage, mxr_class cls, int code,
         memset(&s->job, 0, sizeof s->job);
         ev.end(ev.ud, &o, tls, accepted);
     }
-    bool usable =
-        cls == MXR_CLASS_OK || cls == MXR_CLASS_4XX || cls == MXR_CLASS_5XX;
-    if (usable && s->fd >= 0 && s->ph != PH_QUIT) {
-        queue(s, "QUIT");
-        enter(s, PH_QUIT);
-    } else {
+    if (quit && s->fd >= 0)
+        enter(s, PH_QUIT); /* resets the reply: after the event */
+    else
         close_socket(s);
-    }
 }
 
 static void fail_io(mxr__smtp *s, mxr_class cls, const char *text)
@@ -207,10 +217,20 @@ static void fail_io(mxr__smtp *s, mxr_class cls, const char *text)
     close_socket(s);
 }
 
+/* The reply ends the session. A 2xx or 3xx where none belongs (a 354 to
+ * EHLO, a 250 to DATA) is a protocol error, not progress: the server and
+ * we no longer agree where we are. */
 static void fail_reply(mxr__smtp *s, mxr_stage stage)
 {
     const mxr__reply *r = &s->reply;
-    finish(s, stage, mxr_class_of_code(r->code), r->code, r->enhanced, r->text);
+    mxr_class cls = mxr_class_of_code(r->code);
+    if (cls == MXR_CLASS_OK) {
+        finish(s, stage, MXR_CLASS_RESET, r->code, r->enhanced,
+               "unexpected reply");
+        close_socket(s);
+        return;
+    }
+    finish(s, stage, cls, r->code, r->enhanced, r->text);
 }
 
 /* ------------------------------------------------------- the dialogue */
@@ -288,6 +308,7 @@ static void start_handshake(mxr__smtp *s)
     /* Anything the server sent after its 220 came in clear and must not
      * be read as part of the TLS session (RFC 3207 section 4.2). */
     s->inlen = 0;
+    s->input_dropped = true;
     enter(s, PH_HANDSHAKE);
     on_handshake(s); /* the ClientHello goes out now */
 }
@@ -345,8 +366,14 @@ static void on_reply(mxr__smtp *s)
         ok ? send_ehlo(s, PH_EHLO) : fail_reply(s, MXR_STAGE_GREETING);
         break;
     case PH_EHLO:
-        /* RFC 5321 3.2: a server that does not know EHLO gets HELO. */
-        ok ? after_ehlo(s) : send_ehlo(s, PH_HELO);
+        /* RFC 5321 3.2: a server that does not know EHLO (5xx) gets
+         * HELO; a 4xx is "not now", not "not known". */
+        if (ok)
+            after_ehlo(s);
+        else if (r->code >= 500)
+            send_ehlo(s, PH_HELO);
+        else
+            fail_reply(s, MXR_STAGE_EHLO);
         break;
     case PH_HELO:
         if (!ok)
@@ -369,7 +396,12 @@ static void on_reply(mxr__smtp *s)
         ok ? after_ehlo(s) : fail_reply(s, MXR_STAGE_EHLO);
         break;
     case PH_MAIL:
-        ok ? send_rcpt(s) : fail_reply(s, MXR_STAGE_MAIL);
+        if (!ok)
+            fail_reply(s, MXR_STAGE_MAIL);
+        else if (s->job.nrcpts == 0)
+            after_rcpt_phase(s);
+        else
+            send_rcpt(s);
         break;
     case PH_RCPT:
         on_rcpt_reply(s);
@@ -443,6 +475,22 @@ static ssize_t io_write(mxr__smtp *s, const char *buf, size_t len, int *err)
     return -1;
 }
 
+/* Write the queued command now if the socket takes it; what does not go
+ * out waits for writability. A broken socket just closes. */
+static void flush_now(mxr__smtp *s)
+{
+    int err = 0;
+    while (s->fd >= 0 && s->outoff < s->outlen) {
+        ssize_t n =
+            io_write(s, s->out + s->outoff, s->outlen - s->outoff, &err);
+        if (n < 0)
+            close_socket(s);
+        if (n <= 0)
+            return;
+        s->outoff += (size_t)n;
+    }
+}
+
 static const char *broken_text(int err)
 {
     return err == ECONNRESET || err == EPIPE ? "connection closed by the server"
@@ -476,9 +524,13 @@ static void parse_input(mxr__smtp *s)
         }
         if (done)
             on_reply(s);
+        if (s->input_dropped) { /* by STARTTLS: start over, empty */
+            s->input_dropped = false;
+            off = 0;
+        }
     }
-    if (s->ph == PH_CLOSED || s->ph == PH_HANDSHAKE)
-        return; /* input dropped: closed, or clear text before TLS */
+    if (s->ph == PH_CLOSED)
+        return;
     memmove(s->in, s->in + off, s->inlen - off);
     s->inlen -= off;
 }
