@@ -63,7 +63,8 @@ fi
 #   .2 backup store  .3 mixed-RCPT store  .4 store without 8BITMIME
 #   .5 STARTTLS store  .6 STARTTLS-required store  .7 store refusing EHLO
 #   .8 .9 tie sinks  .10-.24 scripted smtp-sinks  .30 silent  .31 drop-data
-#   .32 multi-line greeting  .40 .41 closed (nothing listens)
+#   .32 multi-line greeting  .33 store without SMTPUTF8
+#   .40 .41 closed (nothing listens)
 started=1
 start() { "$@" || started=0; }
 start smtp_peer backup 127.0.0.2 store
@@ -76,6 +77,7 @@ start smtp_peer helo 127.0.0.7 store --no-ehlo 502
 start smtp_peer silent 127.0.0.30 silent
 start smtp_peer dropdata 127.0.0.31 drop-data --after 1
 start smtp_peer multiline 127.0.0.32 multiline
+start smtp_peer noutf8 127.0.0.33 store --no-smtputf8
 start smtp_sink tie-a 127.0.0.8
 start smtp_sink tie-b 127.0.0.9
 start smtp_sink greet5 127.0.0.10 -f CONNECT
@@ -105,6 +107,8 @@ mx.mixed	A	127.0.0.3
 mixed		MX	10 mx.mixed
 mx.no8bit	A	127.0.0.4
 no8bit		MX	10 mx.no8bit
+mx.noutf8	A	127.0.0.33
+noutf8		MX	10 mx.noutf8
 mx.tls		A	127.0.0.5
 tls		MX	10 mx.tls
 mx.wrongname	A	127.0.0.5
@@ -424,6 +428,17 @@ expect_file_jq "8-bit body: MAIL ... BODY=8BITMIME" "$(stored_meta backup 8bit@p
 send_case "send 8-bit body, 8BITMIME not offered" 8bit@no8bit.smtp.test "$M/8bit.eml"
 expect_file_jq "no 8BITMIME offered: no BODY=8BITMIME parameter" "$(stored_meta no8bit 8bit@no8bit.smtp.test)" \
   'all(.mail_options[]; startswith("BODY=8BITMIME") | not)'
+U8=$'j\303\266ran'
+send_case "send to a UTF-8 local part, SMTPUTF8 offered" "$U8@plain.smtp.test" "$M/crlf.eml"
+expect_file_jq "UTF-8 address: MAIL ... SMTPUTF8, recipient as given" "$(stored_meta backup "$U8@plain.smtp.test")" \
+  'any(.mail_options[]; . == "SMTPUTF8") and .rcpt_tos == ["'"$U8"'@plain.smtp.test"]'
+run send --json "${O[@]}" --from "$FROM" --to "$U8@noutf8.smtp.test" "$M/crlf.eml"
+expect_rc "UTF-8 address, SMTPUTF8 not offered: bounce (RFC 6531, no downgrade)" 68
+expect_jq "no SMTPUTF8: bounced at MAIL with 5.6.7, nothing stored" \
+  '.recipients[0].state == "bounced" and .recipients[0].enhanced == "5.6.7"
+   and .domains[0].attempts[0].stage == "mail" and .domains[0].attempts[0].class == "5xx"'
+if [ "$(smtp_count noutf8)" = 0 ]; then pass "no SMTPUTF8: the server stored nothing"; else
+  fail "no SMTPUTF8: the server stored nothing" 0 "$(smtp_count noutf8)"; fi
 send_case "send through a three-line greeting" ml@multiline.smtp.test "$M/crlf.eml"
 stored_equals "multi-line greeting: stored byte for byte" multiline ml@multiline.smtp.test "$M/crlf.eml"
 send_case "send to a server refusing EHLO (HELO fallback)" h@helo.smtp.test "$M/crlf.eml"
