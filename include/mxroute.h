@@ -588,7 +588,10 @@ MXR_EXTERN mxr_action mxr_attempt_verdict(const mxr_attempt *attempt);
  * address (no second DNS lookup), reports every RCPT reply and how the
  * session ended to the machine, and follows its decision. It is driven
  * by the same loop as routing (mxr_engine_fds/timeout/process, or
- * mxr_engine_run). Sockets never raise SIGPIPE. */
+ * mxr_engine_run). Sockets never raise SIGPIPE. After on_done, a
+ * session may still wait for the reply to its QUIT (at most 10 s):
+ * mxr_engine_timeout stays >= 0 until it closes; mxr_engine_destroy
+ * closes it at once. */
 
 typedef enum mxr_send_event_kind {
     MXR_SEND_EVENT_RCPT = 0,   /* a recipient's RCPT reply */

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # it_embed.sh -- the embedding examples (examples/blocking.c,
-# examples/epoll_routes.c, examples/relay.c) build against the *installed*
-# library through pkg-config, with examples/Makefile, and behave as their
-# comments say: offline on examples/zones, and on a real knotd (--server)
-# when knotd is installed.
+# examples/epoll_routes.c, examples/relay.c, examples/deliver.c) build
+# against the *installed* library through pkg-config, with
+# examples/Makefile, and behave as their comments say: offline on
+# examples/zones, on a real knotd (--server) when knotd is installed, and
+# (deliver) against real SMTP peers on 127.0.0.x (tests/lib/smtp.sh:
+# aiosmtpd store peers, a silent listener, a closed address) when their
+# tools are installed.
 #
 # Steps: `cmake --install` the build into a temporary prefix; `make -C
 # examples O=<tmp>` with PKG_CONFIG_PATH pointing there (no binary is left
@@ -52,8 +55,10 @@ done
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/mxr-embed.XXXXXX") || die "setup: mktemp"
 KNOT_PID=
+SMTP_UP=0
 cleanup() {
   if [ -n "${KNOT_PID:-}" ]; then knot_stop; fi
+  if [ "$SMTP_UP" = 1 ]; then smtp_stop_all; fi
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -144,11 +149,11 @@ if timeout 300 make -C "$SRC/examples" "${MAKE_VARS[@]}" >"$OUT" 2>"$ERR"; then
 else
   die "build: make -C examples O=DIR (-Wall -Wextra -Werror)"
 fi
-for p in blocking epoll_routes relay; do
+for p in blocking epoll_routes relay deliver; do
   [ -x "$BIN/$p" ] || die "build: $p built" "$BIN/$p" "missing"
   [ -e "$SRC/examples/$p" ] && fail "build: no $p left in the source tree" "" "$SRC/examples/$p"
 done
-pass "build: three programs in O=, none in the source tree"
+pass "build: four programs in O=, none in the source tree"
 if grep -q -- "-lmxroute" "$OUT" && ! grep -Eq -- "-l(cares|ldns|idn2|lua)" "$OUT"; then
   pass "build: linked with -lmxroute only (shared library)"
 else
@@ -408,11 +413,169 @@ if [ "$KNOT_OK" = 1 ]; then
   fi
 fi
 
+# ---------------------------------------------------- deliver (real SMTP)
+
+# deliver runs libmxroute's SMTP client in its own epoll loop, driven by
+# the socket callback. Peers (all on $SMTP_PORT): .2 store (the backup),
+# .3 store refusing bad@other.embed.test, .5 silent (never greets); .4 is
+# closed. DNS comes from a zone file.
+# shellcheck source=lib/smtp.sh
+. "$SRC/tests/lib/smtp.sh"
+SMTP_OK=0
+if ! command -v jq >/dev/null 2>&1; then
+  skip "jq not installed: deliver against SMTP peers"
+elif ! smtp_init "$TMP/smtp" >"$TMP/smtp-init.log" 2>&1; then
+  skip "SMTP peer tools missing: deliver against SMTP peers ($(head -n 1 "$TMP/smtp-init.log"))"
+else
+  SMTP_UP=1
+  if smtp_peer backup 127.0.0.2 store &&
+     smtp_peer other 127.0.0.3 store --reject-rcpt bad@other.embed.test=550 &&
+     smtp_peer silent 127.0.0.5 silent; then
+    SMTP_OK=1
+    pass "deliver: SMTP peers listen on 127.0.0.2, .3, .5 port $SMTP_PORT"
+  else
+    fail "deliver: SMTP peers listen on 127.0.0.2, .3, .5 port $SMTP_PORT" \
+      "three peers" "$(cat "$SMTP_DIR"/*.err 2>/dev/null | head -c 600)"
+  fi
+fi
+
+if [ "$SMTP_OK" = 1 ]; then
+  P=$SMTP_PORT
+  smtp_zone "$TMP/embed.test.zone" embed.test <<'ZONE'
+mx1.failover	A	127.0.0.4
+mx2.failover	A	127.0.0.2
+failover	MX	10 mx1.failover
+failover	MX	20 mx2.failover
+plain		MX	10 mx2.failover
+mx.other	A	127.0.0.3
+other		MX	10 mx.other
+mx1.slow	A	127.0.0.5
+slow		MX	10 mx1.slow
+slow		MX	20 mx2.failover
+down		MX	10 mx1.failover
+ZONE
+  D=(--zone "$TMP/embed.test.zone" --allow-loopback --port "$P"
+     --helo deliver.embed.test --from sender@client.test)
+  # CRLF, with lines that must be dot-stuffed: ".x", "..x" and a lone ".".
+  printf 'From: <sender@client.test>\r\nTo: <check@failover.embed.test>\r\nSubject: deliver.c\r\n\r\nfirst line\r\n.leading dot\r\n..two dots\r\n.\r\nafter a lone dot\r\nlast line\r\n' >"$TMP/msg.eml"
+
+  # stored_equals NAME PEER RCPT: exactly one message for RCPT at PEER,
+  # byte for byte the input.
+  stored_equals() {
+    local found n
+    found=$(smtp_find "$2" "$3")
+    n=$(printf '%s' "$found" | grep -c .)
+    if [ "$n" != 1 ]; then
+      fail "$1" "one message for $3 at $2" "$n"
+    elif cmp -s "$found.eml" "$TMP/msg.eml"; then
+      pass "$1"
+    else
+      fail "$1" "stored bytes == input ($(wc -c <"$TMP/msg.eml") bytes)" \
+        "$(wc -c <"$found.eml") bytes; $(cmp "$found.eml" "$TMP/msg.eml" 2>&1 | head -n 1)"
+    fi
+  }
+  # stored_envelope NAME PEER RCPT JQ: the envelope of RCPT's message holds.
+  stored_envelope() {
+    local f
+    f=$(smtp_find "$2" "$3" | head -n 1)
+    if [ -n "$f" ] && jq -e "$4" "$f.json" >/dev/null 2>&1; then
+      pass "$1"
+    else
+      fail "$1" "jq: $4" "$(cat "$f.json" 2>/dev/null || echo 'no message')"
+    fi
+  }
+  # line_of REGEX: number of the first stdout line matching, or 0.
+  line_of() {
+    local n
+    n=$(grep -En -- "$1" "$OUT" | head -n 1 | cut -d: -f1)
+    echo "${n:-0}"
+  }
+  # expect_socks_balanced NAME MIN: the socket callback added at least MIN
+  # descriptors (with zone files, all SMTP) and removed every one.
+  expect_socks_balanced() {
+    local add del
+    add=$(sed -n 's/^sockets \([0-9]*\) added.*/\1/p' "$ERR")
+    del=$(sed -n 's/^sockets .* \([0-9]*\) removed$/\1/p' "$ERR")
+    if [ -n "$add" ] && [ "$add" -ge "$2" ] && [ "$del" = "$add" ]; then
+      pass "$1: the socket callback added $add SMTP descriptor(s) and removed them"
+    else
+      fail "$1: the socket callback added >= $2 descriptor(s) and removed them" \
+        ">= $2 added, as many removed" "$(grep '^sockets' "$ERR")"
+    fi
+  }
+
+  # The primary refuses the connection: the backup takes the message.
+  STDIN=$TMP/msg.eml run deliver "${D[@]}" --to check@failover.embed.test
+  expect_rc "deliver: primary refused" 0
+  l_refused=$(line_of "^failover\.embed\.test: hop 1 mx1\.failover\.embed\.test 127\.0\.0\.4 port $P: session ended at connect: refused .* -> next-(address|host) \(0 accepted\)$")
+  l_rcpt=$(line_of "^failover\.embed\.test: hop 2 mx2\.failover\.embed\.test 127\.0\.0\.2 port $P: rcpt <check@failover\.embed\.test>: ok 250 .* -> continue$")
+  l_dot=$(line_of "^failover\.embed\.test: hop 2 mx2\.failover\.embed\.test 127\.0\.0\.2 port $P: session ended at dot: ok 250 .* -> delivered \(1 accepted\)$")
+  if [ "$l_refused" -gt 0 ] && [ "$l_rcpt" -gt "$l_refused" ] && [ "$l_dot" -gt "$l_rcpt" ]; then
+    pass "deliver: primary refused: hop 1 refused, then RCPT and end of data at the backup"
+  else
+    fail "deliver: primary refused: hop 1 refused, then RCPT and end of data at the backup" \
+      "lines refused < rcpt < delivered" "$l_refused $l_rcpt $l_dot"
+  fi
+  expect_out "deliver: primary refused: delivered by the backup host" \
+    '^check@failover\.embed\.test: delivered \(mx2\.failover\.embed\.test: 250 '
+  expect_out "deliver: primary refused: summary" '^1 delivered, 0 bounced, 0 deferred$'
+  stored_equals "deliver: the backup stored the CRLF input byte for byte" \
+    backup check@failover.embed.test
+  stored_envelope "deliver: envelope sender, recipient and --helo reached the backup" \
+    backup check@failover.embed.test \
+    '.mail_from == "sender@client.test" and .helo == "deliver.embed.test"
+     and .rcpt_tos == ["check@failover.embed.test"]'
+  expect_socks_balanced "deliver: primary refused" 1
+
+  # Two domains side by side in one engine; one recipient refused (550).
+  STDIN=$TMP/msg.eml run deliver "${D[@]}" --to two@plain.embed.test \
+    --to a@other.embed.test --to bad@other.embed.test
+  expect_rc "deliver: two domains, one recipient refused" 68
+  expect_out "deliver: two domains: bad refused at RCPT -> bounce" \
+    "^other\.embed\.test: hop 1 mx\.other\.embed\.test 127\.0\.0\.3 port $P: rcpt <bad@other\.embed\.test>: 5xx 550 .* -> bounce$"
+  if [ "$(grep -c '^other\.embed\.test: .*session ended' "$OUT")" = 1 ] &&
+     [ "$(grep -c '^plain\.embed\.test: .*session ended' "$OUT")" = 1 ]; then
+    pass "deliver: two domains: one session each"
+  else
+    fail "deliver: two domains: one session each" "1 and 1" "$(grep 'session ended' "$OUT")"
+  fi
+  expect_out "deliver: two domains: bad bounced" \
+    '^bad@other\.embed\.test: bounced \(mx\.other\.embed\.test: 550 '
+  expect_out "deliver: two domains: summary" '^2 delivered, 1 bounced, 0 deferred$'
+  stored_equals "deliver: two domains: plain.embed.test stored at the backup" \
+    backup two@plain.embed.test
+  stored_equals "deliver: two domains: other.embed.test stored at its MX" \
+    other a@other.embed.test
+  stored_envelope "deliver: two domains: the refused recipient is not in the envelope" \
+    other a@other.embed.test '.rcpt_tos == ["a@other.embed.test"]'
+  expect_socks_balanced "deliver: two domains" 2
+
+  # A primary that never greets: the greeting timeout fires from
+  # mxr_engine_process(MXR_NOFD, MXR_NOFD) after epoll_wait timed out.
+  STDIN=$TMP/msg.eml run deliver "${D[@]}" --timeout 1000 --to slow@slow.embed.test
+  expect_rc "deliver: silent primary" 0
+  expect_out "deliver: silent primary: greeting timeout -> next" \
+    "^slow\.embed\.test: hop 1 mx1\.slow\.embed\.test 127\.0\.0\.5 port $P: session ended at greeting: timeout .* -> next-(address|host) \(0 accepted\)$"
+  expect_out "deliver: silent primary: delivered by the backup" \
+    '^slow@slow\.embed\.test: delivered \(mx2\.failover\.embed\.test: 250 '
+  expect_socks_balanced "deliver: silent primary" 2
+
+  # The only host is down: deferred.
+  STDIN=$TMP/msg.eml run deliver "${D[@]}" --to later@down.embed.test
+  expect_rc "deliver: only host refused -> deferred" 75
+  expect_out "deliver: only host refused: deferred with a retry time" \
+    '^later@down\.embed\.test: deferred, retry in [0-9]+ s \(mx1\.failover\.embed\.test: '
+
+  STDIN=$TMP/msg.eml run deliver "${D[@]}"
+  expect_rc "deliver: no --to is a usage error" 64
+fi
+
 # ------------------------------------------------------------------ clean
 
 LAST_CMD="make -C $SRC/examples O=$BIN clean"
 if timeout 60 make -C "$SRC/examples" O="$BIN" clean >"$OUT" 2>"$ERR" &&
-   [ ! -e "$BIN/blocking" ] && [ ! -e "$BIN/epoll_routes" ] && [ ! -e "$BIN/relay" ]; then
+   [ ! -e "$BIN/blocking" ] && [ ! -e "$BIN/epoll_routes" ] && [ ! -e "$BIN/relay" ] &&
+   [ ! -e "$BIN/deliver" ]; then
   pass "make clean removes the programs"
 else
   fail "make clean removes the programs"
