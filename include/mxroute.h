@@ -624,10 +624,11 @@ typedef void (*mxr_send_done_fn)(void *arg, mxr_status status,
 
 /* Deliver msg (len bytes; RFC 5322 text with any line ends: sent with
  * CRLF and dot-stuffing) along attempt, from the attempt's sender to its
- * pending recipients. msg may be NULL with MXR_SEND_PROBE. msg and
- * attempt must stay valid, and the attempt untouched, until on_done
- * fires (exactly once, from mxr_engine_process or mxr_engine_destroy).
- * MXR_EINVAL for an address with control characters or over 256 octets.
+ * pending recipients. msg may be NULL with MXR_SEND_PROBE; it is copied
+ * (in its wire form) before mxr_send returns. The attempt must stay
+ * valid and untouched until on_done fires (exactly once, from
+ * mxr_engine_process or mxr_engine_destroy). MXR_EINVAL for an address
+ * with control characters or over 254 octets.
  * on_event may be NULL. */
 MXR_EXTERN mxr_status mxr_send(mxr_engine *engine, mxr_attempt *attempt,
                                const char *msg, size_t len, unsigned flags,

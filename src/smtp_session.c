@@ -333,7 +333,8 @@ static void on_rcpt_reply(mxr__smtp *s)
 {
     const mxr__reply *r = &s->reply;
     mxr_class cls = mxr_class_of_code(r->code);
-    if (cls == MXR_CLASS_421) { /* the server is closing: the session */
+    /* 421 closes the session; a 3xx is no answer to RCPT at all. */
+    if (cls == MXR_CLASS_421 || (r->code >= 300 && r->code < 400)) {
         fail_reply(s, MXR_STAGE_RCPT);
         return;
     }

@@ -47,6 +47,9 @@ typedef struct cli_engine_opts {
 int cli_engine_option(mxr_options *opts, int opt, const char *arg);
 /* The option help lines for the shared engine options. */
 void cli_engine_usage(FILE *out);
+/* The same, naming the DNS timeout option dns_timeout_flag (probe and
+ * send call it --dns-timeout: their --timeout is SMTP's). */
+void cli_engine_usage_with(FILE *out, const char *dns_timeout_flag);
 
 /* Commands. */
 int cmd_route(int argc, char **argv);

@@ -85,8 +85,8 @@ static void log_to_stderr(void *ud, int level, const char *msg)
 {
     static const char *const tags[] = {"", "warning: ", "error: "};
     fflush(stdout); /* results and messages in order, also in a pipe */
-    fprintf(stderr, "mxroute: %s%s\n", tags[level >= 0 && level < 3 ? level : 0],
-            msg);
+    fprintf(stderr, "mxroute: %s%s\n",
+            tags[level >= 0 && level < 3 ? level : 0], msg);
 }
 
 static int policy_option(mxr_options *o, int opt, const char *arg)
@@ -117,9 +117,9 @@ static int policy_option(mxr_options *o, int opt, const char *arg)
                             "'defer'\n");
             return EXIT_USAGE;
         }
-        return checked(o, mxr_options_set(o, MXR_OPT_POLICY_ON_ERROR,
-                                          arg[2] == 'f'),
-                       "--policy-on-error", arg);
+        return checked(
+            o, mxr_options_set(o, MXR_OPT_POLICY_ON_ERROR, arg[2] == 'f'),
+            "--policy-on-error", arg);
     }
     return -1;
 }
@@ -140,8 +140,9 @@ int cli_engine_option(mxr_options *o, int opt, const char *arg)
     case 'f': {
         int f = mxr_family_parse(arg);
         if (f < 0) {
-            fprintf(stderr, "mxroute: --family: '%s' is not any, ipv4, ipv6, "
-                            "prefer-ipv4 or prefer-ipv6\n",
+            fprintf(stderr,
+                    "mxroute: --family: '%s' is not any, ipv4, ipv6, "
+                    "prefer-ipv4 or prefer-ipv6\n",
                     arg);
             return EXIT_USAGE;
         }
@@ -170,13 +171,18 @@ int cli_engine_option(mxr_options *o, int opt, const char *arg)
 
 void cli_engine_usage(FILE *out)
 {
+    cli_engine_usage_with(out, "--timeout MS");
+}
+
+void cli_engine_usage_with(FILE *out, const char *dns_timeout_flag)
+{
     fprintf(out,
             "resolver options:\n"
             "  --server IP[:PORT]   DNS server to ask (repeatable; default: "
             "/etc/resolv.conf)\n"
             "  --zone FILE          answer offline from a zone file "
             "(repeatable)\n"
-            "  --timeout MS         DNS timeout per try (default 2000)\n"
+            "  %-20s DNS timeout per try (default 2000)\n"
             "  --tries N            DNS tries per server (default 2)\n"
             "  --max-inflight N     DNS queries in flight at once (default "
             "100)\n"
@@ -203,5 +209,6 @@ void cli_engine_usage(FILE *out)
             "  --policy-max-ms MS   CPU time per hook call (default 100)\n"
             "  --policy-max-memory BYTES    per policy (default 33554432)\n"
             "  --policy-on-error default|defer  when a hook fails "
-            "(default: default)\n");
+            "(default: default)\n",
+            dns_timeout_flag);
 }

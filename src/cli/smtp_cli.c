@@ -54,11 +54,10 @@ static void usage(FILE *out, bool probe)
             "or none\n"
             "  --tls-ca FILE        trust anchors for --tls verify (default: "
             "the system's)\n"
-            "  --dns-timeout MS     DNS timeout per try (default 2000)\n"
             "  --json               one JSON object with every attempt and "
             "recipient\n",
             probe ? "" : "  --to ADDR            a recipient (repeatable)\n");
-    cli_engine_usage(out);
+    cli_engine_usage_with(out, "--dns-timeout MS");
     fprintf(out,
             "\nexit status: 0 %s, 75 some recipient deferred, 68 some "
             "bounced\n(none deferred), 64 usage, 65 invalid address, 66 "
