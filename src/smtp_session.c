@@ -173,8 +173,6 @@ static void queue(mxr__smtp *s, const char *fmt, ...)
 
 /* ------------------------------------------------------- ending a session */
 
-/* Report how the session ended, once; then say goodbye politely when the
- * connection still works, else close it. */
 static void flush_now(mxr__smtp *s);
 
 /* Report how the session ended, once. When the connection still works,
@@ -659,7 +657,10 @@ static void session_step(mxr__smtp *s, bool rd, bool wr, uint64_t now)
         session_step(s, false, false, now);
         return;
     }
-    if (s->ph != PH_CLOSED && now >= s->deadline && !rd && !wr)
+    /* After the events: a reply that came in time has moved the deadline.
+     * Checked even when bytes arrived, so a server trickling a reply
+     * cannot hold the session past it. */
+    if (s->ph != PH_CLOSED && now >= s->deadline)
         fail_io(s, MXR_CLASS_TIMEOUT,
                 s->ph == PH_QUIT ? "no reply to QUIT" : "timed out");
     if (s->ph != PH_CLOSED && s->ph != PH_HANDSHAKE)

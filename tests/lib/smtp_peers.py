@@ -45,6 +45,8 @@ Kinds:
                                             STARTTLS with 530 until STARTTLS
   silent  accept TCP connections and never send a byte (keeps them open
           until the client closes)
+  trickle send "220-" continuation lines forever, one every 100 ms: bytes
+          keep coming, the reply never ends
   drop-data
           minimal correct SMTP (220, multi-line EHLO 250, HELO, MAIL 250,
           RCPT 250, DATA 354); after reading at least --after BYTES (default
@@ -270,6 +272,22 @@ async def serve_silent(listen, reader, writer):
     writer.close()
 
 
+async def serve_trickle(listen, reader, writer):
+    """A greeting that never ends: one continuation line every 100 ms, so
+    bytes keep arriving but no reply ever completes."""
+    peer = writer.get_extra_info("peername")
+    log_event(listen, peer, "connect")
+    try:
+        while True:
+            writer.write(b"220-still greeting\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.1)
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    log_event(listen, peer, "disconnect")
+    writer.close()
+
+
 def make_raw_handler(opts, listen, kind):
     store = Store(opts.dir, listen) if getattr(opts, "dir", None) else None
     greeting = opts.greeting or ["220 %s ESMTP %s" % (opts.hostname, kind)]
@@ -418,6 +436,7 @@ def build_parser():
     s.add_argument("--tls-key")
     s.add_argument("--require-tls", action="store_true")
     sub.add_parser("silent", parents=[common])
+    sub.add_parser("trickle", parents=[common])
     d = sub.add_parser("drop-data", parents=[common])
     d.add_argument("--after", type=int, default=1, metavar="BYTES")
     for name in ("odd", "multiline", "helo-only"):
@@ -450,9 +469,10 @@ async def amain(opts):
         if opts.kind == "store":
             factory = make_store_server(opts, addr, port)
             srv = await loop.create_server(factory, addr, port, reuse_address=True)
-        elif opts.kind == "silent":
+        elif opts.kind in ("silent", "trickle"):
+            serve = serve_silent if opts.kind == "silent" else serve_trickle
             srv = await asyncio.start_server(
-                lambda r, w, a=addr: serve_silent(a, r, w), addr, port,
+                lambda r, w, a=addr, f=serve: f(a, r, w), addr, port,
                 reuse_address=True)
         else:
             srv = await asyncio.start_server(
