@@ -446,10 +446,18 @@ uint32_t mxr__seconds_left(uint64_t until_ms, uint64_t now_ms)
     return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
 }
 
-/* A TTL of ttl seconds read age_ms ago: whole seconds left. */
+uint32_t mxr__served_ttl_left(uint64_t until_ms, uint64_t now_ms)
+{
+    if (until_ms <= now_ms)
+        return 0;
+    uint64_t d = until_ms - now_ms, s = d / 1000 + (d % 1000 != 0);
+    return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+}
+
+/* A served TTL of ttl seconds read age_ms ago. */
 static uint32_t aged(uint32_t ttl, uint64_t age_ms)
 {
-    return mxr__seconds_left((uint64_t)ttl * 1000, age_ms);
+    return mxr__served_ttl_left((uint64_t)ttl * 1000, age_ms);
 }
 
 void mxr__plan_count_down(mxr_plan *copy, const mxr_plan *tmpl, uint64_t now_ms)

@@ -101,60 +101,37 @@ static void push_notes(lua_State *L, uint32_t notes)
         }
 }
 
-/* A candidate as scripts see it, from the plan or from the builder. */
-typedef struct cand_view {
-    const char *host, *label;
-    uint16_t pref, port;
-    mxr_source src;
-    uint32_t notes, ttl;
-    bool tls;
-    const mxr_addr *addrs;
-    size_t naddrs;
-} cand_view;
-
-static cand_view view_of_host(const mxr__host *h)
+/* A host of the builder as a candidate of a plan, so that one function
+ * shows scripts both (the strings stay the builder's). */
+static mxr_candidate candidate_of_host(const mxr__host *h)
 {
-    return (cand_view){.host = h->name,
-                       .label = h->label,
-                       .pref = h->pref,
-                       .port = h->port,
-                       .src = h->source,
-                       .notes = h->notes,
-                       .ttl = h->ttl,
-                       .tls = h->tls_required,
-                       .addrs = h->addrs,
-                       .naddrs = h->naddrs};
+    return (mxr_candidate){.host = h->name,
+                           .preference = h->pref,
+                           .port = h->port,
+                           .source = h->source,
+                           .notes = h->notes,
+                           .tls_required = h->tls_required,
+                           .naddrs = h->naddrs,
+                           .addrs = h->addrs,
+                           .label = h->label,
+                           .ttl = h->ttl};
 }
 
-static cand_view view_of_candidate(const mxr_candidate *c)
-{
-    return (cand_view){.host = c->host,
-                       .label = c->label,
-                       .pref = c->preference,
-                       .port = c->port,
-                       .src = c->source,
-                       .notes = c->notes,
-                       .ttl = c->ttl,
-                       .tls = c->tls_required,
-                       .addrs = c->addrs,
-                       .naddrs = c->naddrs};
-}
-
-static void push_candidate(lua_State *L, const cand_view *v)
+static void push_candidate(lua_State *L, const mxr_candidate *c)
 {
     lua_createtable(L, 0, 9);
-    set_field_str(L, "host", v->host);
-    set_field_int(L, "preference", v->pref);
-    set_field_int(L, "port", v->port);
-    set_field_str(L, "source", mxr_source_name(v->src));
-    lua_pushboolean(L, v->tls);
+    set_field_str(L, "host", c->host);
+    set_field_int(L, "preference", c->preference);
+    set_field_int(L, "port", c->port);
+    set_field_str(L, "source", mxr_source_name(c->source));
+    lua_pushboolean(L, c->tls_required);
     lua_setfield(L, -2, "tls");
-    if (v->label && v->label[0])
-        set_field_str(L, "label", v->label);
-    set_field_int(L, "ttl", v->ttl);
-    push_addrs(L, v->addrs, v->naddrs);
+    if (c->label && c->label[0]) /* "" in the builder, NULL in a plan */
+        set_field_str(L, "label", c->label);
+    set_field_int(L, "ttl", c->ttl);
+    push_addrs(L, c->addrs, c->naddrs);
     lua_setfield(L, -2, "addresses");
-    push_notes(L, v->notes);
+    push_notes(L, c->notes);
     lua_setfield(L, -2, "notes");
 }
 
@@ -167,8 +144,8 @@ static int plan_candidates(lua_State *L)
     if (ed->edited) {
         lua_createtable(L, (int)ed->pb.nhosts, 0);
         for (size_t i = 0; i < ed->pb.nhosts; i++) {
-            cand_view v = view_of_host(&ed->pb.hosts[i]);
-            push_candidate(L, &v);
+            mxr_candidate c = candidate_of_host(&ed->pb.hosts[i]);
+            push_candidate(L, &c);
             lua_rawseti(L, -2, (lua_Integer)i + 1);
         }
         return 1;
@@ -176,8 +153,7 @@ static int plan_candidates(lua_State *L)
     const mxr_plan *p = ed->plan;
     lua_createtable(L, (int)p->ncandidates, 0);
     for (size_t i = 0; i < p->ncandidates; i++) {
-        cand_view v = view_of_candidate(&p->candidates[i]);
-        push_candidate(L, &v);
+        push_candidate(L, &p->candidates[i]);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     return 1;
@@ -390,7 +366,8 @@ static int add_k(lua_State *L, int status, lua_KContext ctx)
                         temp ? "lookup failed" : "no address");
         return 2;
     }
-    add_host(L, ed, &s, addrs, n, mxr__seconds_left(until, mxr__now_ms(ed->e)));
+    add_host(L, ed, &s, addrs, n,
+             mxr__served_ttl_left(until, mxr__now_ms(ed->e)));
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -419,8 +396,8 @@ static bool host_matches(lua_State *L, const mxr__host *h, int how)
     if (lua_type(L, how) == LUA_TSTRING)
         return strcasecmp(h->name, lua_tostring(L, how)) == 0;
     lua_pushvalue(L, how); /* a predicate on the candidate */
-    cand_view v = view_of_host(h);
-    push_candidate(L, &v);
+    mxr_candidate c = candidate_of_host(h);
+    push_candidate(L, &c);
     lua_call(L, 1, 1);
     bool yes = lua_toboolean(L, -1);
     lua_pop(L, 1);

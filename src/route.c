@@ -260,7 +260,7 @@ static bool is_local_name(const mxr_engine *e, const char *name)
 static void targets_to_plan(mxr__route *r)
 {
     uint64_t now = mxr__now_ms(r->e);
-    r->pb.mx_ttl = mxr__seconds_left(r->mx_served_until_ms, now);
+    r->pb.mx_ttl = mxr__served_ttl_left(r->mx_served_until_ms, now);
     for (size_t i = 0; i < r->ntargets; i++) {
         mxr__target *t = &r->targets[i];
         if (t->naddrs == 0 && !is_local_name(r->e, t->name)) {
@@ -284,7 +284,7 @@ static void targets_to_plan(mxr__route *r)
         if (h && t->via_cname)
             h->notes |= MXR_NOTE_CNAME_TARGET;
         if (h && t->naddrs)
-            h->ttl = mxr__seconds_left(t->served_until_ms, now);
+            h->ttl = mxr__served_ttl_left(t->served_until_ms, now);
     }
 }
 

@@ -312,9 +312,9 @@ static void test_count_down(void **state)
     mxr_plan *p =
         mxr__plan_clone_for(tmpl, "example.com", mxr_test_alloc_fn, &f->pt);
     mxr__plan_count_down(p, tmpl, 10000 + 100500); /* 100.5 s later */
-    assert_int_equal(p->ttl, 199);
-    assert_int_equal(p->mx_ttl, 86299);
-    assert_int_equal(p->candidates[0].ttl, 3499);
+    assert_int_equal(p->ttl, 199);                 /* may be used 199 s more */
+    assert_int_equal(p->mx_ttl, 86300);            /* 100 whole seconds went */
+    assert_int_equal(p->candidates[0].ttl, 3500);
     assert_int_equal(p->candidates[1].ttl, 0); /* had none: stays 0 */
     /* past every TTL: nothing goes below 0 */
     mxr__plan_count_down(p, tmpl, 10000 + 90000 * 1000ULL);
@@ -339,6 +339,12 @@ static void test_seconds_left(void **state)
     assert_int_equal(mxr__seconds_left(5999, 5000), 0);
     assert_int_equal(mxr__seconds_left(6000, 5000), 1);
     assert_int_equal(mxr__seconds_left(UINT64_MAX, 0), UINT32_MAX);
+    /* a served TTL loses only whole seconds */
+    assert_int_equal(mxr__served_ttl_left(5000, 5000), 0);
+    assert_int_equal(mxr__served_ttl_left(5001, 5000), 1);
+    assert_int_equal(mxr__served_ttl_left(6000, 5000), 1);
+    assert_int_equal(mxr__served_ttl_left(6001, 5000), 2);
+    assert_int_equal(mxr__served_ttl_left(UINT64_MAX, 0), UINT32_MAX);
 }
 
 static void test_pack_null_strings_are_empty(void **state)
