@@ -146,6 +146,13 @@ typedef struct mxr_candidate {
     size_t naddrs;
     const mxr_addr *addrs; /* in the order to try them */
     const char *label;     /* a policy's name for the hop, or NULL */
+    /* Seconds left of the TTL of the host's addresses as DNS served them
+     * (not clamped by MXR_OPT_TTL_MIN/MAX): the smallest over the A/AAAA
+     * answers that gave addresses (and the CNAMEs leading to them); a
+     * negative answer for the other family does not count. Counts down
+     * while the answers are cached. 0 for address literals and for
+     * addresses a policy gave itself. */
+    uint32_t ttl;
 } mxr_candidate;
 
 typedef struct mxr_skipped {
@@ -165,6 +172,13 @@ typedef struct mxr_plan {
     const mxr_candidate *candidates; /* in the order to try them */
     size_t nskipped;
     const mxr_skipped *skipped;
+    /* Seconds left of the TTL of the MX answer as DNS served it (not
+     * clamped), counting down while cached: the MX RRset's TTL (the
+     * smallest over a CNAME chain to it); for NODATA (implicit MX, no mail
+     * host) and NXDOMAIN the negative TTL of RFC 2308, min(SOA TTL, SOA
+     * minimum). 0 when the MX lookup failed and for address literals.
+     * Unlike ttl, it says nothing about the address answers. */
+    uint32_t mx_ttl;
 } mxr_plan;
 
 MXR_EXTERN void mxr_plan_free(mxr_plan *plan);

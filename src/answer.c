@@ -87,8 +87,9 @@ size_t mxr__answer_bytes(const mxr__answer *ans)
     return mxr__alloc_size(ans);
 }
 
-/* The negative TTL of RFC 2308: min(SOA TTL, SOA MINIMUM). */
-static uint32_t negative_ttl(const ldns_pkt *pkt)
+/* The negative TTL of RFC 2308: min(SOA TTL, SOA MINIMUM); none when
+ * there is no SOA. */
+static uint32_t negative_ttl(const ldns_pkt *pkt, uint32_t none)
 {
     ldns_rr_list *auth = ldns_pkt_authority(pkt);
     for (size_t i = 0; i < ldns_rr_list_rr_count(auth); i++) {
@@ -100,7 +101,7 @@ static uint32_t negative_ttl(const ldns_pkt *pkt)
         uint32_t ttl = ldns_rr_ttl(rr);
         return minimum < ttl ? minimum : ttl;
     }
-    return 0;
+    return none;
 }
 
 /* Two uncompressed wire names, compared case-insensitively. Length bytes
@@ -306,8 +307,12 @@ static void walk_answer(const ldns_pkt *pkt, const ldns_rdf *qname,
                 p->dangling = name;
                 p->strbytes += dname_text_size(name);
             }
+            /* Without an SOA a negative answer must not be cached (RFC
+             * 2308), but a CNAME out of the server's zones comes without
+             * one and says nothing negative: the chase asks for the rest. */
+            p->ttl = min_u32(p->ttl,
+                             negative_ttl(pkt, p->dangling ? UINT32_MAX : 0));
             p->rcode = p->rcode == MXR__DNS_OK ? MXR__DNS_NODATA : p->rcode;
-            p->ttl = min_u32(p->ttl, negative_ttl(pkt));
             return;
         }
         p->via_cname = true;

@@ -41,6 +41,9 @@ typedef struct mxr__answer {
     bool via_cname; /* the records belong to a CNAME's target */
     uint32_t ttl;   /* min TTL of used records, or the negative TTL */
     uint64_t expires_ms; /* set by the lookup layer when cached */
+    /* When ttl, as served, runs out; set by the lookup layer. Differs from
+     * expires_ms, which the TTL clamps decide. */
+    uint64_t served_until_ms;
     size_t count;
     const mxr__mx *mx;     /* qtype MX */
     const mxr_addr *addrs; /* qtype A / AAAA */

@@ -230,7 +230,9 @@ static void on_dns(void *arg, mxr__rcode rc, const uint8_t *wire, size_t len)
     pq_unlink(e, pq);
     uint32_t ttl = ans ? cache_ttl(e, ans) : 0;
     if (ans) {
-        ans->expires_ms = mxr__now_ms(e) + (uint64_t)ttl * 1000;
+        uint64_t now = mxr__now_ms(e);
+        ans->expires_ms = now + (uint64_t)ttl * 1000;
+        ans->served_until_ms = now + (uint64_t)ans->ttl * 1000;
         cache_answer(e, pq, ans, ttl);
     }
     deliver_all(e, pq, ans ? ans : &oom, ttl);
@@ -303,9 +305,7 @@ static void queue_or_send(mxr_engine *e, mxr__pq *pq)
 static void deliver_cached(mxr_engine *e, void *cb, void *arg, void *ans)
 {
     mxr__answer *a = ans;
-    uint64_t now = mxr__now_ms(e);
-    uint32_t ttl =
-        a->expires_ms > now ? (uint32_t)((a->expires_ms - now) / 1000) : 0;
+    uint32_t ttl = mxr__seconds_left(a->expires_ms, mxr__now_ms(e));
     ((mxr__lookup_cb)(uintptr_t)cb)(arg, a, ttl);
     mxr__answer_unref(&e->a, a);
 }

@@ -151,6 +151,7 @@ typedef union plan_header {
         void *ud;
         size_t size;     /* the whole block, header included */
         size_t skip_cap; /* room in the skipped array */
+        uint64_t built_ms;   /* when cached: when its TTLs were read */
         uint64_t expires_ms; /* when cached: the end of its life */
     } h;
     max_align_t align;
@@ -275,6 +276,7 @@ static void fill_candidates(const mxr__plan_builder *pb, char *block,
         c->source = h->source;
         c->notes = h->notes;
         c->tls_required = h->tls_required;
+        c->ttl = h->ttl;
         c->naddrs = h->naddrs;
         c->addrs = addrs;
         if (h->naddrs)
@@ -322,6 +324,7 @@ mxr_plan *mxr__plan_pack(const mxr__plan_builder *pb, const char *input,
     p->reason = pb->reason;
     p->implicit = pb->implicit;
     p->ttl = pb->ttl == UINT32_MAX ? 0 : pb->ttl;
+    p->mx_ttl = pb->mx_ttl;
     p->ncandidates = pb->nhosts;
     p->candidates = (const mxr_candidate *)(block + lay.candidates);
     p->nskipped = pb->nskips;
@@ -429,12 +432,42 @@ void mxr_plan_free(mxr_plan *plan)
     hdr->h.fn(hdr->h.ud, hdr, hdr->h.size, 0);
 }
 
-void mxr__plan_set_expiry(mxr_plan *p, uint64_t expires_ms)
+void mxr__plan_set_cached(mxr_plan *p, uint64_t built_ms, uint64_t expires_ms)
 {
+    header_of(p)->h.built_ms = built_ms;
     header_of(p)->h.expires_ms = expires_ms;
 }
 
-uint64_t mxr__plan_expiry(const mxr_plan *p)
+uint32_t mxr__seconds_left(uint64_t until_ms, uint64_t now_ms)
 {
-    return header_of((mxr_plan *)p)->h.expires_ms;
+    if (until_ms <= now_ms)
+        return 0;
+    uint64_t s = (until_ms - now_ms) / 1000;
+    return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+}
+
+uint32_t mxr__served_ttl_left(uint64_t until_ms, uint64_t now_ms)
+{
+    if (until_ms <= now_ms)
+        return 0;
+    uint64_t d = until_ms - now_ms, s = d / 1000 + (d % 1000 != 0);
+    return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+}
+
+/* A served TTL of ttl seconds read age_ms ago. */
+static uint32_t aged(uint32_t ttl, uint64_t age_ms)
+{
+    return mxr__served_ttl_left((uint64_t)ttl * 1000, age_ms);
+}
+
+void mxr__plan_count_down(mxr_plan *copy, const mxr_plan *tmpl, uint64_t now_ms)
+{
+    const plan_header *h = header_of(tmpl);
+    uint64_t age = now_ms > h->h.built_ms ? now_ms - h->h.built_ms : 0;
+    copy->ttl = mxr__seconds_left(h->h.expires_ms, now_ms);
+    copy->mx_ttl = aged(copy->mx_ttl, age);
+    /* the copy is the caller's block; const only keeps callers out */
+    mxr_candidate *cands = (mxr_candidate *)(uintptr_t)copy->candidates;
+    for (size_t i = 0; i < copy->ncandidates; i++)
+        cands[i].ttl = aged(cands[i].ttl, age);
 }

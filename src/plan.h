@@ -15,6 +15,7 @@ typedef struct mxr__host {
     uint32_t notes;
     bool tls_required;
     char label[64]; /* "" when none */
+    uint32_t ttl;   /* of its addresses, as served (mxr_candidate.ttl) */
     size_t naddrs;
     mxr_addr *addrs; /* builder-owned */
 } mxr__host;
@@ -35,6 +36,7 @@ typedef struct mxr__plan_builder {
     mxr_reason reason;
     bool implicit;
     uint32_t ttl; /* UINT32_MAX until a record lowers it */
+    uint32_t mx_ttl; /* of the MX answer, as served (mxr_plan.mx_ttl) */
 } mxr__plan_builder;
 
 void mxr__pb_init(mxr__plan_builder *pb, mxr__alloc *a);
@@ -65,10 +67,21 @@ mxr_plan *mxr__plan_clone(const mxr_plan *p, mxr_alloc_fn fn, void *ud);
 mxr_plan *mxr__plan_clone_for(const mxr_plan *p, const char *input,
                               mxr_alloc_fn fn, void *ud);
 size_t mxr__plan_bytes(const mxr_plan *p);
-/* A cached plan remembers when it expires, so a copy reports the TTL that
- * is left rather than the one it was built with. */
-void mxr__plan_set_expiry(mxr_plan *p, uint64_t expires_ms);
-uint64_t mxr__plan_expiry(const mxr_plan *p);
+/* Whole seconds from now_ms until until_ms, 0 once it has passed: how
+ * long a plan or a cached answer may still be used. */
+uint32_t mxr__seconds_left(uint64_t until_ms, uint64_t now_ms);
+/* What is left at now_ms of a TTL as served that ends at until_ms: the TTL
+ * less the whole seconds elapsed, as caching resolvers count, so that a
+ * fresh answer shows the TTL it came with. */
+uint32_t mxr__served_ttl_left(uint64_t until_ms, uint64_t now_ms);
+/* A cached plan remembers when it was built and when it expires, so a
+ * copy reports the TTLs that are left rather than the ones it was built
+ * with (mxr__plan_count_down). */
+void mxr__plan_set_cached(mxr_plan *p, uint64_t built_ms, uint64_t expires_ms);
+/* Set the TTLs of copy, a copy of the cached plan tmpl, to what is left
+ * of them at now_ms. */
+void mxr__plan_count_down(mxr_plan *copy, const mxr_plan *tmpl,
+                          uint64_t now_ms);
 /* Append a skipped entry in the reserved room (limits); 0 or -1 if full. */
 int mxr__plan_skip_candidate(mxr_plan *p, size_t i, mxr_reason reason);
 

@@ -37,9 +37,12 @@ static void wait_answer(void *arg, const mxr__answer *ans, uint32_t ttl)
     if (w->naddrs == 0 && !w->mx_text)
         w->rcode = ans->rcode;
     w->temporary |= mxr__rcode_is_temporary(ans->rcode);
-    if (ans->rcode == MXR__DNS_OK && ans->qtype != MXR__TYPE_MX)
+    if (ans->rcode == MXR__DNS_OK && ans->qtype != MXR__TYPE_MX) {
         for (size_t i = 0; i < ans->count && w->naddrs < 32; i++)
             w->addrs[w->naddrs++] = ans->addrs[i];
+        if (ans->served_until_ms < w->served_until_ms)
+            w->served_until_ms = ans->served_until_ms;
+    }
     if (ans->rcode == MXR__DNS_OK && ans->qtype == MXR__TYPE_MX) {
         w->rcode = MXR__DNS_OK;
         size_t len = 1;
@@ -78,6 +81,7 @@ static int start_wait(lua_State *L, const char *name, bool mx)
     c->wait = calloc(1, sizeof *c->wait);
     if (!c->wait)
         return luaL_error(L, "not enough memory");
+    c->wait->served_until_ms = UINT64_MAX; /* lowered by each answer */
     static const uint16_t addr_types[] = {MXR__TYPE_AAAA, MXR__TYPE_A};
     for (int i = mx ? 2 : 0; i < 3; i++) {
         uint16_t t = i == 2 ? MXR__TYPE_MX : addr_types[i];
@@ -241,6 +245,7 @@ static mxr_plan *tempfail_plan(mxr_engine *e, const mxr_plan *from)
     mxr__pb_init(&pb, &e->a);
     mxr__pb_fail(&pb, MXR_RESULT_TEMPFAIL, MXR_REASON_POLICY);
     mxr__pb_lower_ttl(&pb, 0);
+    pb.mx_ttl = from->mx_ttl; /* the MX answer is what it was */
     mxr_plan *p = mxr__plan_pack(&pb, from->input, from->domain, e->a.fn,
                                  e->a.ud);
     mxr__pb_free(&pb);

@@ -66,6 +66,7 @@ typedef struct mxr__dns_wait {
     mxr__rcode rcode; /* the first answer's class */
     mxr_addr addrs[32];
     size_t naddrs;
+    uint64_t served_until_ms; /* earliest TTL end of the address answers */
     char *mx_text;    /* "pref host\n..." of an MX answer, malloc'd */
     bool null_mx;
 } mxr__dns_wait;

@@ -34,6 +34,7 @@ static int builder_from_plan(mxr__plan_edit *ed)
     pb->reason = p->reason;
     pb->implicit = p->implicit;
     pb->ttl = p->ttl;
+    pb->mx_ttl = p->mx_ttl;
     for (size_t i = 0; i < p->ncandidates; i++) {
         const mxr_candidate *c = &p->candidates[i];
         mxr__host *h = mxr__pb_add_host(pb, c->host, c->preference, c->source,
@@ -42,6 +43,7 @@ static int builder_from_plan(mxr__plan_edit *ed)
             return -1;
         h->notes = c->notes;
         h->tls_required = c->tls_required;
+        h->ttl = c->ttl;
         if (c->label)
             snprintf(h->label, sizeof h->label, "%s", c->label);
         for (size_t k = 0; k < c->naddrs; k++)
@@ -99,23 +101,37 @@ static void push_notes(lua_State *L, uint32_t notes)
         }
 }
 
-static void push_candidate(lua_State *L, const char *host, uint16_t pref,
-                           uint16_t port, mxr_source src, uint32_t notes,
-                           bool tls, const char *label, const mxr_addr *a,
-                           size_t n)
+/* A host of the builder as a candidate of a plan, so that one function
+ * shows scripts both (the strings stay the builder's). */
+static mxr_candidate candidate_of_host(const mxr__host *h)
 {
-    lua_createtable(L, 0, 8);
-    set_field_str(L, "host", host);
-    set_field_int(L, "preference", pref);
-    set_field_int(L, "port", port);
-    set_field_str(L, "source", mxr_source_name(src));
-    lua_pushboolean(L, tls);
+    return (mxr_candidate){.host = h->name,
+                           .preference = h->pref,
+                           .port = h->port,
+                           .source = h->source,
+                           .notes = h->notes,
+                           .tls_required = h->tls_required,
+                           .naddrs = h->naddrs,
+                           .addrs = h->addrs,
+                           .label = h->label,
+                           .ttl = h->ttl};
+}
+
+static void push_candidate(lua_State *L, const mxr_candidate *c)
+{
+    lua_createtable(L, 0, 9);
+    set_field_str(L, "host", c->host);
+    set_field_int(L, "preference", c->preference);
+    set_field_int(L, "port", c->port);
+    set_field_str(L, "source", mxr_source_name(c->source));
+    lua_pushboolean(L, c->tls_required);
     lua_setfield(L, -2, "tls");
-    if (label && label[0])
-        set_field_str(L, "label", label);
-    push_addrs(L, a, n);
+    if (c->label && c->label[0]) /* "" in the builder, NULL in a plan */
+        set_field_str(L, "label", c->label);
+    set_field_int(L, "ttl", c->ttl);
+    push_addrs(L, c->addrs, c->naddrs);
     lua_setfield(L, -2, "addresses");
-    push_notes(L, notes);
+    push_notes(L, c->notes);
     lua_setfield(L, -2, "notes");
 }
 
@@ -128,9 +144,8 @@ static int plan_candidates(lua_State *L)
     if (ed->edited) {
         lua_createtable(L, (int)ed->pb.nhosts, 0);
         for (size_t i = 0; i < ed->pb.nhosts; i++) {
-            const mxr__host *h = &ed->pb.hosts[i];
-            push_candidate(L, h->name, h->pref, h->port, h->source, h->notes,
-                           h->tls_required, h->label, h->addrs, h->naddrs);
+            mxr_candidate c = candidate_of_host(&ed->pb.hosts[i]);
+            push_candidate(L, &c);
             lua_rawseti(L, -2, (lua_Integer)i + 1);
         }
         return 1;
@@ -138,10 +153,7 @@ static int plan_candidates(lua_State *L)
     const mxr_plan *p = ed->plan;
     lua_createtable(L, (int)p->ncandidates, 0);
     for (size_t i = 0; i < p->ncandidates; i++) {
-        const mxr_candidate *c = &p->candidates[i];
-        push_candidate(L, c->host, c->preference, c->port, c->source,
-                       c->notes, c->tls_required, c->label, c->addrs,
-                       c->naddrs);
+        push_candidate(L, &p->candidates[i]);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     return 1;
@@ -200,6 +212,8 @@ static int plan_index(lua_State *L)
         lua_pushboolean(L, ed->plan->implicit);
     else if (strcmp(k, "ttl") == 0)
         lua_pushinteger(L, ed->plan->ttl);
+    else if (strcmp(k, "mx_ttl") == 0)
+        lua_pushinteger(L, ed->plan->mx_ttl);
     else if (strcmp(k, "recipients") == 0)
         push_recipients(L, ed->plan->input);
     else if (luaL_getmetafield(L, 1, "methods") == LUA_TTABLE)
@@ -285,8 +299,9 @@ static size_t insert_at(const mxr__plan_builder *pb, const host_spec *s)
     return i;
 }
 
+/* ttl: of the addresses when DNS gave them, else 0. */
 static void add_host(lua_State *L, mxr__plan_edit *ed, const host_spec *s,
-                     const mxr_addr *addrs, size_t n)
+                     const mxr_addr *addrs, size_t n, uint32_t ttl)
 {
     mxr__plan_builder *pb = editable(L, ed);
     size_t at = insert_at(pb, s);
@@ -298,6 +313,7 @@ static void add_host(lua_State *L, mxr__plan_edit *ed, const host_spec *s,
     if (!h)
         luaL_error(L, "not enough memory");
     h->tls_required = s->tls;
+    h->ttl = ttl;
     memcpy(h->label, s->label, sizeof h->label);
     mxr__host moved = *h;
     memmove(&pb->hosts[at + 1], &pb->hosts[at],
@@ -335,6 +351,7 @@ static int add_k(lua_State *L, int status, lua_KContext ctx)
     mxr_addr addrs[ADDRS_MAX];
     size_t n = 0;
     bool temp = w && w->temporary;
+    uint64_t until = w ? w->served_until_ms : 0;
     if (status != MXR__WAIT_BAD_NAME && w) {
         n = w->naddrs < ADDRS_MAX ? w->naddrs : ADDRS_MAX;
         memcpy(addrs, w->addrs, n * sizeof *addrs);
@@ -349,7 +366,8 @@ static int add_k(lua_State *L, int status, lua_KContext ctx)
                         temp ? "lookup failed" : "no address");
         return 2;
     }
-    add_host(L, ed, &s, addrs, n);
+    add_host(L, ed, &s, addrs, n,
+             mxr__served_ttl_left(until, mxr__now_ms(ed->e)));
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -368,7 +386,7 @@ static int plan_add(lua_State *L)
         n = 1;
     if (n == 0)
         return mxr__policy_wait_addr(L, s.host, 0, add_k);
-    add_host(L, ed, &s, addrs, n);
+    add_host(L, ed, &s, addrs, n, 0);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -378,8 +396,8 @@ static bool host_matches(lua_State *L, const mxr__host *h, int how)
     if (lua_type(L, how) == LUA_TSTRING)
         return strcasecmp(h->name, lua_tostring(L, how)) == 0;
     lua_pushvalue(L, how); /* a predicate on the candidate */
-    push_candidate(L, h->name, h->pref, h->port, h->source, h->notes,
-                   h->tls_required, h->label, h->addrs, h->naddrs);
+    mxr_candidate c = candidate_of_host(h);
+    push_candidate(L, &c);
     lua_call(L, 1, 1);
     bool yes = lua_toboolean(L, -1);
     lua_pop(L, 1);

@@ -17,6 +17,7 @@ typedef struct mxr__target {
     uint16_t pref;
     bool via_cname;
     bool temp_failed;
+    uint64_t served_until_ms; /* the earliest of its address answers */
     mxr_addr *addrs;
     size_t naddrs;
 } mxr__target;
@@ -29,6 +30,7 @@ struct mxr__route {
     mxr__input in;
     size_t outstanding; /* lookups whose callback has not fired */
     mxr__plan_builder pb;
+    uint64_t mx_served_until_ms; /* end of the MX answer's TTL as served */
     mxr__target *targets;
     size_t ntargets;
     char input[]; /* as given */
@@ -146,8 +148,9 @@ static void cache_plan(mxr_engine *e, const char *domain, mxr_plan *tmpl)
         mxr_plan_free(tmpl);
         return;
     }
-    uint64_t expires = mxr__now_ms(e) + (uint64_t)tmpl->ttl * 1000;
-    mxr__plan_set_expiry(tmpl, expires);
+    uint64_t now = mxr__now_ms(e);
+    uint64_t expires = now + (uint64_t)tmpl->ttl * 1000;
+    mxr__plan_set_cached(tmpl, now, expires);
     mxr__cache_put(e->cache, key, plan_key(key, domain), tmpl,
                    mxr__plan_bytes(tmpl), expires, release_plan, NULL);
 }
@@ -200,6 +203,8 @@ static void on_target_addr(void *arg, const mxr__answer *ans, uint32_t ttl)
     mxr__route *r = t->r;
     mxr__pb_lower_ttl(&r->pb, ttl);
     if (ans->rcode == MXR__DNS_OK && ans->count > 0) {
+        if (ans->served_until_ms < t->served_until_ms)
+            t->served_until_ms = ans->served_until_ms;
         mxr_addr *grown = mxr__realloc(
             &r->e->a, t->addrs, (t->naddrs + ans->count) * sizeof *grown);
         if (grown) {
@@ -250,9 +255,12 @@ static bool is_local_name(const mxr_engine *e, const char *name)
 
 /* Turn each finished target into a host or a skipped entry. One of our
  * own names stays a host even without addresses: self-pruning must see it
- * (if our own lookup failed we are still the MX, not a backup's client). */
+ * (if our own lookup failed we are still the MX, not a backup's client).
+ * The served TTLs are read here, so that all of them are as of one time. */
 static void targets_to_plan(mxr__route *r)
 {
+    uint64_t now = mxr__now_ms(r->e);
+    r->pb.mx_ttl = mxr__served_ttl_left(r->mx_served_until_ms, now);
     for (size_t i = 0; i < r->ntargets; i++) {
         mxr__target *t = &r->targets[i];
         if (t->naddrs == 0 && !is_local_name(r->e, t->name)) {
@@ -275,6 +283,8 @@ static void targets_to_plan(mxr__route *r)
             mxr__pb_add_addr(&r->pb, h, &t->addrs[k]);
         if (h && t->via_cname)
             h->notes |= MXR_NOTE_CNAME_TARGET;
+        if (h && t->naddrs)
+            h->ttl = mxr__served_ttl_left(t->served_until_ms, now);
     }
 }
 
@@ -284,6 +294,7 @@ static mxr__target *add_target(mxr__route *r, const char *name, uint16_t pref)
     memset(t, 0, sizeof *t);
     t->r = r;
     t->pref = pref;
+    t->served_until_ms = UINT64_MAX; /* lowered by each address answer */
     strcpy(t->name, name);
     return t;
 }
@@ -367,6 +378,7 @@ static void on_mx(void *arg, const mxr__answer *ans, uint32_t ttl)
 {
     mxr__route *r = arg;
     mxr__pb_lower_ttl(&r->pb, ttl);
+    r->mx_served_until_ms = ans->served_until_ms; /* now when it failed */
     if (ans->rcode == MXR__DNS_OK && all_root(ans))
         fail_plan(r, MXR_RESULT_PERMFAIL, MXR_REASON_NULL_MX, ttl);
     else if (ans->rcode == MXR__DNS_OK) {
@@ -426,8 +438,7 @@ static mxr_status route_cached(mxr_engine *e, const mxr_plan *tmpl,
         mxr_plan_free(plan);
         return MXR_ENOMEM;
     }
-    uint64_t now = mxr__now_ms(e), end = mxr__plan_expiry(tmpl);
-    plan->ttl = end > now ? (uint32_t)((end - now) / 1000) : 0;
+    mxr__plan_count_down(plan, tmpl, mxr__now_ms(e));
     e->stats.plan_hits++;
     e->pending++;
     return MXR_OK;

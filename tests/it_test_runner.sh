@@ -11,14 +11,14 @@ check() { # name, condition result
 }
 out=$("$MXROUTE" test "$dir/pass_test.lua" 2>&1); rc=$?
 check "passing file exits 0" "$([ $rc = 0 ]; echo $?)"
-check "passing file summary" "$(echo "$out" | grep -qx '5 passed, 0 failed'; echo $?)"
+check "passing file summary" "$(echo "$out" | grep -qx '6 passed, 0 failed'; echo $?)"
 out=$("$MXROUTE" test "$dir/fail_test.lua" 2>&1); rc=$?
 check "failing file exits 1" "$([ $rc = 1 ]; echo $?)"
 check "failing file summary" "$(echo "$out" | grep -qx '1 passed, 3 failed'; echo $?)"
 check "expected vs got with file:line" "$(echo "$out" | grep -q 'FAIL wrong host: .*fail_test.lua:10: on purpose: expected {"mx9.example.test"}, got {"mx1.example.test"}'; echo $?)"
 check "runtime error with file:line" "$(echo "$out" | grep -q 'FAIL runtime error: error: .*fail_test.lua:11: attempt to index'; echo $?)"
 out=$("$MXROUTE" test "$dir/pass_test.lua" "$dir/fail_test.lua" 2>&1); rc=$?
-check "two files add up" "$(echo "$out" | grep -qx '6 passed, 3 failed'; echo $?)"
+check "two files add up" "$(echo "$out" | grep -qx '7 passed, 3 failed'; echo $?)"
 out=$("$MXROUTE" test /nonexistent/x_test.lua 2>&1); rc=$?
 check "unreadable file exits 66" "$([ $rc = 66 ]; echo $?)"
 printf 'zone [[ $ORIGIN x.test. ]]\n' > "${TMPDIR:-/tmp}/mxr-notest_test.lua"

@@ -398,6 +398,16 @@ static void test_cname_dangling(void **state)
     assert_string_equal(ans->cname_target, "gone.example.net");
     done(f, ans);
 
+    /* out of the server's zones there is no SOA: the CNAME's TTL, not 0
+     * (knotd answers so; 0 cut plans through it to the TTL minimum) */
+    p = response("www.example.com", MXR__TYPE_A);
+    answer_rr(p, "www.example.com. 3600 IN CNAME Gone.Example.NET.");
+    ans = parse(f, p, "www.example.com", MXR__TYPE_A);
+    assert_int_equal(ans->rcode, MXR__DNS_NODATA);
+    assert_int_equal(ans->ttl, 3600);
+    assert_non_null(ans->cname_target);
+    done(f, ans);
+
     /* the CNAME's TTL bounds the negative one */
     p = response("example.com", MXR__TYPE_MX);
     answer_rr(p, "example.com. 60 IN CNAME a.example.org.");

@@ -1066,6 +1066,66 @@ static void test_route_ttl(void **state)
     mxr_plan_free(p);
 }
 
+/* The TTLs as served: the MX answer's own and each host's addresses',
+ * not the plan's reuse time (the smallest of all answers, clamped,
+ * negative ones included). */
+static void test_route_served_ttls(void **state)
+{
+    fixture *f = *state;
+    set_opt(f, MXR_OPT_TTL_MAX, 100); /* the clamps bound ttl only */
+    mxr_engine *e = start_rules(f);
+    mxr_plan *p = route_sync_ok(e, "ttl.rules.test");
+    assert_int_equal(p->ttl, 100);
+    assert_int_equal(p->mx_ttl, 600);
+    assert_int_equal(p->candidates[0].ttl, 120);
+    mxr_plan_free(p);
+    /* implicit MX: the MX NODATA's negative TTL (SOA minimum 300); the
+     * host's is its A record's 3600, not its AAAA NODATA's 300 */
+    p = route_sync_ok(e, "implicit.rules.test");
+    assert_int_equal(p->mx_ttl, 300);
+    assert_int_equal(p->candidates[0].ttl, 3600);
+    mxr_plan_free(p);
+    p = route_sync_ok(e, "nxdomain.rules.test");
+    assert_int_equal(p->mx_ttl, 300);
+    mxr_plan_free(p);
+    p = route_sync_ok(e, "nullmx.rules.test");
+    assert_int_equal(p->mx_ttl, 3600);
+    mxr_plan_free(p);
+    p = route_sync_ok(e, "fault-servfail.rules.test"); /* no TTL served */
+    assert_int_equal(p->mx_ttl, 0);
+    mxr_plan_free(p);
+    p = route_sync_ok(e, "[192.0.2.1]");
+    assert_int_equal(p->mx_ttl, 0);
+    assert_int_equal(p->candidates[0].ttl, 0);
+    mxr_plan_free(p);
+}
+
+/* From the caches, the served TTLs count down, and past their end they
+ * say 0 even while a TTL_MIN clamp keeps the answer. */
+static void test_served_ttls_count_down(void **state)
+{
+    fixture *f = *state;
+    set_opt(f, MXR_OPT_TTL_MIN, 300);
+    mxr_engine *e = start_rules(f);
+    mxr_plan_free(route_sync_ok(e, "ttl.rules.test"));
+    f->now += 150 * 1000;
+    mxr_plan *p = route_sync_ok(e, "ttl.rules.test");
+    assert_int_equal(stats_of(e).plan_hits, 1);
+    assert_int_equal(p->ttl, 150);
+    assert_int_equal(p->mx_ttl, 450);
+    assert_int_equal(p->candidates[0].ttl, 0); /* served 120 s */
+    mxr_plan_free(p);
+    /* a new plan from cached address answers: theirs are older */
+    mxr_plan_free(route_sync_ok(e, "plain.rules.test"));
+    f->now += 100 * 1000;
+    p = route_sync_ok(e, "alias.rules.test");
+    assert_int_equal(p->mx_ttl, 3600); /* asked now */
+    assert_int_equal(p->ncandidates, 2);
+    assert_int_equal(p->candidates[0].ttl, 3500);
+    assert_int_equal(p->candidates[1].ttl, 3500);
+    mxr_plan_free(p);
+}
+
 /* --------------------------------------------------------- shuffling */
 
 static void tie_order(fixture *f, int64_t seed, int rounds, char out[][256])
@@ -1587,6 +1647,8 @@ int main(void)
         T(test_route_max_mx_records),
         T(test_route_literal),
         T(test_route_ttl),
+        T(test_route_served_ttls),
+        T(test_served_ttls_count_down),
         T(test_shuffle_seeded),
         T(test_shuffle_keeps_tiers),
         T(test_cache_plan_hit),

@@ -63,6 +63,7 @@ static int build_sample(mxr__plan_builder *pb)
     if (!h)
         return -1;
     h->notes = MXR_NOTE_CNAME_TARGET;
+    h->ttl = 3600;
     if (add_addr_text(pb, h, "192.0.2.1") < 0 ||
         add_addr_text(pb, h, "2001:db8::1") < 0)
         return -1;
@@ -80,6 +81,7 @@ static int build_sample(mxr__plan_builder *pb)
     mxr__pb_lower_ttl(pb, 600);
     mxr__pb_lower_ttl(pb, 300);
     mxr__pb_lower_ttl(pb, 900);
+    pb->mx_ttl = 86400;
     return 0;
 }
 
@@ -91,6 +93,7 @@ static void assert_candidate_matches(const mxr_candidate *c, const mxr__host *h)
     assert_int_equal(c->source, h->source);
     assert_int_equal(c->notes, h->notes);
     assert_int_equal(c->tls_required, h->tls_required);
+    assert_int_equal(c->ttl, h->ttl);
     assert_int_equal(c->naddrs, h->naddrs);
     if (h->naddrs)
         assert_memory_equal(c->addrs, h->addrs, h->naddrs * sizeof *h->addrs);
@@ -107,6 +110,7 @@ static void assert_plan_matches(const mxr_plan *p, const mxr__plan_builder *pb,
     assert_int_equal(p->reason, pb->reason);
     assert_int_equal(p->implicit, pb->implicit);
     assert_int_equal(p->ttl, pb->ttl == UINT32_MAX ? 0 : pb->ttl);
+    assert_int_equal(p->mx_ttl, pb->mx_ttl);
     assert_int_equal(p->ncandidates, pb->nhosts);
     for (size_t i = 0; i < pb->nhosts; i++)
         assert_candidate_matches(&p->candidates[i], &pb->hosts[i]);
@@ -295,6 +299,52 @@ static void test_pack_without_ttl_gives_zero(void **state)
     assert_non_null(p);
     assert_int_equal(p->ttl, 0);
     mxr_plan_free(p);
+}
+
+/* A copy of a cached plan says what is left of each TTL: the plan's from
+ * its expiry, the served ones (MX, addresses) from their age. */
+static void test_count_down(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(build_sample(&f->pb), 0);
+    mxr_plan *tmpl = pack(f, "", "example.com");
+    mxr__plan_set_cached(tmpl, 10000, 10000 + 300 * 1000);
+    mxr_plan *p =
+        mxr__plan_clone_for(tmpl, "example.com", mxr_test_alloc_fn, &f->pt);
+    mxr__plan_count_down(p, tmpl, 10000 + 100500); /* 100.5 s later */
+    assert_int_equal(p->ttl, 199);                 /* may be used 199 s more */
+    assert_int_equal(p->mx_ttl, 86300);            /* 100 whole seconds went */
+    assert_int_equal(p->candidates[0].ttl, 3500);
+    assert_int_equal(p->candidates[1].ttl, 0); /* had none: stays 0 */
+    /* past every TTL: nothing goes below 0 */
+    mxr__plan_count_down(p, tmpl, 10000 + 90000 * 1000ULL);
+    assert_int_equal(p->ttl, 0);
+    assert_int_equal(p->mx_ttl, 0);
+    assert_int_equal(p->candidates[0].ttl, 0);
+    /* a clock before the plan was built changes nothing but the plan's */
+    mxr_plan_free(p);
+    p = mxr__plan_clone(tmpl, mxr_test_alloc_fn, &f->pt);
+    mxr__plan_count_down(p, tmpl, 5000);
+    assert_int_equal(p->mx_ttl, 86400);
+    assert_int_equal(p->candidates[0].ttl, 3600);
+    mxr_plan_free(p);
+    mxr_plan_free(tmpl);
+}
+
+static void test_seconds_left(void **state)
+{
+    (void)state;
+    assert_int_equal(mxr__seconds_left(5000, 5000), 0);
+    assert_int_equal(mxr__seconds_left(4000, 5000), 0);
+    assert_int_equal(mxr__seconds_left(5999, 5000), 0);
+    assert_int_equal(mxr__seconds_left(6000, 5000), 1);
+    assert_int_equal(mxr__seconds_left(UINT64_MAX, 0), UINT32_MAX);
+    /* a served TTL loses only whole seconds */
+    assert_int_equal(mxr__served_ttl_left(5000, 5000), 0);
+    assert_int_equal(mxr__served_ttl_left(5001, 5000), 1);
+    assert_int_equal(mxr__served_ttl_left(6000, 5000), 1);
+    assert_int_equal(mxr__served_ttl_left(6001, 5000), 2);
+    assert_int_equal(mxr__served_ttl_left(UINT64_MAX, 0), UINT32_MAX);
 }
 
 static void test_pack_null_strings_are_empty(void **state)
@@ -518,6 +568,8 @@ int main(void)
         FIXTURE_TEST(test_pack_round_trip),
         FIXTURE_TEST(test_pack_without_ttl_gives_zero),
         FIXTURE_TEST(test_pack_null_strings_are_empty),
+        FIXTURE_TEST(test_count_down),
+        FIXTURE_TEST(test_seconds_left),
         FIXTURE_TEST(test_pack_failed_plan),
         FIXTURE_TEST(test_plan_free_null),
         FIXTURE_TEST(test_clone_is_independent),

@@ -585,12 +585,12 @@ static const char DUMP_POLICY[] =
     "  mx.log('plan ' .. plan.domain .. ' input=' .. plan.input ..\n"
     "         ' status=' .. plan.status .. ' reason=' .. s(plan.reason) ..\n"
     "         ' implicit=' .. s(plan.implicit) .. ' ttl=' ..\n"
-    "         math.type(plan.ttl))\n"
+    "         math.type(plan.ttl) .. ' mx_ttl=' .. plan.mx_ttl)\n"
     "  for i, c in ipairs(plan:candidates()) do\n"
     "    mx.log(string.format('cand %d %s pref=%d port=%d source=%s tls=%s '\n"
-    "      .. 'label=%s addrs=%s notes=%s', i, c.host, c.preference, c.port,\n"
-    "      c.source, s(c.tls), s(c.label), table.concat(c.addresses, ','),\n"
-    "      table.concat(c.notes, ',')))\n"
+    "      .. 'label=%s ttl=%d addrs=%s notes=%s', i, c.host, c.preference,\n"
+    "      c.port, c.source, s(c.tls), s(c.label), c.ttl,\n"
+    "      table.concat(c.addresses, ','), table.concat(c.notes, ',')))\n"
     "  end\n"
     "  for i, k in ipairs(plan:skipped()) do\n"
     "    mx.log(string.format('skip %d %s pref=%d reason=%s', i, k.host,\n"
@@ -615,19 +615,22 @@ static void test_route_plan_fields(void **state)
     mxr_plan_free(p);
     assert_log(f, "0|policy dump.lua: plan plain.rules.test "
                   "input=user@plain.rules.test status=ok reason=nil "
-                  "implicit=false ttl=integer\n");
+                  "implicit=false ttl=integer mx_ttl=3600\n");
     assert_log(f, "0|policy dump.lua: cand 1 mx1.plain.rules.test pref=10 "
-                  "port=25 source=mx tls=false label=nil "
+                  "port=25 source=mx tls=false label=nil ttl=3600 "
                   "addrs=2001:db8::11,192.0.2.11 notes=\n");
     assert_log(f, "cand 2 mx2.plain.rules.test pref=20 port=25 source=mx "
-                  "tls=false label=nil addrs=2001:db8::12,192.0.2.12 notes=\n");
+                  "tls=false label=nil ttl=3600 addrs=2001:db8::12,192.0.2.12 "
+                  "notes=\n");
     assert_log(f, "str plan(plain.rules.test) nofield=nil\n");
 
     mxr_plan_free(route_ok(f, "implicit.rules.test"));
     assert_log(f, "plan implicit.rules.test input=implicit.rules.test "
-                  "status=ok reason=nil implicit=true ttl=integer\n");
+                  "status=ok reason=nil implicit=true ttl=integer "
+                  "mx_ttl=300\n");
     assert_log(f, "cand 1 implicit.rules.test pref=0 port=25 "
-                  "source=implicit tls=false label=nil addrs=192.0.2.62 ");
+                  "source=implicit tls=false label=nil ttl=3600 "
+                  "addrs=192.0.2.62 ");
 
     mxr_plan_free(route_ok(f, "nxdomain.rules.test"));
     assert_log(f, "plan nxdomain.rules.test input=nxdomain.rules.test "
@@ -639,10 +642,11 @@ static void test_route_plan_fields(void **state)
 
     mxr_plan_free(route_ok(f, "cname.rules.test"));
     assert_log(f, "cand 1 mail.cname.rules.test pref=10 port=25 source=mx "
-                  "tls=false label=nil addrs=192.0.2.70 notes=cname-target\n");
+                  "tls=false label=nil ttl=3600 addrs=192.0.2.70 "
+                  "notes=cname-target\n");
 
     mxr_plan_free(route_ok(f, "[192.0.2.1]"));
-    assert_log(f, "source=literal tls=false label=nil addrs=192.0.2.1 ");
+    assert_log(f, "source=literal tls=false label=nil ttl=0 addrs=192.0.2.1 ");
     assert_errors(f, 0);
     assert_int_equal(stats_of(f).policy_calls >= 6, 1);
 }
@@ -690,6 +694,8 @@ static void test_route_add_with_addresses(void **state)
         assert_int_equal(c->naddrs, 2);
         assert_string_equal(addr_text(&c->addrs[0], buf), "192.0.2.200");
         assert_string_equal(addr_text(&c->addrs[1], buf), "2001:db8::200");
+        assert_int_equal(c->ttl, 0);       /* addresses not from DNS */
+        assert_int_equal(p->mx_ttl, 3600); /* an edited plan keeps it */
         c = cand(p, "first.example.net");
         assert_int_equal(c->source, MXR_SOURCE_POLICY);
         assert_int_equal(c->preference, 99);
@@ -702,6 +708,7 @@ static void test_route_add_with_addresses(void **state)
         assert_int_equal(c->source, MXR_SOURCE_MX);
         assert_null(c->label);
         assert_int_equal(c->naddrs, 2);
+        assert_int_equal(c->ttl, 3600);
         mxr_plan_free(p);
     }
     assert_log(f, "seen 5 first.example.net policy submission\n");
@@ -774,6 +781,7 @@ static void test_route_add_by_name_and_resolve(void **state)
     assert_string_equal(c->label, "byname");
     assert_int_equal(c->port, 2525);
     assert_int_equal(c->naddrs, 2);
+    assert_int_equal(c->ttl, 300); /* resolved: the TTL DNS gave */
     char a0[MXR_ADDR_STRLEN], a1[MXR_ADDR_STRLEN];
     char both[128];
     snprintf(both, sizeof both, "%s %s", addr_text(&c->addrs[0], a0),
@@ -782,6 +790,7 @@ static void test_route_add_by_name_and_resolve(void **state)
                 strcmp(both, "192.0.2.201 2001:db8::201") == 0);
     c = cand(p, "192.0.2.203");
     assert_int_equal(c->naddrs, 1);
+    assert_int_equal(c->ttl, 0);
     assert_string_equal(addr_text(&c->addrs[0], a0), "192.0.2.203");
     mxr_plan_free(p);
     assert_log(f, "add1 true nil\n");

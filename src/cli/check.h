@@ -38,6 +38,21 @@ typedef struct chk_report {
 
 const char *chk_sev_name(chk_sev s);
 
+/* printf into a new string (NULL when out of memory). */
+char *chk_fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+/* An MX target as written in a record: "" for the root (null MX). */
+const char *chk_target(const char *host);
+
+/* One MX record of a plan: a candidate or a skipped entry. */
+typedef struct chk_mx {
+    unsigned pref;
+    const char *host; /* "." for the root */
+} chk_mx;
+/* The plan's MX records (with mx_only, candidates of other sources left
+ * out), by preference then name. *out is NULL when out of memory; free
+ * it. */
+size_t chk_mx_records(const mxr_plan *p, bool mx_only, chk_mx **out);
+
 /* Add a finding; records is a NULL-terminated list (copied), may be NULL.
  * The message is printf-formatted. */
 void chk_add(chk_report *r, chk_sev sev, const char *code,
@@ -47,6 +62,9 @@ void chk_report_free(chk_report *r);
 
 /* Derive every finding from the plan (and the resolvers' plans). */
 void chk_findings(chk_report *r);
+/* The TTL rules (check_ttl.c): TTL-LOW, TTL-HIGH (the MX records),
+ * TARGET-TTL-LOW, TARGET-TTL-HIGH (the hosts' addresses), PLANNING-TTL. */
+void chk_rules_ttl(chk_report *r);
 /* Sort by severity (errors first), stable. */
 void chk_sort(chk_report *r);
 size_t chk_count(const chk_report *r, chk_sev s);

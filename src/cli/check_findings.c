@@ -10,11 +10,6 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#define TTL_LOW_WARN 60
-#define TTL_LOW 300
-#define TTL_HIGH 86400
-#define TTL_PLAN_MAX 600
-
 const char *chk_sev_name(chk_sev s)
 {
     return s == CHK_ERROR ? "error" : s == CHK_WARNING ? "warning" : "info";
@@ -34,8 +29,7 @@ static char *vfmt(const char *fmt, va_list ap)
     return s;
 }
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
+char *chk_fmt(const char *f, ...)
 {
     va_list ap;
     va_start(ap, f);
@@ -110,7 +104,7 @@ void chk_sort(chk_report *r)
 
 /* ------------------------------------------------------------ helpers */
 
-static const char *target(const char *host)
+const char *chk_target(const char *host)
 {
     return !host || !*host || strcmp(host, ".") == 0 ? "" : host;
 }
@@ -118,7 +112,33 @@ static const char *target(const char *host)
 /* "example.com. MX 10 mx.example.com." */
 static char *mx_rr(const mxr_plan *p, unsigned pref, const char *host)
 {
-    return fmt("%s. MX %u %s.", p->domain, pref, target(host));
+    return chk_fmt("%s. MX %u %s.", p->domain, pref, chk_target(host));
+}
+
+static int cmp_mx(const void *a, const void *b)
+{
+    const chk_mx *x = a, *y = b;
+    if (x->pref != y->pref)
+        return x->pref < y->pref ? -1 : 1;
+    return strcmp(x->host, y->host);
+}
+
+size_t chk_mx_records(const mxr_plan *p, bool mx_only, chk_mx **out)
+{
+    size_t n = 0;
+    chk_mx *v = calloc(p->ncandidates + p->nskipped + 1, sizeof *v);
+    for (size_t i = 0; v && i < p->ncandidates; i++)
+        if (!mx_only || p->candidates[i].source == MXR_SOURCE_MX)
+            v[n++] =
+                (chk_mx){p->candidates[i].preference, p->candidates[i].host};
+    for (size_t i = 0; v && i < p->nskipped; i++)
+        v[n++] = (chk_mx){p->skipped[i].preference,
+                          *chk_target(p->skipped[i].host) ? p->skipped[i].host
+                                                          : "."};
+    if (v)
+        qsort(v, n, sizeof *v, cmp_mx);
+    *out = v;
+    return n;
 }
 
 /* Add with one owned record string (freed here). */
@@ -171,7 +191,8 @@ static char *addr_rr(const mxr_candidate *c, const mxr_addr *a)
 {
     char buf[MXR_ADDR_STRLEN];
     mxr_addr_format(a, buf, sizeof buf);
-    return fmt("%s. %s %s", c->host, a->family == AF_INET6 ? "AAAA" : "A", buf);
+    return chk_fmt("%s. %s %s", c->host, a->family == AF_INET6 ? "AAAA" : "A",
+                   buf);
 }
 
 static bool is_mx_skip(const mxr_skipped *s)
@@ -185,11 +206,11 @@ static void rule_result(chk_report *r)
 {
     const mxr_plan *p = r->plan;
     if (p->implicit) {
-        char *msg = fmt("%s has no MX record: senders fall back to its "
-                        "address (implicit MX)",
-                        p->domain);
+        char *msg = chk_fmt("%s has no MX record: senders fall back to its "
+                            "address (implicit MX)",
+                            p->domain);
         add1(r, CHK_WARNING, "MX-NONE-IMPLICIT",
-             fmt("%s. MX (none); %s. A/AAAA", p->domain, p->domain),
+             chk_fmt("%s. MX (none); %s. A/AAAA", p->domain, p->domain),
              "publish an MX record naming the mail host, or a null MX "
              "(MX 0 .) if the domain takes no mail",
              msg);
@@ -200,55 +221,56 @@ static void rule_result(chk_report *r)
     char *msg = NULL;
     switch (p->reason) {
     case MXR_REASON_NULL_MX:
-        msg = fmt("%s publishes a null MX (RFC 7505): it takes no mail, "
-                  "senders bounce at once",
-                  p->domain);
-        add1(r, CHK_INFO, "NULL-MX", fmt("%s. MX 0 .", p->domain),
+        msg = chk_fmt("%s publishes a null MX (RFC 7505): it takes no mail, "
+                      "senders bounce at once",
+                      p->domain);
+        add1(r, CHK_INFO, "NULL-MX", chk_fmt("%s. MX 0 .", p->domain),
              "nothing to fix if the domain sends no mail replies; replace "
              "the null MX with real MX records to receive mail",
              msg);
         break;
     case MXR_REASON_NXDOMAIN:
-        msg =
-            fmt("%s does not exist (NXDOMAIN): mail to it bounces", p->domain);
-        add1(r, CHK_ERROR, "NXDOMAIN", fmt("%s. (NXDOMAIN)", p->domain),
+        msg = chk_fmt("%s does not exist (NXDOMAIN): mail to it bounces",
+                      p->domain);
+        add1(r, CHK_ERROR, "NXDOMAIN", chk_fmt("%s. (NXDOMAIN)", p->domain),
              "create the domain in DNS with MX records, or check the "
              "spelling",
              msg);
         break;
     case MXR_REASON_NO_MAIL_HOST:
-        msg = fmt("%s has no MX record and no address: there is no mail "
-                  "host",
-                  p->domain);
-        add1(r, CHK_ERROR, "MX-NONE", fmt("%s. MX (none)", p->domain),
+        msg = chk_fmt("%s has no MX record and no address: there is no mail "
+                      "host",
+                      p->domain);
+        add1(r, CHK_ERROR, "MX-NONE", chk_fmt("%s. MX (none)", p->domain),
              "publish MX records for the domain, or a null MX (MX 0 .) to "
              "say it takes no mail",
              msg);
         break;
     case MXR_REASON_NO_USABLE_HOST:
-        msg = fmt("every mail host of %s is unusable: mail bounces", p->domain);
+        msg = chk_fmt("every mail host of %s is unusable: mail bounces",
+                      p->domain);
         add1(r, CHK_ERROR, "NO-USABLE-HOST", NULL,
              "fix the MX targets listed in the other findings", msg);
         break;
     case MXR_REASON_LOOPS_TO_SELF:
-        msg = fmt("we are the most preferred MX of %s (mail loops back)",
-                  p->domain);
+        msg = chk_fmt("we are the most preferred MX of %s (mail loops back)",
+                      p->domain);
         add1(r, CHK_ERROR, "LOOPS-TO-SELF", NULL,
              "deliver locally, or remove our name from --local-name", msg);
         break;
     default:
         if (p->result == MXR_RESULT_TEMPFAIL) {
-            msg = fmt("the lookup of %s failed temporarily (%s): senders "
-                      "queue and retry",
-                      p->domain, mxr_reason_name(p->reason));
+            msg = chk_fmt("the lookup of %s failed temporarily (%s): senders "
+                          "queue and retry",
+                          p->domain, mxr_reason_name(p->reason));
             add1(r, CHK_ERROR, "LOOKUP-TEMPFAIL",
-                 fmt("%s. MX (%s)", p->domain, mxr_reason_name(p->reason)),
+                 chk_fmt("%s. MX (%s)", p->domain, mxr_reason_name(p->reason)),
                  "make the domain's name servers answer (check delegation "
                  "and the servers' health)",
                  msg);
         } else {
-            msg = fmt("mail to %s fails permanently (%s)", p->domain,
-                      mxr_reason_name(p->reason));
+            msg = chk_fmt("mail to %s fails permanently (%s)", p->domain,
+                          mxr_reason_name(p->reason));
             add1(r, CHK_ERROR, "PERMFAIL", NULL, "fix the domain's MX records",
                  msg);
         }
@@ -257,13 +279,6 @@ static void rule_result(chk_report *r)
 }
 
 /* ------------------------------------------------------- skipped hosts */
-
-static bool is_temp(mxr_reason why)
-{
-    return why == MXR_REASON_TEMPFAIL || why == MXR_REASON_SERVFAIL ||
-           why == MXR_REASON_REFUSED || why == MXR_REASON_TIMEOUT ||
-           why == MXR_REASON_NETWORK;
-}
 
 static void rule_skipped(chk_report *r)
 {
@@ -275,58 +290,59 @@ static void rule_skipped(chk_report *r)
             nlimit++;
             continue;
         }
-        const char *h = target(s->host);
+        const char *h = chk_target(s->host);
         char *rec = mx_rr(p, s->preference, s->host);
         char *msg = NULL;
         switch (s->reason) {
         case MXR_REASON_NULL_MX_ENTRY:
-            msg = fmt("null MX (MX %u .) mixed with other MX records: RFC "
-                      "7505 forbids it, senders ignore the entry",
-                      s->preference);
+            msg = chk_fmt("null MX (MX %u .) mixed with other MX records: RFC "
+                          "7505 forbids it, senders ignore the entry",
+                          s->preference);
             add1(r, CHK_ERROR, "NULL-MX-MIXED", rec,
                  "remove the '.' MX record if the domain takes mail, or "
                  "every other MX record if it does not",
                  msg);
             break;
         case MXR_REASON_IP_LITERAL:
-            msg = fmt("MX target %s is an IP address, not a host name: "
-                      "senders skip it",
-                      h);
+            msg = chk_fmt("MX target %s is an IP address, not a host name: "
+                          "senders skip it",
+                          h);
             add1(r, CHK_ERROR, "TARGET-IP-LITERAL", rec,
                  "point the MX at a host name that has an A/AAAA record", msg);
             break;
         case MXR_REASON_NO_ADDRESS:
-            msg = fmt("MX target %s has no A/AAAA record: senders skip it", h);
+            msg = chk_fmt("MX target %s has no A/AAAA record: senders skip it",
+                          h);
             add1(r, CHK_ERROR, "TARGET-NO-ADDRESS", rec,
                  "add an A or AAAA record for the target, or remove the MX "
                  "record",
                  msg);
             break;
         case MXR_REASON_UNROUTABLE_ADDRESS:
-            msg = fmt("MX target %s resolves only to loopback or "
-                      "unroutable addresses: senders skip it",
-                      h);
+            msg = chk_fmt("MX target %s resolves only to loopback or "
+                          "unroutable addresses: senders skip it",
+                          h);
             add1(r, CHK_ERROR, "TARGET-UNROUTABLE", rec,
                  "give the target a public address", msg);
             break;
         case MXR_REASON_PRIVATE_ADDRESS:
-            msg = fmt("MX target %s resolves only to private addresses: "
-                      "senders outside your network cannot reach it",
-                      h);
+            msg = chk_fmt("MX target %s resolves only to private addresses: "
+                          "senders outside your network cannot reach it",
+                          h);
             add1(r, CHK_ERROR, "TARGET-PRIVATE", rec,
                  "publish the host's public address (split-horizon DNS "
                  "keeps private ones inside)",
                  msg);
             break;
         case MXR_REASON_DUPLICATE:
-            msg = fmt("MX target %s is listed more than once (the MX %u "
-                      "record is ignored)",
-                      h, s->preference);
+            msg = chk_fmt("MX target %s is listed more than once (the MX %u "
+                          "record is ignored)",
+                          h, s->preference);
             add1(r, CHK_WARNING, "DUPLICATE-TARGET", rec,
                  "keep one MX record per host", msg);
             break;
         case MXR_REASON_BAD_TARGET:
-            msg = fmt("MX target %s is not a valid host name", h);
+            msg = chk_fmt("MX target %s is not a valid host name", h);
             add1(r, CHK_ERROR, "TARGET-INVALID", rec,
                  "use a host name of letters, digits and hyphens", msg);
             break;
@@ -335,16 +351,15 @@ static void rule_skipped(chk_report *r)
         case MXR_REASON_REFUSED:
         case MXR_REASON_TIMEOUT:
         case MXR_REASON_NETWORK:
-            (void)is_temp;
-            msg = fmt("the address lookup of MX target %s failed "
-                      "temporarily (%s)",
-                      h, mxr_reason_name(s->reason));
+            msg = chk_fmt("the address lookup of MX target %s failed "
+                          "temporarily (%s)",
+                          h, mxr_reason_name(s->reason));
             add1(r, CHK_WARNING, "LOOKUP-TEMPFAIL", rec,
                  "make the target's name servers answer", msg);
             break;
         default:
-            msg = fmt("MX target %s is skipped (%s)", h,
-                      mxr_reason_name(s->reason));
+            msg = chk_fmt("MX target %s is skipped (%s)", h,
+                          mxr_reason_name(s->reason));
             add1(r, CHK_INFO, "TARGET-SKIPPED", rec,
                  "nothing to fix unless this is unexpected", msg);
         }
@@ -369,17 +384,17 @@ static void rule_candidates(chk_report *r)
                         ? mx_rr(p, c->preference, c->host)
                         : NULL;
         if (c->notes & MXR_NOTE_CNAME_TARGET) {
-            char *msg = fmt("MX target %s is an alias (CNAME): RFC 5321 "
-                            "forbids it, some senders refuse it",
-                            c->host);
+            char *msg = chk_fmt("MX target %s is an alias (CNAME): RFC 5321 "
+                                "forbids it, some senders refuse it",
+                                c->host);
             add1(r, CHK_WARNING, "TARGET-CNAME", rec ? strdup(rec) : NULL,
                  "point the MX at the canonical name the CNAME leads to", msg);
             free(msg);
         }
         if (c->notes & MXR_NOTE_FILTERED) {
-            char *msg = fmt("some addresses of %s are unusable (loopback, "
-                            "link-local, ...) and are skipped",
-                            c->host);
+            char *msg = chk_fmt("some addresses of %s are unusable (loopback, "
+                                "link-local, ...) and are skipped",
+                                c->host);
             add1(r, CHK_WARNING, "TARGET-UNROUTABLE", rec ? strdup(rec) : NULL,
                  "remove the unusable A/AAAA records of the host", msg);
             free(msg);
@@ -467,12 +482,12 @@ static void rule_mxset(chk_report *r)
         char *rec = mx_rr(p, c->preference, c->host);
         char *msg =
             c->naddrs > 1
-                ? fmt("a single MX (%s, %zu addresses): redundancy depends "
-                      "on the host's addresses",
-                      c->host, c->naddrs)
-                : fmt("a single MX with one address (%s): no redundancy, "
-                      "senders queue while it is down",
-                      c->host);
+                ? chk_fmt("a single MX (%s, %zu addresses): redundancy depends "
+                          "on the host's addresses",
+                          c->host, c->naddrs)
+                : chk_fmt("a single MX with one address (%s): no redundancy, "
+                          "senders queue while it is down",
+                          c->host);
         add1(r, c->naddrs > 1 ? CHK_INFO : CHK_WARNING, "SINGLE-MX", rec,
              "add a second MX at a higher preference (e.g. MX 20) on "
              "another network",
@@ -536,94 +551,26 @@ static void rule_mxset(chk_report *r)
         }
 }
 
-/* --------------------------------------------------------------- TTLs */
-
-static void rule_ttl(chk_report *r)
-{
-    const mxr_plan *p = r->plan;
-    if (p->result != MXR_RESULT_OK && p->reason != MXR_REASON_NULL_MX)
-        return;
-    for (size_t i = 0; i < p->nskipped; i++)
-        if (is_temp(p->skipped[i].reason))
-            return; /* the TTL is the retry time of the failure */
-    unsigned ttl = p->ttl;
-    char *rec = fmt("%s. MX (shortest TTL %u s)", p->domain, ttl);
-    if (ttl < TTL_LOW) {
-        char *msg = fmt("the MX data has a very low TTL (%u s): every "
-                        "sender asks again that often",
-                        ttl);
-        add1(r, ttl < TTL_LOW_WARN ? CHK_WARNING : CHK_INFO, "TTL-LOW",
-             strdup(rec),
-             r->planning ? "keep it low only around the migration, then "
-                           "restore 3600-86400 s"
-                         : "use 3600 s or more once the configuration is "
-                           "stable",
-             msg);
-        free(msg);
-    } else if (ttl > TTL_HIGH) {
-        char *msg = fmt("the MX data has a very high TTL (%u s): changes "
-                        "take over a day to reach senders",
-                        ttl);
-        add1(r, CHK_INFO, "TTL-HIGH", strdup(rec), "use 3600-86400 s", msg);
-        free(msg);
-    }
-    if (r->planning) {
-        char *msg =
-            ttl > TTL_PLAN_MAX
-                ? fmt("before changing MX records, lower the TTL from %u s "
-                      "to 300-600 s 24-48 hours ahead, so senders pick up "
-                      "the change quickly",
-                      ttl)
-                : fmt("the TTL (%u s) is already low enough for a "
-                      "migration; restore 3600-86400 s afterwards",
-                      ttl);
-        add1(r, CHK_INFO, "PLANNING-TTL", strdup(rec),
-             "lower the TTL to 300-600 s 24-48 h before the change, keep "
-             "the old servers accepting mail for a few days, then restore "
-             "the TTL",
-             msg);
-        free(msg);
-    }
-    free(rec);
-}
-
 /* ----------------------------------------------------------- resolvers */
 
-/* "10 a.example 20 b.example" or the result word. Caller frees. */
+/* "10 a.example, 20 b.example" (by preference, then name) or the result
+ * word in parentheses; NULL when out of memory. Caller frees. */
 static char *signature(const chk_resolver *v)
 {
     if (v->status != MXR_OK)
-        return fmt("(%s)", mxr_strerror(v->status));
+        return chk_fmt("(%s)", mxr_strerror(v->status));
     const mxr_plan *p = v->plan;
     if (p->result != MXR_RESULT_OK && p->reason != MXR_REASON_NO_USABLE_HOST)
-        return fmt("(%s)", mxr_reason_name(p->reason));
-    size_t n = p->ncandidates + p->nskipped;
-    char **items = calloc(n ? n : 1, sizeof *items);
-    size_t k = 0, len = 1;
-    for (size_t i = 0; items && i < p->ncandidates; i++)
-        items[k++] =
-            fmt("%u %s", p->candidates[i].preference, p->candidates[i].host);
-    for (size_t i = 0; items && i < p->nskipped; i++)
-        items[k++] =
-            fmt("%u %s", p->skipped[i].preference,
-                *target(p->skipped[i].host) ? p->skipped[i].host : ".");
-    for (size_t i = 1; i < k; i++) /* sort */
-        for (size_t j = i; j > 0 && strcmp(items[j - 1], items[j]) > 0; j--) {
-            char *t = items[j];
-            items[j] = items[j - 1];
-            items[j - 1] = t;
-        }
-    for (size_t i = 0; i < k; i++)
-        len += strlen(items[i]) + 2;
-    char *s = calloc(len, 1);
-    for (size_t i = 0; s && i < k; i++) {
-        if (i)
-            strcat(s, ", ");
-        strcat(s, items[i]);
-    }
-    for (size_t i = 0; i < k; i++)
-        free(items[i]);
-    free(items);
+        return chk_fmt("(%s)", mxr_reason_name(p->reason));
+    chk_mx *mx;
+    size_t n = chk_mx_records(p, false, &mx), len = 1;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(mx[i].host) + 16; /* "65535 " and ", " */
+    char *s = mx ? calloc(len, 1) : NULL;
+    for (size_t i = 0, at = 0; s && i < n; i++)
+        at += (size_t)snprintf(s + at, len - at, "%s%u %s", i ? ", " : "",
+                               mx[i].pref, mx[i].host);
+    free(mx);
     return s;
 }
 
@@ -639,7 +586,8 @@ static void rule_resolvers(chk_report *r)
     bool differ = false;
     for (size_t i = 0; i < r->nresolvers; i++) {
         sig[i] = signature(&r->resolvers[i]);
-        own[i] = fmt("%s: %s", r->resolvers[i].server, sig[i]);
+        own[i] =
+            chk_fmt("%s: %s", r->resolvers[i].server, sig[i] ? sig[i] : "?");
         recs[i] = own[i];
         differ = differ || (sig[i] && sig[0] && strcmp(sig[i], sig[0]));
     }
@@ -666,7 +614,7 @@ void chk_findings(chk_report *r)
     rule_skipped(r);
     rule_candidates(r);
     rule_mxset(r);
-    rule_ttl(r);
+    chk_rules_ttl(r);
     rule_resolvers(r);
     chk_sort(r);
 }

@@ -156,12 +156,12 @@ static json_t *json_resolvers(const chk_report *r)
                                   (int)p->skipped[k].preference, "host",
                                   cli_json_text(p->skipped[k].host), "skipped",
                                   mxr_reason_name(p->skipped[k].reason)));
-            o = json_pack("{s:s, s:o, s:o}", "result",
+            o = json_pack("{s:s, s:o, s:o, s:I}", "result",
                           mxr_result_name(p->result), "reason",
                           p->result == MXR_RESULT_OK
                               ? json_null()
                               : json_string(mxr_reason_name(p->reason)),
-                          "mx", mx);
+                          "mx", mx, "mx_ttl", (json_int_t)p->mx_ttl);
         }
         json_object_set_new(obj, v->server, o);
     }
@@ -179,13 +179,15 @@ void chk_out_json(FILE *out, const chk_report *r)
     json_t *down = n > 1 ? json_tier(&t[1], false, true) : json_null();
     chk_tiers_free(t, n);
     json_t *j = json_pack(
-        "{s:o, s:s, s:s, s:o, s:b, s:I, s:{s:I, s:I, s:I}, s:o, s:o, s:o}",
+        "{s:o, s:s, s:s, s:o, s:b, s:I, s:I, s:{s:I, s:I, s:I}, s:o, s:o, "
+        "s:o}",
         "domain", cli_json_text(p->domain), "status", status_word(r), "result",
         mxr_result_name(p->result), "reason",
         p->result == MXR_RESULT_OK ? json_null()
                                    : json_string(mxr_reason_name(p->reason)),
-        "implicit", (int)p->implicit, "ttl", (json_int_t)p->ttl, "counts",
-        "error", (json_int_t)chk_count(r, CHK_ERROR), "warning",
+        "implicit", (int)p->implicit, "ttl", (json_int_t)p->ttl, "mx_ttl",
+        (json_int_t)p->mx_ttl, "counts", "error",
+        (json_int_t)chk_count(r, CHK_ERROR), "warning",
         (json_int_t)chk_count(r, CHK_WARNING), "info",
         (json_int_t)chk_count(r, CHK_INFO), "findings", json_findings(r),
         "tiers", tiers, "if_primary_down", down);

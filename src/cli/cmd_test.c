@@ -278,7 +278,7 @@ static void set_i(lua_State *L, const char *k, lua_Integer v)
 static void push_candidate(lua_State *L, const mxr_candidate *c)
 {
     char buf[MXR_ADDR_STRLEN];
-    lua_createtable(L, 0, 8);
+    lua_createtable(L, 0, 9);
     set_s(L, "host", c->host);
     set_i(L, "preference", c->preference);
     set_i(L, "port", c->port);
@@ -286,6 +286,7 @@ static void push_candidate(lua_State *L, const mxr_candidate *c)
     lua_setfield(L, -2, "tls");
     set_s(L, "label", c->label);
     set_s(L, "source", mxr_source_name(c->source));
+    set_i(L, "ttl", c->ttl);
     lua_createtable(L, (int)c->naddrs, 0);
     for (size_t k = 0; k < c->naddrs; k++) {
         lua_pushstring(L, mxr_addr_format(&c->addrs[k], buf, sizeof buf));
@@ -304,7 +305,7 @@ static void push_candidate(lua_State *L, const mxr_candidate *c)
 
 static void push_plan(lua_State *L, const char *input, const mxr_plan *p)
 {
-    lua_createtable(L, 0, 9);
+    lua_createtable(L, 0, 10);
     set_s(L, "input", input);
     set_s(L, "domain", p->domain);
     set_s(L, "status", mxr_result_name(p->result));
@@ -313,6 +314,7 @@ static void push_plan(lua_State *L, const char *input, const mxr_plan *p)
     lua_pushboolean(L, p->implicit);
     lua_setfield(L, -2, "implicit");
     set_i(L, "ttl", p->ttl);
+    set_i(L, "mx_ttl", p->mx_ttl);
     lua_createtable(L, (int)p->ncandidates, 0);
     for (size_t i = 0; i < p->ncandidates; i++) {
         push_candidate(L, &p->candidates[i]);

@@ -130,12 +130,13 @@ static json_t *json_candidate(const mxr_candidate *c)
     for (size_t k = 0; k < c->naddrs; k++)
         json_array_append_new(
             addrs, json_string(mxr_addr_format(&c->addrs[k], buf, sizeof buf)));
-    return json_pack("{s:s, s:i, s:o, s:s, s:o, s:i, s:b, s:o}", "host",
+    return json_pack("{s:s, s:i, s:o, s:s, s:o, s:i, s:b, s:o, s:I}", "host",
                      c->host, "preference", (int)c->preference, "addresses",
                      addrs, "source", mxr_source_name(c->source), "notes",
-                     json_notes(c->notes), "port", (int)c->port,
-                     "tls_required", (int)c->tls_required, "label",
-                     c->label ? cli_json_text(c->label) : json_null());
+                     json_notes(c->notes), "port", (int)c->port, "tls_required",
+                     (int)c->tls_required, "label",
+                     c->label ? cli_json_text(c->label) : json_null(), "ttl",
+                     (json_int_t)c->ttl);
 }
 
 static json_t *json_plan(const char *input, const mxr_plan *p)
@@ -153,11 +154,12 @@ static json_t *json_plan(const char *input, const mxr_plan *p)
     json_t *reason = p->result == MXR_RESULT_OK
                          ? json_null()
                          : json_string(mxr_reason_name(p->reason));
-    return json_pack("{s:o, s:s, s:s, s:o, s:b, s:o, s:o, s:I}", "input",
+    return json_pack("{s:o, s:s, s:s, s:o, s:b, s:o, s:o, s:I, s:I}", "input",
                      cli_json_text(input), "domain", p->domain, "status",
                      mxr_result_name(p->result), "reason", reason, "implicit",
-                     (int)p->implicit, "candidates", cands, "skipped",
-                     skipped, "ttl", (json_int_t)p->ttl);
+                     (int)p->implicit, "candidates", cands, "skipped", skipped,
+                     "ttl", (json_int_t)p->ttl, "mx_ttl",
+                     (json_int_t)p->mx_ttl);
 }
 
 /* Invalid input and engine errors: status "invalid" / "error" with the

@@ -12,6 +12,11 @@
 #       if knotd does not answer for every zone within KNOT_WAIT_S (10) s.
 #   knot_stop
 #       Stop knotd and remove its directory. Safe to call twice.
+#   knot2_start ZONEDIR [EXTRA_CONF_FILE] / knot2_stop
+#       The same for a second, independent knotd, with KNOT2_PORT,
+#       KNOT2_PID and KNOT2_DIR: two servers that answer differently for
+#       one zone (a stale secondary). Either instance runs without the
+#       other.
 #   silent_udp_start / silent_udp_stop
 #       A UDP socket bound on 127.0.0.1 that never reads nor answers: queries
 #       sent there time out (reason "timeout"). Exports SILENT_PORT.
@@ -74,36 +79,28 @@ _knot_zone_origin() {
   printf '%s\n' "$o"
 }
 
-knot_start() {
-  local zonedir=$1 extra=${2:-} f origin ok z
-  if [ -z "$zonedir" ] || [ ! -d "$zonedir" ]; then
-    echo "knot_start: no zone directory '$zonedir'" >&2
-    return 2
-  fi
-  command -v knotd >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin
-  command -v knotd >/dev/null 2>&1 || { echo "knot_start: knotd not found" >&2; return 2; }
-  command -v kdig >/dev/null 2>&1 || { echo "knot_start: kdig not found" >&2; return 2; }
-  zonedir=$(cd "$zonedir" && pwd)
-  KNOT_DIR=$(mktemp -d "${TMPDIR:-/tmp}/mxr-knot.XXXXXX") || return 2
-  KNOT_PORT=$(free_port) || return 2
-  mkdir -p "$KNOT_DIR/db"
+# Write the configuration of an instance in dir serving every
+# zonedir/*.zone (plus the broken servfail zone); the origins go to
+# KNOT_ZONES. Returns 2 when there is no zone file.
+_knot_write_conf() {
+  local dir=$1 port=$2 zonedir=$3 extra=$4 f origin
   # A zone file knotd cannot parse: the zone stays unloaded -> SERVFAIL.
   printf '; deliberately broken\n$ORIGIN %s.\n@ SOA this is not valid\n' \
-    "$KNOT_SERVFAIL_ZONE" >"$KNOT_DIR/$KNOT_SERVFAIL_ZONE.zone"
+    "$KNOT_SERVFAIL_ZONE" >"$dir/$KNOT_SERVFAIL_ZONE.zone"
   KNOT_ZONES=()
   {
     cat <<CONF
 server:
-    listen: 127.0.0.1@$KNOT_PORT
-    rundir: "$KNOT_DIR"
-    pidfile: "$KNOT_DIR/knot.pid"
+    listen: 127.0.0.1@$port
+    rundir: "$dir"
+    pidfile: "$dir/knot.pid"
     tcp-idle-timeout: 5
 control:
-    listen: "$KNOT_DIR/knot.sock"
+    listen: "$dir/knot.sock"
 database:
-    storage: "$KNOT_DIR/db"
+    storage: "$dir/db"
 log:
-  - target: "$KNOT_DIR/knot.log"
+  - target: "$dir/knot.log"
     any: info
 template:
   - id: default
@@ -121,59 +118,93 @@ CONF
       printf '  - domain: "%s."\n    file: "%s"\n' "$origin" "$f"
     done
     printf '  - domain: "%s."\n    file: "%s"\n' "$KNOT_SERVFAIL_ZONE" \
-      "$KNOT_DIR/$KNOT_SERVFAIL_ZONE.zone"
+      "$dir/$KNOT_SERVFAIL_ZONE.zone"
     if [ -n "$extra" ]; then cat "$extra"; fi
-  } >"$KNOT_DIR/knot.conf"
+  } >"$dir/knot.conf"
   if [ ${#KNOT_ZONES[@]} -eq 0 ]; then
     echo "knot_start: no *.zone file in $zonedir" >&2
     return 2
   fi
-  knotd -c "$KNOT_DIR/knot.conf" >"$KNOT_DIR/knotd.out" 2>&1 &
-  KNOT_PID=$!
-  export KNOT_PORT KNOT_PID KNOT_DIR
-  # Wait (bounded) until every zone answers its SOA.
+}
+
+# Wait (bounded by KNOT_WAIT_S) until knotd (pid) answers every zone's SOA.
+_knot_wait() {
+  local pid=$1 port=$2 dir=$3 ok z
   local deadline=$(( $(date +%s) + ${KNOT_WAIT_S:-10} ))
   while :; do
     ok=1
-    if ! kill -0 "$KNOT_PID" 2>/dev/null; then
+    if ! kill -0 "$pid" 2>/dev/null; then
       echo "knot_start: knotd exited" >&2
-      cat "$KNOT_DIR/knotd.out" "$KNOT_DIR/knot.log" >&2 2>/dev/null
+      cat "$dir/knotd.out" "$dir/knot.log" >&2 2>/dev/null
       return 1
     fi
     for z in "${KNOT_ZONES[@]}"; do
-      if ! kdig @127.0.0.1 -p "$KNOT_PORT" +timeout=1 +retry=0 +norec \
+      if ! kdig @127.0.0.1 -p "$port" +timeout=1 +retry=0 +norec \
            SOA "$z." 2>/dev/null | grep -q 'status: NOERROR'; then
         ok=0; break
       fi
     done
-    [ $ok -eq 1 ] && break
+    [ $ok -eq 1 ] && return 0
     if [ "$(date +%s)" -ge "$deadline" ]; then
       echo "knot_start: knotd did not serve all zones within ${KNOT_WAIT_S:-10}s" >&2
-      cat "$KNOT_DIR/knotd.out" "$KNOT_DIR/knot.log" >&2 2>/dev/null
+      cat "$dir/knotd.out" "$dir/knot.log" >&2 2>/dev/null
       return 1
     fi
     sleep 0.1
   done
+}
+
+# Start an instance whose variables are PREFIX_PORT, PREFIX_PID and
+# PREFIX_DIR (exported as soon as they are known, so a stop after a
+# failed start cleans up).
+_knot_start_as() {
+  local prefix=$1 zonedir=$2 extra=${3:-} dir port pid
+  if [ -z "$zonedir" ] || [ ! -d "$zonedir" ]; then
+    echo "knot_start: no zone directory '$zonedir'" >&2
+    return 2
+  fi
+  command -v knotd >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin
+  command -v knotd >/dev/null 2>&1 || { echo "knot_start: knotd not found" >&2; return 2; }
+  command -v kdig >/dev/null 2>&1 || { echo "knot_start: kdig not found" >&2; return 2; }
+  zonedir=$(cd "$zonedir" && pwd)
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/mxr-knot.XXXXXX") || return 2
+  printf -v "${prefix}_DIR" '%s' "$dir"
+  export "${prefix}_DIR"
+  port=$(free_port) || return 2
+  mkdir -p "$dir/db"
+  _knot_write_conf "$dir" "$port" "$zonedir" "$extra" || return 2
+  knotd -c "$dir/knot.conf" >"$dir/knotd.out" 2>&1 &
+  pid=$!
+  printf -v "${prefix}_PID" '%s' "$pid"
+  printf -v "${prefix}_PORT" '%s' "$port"
+  export "${prefix}_PORT" "${prefix}_PID"
+  _knot_wait "$pid" "$port" "$dir"
+}
+
+_knot_stop_as() {
+  local prefix=$1 pidvar=${1}_PID dirvar=${1}_DIR
+  local pid=${!pidvar:-} dir=${!dirvar:-}
+  if [ -n "$pid" ]; then
+    kill "$pid" 2>/dev/null
+    for _ in $(seq 1 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    printf -v "$pidvar" '%s' ""
+  fi
+  if [ -n "$dir" ] && [ -d "$dir" ]; then
+    rm -rf "$dir"
+    printf -v "$dirvar" '%s' ""
+  fi
   return 0
 }
 
-knot_stop() {
-  if [ -n "${KNOT_PID:-}" ]; then
-    kill "$KNOT_PID" 2>/dev/null
-    for _ in $(seq 1 50); do
-      kill -0 "$KNOT_PID" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -9 "$KNOT_PID" 2>/dev/null
-    wait "$KNOT_PID" 2>/dev/null
-    KNOT_PID=
-  fi
-  if [ -n "${KNOT_DIR:-}" ] && [ -d "$KNOT_DIR" ]; then
-    rm -rf "$KNOT_DIR"
-    KNOT_DIR=
-  fi
-  return 0
-}
+knot_start() { _knot_start_as KNOT "$@"; }
+knot_stop() { _knot_stop_as KNOT; }
+knot2_start() { _knot_start_as KNOT2 "$@"; }
+knot2_stop() { _knot_stop_as KNOT2; }
 
 silent_udp_start() {
   local f py

@@ -161,6 +161,12 @@ def tiers_of(spec, domain):
             for t in spec.split(",")]
 
 
+def in_range(t, spec):
+    """True when t is an integer within spec, "LO-HI"."""
+    lo, _, hi = spec.partition("-")
+    return isinstance(t, int) and int(lo) <= t <= int(hi)
+
+
 def check_obj(case, obj, rc, domain):
     """All checks except shuffle; returns a list of error strings."""
     errs = []
@@ -171,7 +177,7 @@ def check_obj(case, obj, rc, domain):
     if rc != want_rc:
         errs.append("exit: expected %d, got %s" % (want_rc, rc))
     for field in ("input", "domain", "status", "reason", "implicit",
-                  "candidates", "skipped", "ttl"):
+                  "candidates", "skipped", "ttl", "mx_ttl"):
         if field not in obj:
             errs.append("field %r missing" % field)
     if obj.get("input") != case.input:
@@ -223,7 +229,7 @@ def check_obj(case, obj, rc, domain):
                     errs.append("skipcount: expected %s x%s, got %d" % (
                         r, n, k))
             elif key in ("note", "nonote", "addrs", "addrset", "naddrs",
-                         "source", "pref", "port"):
+                         "source", "pref", "port", "hostttl"):
                 h, _, v = val.partition(":")
                 h = full_host(h, domain)
                 cand = find_cand(obj, h)
@@ -260,6 +266,9 @@ def check_obj(case, obj, rc, domain):
                 elif key == "port" and cand.get("port") != int(v):
                     errs.append("port %s: expected %s, got %s" % (
                         h, v, cand.get("port")))
+                elif key == "hostttl" and not in_range(cand.get("ttl"), v):
+                    errs.append("hostttl %s: expected %s, got %s" % (
+                        h, v, cand.get("ttl")))
             elif key == "maxaddrs":
                 n = sum(len(c.get("addresses") or []) for c in cands)
                 if n > int(val):
@@ -272,11 +281,10 @@ def check_obj(case, obj, rc, domain):
                 if obj.get("domain") != val:
                     errs.append("domain: expected %s, got %s" % (
                         val, obj.get("domain")))
-            elif key == "ttl":
-                lo, _, hi = val.partition("-")
-                t = obj.get("ttl")
-                if not isinstance(t, int) or not int(lo) <= t <= int(hi):
-                    errs.append("ttl: expected %s, got %s" % (val, t))
+            elif key in ("ttl", "mxttl"):
+                t = obj.get("ttl" if key == "ttl" else "mx_ttl")
+                if not in_range(t, val):
+                    errs.append("%s: expected %s, got %s" % (key, val, t))
             elif key == "literal":
                 want = norm_addr(val)
                 if (len(cands) != 1 or cands[0].get("source") != "literal"

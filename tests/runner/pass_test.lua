@@ -17,6 +17,13 @@ test("plain routing", function()
   eq(hosts(plan), { "mx1.example.test", "mx2.example.test" })
 end)
 
+test("served TTLs: the MX records' and each host's, not the plan's", function()
+  local plan = route("example.test")
+  eq(plan.ttl, 300) -- the AAAA NODATA's SOA minimum
+  eq(plan.mx_ttl, 3600)
+  eq(plan.candidates[1].ttl, 3600)
+end)
+
 test("invalid input is a plan-like table", function()
   eq(route("a..b").status, "invalid")
 end)
