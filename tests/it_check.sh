@@ -35,11 +35,6 @@ for z in "$SRC"/tests/zones/*.zone "$SRC"/examples/zones/*.zone; do
   ln -s "$z" "$TMP/zones/"
 done
 
-expect_jq() {
-  local got
-  if got=$(jq -e "$2" "$OUT" 2>&1); then pass "$1"; else fail "$1" "jq: $2" "$(printf '%s' "$got" | head -c 300)"; fi
-}
-
 # need_server NAME LOG START...: run a server's START command; when it
 # fails, report NAME and end the test here (nothing after can run).
 need_server() {

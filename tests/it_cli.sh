@@ -20,16 +20,7 @@ trap 'exit 130' INT TERM
 
 Z=()
 for z in "$SRC"/tests/zones/*.zone; do Z+=(--zone "$z"); done
-# expect_jq NAME FILTER: jq -e FILTER holds on the output, read as one
-# array of all JSON lines (so .[0] is the first line).
-expect_jq() {
-  local got
-  if got=$(jq -e -s "$2" "$OUT" 2>&1); then
-    pass "$1"
-  else
-    fail "$1" "jq: $2" "$(printf '%s' "$got" | head -c 300)"
-  fi
-}
+JQ_SLURP=1 # expect_jq reads all JSON lines as one array (.[0] is the first)
 # expect_lines NAME N: stdout has N non-empty lines, each valid JSON.
 expect_lines() {
   local n bad

@@ -24,15 +24,7 @@ RUN_TIMEOUT=60
 harness_start policy
 trap 'knot_stop; rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM
-# expect_jq NAME FILTER: jq -e FILTER holds on all JSON lines as an array.
-expect_jq() {
-  local got
-  if got=$(jq -e -s "$2" "$OUT" 2>&1); then
-    pass "$1"
-  else
-    fail "$1" "jq: $2" "$(printf '%s' "$got" | head -c 300)"
-  fi
-}
+JQ_SLURP=1 # expect_jq reads all JSON lines as one array (.[0] is the first)
 # expect_out NAME TEXT / expect_err NAME TEXT: a fixed string in the output.
 expect_out() {
   if grep -qF -- "$2" "$OUT"; then pass "$1"; else fail "$1" "stdout has '$2'" "no"; fi

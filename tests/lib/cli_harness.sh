@@ -8,6 +8,8 @@
 #   run_stdin FILE ARGS...
 #   pass NAME / fail NAME EXPECTED GOT
 #   expect_rc NAME WANT / expect_rc_in NAME "A B C"
+#   expect_jq NAME FILTER  jq -e FILTER holds on stdout; with JQ_SLURP=1
+#                        stdout is read as one array of its JSON lines
 #   harness_end          print "N passed, N failed"; status 1 if any failed
 #
 # The caller sets its own traps (it may have servers to stop).
@@ -72,4 +74,15 @@ expect_rc_in() { # NAME "A B C": the exit code is one of these
 harness_end() {
   echo "$passed passed, $failed failed"
   [ "$failed" = 0 ]
+}
+
+# jq -e exits 0 on empty input: an empty stdout must fail, not pass.
+expect_jq() {
+  local got= slurp=()
+  [ "${JQ_SLURP:-0}" = 1 ] && slurp=(-s)
+  if [ -s "$OUT" ] && got=$(jq -e "${slurp[@]}" "$2" "$OUT" 2>&1); then
+    pass "$1"
+  else
+    fail "$1" "jq: $2" "$(printf '%s' "${got:-empty output}" | head -c 300)"
+  fi
 }
