@@ -627,7 +627,9 @@ typedef struct mxr_send_event {
 /* Pointers in an event are valid during the call only. */
 typedef void (*mxr_send_event_fn)(void *arg, const mxr_send_event *ev);
 /* status: MXR_OK when the attempt ran to its end (see the recipients and
- * mxr_attempt_verdict), MXR_EDESTROYED when the engine went first. */
+ * mxr_attempt_verdict), MXR_EDESTROYED when the engine is being
+ * destroyed: free the attempt in this callback, while the engine is
+ * still valid. */
 typedef void (*mxr_send_done_fn)(void *arg, mxr_status status,
                                  mxr_attempt *attempt);
 
