@@ -5,6 +5,7 @@
  * next address or host when none remains defers (DESIGN.md section 4,
  * "every candidate used up without delivery: defer with the last error"). */
 #include "rules.h"
+#include "words.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -108,10 +109,10 @@ mxr_status mxr_rules_set_action(mxr_rules *r, mxr_stage stage, mxr_class cls,
     return MXR_OK;
 }
 
-mxr_action mxr_rules_action(const mxr_rules *r, mxr_stage stage,
-                            mxr_class cls)
+mxr_action mxr_rules_action(const mxr_rules *r, mxr_stage stage, mxr_class cls)
 {
-    if ((unsigned)stage >= MXR_STAGE_COUNT_ || (unsigned)cls >= MXR_CLASS_COUNT_)
+    if ((unsigned)stage >= MXR_STAGE_COUNT_ ||
+        (unsigned)cls >= MXR_CLASS_COUNT_)
         return MXR_ACTION_NEXT_HOST;
     return r ? r->table[stage][cls] : default_table[stage][cls];
 }
@@ -187,14 +188,6 @@ static const char *const class_words[MXR_CLASS_COUNT_] = {
 static const char *const action_words[MXR_ACTION_COUNT_] = {
     "continue", "next-address", "next-host", "defer", "bounce", "delivered"};
 
-static int word_index(const char *const *words, int n, const char *w)
-{
-    for (int i = 0; w && i < n; i++)
-        if (strcmp(words[i], w) == 0)
-            return i;
-    return -1;
-}
-
 const char *mxr_stage_name(mxr_stage s)
 {
     return (unsigned)s < MXR_STAGE_COUNT_ ? stage_words[s] : "unknown";
@@ -212,17 +205,17 @@ const char *mxr_action_name(mxr_action a)
 
 int mxr_stage_parse(const char *w)
 {
-    return word_index(stage_words, MXR_STAGE_COUNT_, w);
+    return mxr__word_index(stage_words, MXR_STAGE_COUNT_, w);
 }
 
 int mxr_class_parse(const char *w)
 {
-    return word_index(class_words, MXR_CLASS_COUNT_, w);
+    return mxr__word_index(class_words, MXR_CLASS_COUNT_, w);
 }
 
 int mxr_action_parse(const char *w)
 {
-    return word_index(action_words, MXR_ACTION_COUNT_, w);
+    return mxr__word_index(action_words, MXR_ACTION_COUNT_, w);
 }
 
 /* A code outside 200..599 is a protocol violation: temporary, so that a

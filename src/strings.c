@@ -1,6 +1,7 @@
 /* strings.c -- names of statuses, reasons, sources, notes and families,
  * and the version. Words are part of the JSON contract: never rename. */
 #include "mxroute.h"
+#include "words.h"
 
 #include <string.h>
 
@@ -119,13 +120,18 @@ static const char *const family_words[] = {
     [MXR_FAMILY_PREFER_IPV6] = "prefer-ipv6",
 };
 
-int mxr_family_parse(const char *word)
+int mxr__word_index(const char *const *words, size_t n, const char *word)
 {
-    for (size_t i = 0; word && i < sizeof family_words / sizeof *family_words;
-         i++)
-        if (strcmp(word, family_words[i]) == 0)
+    for (size_t i = 0; word && i < n; i++)
+        if (strcmp(word, words[i]) == 0)
             return (int)i;
     return -1;
+}
+
+int mxr_family_parse(const char *word)
+{
+    return mxr__word_index(family_words,
+                           sizeof family_words / sizeof *family_words, word);
 }
 
 const char *mxr_family_name(mxr_family family)
@@ -144,10 +150,8 @@ static const char *const tls_words[] = {
 
 int mxr_tls_mode_parse(const char *word)
 {
-    for (size_t i = 0; word && i < sizeof tls_words / sizeof *tls_words; i++)
-        if (strcmp(word, tls_words[i]) == 0)
-            return (int)i;
-    return -1;
+    return mxr__word_index(tls_words, sizeof tls_words / sizeof *tls_words,
+                           word);
 }
 
 const char *mxr_tls_mode_name(mxr_tls_mode mode)

@@ -37,46 +37,19 @@ static json_t *probe_json(const smtp_args *a, json_t *report)
     return out;
 }
 
-static int run(mxr_options *o, smtp_args *a)
+static int prepare(smtp_args *a)
 {
-    mxr_engine *e = NULL;
-    if (mxr_engine_new(o, &e) != MXR_OK) {
-        fprintf(stderr, "mxroute: %s\n", mxr_options_errmsg(o));
-        return EXIT_USAGE;
-    }
-    char *rcpt = probe_recipient(a->input);
-    const char *to[1] = {rcpt};
-    a->to = to;
+    a->owned = probe_recipient(a->input);
+    if (!a->owned)
+        return EXIT_SOFTWARE;
+    a->probe_to[0] = a->owned;
+    a->to = a->probe_to;
     a->nto = 1;
-    json_t *report = json_object();
-    int rc = rcpt ? smtp_run(e, a, NULL, 0, report) : EXIT_SOFTWARE;
-    a->to = NULL;
-    if (rc == EXIT_OK || rc == EXIT_TEMPFAIL || rc == EXIT_NOHOST) {
-        if (a->json) {
-            json_t *j = probe_json(a, report);
-            json_dumpf(j, stdout, JSON_COMPACT);
-            fputc('\n', stdout);
-            json_decref(j);
-        } else {
-            smtp_print_text(stdout, report, true);
-        }
-    }
-    json_decref(report);
-    free(rcpt);
-    mxr_engine_destroy(e);
-    return rc;
+    return 0;
 }
 
 int cmd_probe(int argc, char **argv)
 {
-    mxr_options *o = NULL;
-    if (mxr_options_new(&o) != MXR_OK)
-        return EXIT_SOFTWARE;
-    smtp_args a;
-    int rc = smtp_parse(argc, argv, true, o, &a);
-    if (rc == 0)
-        rc = run(o, &a);
-    mxr_options_free(o);
-    free(a.to);
-    return rc < 0 ? EXIT_OK : rc;
+    static const smtp_command_ops ops = {true, prepare, probe_json};
+    return smtp_command(argc, argv, &ops);
 }

@@ -40,47 +40,23 @@ static char *read_message(const char *file, size_t *len)
     return buf;
 }
 
-static int run(mxr_options *o, const smtp_args *a)
+static int prepare(smtp_args *a)
 {
     size_t len = 0;
-    char *msg = read_message(a->file, &len);
-    if (!msg) {
+    errno = 0;
+    a->owned = read_message(a->file, &len);
+    if (!a->owned) {
         fprintf(stderr, "mxroute send: %s: %s\n", a->file ? a->file : "stdin",
                 strerror(errno ? errno : EIO));
         return EXIT_NOINPUT;
     }
-    mxr_engine *e = NULL;
-    if (mxr_engine_new(o, &e) != MXR_OK) {
-        fprintf(stderr, "mxroute: %s\n", mxr_options_errmsg(o));
-        free(msg);
-        return EXIT_USAGE;
-    }
-    json_t *report = json_object();
-    int rc = smtp_run(e, a, msg, len, report);
-    if (rc == EXIT_OK || rc == EXIT_TEMPFAIL || rc == EXIT_NOHOST) {
-        if (a->json) {
-            json_dumpf(report, stdout, JSON_COMPACT);
-            fputc('\n', stdout);
-        } else {
-            smtp_print_text(stdout, report, false);
-        }
-    }
-    json_decref(report);
-    mxr_engine_destroy(e);
-    free(msg);
-    return rc;
+    a->msg = a->owned;
+    a->len = len;
+    return 0;
 }
 
 int cmd_send(int argc, char **argv)
 {
-    mxr_options *o = NULL;
-    if (mxr_options_new(&o) != MXR_OK)
-        return EXIT_SOFTWARE;
-    smtp_args a;
-    int rc = smtp_parse(argc, argv, false, o, &a);
-    if (rc == 0)
-        rc = run(o, &a);
-    mxr_options_free(o);
-    free(a.to);
-    return rc < 0 ? EXIT_OK : rc;
+    static const smtp_command_ops ops = {false, prepare, NULL};
+    return smtp_command(argc, argv, &ops);
 }

@@ -460,3 +460,52 @@ int smtp_exit_code(const json_t *report)
         return EXIT_NOHOST;
     return EXIT_OK;
 }
+
+static void print_report(const smtp_args *a, const smtp_command_ops *ops,
+                         json_t *report)
+{
+    if (!a->json) {
+        smtp_print_text(stdout, report, ops->probe);
+        return;
+    }
+    json_t *j =
+        ops->json_form ? ops->json_form(a, report) : json_incref(report);
+    json_dumpf(j, stdout, JSON_COMPACT);
+    fputc('\n', stdout);
+    json_decref(j);
+}
+
+static int run_and_print(mxr_options *o, const smtp_args *a,
+                         const smtp_command_ops *ops)
+{
+    mxr_engine *e = NULL;
+    if (mxr_engine_new(o, &e) != MXR_OK) {
+        fprintf(stderr, "mxroute: %s\n", mxr_options_errmsg(o));
+        return EXIT_USAGE;
+    }
+    json_t *report = json_object();
+    int rc = smtp_run(e, a, a->msg, a->len, report);
+    if (rc == EXIT_OK || rc == EXIT_TEMPFAIL || rc == EXIT_NOHOST)
+        print_report(a, ops, report);
+    json_decref(report);
+    mxr_engine_destroy(e);
+    return rc;
+}
+
+int smtp_command(int argc, char **argv, const smtp_command_ops *ops)
+{
+    mxr_options *o = NULL;
+    if (mxr_options_new(&o) != MXR_OK)
+        return EXIT_SOFTWARE;
+    smtp_args a;
+    int rc = smtp_parse(argc, argv, ops->probe, o, &a);
+    if (rc == 0)
+        rc = ops->prepare(&a);
+    if (rc == 0)
+        rc = run_and_print(o, &a, ops);
+    mxr_options_free(o);
+    if (a.to != a.probe_to)
+        free(a.to);
+    free(a.owned);
+    return rc < 0 ? EXIT_OK : rc; /* -1: --help */
+}

@@ -17,10 +17,28 @@ typedef struct smtp_args {
     size_t nto;
     const char *file;  /* send: message file, NULL or "-" for stdin */
     const char *input; /* probe: as given */
+    const char *msg;   /* send: the message */
+    size_t len;
+    char *owned; /* freed at the end: the message, or the probe's
+                    recipient */
+    const char *probe_to[1];
 } smtp_args;
 
+/* What makes probe and send differ around the shared run. */
+typedef struct smtp_command_ops {
+    bool probe;
+    /* After the options: set msg/len or the recipient; 0 or an exit
+     * code. */
+    int (*prepare)(smtp_args *a);
+    /* What --json prints (a new reference); NULL: the report itself. */
+    json_t *(*json_form)(const smtp_args *a, json_t *report);
+} smtp_command_ops;
+
+/* The whole command: options, engine, run, output. */
+int smtp_command(int argc, char **argv, const smtp_command_ops *ops);
+
 /* Parse the options of probe (probe = true) or send into opts and a.
- * Returns 0, or an exit code (EXIT_OK after --help). */
+ * Returns 0, an exit code, or -1 after --help. */
 int smtp_parse(int argc, char **argv, bool probe, mxr_options *opts,
                smtp_args *a);
 
