@@ -58,6 +58,7 @@ fi
 #   .5 STARTTLS store  .6 STARTTLS-required store  .7 store refusing EHLO
 #   .8 .9 tie sinks  .10-.24 scripted smtp-sinks  .30 silent  .31 drop-data
 #   .32 multi-line greeting  .33 store without SMTPUTF8  .34 endless greeting
+#   .35 .36 .37 malformed greetings (no code, a 5000-octet line, two codes)
 #   .40 .41 closed (nothing listens)
 started=1
 start() { "$@" || started=0; }
@@ -73,6 +74,9 @@ start smtp_peer dropdata 127.0.0.31 drop-data --after 1
 start smtp_peer multiline 127.0.0.32 multiline
 start smtp_peer noutf8 127.0.0.33 store --no-smtputf8
 start smtp_peer trickle 127.0.0.34 trickle
+start smtp_peer nocode 127.0.0.35 odd --greeting "hello, I am not SMTP"
+start smtp_peer longline 127.0.0.36 odd --greeting "220-$(printf '%5000s' | tr ' ' x)" --greeting "220 ok"
+start smtp_peer mixcode 127.0.0.37 odd --greeting "220-first line" --greeting "554 second line"
 start smtp_sink tie-a 127.0.0.8
 start smtp_sink tie-b 127.0.0.9
 start smtp_sink greet5 127.0.0.10 -f CONNECT
@@ -104,6 +108,15 @@ mx.no8bit	A	127.0.0.4
 no8bit		MX	10 mx.no8bit
 mx.noutf8	A	127.0.0.33
 mx.trickle	A	127.0.0.34
+mx.nocode	A	127.0.0.35
+nocode		MX	10 mx.nocode
+nocode		MX	20 backup
+mx.longline	A	127.0.0.36
+longline	MX	10 mx.longline
+longline	MX	20 backup
+mx.mixcode	A	127.0.0.37
+mixcode		MX	10 mx.mixcode
+mixcode		MX	20 backup
 trickle		MX	10 mx.trickle
 trickle		MX	20 backup
 noutf8		MX	10 mx.noutf8
@@ -364,6 +377,16 @@ if [ "$ms" -ge 1500 ]; then pass "silent listener: waited for --timeout 2000 (${
 probe_case "endless greeting: timeout at greeting -> next host" trickle.smtp.test 0 \
   "$a0.host == \"mx.trickle.smtp.test\" and $a0.stage == \"greeting\" and $a0.class == \"timeout\"
    and ($a0.action | $NEXT) and $ok_on_backup"
+
+# A server that does not speak SMTP properly is a broken connection to
+# that host (class reset, a clear reason), never a crash: the backup
+# takes the mail.
+for g in "nocode:malformed reply" "longline:reply line too long" "mixcode:different codes"; do
+  dom=${g%%:*} why=${g#*:}
+  probe_case "malformed greeting ($dom) -> next host" $dom.smtp.test 0 \
+    "$a0.host == \"mx.$dom.smtp.test\" and $a0.stage == \"greeting\" and $a0.class == \"reset\"
+     and ($a0.reply | contains(\"$why\")) and ($a0.action | $NEXT) and $ok_on_backup"
+done
 
 # The seed articles' check: disable the primary, send a test message, see
 # that the backup receives it -- one command.
