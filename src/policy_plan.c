@@ -246,10 +246,12 @@ static void read_spec(lua_State *L, int t, mxr__plan_edit *ed, host_spec *s)
     if (lua_getfield(L, t, "host") != LUA_TSTRING)
         luaL_error(L, "bad field 'host' (a host name expected)");
     size_t n;
+    char q[MXR__QUOTE_BUF];
     const char *h = lua_tolstring(L, -1, &n);
     if (!mxr__name_is_ip_literal(h) &&
         mxr__hostname_normalize(h, n, s->host, NULL, 0) != MXR_OK)
-        luaL_error(L, "bad field 'host' ('%s' is not a host name)", h);
+        luaL_error(L, "bad field 'host' ('%s' is not a host name)",
+                   mxr__quote(h, n, q));
     if (mxr__name_is_ip_literal(h))
         snprintf(s->host, sizeof s->host, "%s", h);
     lua_pop(L, 1);
@@ -318,10 +320,13 @@ static size_t read_addresses(lua_State *L, int t, mxr_addr *out)
     size_t len = lua_rawlen(L, -1);
     luaL_argcheck(L, len <= ADDRS_MAX, 2, "more than 32 addresses");
     for (size_t i = 1; i <= len; i++, n++) {
+        char q[MXR__QUOTE_BUF];
+        size_t alen = 0;
         lua_rawgeti(L, -1, (lua_Integer)i);
-        const char *a = lua_tostring(L, -1);
+        const char *a = lua_tolstring(L, -1, &alen);
         if (!a || !mxr__addr_parse(a, &out[n]))
-            luaL_error(L, "bad address '%s' in 'addresses'", a ? a : "?");
+            luaL_error(L, "bad address '%s' in 'addresses'",
+                       a ? mxr__quote(a, alen, q) : "?");
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
