@@ -13,6 +13,7 @@
 #define RUN_ROUNDS_MAX 100000 /* engine rounds before we call it a hang */
 #define ATTEMPT_HOPS_MAX 200  /* far above the rules' address limit */
 #define REPLY_TEXT_MAX 700    /* longer than the text an attempt keeps */
+#define KEPT_TEXT_MAX 512     /* what it keeps (src/attempt.c) */
 
 void fz_fail(const char *file, int line, const char *what)
 {
@@ -223,6 +224,7 @@ static void check_settled(const mxr_attempt *a)
         const mxr_rcpt *rc = mxr_attempt_recipient(a, i);
         FZ_ASSERT(rc->state != MXR_RCPT_PENDING); /* nobody is lost */
         FZ_ASSERT(rc->text != NULL);
+        FZ_ASSERT(strlen(rc->text) < KEPT_TEXT_MAX); /* replies are cut */
     }
 }
 
