@@ -700,29 +700,33 @@ static void test_uncounted_bytes(void **state)
     free(wire);
 }
 
+/* A response to example.com MX with one record, in the answer section or
+ * the authority section: the class and TTL it parses to. */
+static void expect_ttl(fixture *f, ldns_pkt_section sec, const char *rr,
+                       mxr__rcode rc, uint32_t ttl)
+{
+    ldns_pkt *p = response("example.com", MXR__TYPE_MX);
+    push(p, sec, rr);
+    mxr__answer *ans = parse(f, p, "example.com", MXR__TYPE_MX);
+    assert_int_equal(ans->rcode, rc);
+    assert_int_equal(ans->ttl, ttl);
+    done(f, ans);
+}
+
 /* RFC 2181 section 8: a TTL with the top bit set counts as zero, for the
  * records and for the negative TTL of the SOA. */
 static void test_ttl_top_bit(void **state)
 {
-    fixture *f = *state;
-    ldns_pkt *p = response("example.com", MXR__TYPE_MX);
-    answer_rr(p, "example.com. 2147483647 IN MX 10 mx1.example.com.");
-    mxr__answer *ans = parse(f, p, "example.com", MXR__TYPE_MX);
-    assert_int_equal(ans->ttl, 2147483647);
-    done(f, ans);
-    p = response("example.com", MXR__TYPE_MX);
-    answer_rr(p, "example.com. 4294967295 IN MX 10 mx1.example.com.");
-    ans = parse(f, p, "example.com", MXR__TYPE_MX);
-    assert_int_equal(ans->rcode, MXR__DNS_OK);
-    assert_int_equal(ans->ttl, 0);
-    done(f, ans);
-    p = response("example.com", MXR__TYPE_MX);
-    authority_rr(p, "example.com. 2147483648 IN SOA ns.example.com. "
-                    "hostmaster.example.com. 1 3600 600 86400 300");
-    ans = parse(f, p, "example.com", MXR__TYPE_MX);
-    assert_int_equal(ans->rcode, MXR__DNS_NODATA);
-    assert_int_equal(ans->ttl, 0);
-    done(f, ans);
+    expect_ttl(*state, LDNS_SECTION_ANSWER,
+               "example.com. 2147483647 IN MX 10 mx1.example.com.",
+               MXR__DNS_OK, 2147483647);
+    expect_ttl(*state, LDNS_SECTION_ANSWER,
+               "example.com. 4294967295 IN MX 10 mx1.example.com.",
+               MXR__DNS_OK, 0);
+    expect_ttl(*state, LDNS_SECTION_AUTHORITY,
+               "example.com. 2147483648 IN SOA ns.example.com. "
+               "hostmaster.example.com. 1 3600 600 86400 300",
+               MXR__DNS_NODATA, 0);
 }
 
 /* splitmix64: a fixed-seed generator, so the mutations are reproducible. */

@@ -224,26 +224,6 @@ static bool swap_backend(mxr_engine *e, fz_reader *r)
 
 /* ------------------------------------------------------------ routing */
 
-static uint64_t now_ms;
-
-static uint64_t fake_clock(void *ud)
-{
-    return now_ms;
-}
-
-typedef struct result {
-    bool done;
-    mxr_status status;
-    mxr_plan *plan;
-} result;
-
-static void on_route(void *arg, mxr_status st, mxr_plan *plan)
-{
-    result *res = arg;
-    FZ_ASSERT(!res->done); /* exactly once */
-    *res = (result){.done = true, .status = st, .plan = plan};
-}
-
 /* What the header chose, for the checks at the end. */
 typedef struct setup {
     fz_plan_rules rules;
@@ -287,18 +267,9 @@ static mxr_options *make_options(fz_reader *r, fz_alloc *alloc, setup *su)
     mxr_options_set(o, MXR_OPT_MAX_INFLIGHT, (int64_t)su->window);
     mxr_options_set(o, MXR_OPT_SEED, flags >> 7);
     mxr_options_set_allocator(o, fz_alloc_fn, alloc);
-    mxr_options_set_clock(o, fake_clock, NULL);
+    mxr_options_set_clock(o, fz_clock, NULL);
     mxr_options_add_zone_text(o, "fuzz", zone);
     return o;
-}
-
-static void finish(mxr_engine *e, result *res, const fz_plan_rules *rules,
-                   fz_reader *r)
-{
-    FZ_ASSERT(res->done);
-    fz_check_plan(res->status, res->plan, rules);
-    fz_walk_attempt(e, res->plan, r);
-    mxr_plan_free(res->plan);
 }
 
 static void route_rounds(mxr_engine *e, const fz_plan_rules *rules,
@@ -309,17 +280,17 @@ static void route_rounds(mxr_engine *e, const fz_plan_rules *rules,
                                          "xn--bcher-kva.example"};
     uint8_t pick = fz_byte(r);
     const char *first = inputs[pick % 4], *second = inputs[(pick % 4) ^ 1];
-    result a = {0}, b = {0}, c = {0};
+    fz_result a = {0}, b = {0}, c = {0};
     /* two at once: the same domain shares its queries */
-    FZ_ASSERT(mxr_route(e, first, on_route, &a) == MXR_OK);
-    FZ_ASSERT(mxr_route(e, second, on_route, &b) == MXR_OK);
+    FZ_ASSERT(mxr_route(e, first, fz_on_route, &a) == MXR_OK);
+    FZ_ASSERT(mxr_route(e, second, fz_on_route, &b) == MXR_OK);
     fz_run(e);
-    finish(e, &a, rules, r);
-    finish(e, &b, rules, r);
-    now_ms += (uint64_t)fz_byte(r) * 1000; /* cached, or expired */
-    FZ_ASSERT(mxr_route(e, first, on_route, &c) == MXR_OK);
+    fz_settle(e, &a, rules, r);
+    fz_settle(e, &b, rules, r);
+    fz_now_ms += (uint64_t)fz_byte(r) * 1000; /* cached, or expired */
+    FZ_ASSERT(mxr_route(e, first, fz_on_route, &c) == MXR_OK);
     fz_run(e);
-    finish(e, &c, rules, r);
+    fz_settle(e, &c, rules, r);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -328,7 +299,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_alloc alloc = {0};
     setup su;
     mxr_engine *e = NULL;
-    now_ms = 1000000;
+    fz_now_ms = 1000000;
     mxr_options *o = make_options(&r, &alloc, &su);
     if (!o)
         return 0;

@@ -335,13 +335,6 @@ static const char ZONES[2][512] = {
     "alias CNAME relay\n",
 };
 
-static uint64_t fake_now;
-
-static uint64_t fake_clock(void *ud)
-{
-    return fake_now;
-}
-
 /* FZ_SHOW=1 in the environment prints the configuration and the
  * engine's messages: what a crash input does, in Lua. */
 static bool show(void)
@@ -366,7 +359,7 @@ static mxr_options *make_options(const char *config, uint8_t flags,
     if (mxr_options_new(&o) != MXR_OK)
         return NULL;
     mxr_options_set_allocator(o, fz_alloc_fn, alloc);
-    mxr_options_set_clock(o, fake_clock, NULL);
+    mxr_options_set_clock(o, fz_clock, NULL);
     mxr_options_set_log(o, log_line, NULL);
     mxr_options_set(o, MXR_OPT_SEED, 1);
     mxr_options_set(o, MXR_OPT_POLICY_MAX_INSTRUCTIONS, 20000);
@@ -381,35 +374,19 @@ static mxr_options *make_options(const char *config, uint8_t flags,
     return o;
 }
 
-typedef struct result {
-    bool done;
-    mxr_status status;
-    mxr_plan *plan;
-} result;
-
-static void on_route(void *arg, mxr_status st, mxr_plan *plan)
-{
-    result *res = arg;
-    FZ_ASSERT(!res->done);
-    *res = (result){.done = true, .status = st, .plan = plan};
-}
-
 static void route_all(mxr_engine *e, fz_reader *r)
 {
     static const char *const inputs[] = {
         "user@example.com", "nullmx.example.com", "fault.example.com",
         "[192.0.2.9]", "slow.example.com"};
     static const fz_plan_rules rules = {.policy = true};
-    result res[COUNT(inputs)] = {{0}};
+    fz_result res[COUNT(inputs)] = {{0}};
     for (size_t i = 0; i < COUNT(inputs); i++)
-        FZ_ASSERT(mxr_route(e, inputs[i], on_route, &res[i]) == MXR_OK);
+        FZ_ASSERT(mxr_route(e, inputs[i], fz_on_route, &res[i]) == MXR_OK);
     fz_run(e);
     for (size_t i = 0; i < COUNT(inputs); i++) {
-        FZ_ASSERT(res[i].done);
-        fz_check_plan(res[i].status, res[i].plan, &rules);
-        fake_now += 1000;
-        fz_walk_attempt(e, res[i].plan, r);
-        mxr_plan_free(res[i].plan);
+        fz_now_ms += 1000;
+        fz_settle(e, &res[i], &rules, r);
     }
 }
 
@@ -424,7 +401,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_alloc alloc = {0};
     mxr_options *o = g.oom ? NULL : make_options(g.buf, flags, &alloc);
     mxr_engine *e = NULL;
-    fake_now = 1000000;
+    fz_now_ms = 1000000;
     if (o) {
         mxr_status st = mxr_engine_new(o, &e);
         /* a configuration over budget or bad loading fields (domains,

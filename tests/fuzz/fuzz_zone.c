@@ -18,13 +18,6 @@
 #define NAMES_MAX 6
 #define NAME_TEXT_MAX 300
 
-static uint64_t fake_now;
-
-static uint64_t fake_clock(void *ud)
-{
-    return fake_now;
-}
-
 /* Cut text (NUL-terminated, writable) at "%%" lines into zones. */
 static size_t split_zones(char *text, char *zones[ZONES_MAX])
 {
@@ -56,19 +49,6 @@ static size_t route_names(const char *text,
     return n;
 }
 
-typedef struct result {
-    bool done;
-    mxr_status status;
-    mxr_plan *plan;
-} result;
-
-static void on_route(void *arg, mxr_status st, mxr_plan *plan)
-{
-    result *res = arg;
-    FZ_ASSERT(!res->done);
-    *res = (result){.done = true, .status = st, .plan = plan};
-}
-
 static const fz_plan_rules default_rules = {
     .max_hosts = 16,
     .max_addrs_per_host = 8,
@@ -79,21 +59,17 @@ static const fz_plan_rules default_rules = {
 static void route_all(mxr_engine *e, const char *text, fz_reader *r)
 {
     char names[NAMES_MAX][NAME_TEXT_MAX];
-    result res[NAMES_MAX] = {{0}};
+    fz_result res[NAMES_MAX] = {{0}};
     size_t n = route_names(text, names);
     for (size_t i = 0; i < n; i++) {
-        mxr_status st = mxr_route(e, names[i], on_route, &res[i]);
+        mxr_status st = mxr_route(e, names[i], fz_on_route, &res[i]);
         FZ_ASSERT(st == MXR_OK || st == MXR_EBADNAME);
         if (st != MXR_OK) /* no callback for a refused input */
-            res[i] = (result){.done = true, .status = st};
+            res[i] = (fz_result){.done = true, .status = st};
     }
     fz_run(e);
-    for (size_t i = 0; i < n; i++) {
-        FZ_ASSERT(res[i].done);
-        fz_check_plan(res[i].status, res[i].plan, &default_rules);
-        fz_walk_attempt(e, res[i].plan, r);
-        mxr_plan_free(res[i].plan);
-    }
+    for (size_t i = 0; i < n; i++)
+        fz_settle(e, &res[i], &default_rules, r);
 }
 
 /* A zone that did not load is named in the message ("zone2:LINE: ..."). */
@@ -114,9 +90,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(text, data, size);
     text[size] = '\0';
     fz_alloc alloc = {0};
-    fake_now = 1000000;
+    fz_now_ms = 1000000;
     mxr_options_set_allocator(o, fz_alloc_fn, &alloc);
-    mxr_options_set_clock(o, fake_clock, NULL);
+    mxr_options_set_clock(o, fz_clock, NULL);
     mxr_options_set(o, MXR_OPT_SEED, 1);
     char zone_name[32];
     size_t nzones = split_zones(text, zones);

@@ -262,3 +262,26 @@ void fz_run(mxr_engine *e)
         mxr_engine_process(e, MXR_NOFD, MXR_NOFD);
     FZ_ASSERT(mxr_engine_pending(e) == 0);
 }
+
+void fz_on_route(void *arg, mxr_status status, mxr_plan *plan)
+{
+    fz_result *res = arg;
+    FZ_ASSERT(!res->done); /* exactly once */
+    *res = (fz_result){.done = true, .status = status, .plan = plan};
+}
+
+void fz_settle(mxr_engine *e, fz_result *res, const fz_plan_rules *rules,
+               fz_reader *r)
+{
+    FZ_ASSERT(res->done);
+    fz_check_plan(res->status, res->plan, rules);
+    fz_walk_attempt(e, res->plan, r);
+    mxr_plan_free(res->plan);
+}
+
+uint64_t fz_now_ms;
+
+uint64_t fz_clock(void *ud)
+{
+    return fz_now_ms;
+}

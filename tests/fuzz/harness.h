@@ -59,4 +59,23 @@ void fz_walk_attempt(mxr_engine *e, const mxr_plan *plan, fz_reader *r);
 /* Run the engine until nothing is pending; a hang is a crash. */
 void fz_run(mxr_engine *e);
 
+/* One route request: fz_on_route (an mxr_route_cb) fills it, and checks
+ * that it fires once. */
+typedef struct fz_result {
+    bool done;
+    mxr_status status;
+    mxr_plan *plan;
+} fz_result;
+void fz_on_route(void *arg, mxr_status status, mxr_plan *plan);
+
+/* The request has ended: check its plan, walk an attempt along it, free
+ * it. */
+void fz_settle(mxr_engine *e, fz_result *res, const fz_plan_rules *rules,
+               fz_reader *r);
+
+/* The engine's clock in the targets (mxr_options_set_clock): fz_now_ms,
+ * which each input sets and advances, so runs are reproducible. */
+extern uint64_t fz_now_ms;
+uint64_t fz_clock(void *ud);
+
 #endif

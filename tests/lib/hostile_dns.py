@@ -153,29 +153,15 @@ def _nxdomain(q, sub, tcp):
     return [packet(q, authority=[soa_rr()], rcode=NXDOMAIN)]
 
 
-@case("servfail")
-def _servfail(q, sub, tcp):
-    return [packet(q, rcode=SERVFAIL, flags=0)]
+def rcode_case(name, rcode):
+    """Every query of the case gets this rcode, without records."""
+    CASES[name] = lambda q, sub, tcp: [packet(q, rcode=rcode, flags=0)]
 
 
-@case("refused")
-def _refused(q, sub, tcp):
-    return [packet(q, rcode=REFUSED, flags=0)]
-
-
-@case("formerr")
-def _formerr(q, sub, tcp):
-    return [packet(q, rcode=FORMERR, flags=0)]
-
-
-@case("notimp")
-def _notimp(q, sub, tcp):
-    return [packet(q, rcode=NOTIMP, flags=0)]
-
-
-@case("rcode-15")
-def _rcode15(q, sub, tcp):
-    return [packet(q, rcode=15, flags=0)]
+for _name, _rcode in (("servfail", SERVFAIL), ("refused", REFUSED),
+                      ("formerr", FORMERR), ("notimp", NOTIMP),
+                      ("rcode-15", 15)):
+    rcode_case(_name, _rcode)
 
 
 @case("targets-servfail")
