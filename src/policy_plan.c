@@ -58,6 +58,7 @@ static int builder_from_plan(mxr__plan_edit *ed)
 /* The builder to edit, copied from the plan on the first edit. */
 static mxr__plan_builder *editable(lua_State *L, mxr__plan_edit *ed)
 {
+    ed->edits++;
     if (!ed->edited) {
         ed->edited = true;
         if (builder_from_plan(ed) != 0)
@@ -402,7 +403,14 @@ static int plan_remove(lua_State *L)
     mxr__plan_builder *pb = editable(L, ed);
     lua_Integer removed = 0;
     for (size_t i = 0; i < pb->nhosts;) {
-        if (!host_matches(L, &pb->hosts[i], 2)) {
+        unsigned edits = ed->edits;
+        bool match = host_matches(L, &pb->hosts[i], 2);
+        /* an edit would move the hosts under our index (and an add in
+         * every call would never let the loop end) */
+        if (ed->edits != edits)
+            return luaL_error(L, "plan:remove: its function may not edit "
+                                 "the plan");
+        if (!match) {
             i++;
             continue;
         }
