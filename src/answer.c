@@ -2,8 +2,10 @@
  *
  * The rcode applies to the end of a CNAME chain (RFC 6604), so the chain is
  * followed inside the answer section before records are collected. A chain
- * longer than MXR__CNAME_CHAIN_MAX, a question that does not match ours or a
- * packet ldns rejects is an answer we cannot trust: MXR__DNS_NETWORK. */
+ * longer than MXR__CNAME_CHAIN_MAX, a question that does not match ours, a
+ * packet with bytes its header does not count or one ldns rejects is an
+ * answer we cannot trust: MXR__DNS_NETWORK. TTLs with the top bit set
+ * count as zero (RFC 2181). */
 #include "answer.h"
 
 #include <ldns/ldns.h>
@@ -87,6 +89,18 @@ size_t mxr__answer_bytes(const mxr__answer *ans)
     return mxr__alloc_size(ans);
 }
 
+/* RFC 2181 section 8: a TTL with the top bit set is read as zero (a
+ * server must not make us keep its answer for 136 years). */
+static uint32_t sane_ttl(uint32_t ttl)
+{
+    return ttl > INT32_MAX ? 0 : ttl;
+}
+
+static uint32_t rr_ttl(const ldns_rr *rr)
+{
+    return sane_ttl(ldns_rr_ttl(rr));
+}
+
 /* The negative TTL of RFC 2308: min(SOA TTL, SOA MINIMUM); none when
  * there is no SOA. */
 static uint32_t negative_ttl(const ldns_pkt *pkt, uint32_t none)
@@ -97,8 +111,8 @@ static uint32_t negative_ttl(const ldns_pkt *pkt, uint32_t none)
         if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_SOA ||
             ldns_rr_rd_count(rr) < 7)
             continue;
-        uint32_t minimum = ldns_rdf2native_int32(ldns_rr_rdf(rr, 6));
-        uint32_t ttl = ldns_rr_ttl(rr);
+        uint32_t minimum = sane_ttl(ldns_rdf2native_int32(ldns_rr_rdf(rr, 6)));
+        uint32_t ttl = rr_ttl(rr);
         return minimum < ttl ? minimum : ttl;
     }
     return none;
@@ -285,7 +299,7 @@ static size_t collect_records(const ldns_rr_list *an, const ldns_rdf *name,
             !same_name(ldns_rr_owner(rr), name) || !rr_usable(rr, qtype))
             continue;
         keep_record(p, rr, qtype, max);
-        p->ttl = min_u32(p->ttl, ldns_rr_ttl(rr));
+        p->ttl = min_u32(p->ttl, rr_ttl(rr));
     }
     for (size_t i = 0; qtype == MXR__TYPE_MX && i < p->count; i++)
         p->strbytes += dname_text_size(ldns_rr_rdf(p->rrs[i], 1));
@@ -316,7 +330,7 @@ static void walk_answer(const ldns_pkt *pkt, const ldns_rdf *qname,
             return;
         }
         p->via_cname = true;
-        p->ttl = min_u32(p->ttl, ldns_rr_ttl(cname));
+        p->ttl = min_u32(p->ttl, rr_ttl(cname));
         name = ldns_rr_rdf(cname, 0);
     }
     p->rcode = MXR__DNS_NETWORK; /* chain too long or a loop */
@@ -384,12 +398,58 @@ static mxr__answer *parse_packet(mxr__alloc *a, const ldns_pkt *pkt,
     return ans;
 }
 
+static uint16_t get16(const uint8_t *w)
+{
+    return (uint16_t)(w[0] << 8 | w[1]);
+}
+
+/* Offset just past the wire name at off (a pointer ends it), 0 when it
+ * runs off the packet. */
+static size_t skip_name(const uint8_t *w, size_t len, size_t off)
+{
+    while (off < len) {
+        uint8_t n = w[off];
+        if ((n & 0xc0) == 0xc0)
+            return off + 2 <= len ? off + 2 : 0;
+        if (n & 0xc0)
+            return 0; /* extended label types: retired (RFC 6891) */
+        off += 1u + n;
+        if (n == 0)
+            return off;
+    }
+    return 0;
+}
+
+/* Do the header's counts account for every byte? ldns stops reading
+ * after the counted records, so a packet whose counts lie low looks
+ * fine to it: the records past them would be read as something else
+ * (an answer as authority). Such a packet is not trusted. */
+static bool counts_cover_packet(const uint8_t *w, size_t len)
+{
+    if (len < 12)
+        return false;
+    size_t off = 12, qd = get16(w + 4);
+    size_t rrs = (size_t)get16(w + 6) + get16(w + 8) + get16(w + 10);
+    for (size_t i = 0; i < qd && off; i++) {
+        off = skip_name(w, len, off);
+        off = off && off + 4 <= len ? off + 4 : 0;
+    }
+    for (size_t i = 0; i < rrs && off; i++) {
+        off = skip_name(w, len, off);
+        if (!off || off + 10 > len)
+            return false;
+        off += 10u + get16(w + off + 8);
+    }
+    return off == len;
+}
+
 mxr__answer *mxr__answer_parse(mxr__alloc *a, const uint8_t *wire, size_t len,
                                const char *qname, uint16_t qtype,
                                size_t max_records)
 {
     ldns_pkt *pkt = NULL;
-    if (ldns_wire2pkt(&pkt, wire, len) != LDNS_STATUS_OK)
+    if (!wire || !counts_cover_packet(wire, len) ||
+        ldns_wire2pkt(&pkt, wire, len) != LDNS_STATUS_OK)
         return mxr__answer_error(a, MXR__DNS_NETWORK, qtype, 0);
     mxr__answer *ans = parse_packet(a, pkt, qname, qtype, max_records);
     ldns_pkt_free(pkt);

@@ -7,6 +7,7 @@
  * would. An owner with TXT "mxroute-fault=servfail|refused|timeout" answers
  * every query for that name with that fault (an offline-test extension). */
 #include "dns.h"
+#include "zone_read.h"
 
 #include <errno.h>
 #include <ldns/ldns.h>
@@ -68,12 +69,10 @@ static mxr_status zone_load_one(zone_backend *zb, const mxr__zone_source *src,
         return zone_error(err, errlen, src->name, 0, strerror(errno));
     ldns_dnssec_zone *z = NULL;
     int line = 0;
-    ldns_status st = ldns_dnssec_zone_new_frm_fp_l(&z, fp, NULL, 3600,
-                                                   LDNS_RR_CLASS_IN, &line);
+    const char *why = mxr__zone_read(fp, &z, &line);
     fclose(fp);
-    if (st != LDNS_STATUS_OK)
-        return zone_error(err, errlen, src->name, line,
-                          ldns_get_errorstr_by_id(st));
+    if (why)
+        return zone_error(err, errlen, src->name, line, why);
     if (!zone_apex(z) || apex_loaded(zb, zone_apex(z))) {
         ldns_dnssec_zone_deep_free(z);
         return zone_error(err, errlen, src->name, 0,

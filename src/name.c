@@ -20,9 +20,9 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#define LOCAL_MAX 64  /* RFC 5321 4.5.3.1.1 */
-#define QUOTE_MAX 40  /* bytes of offending text quoted in a message */
-#define QUOTE_BUF 168 /* QUOTE_MAX bytes as \xNN, "..." and the NUL */
+#define LOCAL_MAX 64 /* RFC 5321 4.5.3.1.1 */
+#define QUOTE_MAX 40 /* bytes of offending text quoted in a message */
+#define QUOTE_BUF MXR__QUOTE_BUF
 #define LITERAL_MAX 64
 
 /* Where error messages go; len 0 means the caller wants none. */
@@ -96,20 +96,45 @@ static size_t quote_cut(const unsigned char *s, size_t n, bool utf8)
     return k;
 }
 
+static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+
+/* Characters that must not reach a log or a terminal as they are, even
+ * in valid UTF-8: C1 controls (U+0085 is a line break), the line and
+ * paragraph separators and the bidirectional controls that can make a
+ * message read differently from what it says. */
+static bool unsafe_code_point(uint32_t cp)
+{
+    return (cp >= 0x80 && cp <= 0x9f) || (cp >= 0x200e && cp <= 0x200f) ||
+           (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* Bytes of the UTF-8 character at u[0..n) to copy as they are: its
+ * length when it is safe to show, 0 when it must be escaped. */
+static size_t shown_utf8(const unsigned char *u, size_t n)
+{
+    uint32_t cp;
+    size_t len = utf8_decode(u, n, &cp);
+    return len > 1 && !unsafe_code_point(cp) ? len : 0;
+}
+
 /* s[0..n) made safe to print on one line. utf8: the text was checked to
- * be valid UTF-8, so its non-ASCII bytes are shown as they are. */
+ * be valid UTF-8, so its printable non-ASCII characters are shown as they
+ * are; every other byte is written \xNN. */
 static const char *quote(const char *s, size_t n, bool utf8,
                          char buf[QUOTE_BUF])
 {
     const unsigned char *u = (const unsigned char *)s;
     size_t cut = quote_cut(u, n, utf8), pos = 0;
     char one[8];
-    for (size_t i = 0; i < cut; i++) {
-        if (utf8 && u[i] >= 0x80) {
-            buf[pos++] = (char)u[i];
+    for (size_t i = 0; i < cut;) {
+        size_t keep = utf8 && u[i] >= 0x80 ? shown_utf8(u + i, cut - i) : 0;
+        if (keep > 0) {
+            memcpy(buf + pos, u + i, keep);
+            pos += keep;
+            i += keep;
             continue;
         }
-        size_t plen = strlen(show_char(u[i], one));
+        size_t plen = strlen(show_char(u[i++], one));
         memcpy(buf + pos, one, plen);
         pos += plen;
     }
@@ -119,6 +144,11 @@ static const char *quote(const char *s, size_t n, bool utf8,
     }
     buf[pos] = '\0';
     return buf;
+}
+
+const char *mxr__quote(const char *s, size_t n, char buf[MXR__QUOTE_BUF])
+{
+    return quote(s, n, false, buf);
 }
 
 /* --------------------------------------------------------- host names */
@@ -243,22 +273,28 @@ static size_t utf8_lead(unsigned char c, uint32_t *cp, uint32_t *min)
     return 0;
 }
 
-/* Length of the valid RFC 3629 sequence at s[0..n), 0 when invalid:
- * truncated, overlong, a surrogate or above U+10FFFF. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
+/* Length of the valid RFC 3629 sequence at s[0..n) and its code point,
+ * 0 when invalid: truncated, overlong, a surrogate or above U+10FFFF. */
+static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
 {
-    uint32_t cp, min;
-    size_t len = utf8_lead(s[0], &cp, &min);
+    uint32_t min;
+    size_t len = utf8_lead(s[0], cp, &min);
     if (len == 0 || len > n)
         return 0;
     for (size_t i = 1; i < len; i++) {
         if ((s[i] & 0xc0) != 0x80)
             return 0;
-        cp = (cp << 6) | (s[i] & 0x3fu);
+        *cp = (*cp << 6) | (s[i] & 0x3fu);
     }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+    if (*cp < min || *cp > 0x10ffff || (*cp >= 0xd800 && *cp <= 0xdfff))
         return 0;
     return len;
+}
+
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    uint32_t cp;
+    return utf8_decode(s, n, &cp);
 }
 
 static bool utf8_valid(const char *s, size_t n)

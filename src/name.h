@@ -38,6 +38,11 @@ mxr_status mxr__hostname_normalize(const char *in, size_t len,
                                    char out[MXR__NAME_MAX + 1], char *err,
                                    size_t errlen);
 
+/* s[0..n) made fit for a one-line message: at most 40 bytes, control
+ * and non-ASCII bytes written \xNN, "..." when cut. Returns buf. */
+#define MXR__QUOTE_BUF 168 /* 40 bytes as \xNN, "..." and the NUL */
+const char *mxr__quote(const char *s, size_t n, char buf[MXR__QUOTE_BUF]);
+
 /* True when name is spelled as an IPv4 or IPv6 address ("192.0.2.1"). */
 bool mxr__name_is_ip_literal(const char *name);
 

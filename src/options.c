@@ -189,13 +189,13 @@ static bool server_canonical(const char *in, char *out, size_t len)
 
 mxr_status mxr_options_add_server(mxr_options *o, const char *server)
 {
-    char canon[96];
+    char canon[96], q[MXR__QUOTE_BUF];
     if (!o || !server)
         return MXR_EINVAL;
     if (!server_canonical(server, canon, sizeof canon)) {
         snprintf(o->err, sizeof o->err,
-                 "DNS server '%.60s' is not IP, IP:PORT or [IPv6]:PORT",
-                 server);
+                 "DNS server '%s' is not IP, IP:PORT or [IPv6]:PORT",
+                 mxr__quote(server, strlen(server), q));
         return MXR_ESERVER;
     }
     return push_string(&o->servers, &o->nservers, canon);

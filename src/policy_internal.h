@@ -113,6 +113,7 @@ typedef struct mxr__plan_edit {
     const mxr_plan *plan;   /* as it came in (borrowed) */
     mxr__plan_builder pb;   /* the edited copy, once edited */
     bool edited;
+    unsigned edits; /* edit calls so far: a plan:remove function makes none */
     struct mxr__plan_edit **slot; /* the object's pointer to us */
     int meta_ref; /* the plan object's metatable (the policy's state) */
 } mxr__plan_edit;

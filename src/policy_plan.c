@@ -60,6 +60,7 @@ static int builder_from_plan(mxr__plan_edit *ed)
 /* The builder to edit, copied from the plan on the first edit. */
 static mxr__plan_builder *editable(lua_State *L, mxr__plan_edit *ed)
 {
+    ed->edits++;
     if (!ed->edited) {
         ed->edited = true;
         if (builder_from_plan(ed) != 0)
@@ -260,10 +261,12 @@ static void read_spec(lua_State *L, int t, mxr__plan_edit *ed, host_spec *s)
     if (lua_getfield(L, t, "host") != LUA_TSTRING)
         luaL_error(L, "bad field 'host' (a host name expected)");
     size_t n;
+    char q[MXR__QUOTE_BUF];
     const char *h = lua_tolstring(L, -1, &n);
     if (!mxr__name_is_ip_literal(h) &&
         mxr__hostname_normalize(h, n, s->host, NULL, 0) != MXR_OK)
-        luaL_error(L, "bad field 'host' ('%s' is not a host name)", h);
+        luaL_error(L, "bad field 'host' ('%s' is not a host name)",
+                   mxr__quote(h, n, q));
     if (mxr__name_is_ip_literal(h))
         snprintf(s->host, sizeof s->host, "%s", h);
     lua_pop(L, 1);
@@ -334,10 +337,13 @@ static size_t read_addresses(lua_State *L, int t, mxr_addr *out)
     size_t len = lua_rawlen(L, -1);
     luaL_argcheck(L, len <= ADDRS_MAX, 2, "more than 32 addresses");
     for (size_t i = 1; i <= len; i++, n++) {
+        char q[MXR__QUOTE_BUF];
+        size_t alen = 0;
         lua_rawgeti(L, -1, (lua_Integer)i);
-        const char *a = lua_tostring(L, -1);
+        const char *a = lua_tolstring(L, -1, &alen);
         if (!a || !mxr__addr_parse(a, &out[n]))
-            luaL_error(L, "bad address '%s' in 'addresses'", a ? a : "?");
+            luaL_error(L, "bad address '%s' in 'addresses'",
+                       a ? mxr__quote(a, alen, q) : "?");
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
@@ -415,7 +421,14 @@ static int plan_remove(lua_State *L)
     mxr__plan_builder *pb = editable(L, ed);
     lua_Integer removed = 0;
     for (size_t i = 0; i < pb->nhosts;) {
-        if (!host_matches(L, &pb->hosts[i], 2)) {
+        unsigned edits = ed->edits;
+        bool match = host_matches(L, &pb->hosts[i], 2);
+        /* an edit would move the hosts under our index (and an add in
+         * every call would never let the loop end) */
+        if (ed->edits != edits)
+            return luaL_error(L, "plan:remove: its function may not edit "
+                                 "the plan");
+        if (!match) {
             i++;
             continue;
         }

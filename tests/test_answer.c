@@ -686,6 +686,59 @@ static void test_truncated_bytes(void **state)
     }
 }
 
+/* Bytes the header does not count: after the last record, or records
+ * past a count that lies low (ldns would read the answer as authority). */
+static void test_uncounted_bytes(void **state)
+{
+    fixture *f = *state;
+    size_t len;
+    uint8_t *wire = to_wire(rich_mx(), &len);
+    uint8_t *longer = malloc(len + 1);
+    assert_non_null(longer);
+    memcpy(longer, wire, len);
+    longer[len] = 0;
+    mxr__answer *ans = mxr__answer_parse(&f->a, longer, len + 1, "example.com",
+                                         MXR__TYPE_MX, 64);
+    assert_int_equal(ans->rcode, MXR__DNS_NETWORK);
+    done(f, ans);
+    wire[7]--; /* ANCOUNT one low: the last answer is left over */
+    ans = mxr__answer_parse(&f->a, wire, len, "example.com", MXR__TYPE_MX, 64);
+    assert_int_equal(ans->rcode, MXR__DNS_NETWORK);
+    assert_int_equal(ans->count, 0);
+    done(f, ans);
+    free(longer);
+    free(wire);
+}
+
+/* A response to example.com MX with one record, in the answer section or
+ * the authority section: the class and TTL it parses to. */
+static void expect_ttl(fixture *f, ldns_pkt_section sec, const char *rr,
+                       mxr__rcode rc, uint32_t ttl)
+{
+    ldns_pkt *p = response("example.com", MXR__TYPE_MX);
+    push(p, sec, rr);
+    mxr__answer *ans = parse(f, p, "example.com", MXR__TYPE_MX);
+    assert_int_equal(ans->rcode, rc);
+    assert_int_equal(ans->ttl, ttl);
+    done(f, ans);
+}
+
+/* RFC 2181 section 8: a TTL with the top bit set counts as zero, for the
+ * records and for the negative TTL of the SOA. */
+static void test_ttl_top_bit(void **state)
+{
+    expect_ttl(*state, LDNS_SECTION_ANSWER,
+               "example.com. 2147483647 IN MX 10 mx1.example.com.",
+               MXR__DNS_OK, 2147483647);
+    expect_ttl(*state, LDNS_SECTION_ANSWER,
+               "example.com. 4294967295 IN MX 10 mx1.example.com.",
+               MXR__DNS_OK, 0);
+    expect_ttl(*state, LDNS_SECTION_AUTHORITY,
+               "example.com. 2147483648 IN SOA ns.example.com. "
+               "hostmaster.example.com. 1 3600 600 86400 300",
+               MXR__DNS_NODATA, 0);
+}
+
 /* splitmix64: a fixed-seed generator, so the mutations are reproducible. */
 static uint64_t next_rand(uint64_t *s)
 {
@@ -1049,6 +1102,8 @@ int main(void)
         T(test_question_mismatch),
         T(test_flags),
         T(test_truncated_bytes),
+        T(test_uncounted_bytes),
+        T(test_ttl_top_bit),
         T(test_random_mutations),
         T(test_max_records),
         T(test_max_records_keeps_most_preferred),

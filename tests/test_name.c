@@ -400,6 +400,15 @@ static void test_idna_errors(void **state)
         strcat(quoted, "\xc3\xbc");
     strcat(quoted, "...'");
     expect_error(input, quoted);
+    /* Valid UTF-8 that must not reach a terminal as it is: a C1 control
+     * (U+0085, a line break), the line separator and a bidi override are
+     * shown as bytes; the letters around them as they are. */
+    expect_error("\xc2\x85.\xc3\xbc", "'\\xc2\\x85.\xc3\xbc'");
+    expect_error("a\xe2\x80\xa8\xc3\xbc.example", "'a\\xe2\\x80\\xa8\xc3\xbc");
+    expect_error("\xe2\x80\xae"
+                 "b\xc3\xbc.example",
+                 "'\\xe2\\x80\\xae"
+                 "b\xc3\xbc");
 }
 
 static void test_invalid_utf8(void **state)

@@ -1080,6 +1080,13 @@ static void test_route_bad_arguments(void **state)
         {"plan:add('x.example')", "table expected, got string"},
         {"plan:remove({})", "host name or function expected"},
         {"plan:remove(function(c) error('in predicate') end)", "in predicate"},
+        {"plan:remove(function(c) plan:fail('tempfail') return true end)",
+         "plan:remove: its function may not edit the plan"},
+        {"plan:remove(function(c) plan:add{host = 'r.example', addresses "
+         "= {'192.0.2.1'}} end)",
+         "plan:remove: its function may not edit the plan"},
+        {"plan:remove(function(c) plan:remove('mx1.plain.rules.test') end)",
+         "plan:remove: its function may not edit the plan"},
         {"plan:reorder('x')", "table expected, got string"},
         {"plan:fail('maybe')", "invalid option 'maybe'"},
         {"plan:fail()", "bad argument"},
