@@ -59,6 +59,8 @@ fi
 #   .8 .9 tie sinks  .10-.24 scripted smtp-sinks  .30 silent  .31 drop-data
 #   .32 multi-line greeting  .33 store without SMTPUTF8  .34 endless greeting
 #   .35 .36 .37 malformed greetings (no code, a 5000-octet line, two codes)
+#   .38 answers EHLO with 354 (a positive reply where none belongs)
+#   .39 STARTTLS with a reply injected in clear behind its 220
 #   .40 .41 closed (nothing listens)
 started=1
 start() { "$@" || started=0; }
@@ -77,6 +79,9 @@ start smtp_peer trickle 127.0.0.34 trickle
 start smtp_peer nocode 127.0.0.35 odd --greeting "hello, I am not SMTP"
 start smtp_peer longline 127.0.0.36 odd --greeting "220-$(printf '%5000s' | tr ' ' x)" --greeting "220 ok"
 start smtp_peer mixcode 127.0.0.37 odd --greeting "220-first line" --greeting "554 second line"
+start smtp_peer ehlo354 127.0.0.38 odd --ehlo-code 354
+start smtp_peer inject 127.0.0.39 odd --tls-cert "$PKI/server.pem" --tls-key "$PKI/server.key" \
+  --inject "250 2.5.0 injected in clear"
 start smtp_sink tie-a 127.0.0.8
 start smtp_sink tie-b 127.0.0.9
 start smtp_sink greet5 127.0.0.10 -f CONNECT
@@ -117,6 +122,11 @@ longline	MX	20 backup
 mx.mixcode	A	127.0.0.37
 mixcode		MX	10 mx.mixcode
 mixcode		MX	20 backup
+mx.ehlo354	A	127.0.0.38
+ehlo354		MX	10 mx.ehlo354
+ehlo354		MX	20 backup
+mx.inject	A	127.0.0.39
+inject		MX	10 mx.inject
 trickle		MX	10 mx.trickle
 trickle		MX	20 backup
 noutf8		MX	10 mx.noutf8
@@ -387,6 +397,16 @@ for g in "nocode:malformed reply" "longline:reply line too long" "mixcode:differ
     "$a0.host == \"mx.$dom.smtp.test\" and $a0.stage == \"greeting\" and $a0.class == \"reset\"
      and ($a0.reply | contains(\"$why\")) and ($a0.action | $NEXT) and $ok_on_backup"
 done
+
+# RFC 3207 4.2: what came in clear behind the 220 to STARTTLS is dropped;
+# taken as the reply to the EHLO sent over TLS, every later reply would
+# answer the command before it (RCPT would get MAIL's 2.1.0).
+probe_case "STARTTLS with a reply injected in clear: ignored" inject.smtp.test 0 \
+  "$a0.tls == true and $a0.stage == \"rcpt\" and $a0.class == \"ok\"
+   and $a0.rcpts[0].enhanced == \"2.1.5\" and .verdict == \"accepted\""
+probe_case "354 to EHLO: a protocol error, not progress -> next host" ehlo354.smtp.test 0 \
+  "$a0.host == \"mx.ehlo354.smtp.test\" and $a0.stage == \"ehlo\" and $a0.class == \"reset\"
+   and $a0.code == 354 and ($a0.reply | contains(\"unexpected reply\")) and $ok_on_backup"
 
 # The seed articles' check: disable the primary, send a test message, see
 # that the backup receives it -- one command.

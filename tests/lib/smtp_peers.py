@@ -292,6 +292,10 @@ def make_raw_handler(opts, listen, kind):
     store = Store(opts.dir, listen) if getattr(opts, "dir", None) else None
     greeting = opts.greeting or ["220 %s ESMTP %s" % (opts.hostname, kind)]
     ehlo_code = getattr(opts, "ehlo_code", None)
+    tls_ctx = None
+    if getattr(opts, "tls_cert", None):
+        tls_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls_ctx.load_cert_chain(opts.tls_cert, opts.tls_key)
 
     async def handle(reader, writer):
         peer = writer.get_extra_info("peername")
@@ -304,6 +308,7 @@ def make_raw_handler(opts, listen, kind):
             await writer.drain()
 
         extended = False
+        tls_on = False
         helo = None
         mail_from = None
         mail_opts = []
@@ -324,9 +329,18 @@ def make_raw_handler(opts, listen, kind):
                         continue
                     extended, helo = True, arg
                     mail_from, rcpts = None, []
+                    starttls = ["250-STARTTLS"] if tls_ctx and not tls_on else []
                     await reply("250-%s greets %s" % (opts.hostname, arg),
-                                "250-8BITMIME", "250-ENHANCEDSTATUSCODES",
-                                "250 SIZE 10240000")
+                                *starttls, "250-8BITMIME",
+                                "250-ENHANCEDSTATUSCODES", "250 SIZE 10240000")
+                elif verb == "STARTTLS" and tls_ctx and not tls_on:
+                    log_event(listen, peer, "starttls")
+                    # --inject: a reply sent in clear right behind the 220,
+                    # which a client must not take as the answer to the
+                    # EHLO it sends over TLS (RFC 3207 section 4.2).
+                    await reply("220 2.0.0 Ready to start TLS", *(opts.inject or []))
+                    await writer.start_tls(tls_ctx)
+                    tls_on, helo, extended = True, None, False
                 elif verb == "HELO":
                     log_event(listen, peer, "helo", arg)
                     extended, helo = False, arg
@@ -444,6 +458,10 @@ def build_parser():
         o.add_argument("--greeting", action="append", metavar="LINE")
         o.add_argument("--ehlo-code")
         o.add_argument("--dir")
+        o.add_argument("--tls-cert")
+        o.add_argument("--tls-key")
+        o.add_argument("--inject", action="append", metavar="LINE",
+                       help="sent in clear right after the 220 to STARTTLS")
     return p
 
 
