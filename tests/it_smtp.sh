@@ -4,8 +4,9 @@
 # 4xx/5xx/421 at each stage, aiosmtpd peers that store what they accept
 # (tests/lib/smtp_peers.py), a closed port, a silent listener, a server that
 # drops the connection mid-DATA, STARTTLS with a certificate made at test
-# time. DNS is offline: one zone file (--zone) points the MX hosts at the
-# peers. Every run uses --allow-loopback --port PORT --timeout 2000.
+# time. One zone file points the MX hosts at the peers: offline (--zone),
+# and at the end through a real knotd (--server). Policies pick hops
+# (--policy). Every run uses --allow-loopback --port PORT --timeout 2000.
 #
 # Environment: MXROUTE (the binary; default $MXR_BUILD_DIR/mxroute or
 # build/mxroute), MXR_SOURCE_DIR (default: the script's parent directory).
@@ -19,6 +20,7 @@ MXROUTE=${MXROUTE:-$BUILD/mxroute}
 
 . "$SRC/tests/lib/cli_harness.sh"
 . "$SRC/tests/lib/smtp.sh"
+. "$SRC/tests/lib/knot.sh"
 harness_start smtp
 trap 'exit 130' INT
 trap 'fail "whole script within ${SMTP_IT_LIMIT:-110} s" "finished" "stopped (last command below)"; harness_end; exit 1' TERM
@@ -29,7 +31,7 @@ trap 'fail "whole script within ${SMTP_IT_LIMIT:-110} s" "finished" "stopped (la
   wait "$sp" && { echo "it_smtp: time limit reached" >&2; kill -TERM $$; }
 ) 2>/dev/null &
 WATCHDOG=$!
-trap 'kill "$WATCHDOG" 2>/dev/null; smtp_stop_all; rm -rf "$TMP"' EXIT
+trap 'kill "$WATCHDOG" 2>/dev/null; smtp_stop_all; knot_stop; rm -rf "$TMP"' EXIT
 
 if ! smtp_init "$TMP/smtp"; then
   fail "smtp peers" "smtp-sink, /usr/bin/python3 with aiosmtpd, openssl" "missing"
@@ -638,6 +640,39 @@ run send "${O[@]}" --from "$FROM" --to x@plain.smtp.test "$TMP/no-such-file.eml"
 expect_rc "send a missing file" 66
 run probe "${O[@]}" --tls sometimes plain.smtp.test
 expect_rc "probe --tls with a bad word" 64
+# ============================================= policies and a real knotd
+# A policy's hop goes first (the bundled smart host, on the backup's
+# address): the MX hosts (closed ports) are not even tried.
+RELAY="{ relays = { { host = '127.0.0.2', port = $PORT } } }"
+probe_case "--policy smarthost: the relay takes it, the MX hosts are not tried" refused.smtp.test 0 \
+  "(.attempts | length) == 1 and $a0.address == \"127.0.0.2\" and .verdict == \"accepted\"" \
+  --policy "$SRC/policies/smarthost.lua" --policy-config "$RELAY"
+# A candidate that asks for TLS gets it or nothing, even with the default
+# opportunistic mode: the backup offers no STARTTLS.
+RELAY_TLS="{ relays = { { host = '127.0.0.2', port = $PORT, tls = true } } }"
+probe_case "--policy hop with tls = true, no STARTTLS there: tls failure, defer" refused.smtp.test 75 \
+  "(.attempts | length) == 1 and $a0.stage == \"tls\" and $a0.class == \"5xx\"
+   and ($a0.reply | contains(\"STARTTLS is required\")) and .verdict == \"defer\"" \
+  --policy "$SRC/policies/smarthost.lua" --policy-config "$RELAY_TLS"
+send_case "send through the smart host" relayed@refused.smtp.test "$M/crlf.eml" \
+  --policy "$SRC/policies/smarthost.lua" --policy-config "$RELAY"
+stored_equals "smart host: stored byte for byte" backup relayed@refused.smtp.test "$M/crlf.eml"
+
+# The same zone served by knotd: the network resolver, then the same walk.
+mkdir -p "$TMP/knot-zones" && cp "$ZONE" "$TMP/knot-zones/"
+if knot_start "$TMP/knot-zones" >"$TMP/knot.log" 2>&1; then
+  K=(--server "127.0.0.1:$KNOT_PORT" --allow-loopback --port "$PORT" --timeout 2000)
+  run probe --json "${K[@]}" failover.smtp.test
+  expect_rc "--server (knotd): primary refused -> backup" 0
+  expect_jq "--server (knotd): refused on mx1, accepted by the backup" \
+    '.attempts[0].class == "refused" and .verdict == "accepted" and .attempts[-1].stage == "rcpt"'
+  run send --json "${K[@]}" --from "$FROM" --to viaknot@plain.smtp.test "$M/crlf.eml"
+  expect_rc "--server (knotd): send" 0
+  stored_equals "--server (knotd): stored byte for byte" backup viaknot@plain.smtp.test "$M/crlf.eml"
+else
+  fail "knotd serves the test zone" "knot_start" "$(tail -5 "$TMP/knot.log")"
+fi
+
 run probe --help
 expect_rc "probe --help" 0
 run send --help
