@@ -9,6 +9,7 @@
 #include "engine.h"
 #include "plan.h"
 #include "retry.h"
+#include "text.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -31,7 +32,7 @@ typedef struct last_error {
 typedef struct rcpt_slot {
     mxr_rcpt pub;
     unsigned flags;
-    bool has_error;   /* err holds the last failure that concerned it */
+    bool has_error; /* err holds the last failure that concerned it */
     last_error err;
     char enhanced[ENH_MAX];
     char text[TEXT_MAX];
@@ -46,10 +47,10 @@ struct mxr_attempt {
     unsigned attempts;
     rcpt_slot *rcpts;
     size_t n;
-    size_t cand, addr;  /* the current hop */
-    bool started;       /* a hop was handed out */
-    bool in_session;    /* a hop is out and its outcome not reported */
-    mxr_action move;    /* how to advance on the next mxr_attempt_next */
+    size_t cand, addr;    /* the current hop */
+    bool started;         /* a hop was handed out */
+    bool in_session;      /* a hop is out and its outcome not reported */
+    mxr_action move;      /* how to advance on the next mxr_attempt_next */
     mxr_action rcpt_move; /* for recipients left pending by RCPT replies */
     unsigned sessions, addresses;
     bool done;
@@ -59,15 +60,6 @@ struct mxr_attempt {
 
 /* ------------------------------------------------------------ helpers */
 
-/* Bounded copy: server replies can be any length; we keep the start. */
-static void copy_text(char *dst, size_t cap, const char *src)
-{
-    size_t n = src ? strnlen(src, cap - 1) : 0;
-    if (n)
-        memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
 static const mxr_candidate *current(const mxr_attempt *a)
 {
     return &a->plan->candidates[a->cand];
@@ -76,9 +68,9 @@ static const mxr_candidate *current(const mxr_attempt *a)
 static void remember_error(mxr_attempt *a, const mxr_outcome *o)
 {
     a->last.code = o->code;
-    copy_text(a->last.enhanced, sizeof a->last.enhanced, o->enhanced);
+    mxr__copy_text(a->last.enhanced, sizeof a->last.enhanced, o->enhanced);
     if (o->text && o->text[0])
-        copy_text(a->last.text, sizeof a->last.text, o->text);
+        mxr__copy_text(a->last.text, sizeof a->last.text, o->text);
     else
         snprintf(a->last.text, sizeof a->last.text, "%s at %s",
                  mxr_class_name(o->cls), mxr_stage_name(o->stage));
@@ -90,8 +82,8 @@ static void settle(rcpt_slot *r, mxr_rcpt_state state, int code,
 {
     r->pub.state = state;
     r->pub.code = code;
-    copy_text(r->enhanced, sizeof r->enhanced, enhanced);
-    copy_text(r->text, sizeof r->text, text);
+    mxr__copy_text(r->enhanced, sizeof r->enhanced, enhanced);
+    mxr__copy_text(r->text, sizeof r->text, text);
     r->pub.enhanced = r->enhanced[0] ? r->enhanced : NULL;
     r->pub.text = r->text;
     r->pub.host = host;
@@ -100,8 +92,8 @@ static void settle(rcpt_slot *r, mxr_rcpt_state state, int code,
 
 /* The policies' retry hooks may change the delay or give up. */
 static bool retry_allowed(mxr_attempt *a, const rcpt_slot *r,
-                          const last_error *why, unsigned failed,
-                          uint64_t now, uint64_t *next)
+                          const last_error *why, unsigned failed, uint64_t now,
+                          uint64_t *next)
 {
     if (!mxr__policies_has(a->e->policies, "retry", a->plan->domain))
         return true;
@@ -111,8 +103,7 @@ static bool retry_allowed(mxr_attempt *a, const rcpt_slot *r,
                            .attempts = failed,
                            .age_ms = now > a->first_ms ? now - a->first_ms : 0,
                            .code = why->code,
-                           .enhanced = why->enhanced[0] ? why->enhanced
-                                                        : NULL,
+                           .enhanced = why->enhanced[0] ? why->enhanced : NULL,
                            .text = why->text,
                            .host = why->host};
     if (mxr__policies_retry(a->e, a->e->policies, &ev, &delay))
@@ -128,8 +119,8 @@ static void defer_one(mxr_attempt *a, rcpt_slot *r)
     const last_error *why = r->has_error ? &r->err : &a->last;
     uint64_t now = mxr__now_ms(a->e), next;
     unsigned failed = a->attempts < UINT_MAX ? a->attempts + 1 : UINT_MAX;
-    bool alive = mxr__retry_next(&a->retry, failed, a->first_ms, now,
-                                 &a->e->rng, &next);
+    bool alive =
+        mxr__retry_next(&a->retry, failed, a->first_ms, now, &a->e->rng, &next);
     bool policy_gave_up =
         alive && !retry_allowed(a, r, why, failed, now, &next);
     if (alive && !policy_gave_up) {
@@ -222,8 +213,7 @@ static cursor cursor_advance(const mxr_attempt *a, cursor c, mxr_action move)
 
 static bool within_limits(const mxr_attempt *a)
 {
-    return a->addresses <
-               (unsigned)a->rules->v[MXR_RULE_MAX_ADDRESSES] &&
+    return a->addresses < (unsigned)a->rules->v[MXR_RULE_MAX_ADDRESSES] &&
            a->sessions < (unsigned)a->rules->v[MXR_RULE_MAX_SESSIONS];
 }
 
@@ -321,8 +311,8 @@ mxr_action mxr_attempt_rcpt(mxr_attempt *a, size_t i, const mxr_outcome *reply)
     r->err = a->last; /* this reply is this recipient's own error */
     r->has_error = true;
     if (act == MXR_ACTION_BOUNCE)
-        settle(r, MXR_RCPT_BOUNCED, reply->code, reply->enhanced,
-               a->last.text, current(a)->host);
+        settle(r, MXR_RCPT_BOUNCED, reply->code, reply->enhanced, a->last.text,
+               current(a)->host);
     else if (act == MXR_ACTION_DEFER)
         defer_one(a, r); /* or an expiry bounce */
     else
@@ -471,7 +461,7 @@ static void settle_failed_plan(mxr_attempt *a)
     snprintf(a->last.text, sizeof a->last.text, "routing: %s (%s)",
              mxr_result_name(p->result), mxr_reason_name(p->reason));
     end_pending(a, p->result == MXR_RESULT_PERMFAIL ? MXR_ACTION_BOUNCE
-                                                     : MXR_ACTION_DEFER);
+                                                    : MXR_ACTION_DEFER);
 }
 
 mxr_status mxr_attempt_new(mxr_engine *e, const mxr_plan *plan,
@@ -484,11 +474,11 @@ mxr_status mxr_attempt_new(mxr_engine *e, const mxr_plan *plan,
     if (!a)
         return MXR_ENOMEM;
     a->e = e;
-    a->rules = mxr__rules_for(e->rules, e->nrules, &e->default_rules,
-                              plan->domain);
+    a->rules =
+        mxr__rules_for(e->rules, e->nrules, &e->default_rules, plan->domain);
     retry_params(&a->retry, a->rules);
-    a->first_ms = msg->first_attempt_ms ? msg->first_attempt_ms
-                                        : mxr__now_ms(e);
+    a->first_ms =
+        msg->first_attempt_ms ? msg->first_attempt_ms : mxr__now_ms(e);
     a->attempts = msg->attempts;
     a->rcpt_move = MXR_ACTION_NEXT_HOST;
     mxr_status st = copy_recipients(a, msg);

@@ -74,6 +74,8 @@ struct mxr_engine {
     char *tls_ca;
     mxr__tls_ctx *tls_ctx;
     mxr__smtp *smtp;
+    uint64_t smtp_due; /* no session deadline before this (a lower bound):
+                          sessions are swept only when it has passed */
     mxr__send *sends;
     /* lookups: pending queries by (name, type), and those over the window */
     mxr__pq **pq_table;

@@ -5,7 +5,7 @@
  * next address or host when none remains defers (DESIGN.md section 4,
  * "every candidate used up without delivery: defer with the last error"). */
 #include "rules.h"
-#include "words.h"
+#include "text.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -6,10 +6,18 @@
 #include "engine.h"
 #include "smtp_data.h"
 #include "smtp_session.h"
+#include "text.h"
 
 #include <string.h>
 
 #define PATH_MAX_OCTETS 254 /* RFC 5321 4.5.3.1.3: 256 with the brackets */
+
+/* An RCPT reply kept beyond its event, strings included. */
+typedef struct kept_reply {
+    mxr_outcome o;
+    char enhanced[16];
+    char text[512];
+} kept_reply;
 
 struct mxr__send {
     mxr_engine *e;
@@ -24,9 +32,10 @@ struct mxr__send {
     bool body_8bit, need_smtputf8;
     mxr_hop hop;
     mxr__smtp *session;
-    mxr_outcome last_rcpt;  /* the session's last RCPT reply ... */
-    char last_enhanced[16]; /* ... with its strings */
-    char last_text[512];
+    /* The session's last RCPT acceptance and refusal: a session that ends
+     * right after RCPT (nobody accepted, or a probe) is reported with
+     * the one that decided it. */
+    kept_reply last_ok, last_refused;
     const char **rcpts; /* this session's recipients ... */
     size_t *ids;        /* ... and their index in the attempt */
     size_t nrcpts;
@@ -124,26 +133,19 @@ static void emit(mxr__send *s, const mxr_send_event *ev)
 
 static void next_hop(mxr__send *s);
 
-static void copy_bounded(char *dst, size_t cap, const char *src)
+static void keep(kept_reply *k, const mxr_outcome *reply)
 {
-    size_t n = src ? strnlen(src, cap - 1) : 0;
-    memcpy(dst, src ? src : "", n);
-    dst[n] = '\0';
-}
-
-static void keep_last_rcpt(mxr__send *s, const mxr_outcome *reply)
-{
-    s->last_rcpt = *reply;
-    copy_bounded(s->last_enhanced, sizeof s->last_enhanced, reply->enhanced);
-    copy_bounded(s->last_text, sizeof s->last_text, reply->text);
-    s->last_rcpt.enhanced = reply->enhanced ? s->last_enhanced : NULL;
-    s->last_rcpt.text = reply->text ? s->last_text : NULL;
+    k->o = *reply;
+    mxr__copy_text(k->enhanced, sizeof k->enhanced, reply->enhanced);
+    mxr__copy_text(k->text, sizeof k->text, reply->text);
+    k->o.enhanced = reply->enhanced ? k->enhanced : NULL;
+    k->o.text = reply->text ? k->text : NULL;
 }
 
 static void on_rcpt(void *ud, size_t i, const mxr_outcome *reply)
 {
     mxr__send *s = ud;
-    keep_last_rcpt(s, reply);
+    keep(reply->cls == MXR_CLASS_OK ? &s->last_ok : &s->last_refused, reply);
     mxr_action act = mxr_attempt_rcpt(s->at, s->ids[i], reply);
     mxr_send_event ev = {.kind = MXR_SEND_EVENT_RCPT,
                          .hop = &s->hop,
@@ -164,14 +166,14 @@ static void on_end(void *ud, const mxr_outcome *o, bool tls, size_t accepted)
         o->cls == MXR_CLASS_OK && accepted > 0)
         told.stage = MXR_STAGE_DOT;
     mxr_action act = mxr_attempt_outcome(s->at, &told);
-    /* Nobody accepted: the session ended on its RCPT refusals, and the
-     * last of them says more than "RCPT phase over". */
-    bool refused = o->stage == MXR_STAGE_RCPT && o->cls == MXR_CLASS_OK &&
-                   accepted == 0 && s->last_rcpt.cls != MXR_CLASS_OK;
+    /* Ended right after RCPT: the last acceptance (a probe) or the last
+     * refusal (nobody accepted) says more than "RCPT phase over". */
+    bool after_rcpt = o->stage == MXR_STAGE_RCPT && o->cls == MXR_CLASS_OK;
+    const kept_reply *k = accepted > 0 ? &s->last_ok : &s->last_refused;
     mxr_send_event ev = {.kind = MXR_SEND_EVENT_SESSION,
                          .hop = &s->hop,
                          .tls = tls,
-                         .outcome = refused ? &s->last_rcpt : o,
+                         .outcome = after_rcpt && k->o.code ? &k->o : o,
                          .action = act,
                          .accepted = accepted};
     emit(s, &ev);
@@ -208,7 +210,7 @@ static void next_hop(mxr__send *s)
     static const mxr__smtp_events events = {on_rcpt, on_end, NULL};
     while (mxr_attempt_next(s->at, &s->hop) == MXR_OK) {
         collect_pending(s);
-        s->last_rcpt = (mxr_outcome){.cls = MXR_CLASS_OK};
+        s->last_ok.o.code = s->last_refused.o.code = 0; /* none yet */
         mxr__smtp_job job = {.host = s->hop.host,
                              .sender = mxr__attempt_sender(s->at),
                              .rcpts = s->rcpts,

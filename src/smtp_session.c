@@ -54,10 +54,8 @@ struct mxr__smtp {
     bool tls_read_wants_write; /* an SSL_read that must wait to write */
     bool input_dropped;        /* in[] emptied while being parsed */
     mxr__tls *tls;
-    bool has_8bitmime, has_smtputf8, has_starttls;
+    bool has_8bitmime, has_smtputf8;
     size_t rcpt_i, accepted;
-    int last_ok_code; /* last RCPT 2xx, for the probe's report */
-    char last_ok_text[128];
     mxr__reply reply;
     char in[INBUF_MAX];
     size_t inlen;
@@ -121,10 +119,19 @@ static int64_t stage_timeout(const mxr__smtp *s, phase ph)
     }
 }
 
+/* Set the session's deadline. Deadlines that move later need not tell
+ * the engine: smtp_due only has to stay at or before the earliest. */
+static void due_at(mxr__smtp *s, uint64_t t)
+{
+    s->deadline = t;
+    if (t < s->e->smtp_due)
+        s->e->smtp_due = t;
+}
+
 static void enter(mxr__smtp *s, phase ph)
 {
     s->ph = ph;
-    s->deadline = mxr__now_ms(s->e) + (uint64_t)stage_timeout(s, ph);
+    due_at(s, mxr__now_ms(s->e) + (uint64_t)stage_timeout(s, ph));
     mxr__reply_reset(&s->reply);
 }
 
@@ -142,16 +149,19 @@ static mxr_stage stage_of(phase ph)
     return map[ph];
 }
 
+/* Closed sessions are freed by the next sweep, which this brings on. A
+ * session whose socket never opened is closed too. */
 static void close_socket(mxr__smtp *s)
 {
-    if (s->fd < 0)
-        return;
-    notify_socket(s, 0);
-    mxr__tls_free(s->tls);
-    s->tls = NULL;
-    close(s->fd);
-    s->fd = -1;
+    if (s->fd >= 0) {
+        notify_socket(s, 0);
+        mxr__tls_free(s->tls);
+        s->tls = NULL;
+        close(s->fd);
+        s->fd = -1;
+    }
     s->ph = PH_CLOSED;
+    s->e->smtp_due = 0;
 }
 
 /* Queue a command line (CRLF added). Commands we build are short: an
@@ -275,8 +285,7 @@ static void after_ehlo(mxr__smtp *s)
     const mxr__reply *r = &s->reply;
     s->has_8bitmime = mxr__reply_has_keyword(r, "8BITMIME");
     s->has_smtputf8 = mxr__reply_has_keyword(r, "SMTPUTF8");
-    s->has_starttls = mxr__reply_has_keyword(r, "STARTTLS");
-    if (tls_wanted(s) && s->has_starttls) {
+    if (tls_wanted(s) && mxr__reply_has_keyword(r, "STARTTLS")) {
         queue(s, "STARTTLS");
         enter(s, PH_STARTTLS);
         return;
@@ -319,8 +328,7 @@ static void after_rcpt_phase(mxr__smtp *s)
         return;
     }
     if (!s->job.wire) { /* probe: stop before DATA */
-        finish(s, MXR_STAGE_RCPT, MXR_CLASS_OK, s->last_ok_code, NULL,
-               s->last_ok_text);
+        finish(s, MXR_STAGE_RCPT, MXR_CLASS_OK, 0, NULL, "RCPT phase over");
         return;
     }
     queue(s, "DATA");
@@ -336,13 +344,8 @@ static void on_rcpt_reply(mxr__smtp *s)
         fail_reply(s, MXR_STAGE_RCPT);
         return;
     }
-    if (cls == MXR_CLASS_OK) {
+    if (cls == MXR_CLASS_OK)
         s->accepted++;
-        s->last_ok_code = r->code;
-        size_t n = strnlen(r->text, sizeof s->last_ok_text - 1);
-        memcpy(s->last_ok_text, r->text, n); /* the start is enough */
-        s->last_ok_text[n] = '\0';
-    }
     mxr_outcome o = {MXR_STAGE_RCPT, cls, r->code,
                      r->enhanced[0] ? r->enhanced : NULL, r->text};
     s->ev.rcpt(s->ev.ud, s->rcpt_i, &o);
@@ -628,7 +631,6 @@ static void on_handshake(mxr__smtp *s)
         return;
     }
     s->tls_on = true;
-    s->has_starttls = false;
     send_ehlo(s, PH_EHLO_TLS); /* RFC 3207 4.2: forget what was said */
 }
 
@@ -737,7 +739,7 @@ mxr__smtp *mxr__smtp_start(mxr_engine *e, const mxr_addr *addr, uint16_t port,
     s->fd = open_socket(addr, port, &err);
     if (s->fd < 0) {
         s->early_errno = err ? err : EIO;
-        s->deadline = mxr__now_ms(e); /* reported from the next process */
+        due_at(s, mxr__now_ms(e)); /* reported from the next process */
         return s;
     }
     notify_socket(s, compute_want(s));
@@ -783,37 +785,50 @@ int mxr__smtp_timeout(mxr_engine *e, int max_ms)
     if (!e->smtp)
         return -1;
     uint64_t now = mxr__now_ms(e);
-    int64_t best = max_ms;
+    uint64_t left = e->smtp_due > now ? e->smtp_due - now : 0;
+    return left < (uint64_t)max_ms ? (int)left : max_ms;
+}
+
+/* The sessions on the ready descriptors. Sessions started by an event
+ * handler go to the head of the list and wait for the next round. */
+static void step_ready(mxr_engine *e, int read_fd, int write_fd, uint64_t now)
+{
     for (mxr__smtp *s = e->smtp; s; s = s->next) {
-        if (s->ph == PH_CLOSED || s->early_errno)
-            return 0;
-        int64_t left = s->deadline > now ? (int64_t)(s->deadline - now) : 0;
-        if (left < best)
-            best = left;
+        bool rd = s->fd >= 0 && s->fd == read_fd;
+        bool wr = s->fd >= 0 && s->fd == write_fd;
+        if (rd || wr)
+            session_step(s, rd, wr, now);
     }
-    return (int)best;
+}
+
+/* Expired deadlines and failed connects, then free the closed sessions
+ * and find the next deadline. Runs only when smtp_due has passed, so a
+ * busy engine does not walk every session on every event. */
+static void sweep(mxr_engine *e, uint64_t now)
+{
+    for (mxr__smtp *s = e->smtp; s; s = s->next)
+        if (s->ph != PH_CLOSED && (s->early_errno || now >= s->deadline))
+            session_step(s, false, false, now);
+    uint64_t due = UINT64_MAX;
+    mxr__smtp *s = e->smtp;
+    while (s) {
+        mxr__smtp *next = s->next;
+        if (s->ph == PH_CLOSED)
+            session_free(s);
+        else if (s->deadline < due)
+            due = s->deadline;
+        s = next;
+    }
+    e->smtp_due = due;
 }
 
 void mxr__smtp_process(mxr_engine *e, int read_fd, int write_fd)
 {
     uint64_t now = mxr__now_ms(e);
-    /* Sessions started by an event handler go to the head of the list and
-     * wait for the next round; closed ones are swept at the end. */
-    mxr__smtp *first = e->smtp;
-    for (mxr__smtp *s = first; s; s = s->next) {
-        if (s->ph == PH_CLOSED && !s->early_errno)
-            continue;
-        bool rd = s->fd >= 0 && s->fd == read_fd;
-        bool wr = s->fd >= 0 && s->fd == write_fd;
-        session_step(s, rd, wr, now);
-    }
-    mxr__smtp *s = e->smtp;
-    while (s) {
-        mxr__smtp *next = s->next;
-        if (s->ph == PH_CLOSED && !s->early_errno)
-            session_free(s);
-        s = next;
-    }
+    if (read_fd >= 0 || write_fd >= 0)
+        step_ready(e, read_fd, write_fd, now);
+    if (e->smtp && now >= e->smtp_due)
+        sweep(e, now);
 }
 
 void mxr__smtp_close_all(mxr_engine *e)

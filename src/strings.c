@@ -1,7 +1,7 @@
 /* strings.c -- names of statuses, reasons, sources, notes and families,
  * and the version. Words are part of the JSON contract: never rename. */
 #include "mxroute.h"
-#include "words.h"
+#include "text.h"
 
 #include <string.h>
 
@@ -159,4 +159,12 @@ const char *mxr_tls_mode_name(mxr_tls_mode mode)
     if ((unsigned)mode < sizeof tls_words / sizeof *tls_words)
         return tls_words[mode];
     return "unknown";
+}
+
+void mxr__copy_text(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strnlen(src, cap - 1) : 0;
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
 }

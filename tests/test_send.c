@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -191,6 +192,37 @@ static void test_destroy_mid_session(void **state)
     assert_int_equal(r.status, MXR_EDESTROYED);
 }
 
+/* No descriptor left for the socket: the connect fails before it starts.
+ * The failure is reported from mxr_engine_process like any other, and the
+ * dead session is freed (it used to stay, keeping the timeout at 0). */
+static void test_no_descriptor_left(void **state)
+{
+    fixture *f = *state;
+    mxr_engine *e = engine_on(f, f->silent_port, 2000);
+    mxr_attempt *a = attempt_for(e, one, 1);
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = 64;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int held[64], n = 0, fd;
+    while (n < 64 && (fd = dup(f->listener)) >= 0)
+        held[n++] = fd;
+    result r = {0};
+    assert_int_equal(mxr_send(e, a, "m", 1, 0, on_event, on_done, &r), MXR_OK);
+    mxr_engine_run(e, -1);
+    while (n > 0)
+        close(held[--n]);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_int_equal(r.done, 1);
+    assert_int_equal(r.last_stage, MXR_STAGE_CONNECT);
+    assert_int_equal(r.last_class, MXR_CLASS_UNREACHABLE);
+    assert_int_equal(mxr_attempt_recipient(a, 0)->state, MXR_RCPT_DEFERRED);
+    assert_int_equal(mxr_engine_timeout(e), -1); /* nothing left to run */
+    mxr_attempt_free(a);
+    mxr_engine_destroy(e);
+}
+
 static void test_bad_arguments(void **state)
 {
     fixture *f = *state;
@@ -251,6 +283,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_greeting_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destroy_mid_session, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_no_descriptor_left, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_allocation_failures, setup,

@@ -321,17 +321,14 @@ typedef struct group {
     mxr_plan *plan; /* of the first recipient; the domain's plan */
 } group;
 
+/* host, address and port of the hop that took the mail, or nulls. */
 static void set_taken_by(json_t *dom, const json_t *hop)
 {
-    json_object_set_new(dom, "host",
-                        hop ? json_incref(json_object_get(hop, "host"))
-                            : json_null());
-    json_object_set_new(dom, "address",
-                        hop ? json_incref(json_object_get(hop, "address"))
-                            : json_null());
-    json_object_set_new(dom, "port",
-                        hop ? json_incref(json_object_get(hop, "port"))
-                            : json_null());
+    static const char *const keys[] = {"host", "address", "port"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        json_t *v = hop ? json_object_get(hop, keys[i]) : NULL;
+        json_object_set_new(dom, keys[i], v ? json_incref(v) : json_null());
+    }
 }
 
 static json_t *plan_json(const mxr_plan *p)
@@ -396,12 +393,15 @@ static int make_groups(mxr_engine *e, const smtp_args *a, group *gs, size_t *ng)
             return st == MXR_EBADNAME ? EXIT_DATAERR : EXIT_SOFTWARE;
         }
         group *g = find_group(gs, *ng, p->domain);
-        if (!g) {
-            g = &gs[(*ng)++];
-            g->domain = strdup(p->domain);
-            g->plan = p;
-        } else {
+        if (g) {
             mxr_plan_free(p);
+        } else {
+            g = &gs[(*ng)++];
+            g->plan = p;
+            g->domain = strdup(p->domain);
+            g->rcpts = calloc(a->nto, sizeof *g->rcpts);
+            if (!g->domain || !g->rcpts)
+                return EXIT_SOFTWARE;
         }
         g->rcpts[g->n++] = a->to[i];
     }
@@ -422,12 +422,8 @@ int smtp_run(mxr_engine *e, const smtp_args *a, const char *msg, size_t len,
              json_t *report)
 {
     group *gs = calloc(a->nto, sizeof *gs);
-    for (size_t i = 0; gs && i < a->nto; i++)
-        if (!(gs[i].rcpts = calloc(a->nto, sizeof *gs[i].rcpts)))
-            break;
     size_t ng = 0;
-    int rc =
-        gs && gs[a->nto - 1].rcpts ? make_groups(e, a, gs, &ng) : EXIT_SOFTWARE;
+    int rc = gs ? make_groups(e, a, gs, &ng) : EXIT_SOFTWARE;
     json_t *domains = json_array(), *all = json_array();
     json_object_set_new(report, "sender", json_string(a->from ? a->from : ""));
     json_object_set_new(report, "domains", domains);
@@ -439,11 +435,7 @@ int smtp_run(mxr_engine *e, const smtp_args *a, const char *msg, size_t len,
         if (rc == 0)
             json_array_extend(all, json_object_get(dom, "recipients"));
     }
-    if (gs) {
-        for (size_t i = ng; i < a->nto; i++)
-            free(gs[i].rcpts);
-        free_groups(gs, ng);
-    }
+    free_groups(gs, ng);
     if (rc != 0)
         return rc;
     json_object_set_new(report, "verdict",
