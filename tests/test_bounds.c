@@ -20,7 +20,7 @@
  * scripts/test.sh uses fewer); the default is the full million. */
 #include "support.h"
 
-#include "engine.h"
+#include "engine/engine.h"
 
 #include <dirent.h>
 #include <stdarg.h>

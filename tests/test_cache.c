@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cache.h"
+#include "dns/cache.h"
 
 /* Counts the values the cache hands back, through the release ctx. */
 typedef struct release_log {

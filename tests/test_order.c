@@ -3,8 +3,8 @@
  * tie shuffle (statistically) and the limits. */
 #include "support.h"
 
-#include "addr.h"
-#include "order.h"
+#include "base/addr.h"
+#include "plan/order.h"
 
 #include <stdio.h>
 #include <stdlib.h>

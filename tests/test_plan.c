@@ -3,8 +3,8 @@
  * failures at every step. */
 #include "support.h"
 
-#include "addr.h"
-#include "plan.h"
+#include "base/addr.h"
+#include "plan/plan.h"
 
 #include <stdio.h>
 #include <stdlib.h>

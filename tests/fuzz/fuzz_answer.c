@@ -21,7 +21,7 @@
  * to send, and one that calls back from inside the query. */
 #include "harness.h"
 
-#include "engine.h"
+#include "engine/engine.h"
 
 #include <stdlib.h>
 #include <string.h>
