@@ -5,6 +5,7 @@
 
 #include "base/addr.h"
 #include "plan/plan.h"
+#include "core/core.h"
 
 #include <stdio.h>
 #include <stdlib.h>

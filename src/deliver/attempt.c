@@ -1,12 +1,12 @@
 /* attempt.c -- one delivery attempt of one message along one plan: the
- * failover state machine of DESIGN.md section 4.
+ * failover state machine of docs/failover.md.
  *
  * The caller asks where to connect (mxr_attempt_next), runs an SMTP
  * session there, reports each recipient's RCPT reply and how the session
  * ended; the rules table turns each outcome into an action. Every
  * recipient ends in exactly one of delivered, bounced or deferred: the
  * attempt is over only when none is pending. */
-#include "engine/engine.h"
+#include "deliver/deliver.h"
 #include "plan/plan.h"
 #include "deliver/retry.h"
 #include "base/text.h"
@@ -39,7 +39,7 @@ typedef struct rcpt_slot {
 } rcpt_slot;
 
 struct mxr_attempt {
-    mxr_engine *e;
+    mxr__deliver *d;
     const mxr_rules *rules;
     mxr_plan *plan; /* our copy, ordered by host health */
     mxr__retry_params retry;
@@ -95,7 +95,8 @@ static bool retry_allowed(mxr_attempt *a, const rcpt_slot *r,
                           const last_error *why, unsigned failed, uint64_t now,
                           uint64_t *next)
 {
-    if (!mxr__policies_has(a->e->policies, "retry", a->plan->domain))
+    mxr__policies *set = *a->d->policies;
+    if (!mxr__policies_has(set, MXR__HOOK_RETRY, a->plan->domain))
         return true;
     uint64_t delay = *next - now;
     mxr__retry_event ev = {.domain = a->plan->domain,
@@ -106,7 +107,7 @@ static bool retry_allowed(mxr_attempt *a, const rcpt_slot *r,
                            .enhanced = why->enhanced[0] ? why->enhanced : NULL,
                            .text = why->text,
                            .host = why->host};
-    if (mxr__policies_retry(a->e, a->e->policies, &ev, &delay))
+    if (mxr__policies_retry(set, &ev, &delay))
         return false;
     *next = now + delay;
     return true;
@@ -117,10 +118,10 @@ static bool retry_allowed(mxr_attempt *a, const rcpt_slot *r,
 static void defer_one(mxr_attempt *a, rcpt_slot *r)
 {
     const last_error *why = r->has_error ? &r->err : &a->last;
-    uint64_t now = mxr__now_ms(a->e), next;
+    uint64_t now = mxr__core_now(a->d->core), next;
     unsigned failed = a->attempts < UINT_MAX ? a->attempts + 1 : UINT_MAX;
     bool alive =
-        mxr__retry_next(&a->retry, failed, a->first_ms, now, &a->e->rng, &next);
+        mxr__retry_next(&a->retry, failed, a->first_ms, now, a->d->rng, &next);
     bool policy_gave_up =
         alive && !retry_allowed(a, r, why, failed, now, &next);
     if (alive && !policy_gave_up) {
@@ -230,7 +231,8 @@ static mxr_action decide(mxr_attempt *a, const mxr_outcome *o,
                          const char *recipient)
 {
     mxr_action act = mxr_rules_action(a->rules, o->stage, o->cls);
-    if (!mxr__policies_has(a->e->policies, "outcome", a->plan->domain))
+    mxr__policies *set = *a->d->policies;
+    if (!mxr__policies_has(set, MXR__HOOK_OUTCOME, a->plan->domain))
         return act;
     const mxr_candidate *c = current(a);
     mxr__outcome_event ev = {.domain = a->plan->domain,
@@ -238,7 +240,7 @@ static mxr_action decide(mxr_attempt *a, const mxr_outcome *o,
                              .addr = &c->addrs[a->addr],
                              .recipient = recipient,
                              .outcome = o};
-    mxr_action chosen = mxr__policies_outcome(a->e, a->e->policies, &ev, act);
+    mxr_action chosen = mxr__policies_outcome(set, &ev, act);
     return chosen == MXR_ACTION_DELIVERED ? act : chosen;
 }
 
@@ -323,13 +325,13 @@ mxr_action mxr_attempt_rcpt(mxr_attempt *a, size_t i, const mxr_outcome *reply)
 static void health_note(mxr_attempt *a, const mxr_outcome *o)
 {
     const mxr_candidate *c = current(a);
-    uint64_t now = mxr__now_ms(a->e);
+    uint64_t now = mxr__core_now(a->d->core);
     if (!mxr__class_is_connection(o->cls)) {
-        mxr__health_ok(a->e->health, c->host, &c->addrs[a->addr], now);
+        mxr__health_ok(a->d->health, c->host, &c->addrs[a->addr], now);
         return;
     }
     bool last_addr = a->addr + 1 >= c->naddrs;
-    mxr__health_fail(a->e->health, last_addr ? c->host : NULL,
+    mxr__health_fail(a->d->health, last_addr ? c->host : NULL,
                      &c->addrs[a->addr], now);
 }
 
@@ -427,14 +429,14 @@ mxr_action mxr_attempt_outcome(mxr_attempt *a, const mxr_outcome *o)
 
 static mxr_status copy_recipients(mxr_attempt *a, const mxr_message *m)
 {
-    a->rcpts = mxr__calloc(&a->e->a, m->nrecipients ? m->nrecipients : 1,
+    a->rcpts = mxr__calloc(&a->d->core->a, m->nrecipients ? m->nrecipients : 1,
                            sizeof *a->rcpts);
     if (!a->rcpts)
         return MXR_ENOMEM;
     for (size_t i = 0; i < m->nrecipients; i++, a->n++) {
         if (!m->recipients[i])
             return MXR_EINVAL;
-        a->rcpts[i].pub.address = mxr__strdup(&a->e->a, m->recipients[i]);
+        a->rcpts[i].pub.address = mxr__strdup(&a->d->core->a, m->recipients[i]);
         if (!a->rcpts[i].pub.address)
             return MXR_ENOMEM;
     }
@@ -464,35 +466,35 @@ static void settle_failed_plan(mxr_attempt *a)
                                                     : MXR_ACTION_DEFER);
 }
 
-mxr_status mxr_attempt_new(mxr_engine *e, const mxr_plan *plan,
-                           const mxr_message *msg, mxr_attempt **out)
+mxr_status mxr__attempt_new(mxr__deliver *d, const mxr_plan *plan,
+                            const mxr_message *msg, mxr_attempt **out)
 {
-    if (!e || !plan || !msg || !out || msg->nrecipients == 0 ||
-        !msg->recipients)
+    if (!plan || !msg || !out || msg->nrecipients == 0 || !msg->recipients)
         return MXR_EINVAL;
-    mxr_attempt *a = mxr__calloc(&e->a, 1, sizeof *a);
+    mxr__alloc *al = &d->core->a;
+    uint64_t now = mxr__core_now(d->core);
+    mxr_attempt *a = mxr__calloc(al, 1, sizeof *a);
     if (!a)
         return MXR_ENOMEM;
-    a->e = e;
+    a->d = d;
     a->rules =
-        mxr__rules_for(e->rules, e->nrules, &e->default_rules, plan->domain);
+        mxr__rules_for(d->rules, d->nrules, &d->default_rules, plan->domain);
     retry_params(&a->retry, a->rules);
-    a->first_ms =
-        msg->first_attempt_ms ? msg->first_attempt_ms : mxr__now_ms(e);
+    a->first_ms = msg->first_attempt_ms ? msg->first_attempt_ms : now;
     a->attempts = msg->attempts;
     a->rcpt_move = MXR_ACTION_NEXT_HOST;
     mxr_status st = copy_recipients(a, msg);
     if (st == MXR_OK &&
-        !(a->sender = mxr__strdup(&e->a, msg->sender ? msg->sender : "")))
+        !(a->sender = mxr__strdup(al, msg->sender ? msg->sender : "")))
         st = MXR_ENOMEM;
     if (st == MXR_OK &&
-        !(a->plan = mxr__plan_clone(plan, mxr__alloc_counted, &e->a)))
+        !(a->plan = mxr__plan_clone(plan, mxr__alloc_counted, al)))
         st = MXR_ENOMEM;
     if (st != MXR_OK) {
         mxr_attempt_free(a);
         return st;
     }
-    mxr__health_reorder(e->health, a->plan, mxr__now_ms(e));
+    mxr__health_reorder(d->health, a->plan, now);
     settle_failed_plan(a);
     *out = a;
     return MXR_OK;
@@ -502,12 +504,13 @@ void mxr_attempt_free(mxr_attempt *a)
 {
     if (!a)
         return;
+    mxr__alloc *al = &a->d->core->a;
     for (size_t i = 0; i < a->n; i++)
-        mxr__free(&a->e->a, (void *)a->rcpts[i].pub.address);
-    mxr__free(&a->e->a, a->rcpts);
-    mxr__free(&a->e->a, a->sender);
+        mxr__free(al, (void *)a->rcpts[i].pub.address);
+    mxr__free(al, a->rcpts);
+    mxr__free(al, a->sender);
     mxr_plan_free(a->plan);
-    mxr__free(&a->e->a, a);
+    mxr__free(al, a);
 }
 
 size_t mxr_attempt_nrecipients(const mxr_attempt *a)
@@ -547,7 +550,49 @@ const char *mxr__attempt_sender(const mxr_attempt *a)
     return a->sender;
 }
 
-mxr_engine *mxr__attempt_engine(const mxr_attempt *a)
+mxr__deliver *mxr__attempt_deliver(const mxr_attempt *a)
 {
-    return a->e;
+    return a->d;
+}
+
+/* ---------------------------------------------------- the shared part */
+
+mxr_status mxr__deliver_init(mxr__deliver *d, mxr__core *core,
+                             mxr__policies *const *policies, mxr__rng *rng,
+                             mxr__smtp_pool *smtp,
+                             const mxr__deliver_config *cfg)
+{
+    *d = (mxr__deliver){.core = core,
+                        .policies = policies,
+                        .rng = rng,
+                        .smtp = smtp,
+                        .tls = cfg->tls,
+                        .default_rules = *cfg->default_rules};
+    mxr__list_init(&d->sends);
+    d->rules = mxr__calloc(&core->a, cfg->nrules + 1, sizeof *d->rules);
+    if (!d->rules)
+        return MXR_ENOMEM;
+    for (size_t i = 0; i < cfg->nrules; i++, d->nrules++) {
+        d->rules[i].rules = cfg->rules[i].rules;
+        if (!(d->rules[i].domain = mxr__strdup(&core->a, cfg->rules[i].domain)))
+            return MXR_ENOMEM;
+    }
+    const int64_t *v = cfg->default_rules->v;
+    mxr__health_params hp = {
+        .base_s = (uint32_t)v[MXR_RULE_HEALTH_BASE_S],
+        .max_s = (uint32_t)v[MXR_RULE_HEALTH_MAX_S],
+        .max_bytes = cfg->health_max_bytes,
+    };
+    d->health = mxr__health_new(&core->a, &hp);
+    return d->health ? MXR_OK : MXR_ENOMEM;
+}
+
+void mxr__deliver_free(mxr__deliver *d)
+{
+    if (!d->core)
+        return;
+    for (size_t i = 0; i < d->nrules; i++)
+        mxr__free(&d->core->a, d->rules[i].domain);
+    mxr__free(&d->core->a, d->rules);
+    mxr__health_free(d->health);
 }

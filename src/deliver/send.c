@@ -3,9 +3,8 @@
  * runs there; every RCPT reply and the way the session ended go back to
  * the machine, which decides what comes next. Nothing here second-guesses
  * the machine: the rules table and the policies' outcome hooks decide. */
-#include "engine/engine.h"
+#include "deliver/deliver.h"
 #include "smtp/data.h"
-#include "smtp/session.h"
 #include "base/text.h"
 
 #include <string.h>
@@ -19,9 +18,11 @@ typedef struct kept_reply {
     char text[512];
 } kept_reply;
 
+typedef struct mxr__send mxr__send;
 struct mxr__send {
-    mxr_engine *e;
-    mxr__send *next, *prev;
+    mxr__deliver *d;
+    mxr__link link;   /* in d->sends */
+    mxr__task starts; /* the first hop starts from the next round */
     mxr_attempt *at;
     unsigned flags;
     mxr_send_event_fn on_event;
@@ -57,23 +58,23 @@ static bool address_ok(const char *s, bool *non_ascii)
     return n <= PATH_MAX_OCTETS;
 }
 
-static mxr_status check_addresses(mxr_engine *e, mxr_attempt *at,
+static mxr_status check_addresses(mxr__core *core, mxr_attempt *at,
                                   bool *non_ascii)
 {
     if (!address_ok(mxr__attempt_sender(at), non_ascii)) {
-        mxr__set_error(e,
-                       "sender address has control characters or is "
-                       "over %d octets",
-                       PATH_MAX_OCTETS);
+        mxr__core_error(core,
+                        "sender address has control characters or is "
+                        "over %d octets",
+                        PATH_MAX_OCTETS);
         return MXR_EINVAL;
     }
     for (size_t i = 0; i < mxr_attempt_nrecipients(at); i++) {
         const char *r = mxr_attempt_recipient(at, i)->address;
         if (!address_ok(r, non_ascii)) {
-            mxr__set_error(e,
-                           "recipient %zu has control characters or is "
-                           "over %d octets",
-                           i + 1, PATH_MAX_OCTETS);
+            mxr__core_error(core,
+                            "recipient %zu has control characters or is "
+                            "over %d octets",
+                            i + 1, PATH_MAX_OCTETS);
             return MXR_EINVAL;
         }
     }
@@ -82,27 +83,9 @@ static mxr_status check_addresses(mxr_engine *e, mxr_attempt *at,
 
 /* ------------------------------------------------------------ lifetime */
 
-static void link_send(mxr__send *s)
-{
-    s->next = s->e->sends;
-    if (s->next)
-        s->next->prev = s;
-    s->e->sends = s;
-}
-
-static void unlink_send(mxr__send *s)
-{
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        s->e->sends = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-}
-
 static void send_free(mxr__send *s)
 {
-    mxr__alloc *a = &s->e->a;
+    mxr__alloc *a = &s->d->core->a;
     mxr__free(a, s->wire);
     mxr__free(a, s->rcpts);
     mxr__free(a, s->ids);
@@ -114,8 +97,8 @@ static void complete(mxr__send *s, mxr_status status)
 {
     mxr__smtp_cancel(s->session);
     s->session = NULL;
-    unlink_send(s);
-    s->e->pending--;
+    mxr__list_remove(&s->link);
+    mxr__core_request_end(s->d->core);
     mxr_send_done_fn done = s->on_done;
     void *arg = s->arg;
     mxr_attempt *at = s->at;
@@ -198,7 +181,7 @@ static void collect_pending(mxr__send *s)
 
 static mxr_tls_mode hop_tls(const mxr__send *s)
 {
-    mxr_tls_mode m = (mxr_tls_mode)s->e->v[MXR_OPT_SMTP_TLS];
+    mxr_tls_mode m = s->d->tls;
     if (s->hop.tls_required &&
         (m == MXR_TLS_OPPORTUNISTIC || m == MXR_TLS_NONE))
         return MXR_TLS_REQUIRED; /* the plan asks for it */
@@ -223,7 +206,7 @@ static void next_hop(mxr__send *s)
         mxr__smtp_events ev = events;
         ev.ud = s;
         s->session =
-            mxr__smtp_start(s->e, &s->hop.addr, s->hop.port, &job, &ev);
+            mxr__smtp_start(s->d->smtp, &s->hop.addr, s->hop.port, &job, &ev);
         if (s->session)
             return;
         mxr_outcome o = {MXR_STAGE_CONNECT, MXR_CLASS_UNREACHABLE, 0, NULL,
@@ -233,10 +216,10 @@ static void next_hop(mxr__send *s)
     complete(s, MXR_OK);
 }
 
-static void start(mxr_engine *e, void *p1, void *p2, void *p3)
+static void start(mxr__task *t)
 {
-    mxr__send *s = p1;
-    if (e->destroying)
+    mxr__send *s = mxr__container_of(t, mxr__send, starts);
+    if (s->d->core->destroying)
         return; /* mxr__send_abort_all completes it */
     if (mxr_attempt_done(s->at))
         complete(s, MXR_OK);
@@ -248,7 +231,7 @@ static void start(mxr_engine *e, void *p1, void *p2, void *p3)
 
 static mxr_status prepare(mxr__send *s, const char *msg, size_t len)
 {
-    mxr__alloc *a = &s->e->a;
+    mxr__alloc *a = &s->d->core->a;
     size_t n = mxr_attempt_nrecipients(s->at);
     s->rcpts = mxr__calloc(a, n, sizeof *s->rcpts);
     s->ids = mxr__calloc(a, n, sizeof *s->ids);
@@ -265,25 +248,24 @@ static mxr_status prepare(mxr__send *s, const char *msg, size_t len)
     return MXR_OK;
 }
 
-mxr_status mxr_send(mxr_engine *e, mxr_attempt *at, const char *msg, size_t len,
-                    unsigned flags, mxr_send_event_fn on_event,
-                    mxr_send_done_fn on_done, void *arg)
+mxr_status mxr__send_start(mxr__deliver *d, mxr_attempt *at, const char *msg,
+                           size_t len, unsigned flags,
+                           mxr_send_event_fn on_event, mxr_send_done_fn on_done,
+                           void *arg)
 {
-    if (!e || !at || !on_done || (!msg && len > 0) ||
-        (flags & ~MXR_SEND_PROBE) || mxr__attempt_engine(at) != e)
+    if (!at || !on_done || (!msg && len > 0) || (flags & ~MXR_SEND_PROBE) ||
+        mxr__attempt_deliver(at) != d)
         return MXR_EINVAL;
-    if (e->destroying)
+    if (d->core->destroying)
         return MXR_EDESTROYED;
     bool non_ascii = false;
-    mxr_status st = check_addresses(e, at, &non_ascii);
+    mxr_status st = check_addresses(d->core, at, &non_ascii);
     if (st != MXR_OK)
         return st;
-    if (mxr__defer_reserve(e) != 0)
-        return MXR_ENOMEM;
-    mxr__send *s = mxr__calloc(&e->a, 1, sizeof *s);
+    mxr__send *s = mxr__calloc(&d->core->a, 1, sizeof *s);
     if (!s)
         return MXR_ENOMEM;
-    *s = (mxr__send){.e = e,
+    *s = (mxr__send){.d = d,
                      .at = at,
                      .flags = flags,
                      .on_event = on_event,
@@ -294,14 +276,15 @@ mxr_status mxr_send(mxr_engine *e, mxr_attempt *at, const char *msg, size_t len,
         send_free(s);
         return st;
     }
-    link_send(s);
-    e->pending++;
-    mxr__defer(e, start, s, NULL, NULL); /* reserved: cannot fail */
+    mxr__list_push_front(&d->sends, &s->link);
+    mxr__core_request_begin(d->core);
+    mxr__core_defer(d->core, &s->starts, start);
     return MXR_OK;
 }
 
-void mxr__send_abort_all(mxr_engine *e)
+void mxr__send_abort_all(mxr__deliver *d)
 {
-    while (e->sends)
-        complete(e->sends, MXR_EDESTROYED);
+    while (!mxr__list_empty(&d->sends))
+        complete(mxr__list_entry(d->sends.next, mxr__send, link),
+                 MXR_EDESTROYED);
 }

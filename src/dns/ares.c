@@ -1,7 +1,7 @@
-/* dns_ares.c -- the network resolver: c-ares sends the questions, the
- * answers come back as wire bytes for answer.c. c-ares owns no loop either:
- * we collect its sockets through the socket-state callback and pass them on
- * to the embedder. */
+/* ares.c -- the network resolver: c-ares sends the questions, the answers
+ * come back as wire bytes for answer.c. c-ares owns no loop either: its
+ * socket-state callback tells the engine core which sockets to watch, and
+ * the core hands their events back (an I/O source, core/core.h). */
 #include "dns/backend.h"
 
 #include <ares.h>
@@ -9,17 +9,12 @@
 #include <string.h>
 
 #define EDNS_UDP_SIZE 1232 /* the DNS flag day 2020 value */
-#define MAX_SOCKS 64
 
 typedef struct ares_backend {
     mxr__backend base;
-    mxr__alloc *a;
+    mxr__core *core;
     ares_channel channel;
     size_t pending; /* queries sent whose callback has not fired */
-    mxr_sock socks[MAX_SOCKS];
-    size_t nsocks;
-    mxr_sock_fn user_cb;
-    void *user_ud;
 } ares_backend;
 
 typedef struct cares_query {
@@ -55,26 +50,18 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf,
         q->cb(q->arg, MXR__DNS_OK, abuf, (size_t)alen);
     else
         q->cb(q->arg, map_status(status), NULL, 0);
-    mxr__free(ab->a, q);
+    mxr__free(&ab->core->a, q);
 }
 
-/* Keep our socket table in step with c-ares, then tell the embedder. */
+/* c-ares opened, changed or closed a socket: the core watches it for us.
+ * Should the core's table not grow, its error says so and the queries on
+ * that socket time out: slower, never lost. */
 static void on_sock_state(void *data, ares_socket_t fd, int readable,
                           int writable)
 {
     ares_backend *ab = data;
     int want = (readable ? MXR_WANT_READ : 0) | (writable ? MXR_WANT_WRITE : 0);
-    size_t i = 0;
-    while (i < ab->nsocks && ab->socks[i].fd != fd)
-        i++;
-    if (want == 0 && i < ab->nsocks)
-        ab->socks[i] = ab->socks[--ab->nsocks];
-    else if (want != 0 && i < ab->nsocks)
-        ab->socks[i].want = want;
-    else if (want != 0 && ab->nsocks < MAX_SOCKS)
-        ab->socks[ab->nsocks++] = (mxr_sock){.fd = fd, .want = want};
-    if (ab->user_cb)
-        ab->user_cb(ab->user_ud, fd, readable, writable);
+    (void)mxr__io_watch(ab->core, &ab->base.io, (int)fd, want, NULL);
 }
 
 static int cares_query_op(mxr__backend *b, const char *name, uint16_t qtype,
@@ -83,13 +70,13 @@ static int cares_query_op(mxr__backend *b, const char *name, uint16_t qtype,
     ares_backend *ab = (ares_backend *)b;
     unsigned char *buf = NULL;
     int len = 0;
-    cares_query *q = mxr__malloc(ab->a, sizeof *q);
+    cares_query *q = mxr__malloc(&ab->core->a, sizeof *q);
     if (!q)
         return -1;
     /* id 0: c-ares replaces it with a random id of its own */
     if (ares_create_query(name, 1 /* class IN */, qtype, 0, 1, &buf, &len,
                           EDNS_UDP_SIZE) != ARES_SUCCESS) {
-        mxr__free(ab->a, q);
+        mxr__free(&ab->core->a, q);
         return -1;
     }
     *q = (cares_query){.ab = ab, .cb = cb, .arg = arg};
@@ -99,17 +86,14 @@ static int cares_query_op(mxr__backend *b, const char *name, uint16_t qtype,
     return 0;
 }
 
-static size_t ares_fds_op(mxr__backend *b, mxr_sock *out, size_t max)
+static ares_backend *of_source(mxr__io_source *src)
 {
-    ares_backend *ab = (ares_backend *)b;
-    for (size_t i = 0; i < ab->nsocks && i < max; i++)
-        out[i] = ab->socks[i];
-    return ab->nsocks;
+    return mxr__container_of(src, ares_backend, base.io);
 }
 
-static int ares_timeout_op(mxr__backend *b, int max_ms)
+static int ares_timeout_op(mxr__io_source *src, int max_ms)
 {
-    ares_backend *ab = (ares_backend *)b;
+    ares_backend *ab = of_source(src);
     if (ab->pending == 0)
         return -1;
     struct timeval maxtv = {max_ms / 1000, (max_ms % 1000) * 1000};
@@ -119,27 +103,42 @@ static int ares_timeout_op(mxr__backend *b, int max_ms)
     return (int)ms;
 }
 
-static void ares_process_op(mxr__backend *b, int read_fd, int write_fd)
+/* c-ares reads the ready socket and handles its timeouts in one call. */
+static void ares_process_op(mxr__io_source *src, int fd, mxr__io_handle *h,
+                            bool readable, bool writable)
 {
-    ares_backend *ab = (ares_backend *)b;
-    ares_process_fd(ab->channel,
-                    read_fd < 0 ? ARES_SOCKET_BAD : (ares_socket_t)read_fd,
-                    write_fd < 0 ? ARES_SOCKET_BAD : (ares_socket_t)write_fd);
+    ares_backend *ab = of_source(src);
+    ares_socket_t none = ARES_SOCKET_BAD;
+    ares_process_fd(ab->channel, readable ? (ares_socket_t)fd : none,
+                    writable ? (ares_socket_t)fd : none);
+}
+
+/* Cancels what is in flight: every callback fires with CANCELLED. A second
+ * call finds nothing left. */
+static void ares_shutdown_op(mxr__io_source *src)
+{
+    ares_backend *ab = of_source(src);
+    if (ab->pending > 0)
+        ares_cancel(ab->channel);
 }
 
 static void ares_destroy_op(mxr__backend *b)
 {
     ares_backend *ab = (ares_backend *)b;
-    ares_destroy(ab->channel); /* fires pending callbacks: EDESTRUCTION */
-    mxr__free(ab->a, ab);
+    ares_destroy(ab->channel); /* fires what is left: EDESTRUCTION */
+    mxr__free(&ab->core->a, ab);
 }
 
 static const mxr__backend_ops ares_ops = {
     .query = cares_query_op,
-    .fds = ares_fds_op,
+    .destroy = ares_destroy_op,
+};
+
+static const mxr__io_ops ares_io_ops = {
+    .name = "c-ares",
     .timeout = ares_timeout_op,
     .process = ares_process_op,
-    .destroy = ares_destroy_op,
+    .shutdown = ares_shutdown_op,
 };
 
 /* Explicit timeouts and tries: c-ares defaults can take over a minute to
@@ -163,16 +162,16 @@ static int channel_init(ares_backend *ab, const mxr__ares_config *cfg)
     return ares_init_options(&ab->channel, &o, mask);
 }
 
-mxr_status mxr__ares_new(const mxr__ares_config *cfg, mxr__alloc *a,
+mxr_status mxr__ares_new(const mxr__ares_config *cfg, mxr__core *core,
                          mxr__backend **out, char *err, size_t errlen)
 {
+    mxr__alloc *a = &core->a;
     ares_backend *ab = mxr__calloc(a, 1, sizeof *ab);
     if (!ab)
         return MXR_ENOMEM;
     ab->base.ops = &ares_ops;
-    ab->a = a;
-    ab->user_cb = cfg->sock_cb;
-    ab->user_ud = cfg->sock_ud;
+    ab->base.io.ops = &ares_io_ops;
+    ab->core = core;
     int rc = channel_init(ab, cfg);
     if (rc != ARES_SUCCESS) {
         snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
@@ -188,6 +187,7 @@ mxr_status mxr__ares_new(const mxr__ares_config *cfg, mxr__alloc *a,
         mxr__free(a, ab);
         return MXR_ESERVER;
     }
+    mxr__io_register(core, &ab->base.io);
     *out = &ab->base;
     return MXR_OK;
 }

@@ -1,33 +1,38 @@
 /* lookup.c -- DNS lookups through the cache. One query per (name, type) is
  * in flight however many routes ask (they wait on it together), and at
- * most MXR_OPT_MAX_INFLIGHT queries are sent at once: c-ares's cost per
- * query grows with the number in flight, so the rest wait in a FIFO. */
-#include "engine/engine.h"
+ * most max_inflight queries are sent at once: c-ares's cost per query
+ * grows with the number in flight, so the rest wait in a FIFO. */
+#include "dns/lookup.h"
+#include "base/hash.h"
 #include "base/name.h"
 
 #include <string.h>
 
-typedef struct mxr__waiter {
-    struct mxr__waiter *next;
-    mxr__lookup_cb cb;
-    void *arg;
-} mxr__waiter;
+struct mxr__lookups {
+    mxr__core *core;
+    mxr__backend *backend;
+    mxr__cache *cache;
+    mxr__lookup_config cfg;
+    mxr__htable pending; /* queries in flight or waiting, by key */
+    struct mxr__pq *waitq_head, *waitq_tail;
+    mxr__lookup_stats stats;
+};
 
+typedef struct mxr__pq mxr__pq;
 struct mxr__pq {
-    mxr__pq *hnext; /* hash chain */
-    mxr__pq *qnext; /* wait queue */
-    mxr_engine *e;
+    mxr__hnode node; /* in the pending table */
+    mxr__pq *qnext;  /* wait queue */
+    mxr__lookups *l;
+    mxr__task fail;   /* a send that failed reports from here */
     bool sending;     /* inside backend->query */
     bool failed_sync; /* the backend called back from inside query */
     mxr__rcode sync_rc;
-    uint8_t hops;       /* CNAMEs chased so far */
+    uint8_t hops; /* CNAMEs chased so far */
     bool via_cname;
-    uint32_t chase_ttl; /* min TTL over the chased CNAMEs */
+    uint32_t chase_ttl;            /* min TTL over the chased CNAMEs */
     char asked[MXR__NAME_MAX + 1]; /* the name in the current question */
-    uint64_t hash;
     uint16_t qtype;
-    mxr__waiter *waiters, **wtail;
-    mxr__waiter first; /* most queries have one waiter: no allocation */
+    mxr__lookup_req *waiters, **wtail;
     size_t keylen;
     char key[]; /* 2 bytes of type, then the name and its NUL */
 };
@@ -43,16 +48,16 @@ static size_t make_key(char *key, const char *name, uint16_t qtype)
     return n + 3;
 }
 
-static void send_pq(mxr_engine *e, mxr__pq *pq);
+static void send_pq(mxr__lookups *l, mxr__pq *pq);
 
 /* A CNAME whose target lives in another zone: authoritative servers do not
  * chase it, so we ask again for the target (bounded; a loop ends as an
  * untrustworthy answer). Not through the cache or the coalescing table, so
  * a loop cannot wait on itself. Returns true when a new query went out. */
-static bool chase_cname(mxr_engine *e, mxr__pq *pq, const mxr__answer *ans)
+static bool chase_cname(mxr__lookups *l, mxr__pq *pq, const mxr__answer *ans)
 {
     if (!ans || ans->rcode != MXR__DNS_NODATA || !ans->cname_target ||
-        e->destroying)
+        l->core->destroying)
         return false;
     char next[MXR__NAME_MAX + 1];
     if (pq->hops >= MXR__CNAME_CHAIN_MAX ||
@@ -64,7 +69,7 @@ static bool chase_cname(mxr_engine *e, mxr__pq *pq, const mxr__answer *ans)
     if (ans->ttl < pq->chase_ttl)
         pq->chase_ttl = ans->ttl;
     memcpy(pq->asked, next, sizeof next);
-    send_pq(e, pq);
+    send_pq(l, pq);
     return true;
 }
 
@@ -80,74 +85,18 @@ static void apply_chase(const mxr__pq *pq, mxr__answer *ans)
         ans->ttl = pq->chase_ttl;
 }
 
-static uint64_t hash_key(const char *key, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)key[i]) * 1099511628211ULL;
-    return h;
-}
-
 /* ------------------------------------------------- the pending table */
 
-int mxr__lookup_init(mxr_engine *e)
+static mxr__pq *pq_find(mxr__lookups *l, const char *key, size_t len,
+                        uint64_t h)
 {
-    e->pq_buckets = 256;
-    e->pq_table = mxr__calloc(&e->a, e->pq_buckets, sizeof *e->pq_table);
-    return e->pq_table ? 0 : -1;
-}
-
-void mxr__lookup_free(mxr_engine *e)
-{
-    mxr__free(&e->a, e->pq_table);
-    e->pq_table = NULL;
-}
-
-static mxr__pq *pq_find(mxr_engine *e, const char *key, size_t len, uint64_t h)
-{
-    for (mxr__pq *p = e->pq_table[h & (e->pq_buckets - 1)]; p; p = p->hnext)
-        if (p->hash == h && p->keylen == len && memcmp(p->key, key, len) == 0)
+    mxr__htable_each_in(n, &l->pending, h)
+    {
+        mxr__pq *p = mxr__container_of(n, mxr__pq, node);
+        if (n->hash == h && p->keylen == len && memcmp(p->key, key, len) == 0)
             return p;
-    return NULL;
-}
-
-/* Doubling keeps chains short; on allocation failure the old table stays
- * (correct, only slower). */
-static void pq_grow(mxr_engine *e)
-{
-    size_t n = e->pq_buckets * 2;
-    mxr__pq **t = mxr__calloc(&e->a, n, sizeof *t);
-    if (!t)
-        return;
-    for (size_t i = 0; i < e->pq_buckets; i++) {
-        for (mxr__pq *p = e->pq_table[i], *next; p; p = next) {
-            next = p->hnext;
-            p->hnext = t[p->hash & (n - 1)];
-            t[p->hash & (n - 1)] = p;
-        }
     }
-    mxr__free(&e->a, e->pq_table);
-    e->pq_table = t;
-    e->pq_buckets = n;
-}
-
-static void pq_insert(mxr_engine *e, mxr__pq *pq)
-{
-    if (e->pq_count + 1 > e->pq_buckets)
-        pq_grow(e);
-    mxr__pq **slot = &e->pq_table[pq->hash & (e->pq_buckets - 1)];
-    pq->hnext = *slot;
-    *slot = pq;
-    e->pq_count++;
-}
-
-static void pq_unlink(mxr_engine *e, mxr__pq *pq)
-{
-    mxr__pq **pp = &e->pq_table[pq->hash & (e->pq_buckets - 1)];
-    while (*pp != pq)
-        pp = &(*pp)->hnext;
-    *pp = pq->hnext;
-    e->pq_count--;
+    return NULL;
 }
 
 /* ---------------------------------------------------------- answers */
@@ -161,20 +110,18 @@ static uint32_t clamp_u32(uint32_t v, int64_t lo, int64_t hi)
 
 /* TTL clamps: positive answers between min and max, negative ones up to
  * their own bound, transient failures only briefly, cancellations never. */
-static uint32_t cache_ttl(const mxr_engine *e, const mxr__answer *ans)
+static uint32_t cache_ttl(const mxr__lookup_config *c, const mxr__answer *ans)
 {
     switch (ans->rcode) {
     case MXR__DNS_OK:
-        return clamp_u32(ans->ttl, e->v[MXR_OPT_TTL_MIN],
-                         e->v[MXR_OPT_TTL_MAX]);
+        return clamp_u32(ans->ttl, c->ttl_min, c->ttl_max);
     case MXR__DNS_NODATA:
     case MXR__DNS_NXDOMAIN:
-        return clamp_u32(ans->ttl, e->v[MXR_OPT_TTL_MIN],
-                         e->v[MXR_OPT_NEG_TTL_MAX]);
+        return clamp_u32(ans->ttl, c->ttl_min, c->neg_ttl_max);
     case MXR__DNS_CANCELLED:
         return 0;
     default:
-        return (uint32_t)e->v[MXR_OPT_TEMPFAIL_TTL];
+        return (uint32_t)c->tempfail_ttl;
     }
 }
 
@@ -183,191 +130,218 @@ static void release_answer(void *ctx, void *value)
     mxr__answer_unref(ctx, value);
 }
 
-static void cache_answer(mxr_engine *e, const mxr__pq *pq, mxr__answer *ans,
+static void cache_answer(mxr__lookups *l, const mxr__pq *pq, mxr__answer *ans,
                          uint32_t ttl)
 {
-    if (ttl == 0 || e->destroying)
+    if (ttl == 0 || l->core->destroying)
         return;
     mxr__answer_ref(ans);
-    mxr__cache_put(e->cache, pq->key, pq->keylen, ans, mxr__answer_bytes(ans),
-                   ans->expires_ms, release_answer, &e->a);
+    mxr__cache_put(l->cache, pq->key, pq->keylen, ans, mxr__answer_bytes(ans),
+                   ans->expires_ms, release_answer, &l->core->a);
 }
 
-static void deliver_all(mxr_engine *e, mxr__pq *pq, const mxr__answer *ans,
-                        uint32_t ttl)
+static void deliver_all(mxr__pq *pq, const mxr__answer *ans, uint32_t ttl)
 {
-    for (mxr__waiter *w = pq->waiters, *next; w; w = next) {
+    for (mxr__lookup_req *w = pq->waiters, *next; w; w = next) {
         next = w->next;
-        w->cb(w->arg, ans, ttl);
-        if (w != &pq->first)
-            mxr__free(&e->a, w);
+        w->done(w, ans, ttl);
     }
 }
 
-static void pump(mxr_engine *e);
+static void pump(mxr__lookups *l);
 
 static void on_dns(void *arg, mxr__rcode rc, const uint8_t *wire, size_t len)
 {
     mxr__pq *pq = arg;
-    mxr_engine *e = pq->e;
+    mxr__lookups *l = pq->l;
+    mxr__alloc *a = &l->core->a;
     if (pq->sending) { /* keep the callback out of the caller's frame */
         pq->failed_sync = true;
         pq->sync_rc = wire ? MXR__DNS_NETWORK : rc;
         return;
     }
-    size_t max = (size_t)e->v[MXR_OPT_MAX_MX_RECORDS];
+    size_t max = l->cfg.max_mx_records;
     mxr__answer *ans =
-        wire ? mxr__answer_parse(&e->a, wire, len, pq->asked, pq->qtype, max)
-             : mxr__answer_error(&e->a, rc, pq->qtype, 0);
+        wire ? mxr__answer_parse(a, wire, len, pq->asked, pq->qtype, max)
+             : mxr__answer_error(a, rc, pq->qtype, 0);
     static const mxr__answer oom = {.rcode = MXR__DNS_NETWORK};
-    e->inflight--;
-    if (chase_cname(e, pq, ans)) {
-        mxr__answer_unref(&e->a, ans);
+    l->stats.inflight--;
+    if (chase_cname(l, pq, ans)) {
+        mxr__answer_unref(a, ans);
         return;
     }
     if (ans)
         apply_chase(pq, ans);
-    pq_unlink(e, pq);
-    uint32_t ttl = ans ? cache_ttl(e, ans) : 0;
+    mxr__htable_remove(&l->pending, &pq->node);
+    uint32_t ttl = ans ? cache_ttl(&l->cfg, ans) : 0;
     if (ans) {
-        uint64_t now = mxr__now_ms(e);
+        uint64_t now = mxr__core_now(l->core);
         ans->expires_ms = now + (uint64_t)ttl * 1000;
         ans->served_until_ms = now + (uint64_t)ans->ttl * 1000;
-        cache_answer(e, pq, ans, ttl);
+        cache_answer(l, pq, ans, ttl);
     }
-    deliver_all(e, pq, ans ? ans : &oom, ttl);
-    mxr__answer_unref(&e->a, ans);
-    mxr__free(&e->a, pq);
-    pump(e);
+    deliver_all(pq, ans ? ans : &oom, ttl);
+    mxr__answer_unref(a, ans);
+    mxr__free(a, pq);
+    pump(l);
 }
 
 /* ----------------------------------------------------------- sending */
 
-static void fail_pq(mxr_engine *e, void *p1, void *p2, void *p3)
+static void fail_pq(mxr__task *t)
 {
-    mxr__pq *pq = p1;
+    mxr__pq *pq = mxr__container_of(t, mxr__pq, fail);
     on_dns(pq, pq->failed_sync ? pq->sync_rc : MXR__DNS_NETWORK, NULL, 0);
 }
 
-static void send_pq(mxr_engine *e, mxr__pq *pq)
+static void send_pq(mxr__lookups *l, mxr__pq *pq)
 {
-    e->inflight++;
-    if (e->inflight > e->stats.inflight_max)
-        e->stats.inflight_max = e->inflight;
-    e->stats.queries_sent++;
+    if (++l->stats.inflight > l->stats.inflight_max)
+        l->stats.inflight_max = l->stats.inflight;
+    l->stats.queries_sent++;
     pq->sending = true;
     int rc =
-        e->backend->ops->query(e->backend, pq->asked, pq->qtype, on_dns, pq);
+        l->backend->ops->query(l->backend, pq->asked, pq->qtype, on_dns, pq);
     pq->sending = false;
-    if ((rc != 0 || pq->failed_sync) &&
-        mxr__defer(e, fail_pq, pq, NULL, NULL) != 0)
-        on_dns(pq, MXR__DNS_NETWORK, NULL, 0); /* out of memory: last resort */
+    if (rc != 0 || pq->failed_sync) /* report from the next round */
+        mxr__core_defer(l->core, &pq->fail, fail_pq);
 }
 
-static mxr__pq *waitq_pop(mxr_engine *e)
+static mxr__pq *waitq_pop(mxr__lookups *l)
 {
-    mxr__pq *pq = e->waitq_head;
-    if (pq && !(e->waitq_head = pq->qnext))
-        e->waitq_tail = NULL;
+    mxr__pq *pq = l->waitq_head;
+    if (pq && !(l->waitq_head = pq->qnext))
+        l->waitq_tail = NULL;
     return pq;
 }
 
-static void pump(mxr_engine *e)
+static void pump(mxr__lookups *l)
 {
-    while (e->inflight < (size_t)e->v[MXR_OPT_MAX_INFLIGHT] && e->waitq_head)
-        send_pq(e, waitq_pop(e));
+    while (l->stats.inflight < l->cfg.max_inflight && l->waitq_head)
+        send_pq(l, waitq_pop(l));
 }
 
-void mxr__lookup_cancel_waiting(mxr_engine *e)
+void mxr__lookups_cancel_waiting(mxr__lookups *l)
 {
     mxr__pq *pq;
-    while ((pq = waitq_pop(e)) != NULL) {
-        e->inflight++; /* on_dns balances it */
+    while ((pq = waitq_pop(l)) != NULL) {
+        l->stats.inflight++; /* on_dns balances it */
         on_dns(pq, MXR__DNS_CANCELLED, NULL, 0);
     }
 }
 
-static void queue_or_send(mxr_engine *e, mxr__pq *pq)
+static void queue_or_send(mxr__lookups *l, mxr__pq *pq)
 {
-    if (e->inflight < (size_t)e->v[MXR_OPT_MAX_INFLIGHT]) {
-        send_pq(e, pq);
+    if (l->stats.inflight < l->cfg.max_inflight) {
+        send_pq(l, pq);
         return;
     }
-    if (e->waitq_tail)
-        e->waitq_tail->qnext = pq;
+    if (l->waitq_tail)
+        l->waitq_tail->qnext = pq;
     else
-        e->waitq_head = pq;
-    e->waitq_tail = pq;
+        l->waitq_head = pq;
+    l->waitq_tail = pq;
 }
 
 /* ------------------------------------------------------------ lookup */
 
-static void deliver_cached(mxr_engine *e, void *cb, void *arg, void *ans)
+static void deliver_cached(mxr__task *t)
 {
-    mxr__answer *a = ans;
-    uint32_t ttl = mxr__seconds_left(a->expires_ms, mxr__now_ms(e));
-    ((mxr__lookup_cb)(uintptr_t)cb)(arg, a, ttl);
-    mxr__answer_unref(&e->a, a);
+    mxr__lookup_req *req = mxr__container_of(t, mxr__lookup_req, task);
+    mxr__lookups *l = req->owner;
+    mxr__answer *a = req->hit;
+    req->hit = NULL;
+    uint32_t ttl = mxr__seconds_left(a->expires_ms, mxr__core_now(l->core));
+    req->done(req, a, ttl); /* may free req */
+    mxr__answer_unref(&l->core->a, a);
 }
 
-static int add_waiter(mxr_engine *e, mxr__pq *pq, mxr__lookup_cb cb, void *arg)
+static void add_waiter(mxr__pq *pq, mxr__lookup_req *req)
 {
-    mxr__waiter *w = pq->waiters ? mxr__malloc(&e->a, sizeof *w) : &pq->first;
-    if (!w)
-        return -1;
-    *w = (mxr__waiter){.cb = cb, .arg = arg};
-    *pq->wtail = w;
-    pq->wtail = &w->next;
-    return 0;
+    req->next = NULL;
+    *pq->wtail = req;
+    pq->wtail = &req->next;
 }
 
-static mxr__pq *pq_new(mxr_engine *e, const char *key, size_t len, uint64_t h,
+static mxr__pq *pq_new(mxr__lookups *l, const char *key, size_t len, uint64_t h,
                        uint16_t qtype)
 {
-    mxr__pq *pq = mxr__malloc(&e->a, sizeof *pq + len);
+    mxr__pq *pq = mxr__malloc(&l->core->a, sizeof *pq + len);
     if (!pq)
         return NULL;
-    *pq = (mxr__pq){.e = e, .hash = h, .qtype = qtype, .keylen = len,
-                    .chase_ttl = UINT32_MAX};
+    *pq = (mxr__pq){
+        .l = l, .qtype = qtype, .keylen = len, .chase_ttl = UINT32_MAX};
+    pq->node.hash = h;
     pq->wtail = &pq->waiters;
     memcpy(pq->key, key, len);
     memcpy(pq->asked, key + 2, len - 2);
     return pq;
 }
 
-int mxr__lookup(mxr_engine *e, const char *name, uint16_t qtype,
-                mxr__lookup_cb cb, void *arg)
+mxr_status mxr__lookup(mxr__lookups *l, mxr__lookup_req *req, const char *name,
+                       uint16_t qtype, mxr__lookup_done done)
 {
     char key[KEY_MAX];
-    if (e->destroying) /* the backend may be gone already */
-        return -1;
-    /* Failures after this point are reported through the deferred queue,
-     * never by calling back from inside the caller's frame. */
-    if (mxr__defer_reserve(e) != 0)
-        return -1;
+    if (l->core->destroying) /* the backend may be gone already */
+        return MXR_EDESTROYED;
+    *req = (mxr__lookup_req){.done = done, .owner = l};
     size_t len = make_key(key, name, qtype);
-    mxr__answer *hit = mxr__cache_get(e->cache, key, len, mxr__now_ms(e));
+    mxr__answer *hit =
+        mxr__cache_get(l->cache, key, len, mxr__core_now(l->core));
     if (hit) {
-        e->stats.cache_hits++;
+        /* Handed over from the next round, never from inside this call. */
+        l->stats.cache_hits++;
         mxr__answer_ref(hit);
-        if (mxr__defer(e, deliver_cached, (void *)(uintptr_t)cb, arg, hit) == 0)
-            return 0;
-        mxr__answer_unref(&e->a, hit);
-        return -1;
+        req->hit = hit;
+        mxr__core_defer(l->core, &req->task, deliver_cached);
+        return MXR_OK;
     }
-    uint64_t h = hash_key(key, len);
-    mxr__pq *pq = pq_find(e, key, len, h);
+    uint64_t h = mxr__hash_bytes(key, len);
+    mxr__pq *pq = pq_find(l, key, len, h);
     if (pq) {
-        e->stats.queries_coalesced++;
-        return add_waiter(e, pq, cb, arg);
+        l->stats.queries_coalesced++;
+        add_waiter(pq, req);
+        return MXR_OK;
     }
-    if (!(pq = pq_new(e, key, len, h, qtype)))
-        return -1;
-    if (add_waiter(e, pq, cb, arg) != 0) {
-        mxr__free(&e->a, pq);
-        return -1;
+    if (!(pq = pq_new(l, key, len, h, qtype)))
+        return MXR_ENOMEM;
+    add_waiter(pq, req);
+    mxr__htable_insert(&l->pending, &pq->node);
+    queue_or_send(l, pq);
+    return MXR_OK;
+}
+
+/* ---------------------------------------------------------- lifetime */
+
+mxr__lookups *mxr__lookups_new(mxr__core *core, mxr__backend *backend,
+                               mxr__cache *cache, const mxr__lookup_config *cfg)
+{
+    mxr__lookups *l = mxr__calloc(&core->a, 1, sizeof *l);
+    if (!l)
+        return NULL;
+    *l = (mxr__lookups){
+        .core = core, .backend = backend, .cache = cache, .cfg = *cfg};
+    if (mxr__htable_init(&l->pending, &core->a, 256) != MXR_OK) {
+        mxr__free(&core->a, l);
+        return NULL;
     }
-    pq_insert(e, pq);
-    queue_or_send(e, pq);
-    return 0;
+    return l;
+}
+
+void mxr__lookups_free(mxr__lookups *l)
+{
+    if (!l)
+        return;
+    mxr__htable_free(&l->pending);
+    mxr__free(&l->core->a, l);
+}
+
+const mxr__lookup_stats *mxr__lookups_stats(const mxr__lookups *l)
+{
+    return &l->stats;
+}
+
+void mxr__lookups_set_backend(mxr__lookups *l, mxr__backend *backend)
+{
+    l->backend = backend;
 }

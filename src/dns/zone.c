@@ -26,7 +26,7 @@ typedef struct zone_query {
 
 typedef struct zone_backend {
     mxr__backend base;
-    mxr__alloc *a;
+    mxr__alloc *a; /* the core's */
     ldns_dnssec_zone **zones;
     size_t nzones;
     zone_query *head, *tail;
@@ -266,14 +266,15 @@ static int zone_query_op(mxr__backend *b, const char *name, uint16_t qtype,
     return 0;
 }
 
-static size_t zone_fds(mxr__backend *b, mxr_sock *out, size_t max)
+static zone_backend *of_source(mxr__io_source *src)
 {
-    return 0;
+    return mxr__container_of(src, zone_backend, base.io);
 }
 
-static int zone_timeout(mxr__backend *b, int max_ms)
+/* Zone answers need no descriptor: a queued question is due at once. */
+static int zone_timeout(mxr__io_source *src, int max_ms)
 {
-    return ((zone_backend *)b)->head ? 0 : -1;
+    return of_source(src)->head ? 0 : -1;
 }
 
 static zone_query *zone_pop(zone_backend *zb)
@@ -289,9 +290,10 @@ static zone_query *zone_pop(zone_backend *zb)
 
 /* Answers only the queries queued before this call: callbacks may queue
  * more, which wait for the next round like network answers would. */
-static void zone_process(mxr__backend *b, int read_fd, int write_fd)
+static void zone_process(mxr__io_source *src, int fd, mxr__io_handle *h,
+                         bool readable, bool writable)
 {
-    zone_backend *zb = (zone_backend *)b;
+    zone_backend *zb = of_source(src);
     zone_query *last = zb->tail;
     zone_query *q;
     while (last && (q = zone_pop(zb)) != NULL) {
@@ -303,14 +305,21 @@ static void zone_process(mxr__backend *b, int read_fd, int write_fd)
     }
 }
 
-static void zone_destroy(mxr__backend *b)
+/* Every question still queued is answered CANCELLED. */
+static void zone_shutdown(mxr__io_source *src)
 {
-    zone_backend *zb = (zone_backend *)b;
+    zone_backend *zb = of_source(src);
     zone_query *q;
     while ((q = zone_pop(zb)) != NULL) {
         q->cb(q->arg, MXR__DNS_CANCELLED, NULL, 0);
         mxr__free(zb->a, q);
     }
+}
+
+static void zone_destroy(mxr__backend *b)
+{
+    zone_backend *zb = (zone_backend *)b;
+    zone_shutdown(&zb->base.io);
     for (size_t i = 0; i < zb->nzones; i++)
         ldns_dnssec_zone_deep_free(zb->zones[i]);
     mxr__free(zb->a, zb->zones);
@@ -319,21 +328,28 @@ static void zone_destroy(mxr__backend *b)
 
 static const mxr__backend_ops zone_ops = {
     .query = zone_query_op,
-    .fds = zone_fds,
-    .timeout = zone_timeout,
-    .process = zone_process,
     .destroy = zone_destroy,
 };
 
-mxr_status mxr__zone_new(const mxr__zone_source *src, size_t n, mxr__alloc *a,
-                         mxr__backend **out, char *err, size_t errlen)
+static const mxr__io_ops zone_io_ops = {
+    .name = "zone files",
+    .timeout = zone_timeout,
+    .process = zone_process,
+    .shutdown = zone_shutdown,
+};
+
+mxr_status mxr__zone_new(const mxr__zone_source *src, size_t n,
+                         mxr__core *core, mxr__backend **out, char *err,
+                         size_t errlen)
 {
+    mxr__alloc *a = &core->a;
     zone_backend *zb = mxr__calloc(a, 1, sizeof *zb);
     if (!zb || !(zb->zones = mxr__calloc(a, n ? n : 1, sizeof *zb->zones))) {
         mxr__free(a, zb);
         return MXR_ENOMEM;
     }
     zb->base.ops = &zone_ops;
+    zb->base.io.ops = &zone_io_ops;
     zb->a = a;
     for (size_t i = 0; i < n; i++) {
         mxr_status st = zone_load_one(zb, &src[i], err, errlen);
@@ -342,6 +358,7 @@ mxr_status mxr__zone_new(const mxr__zone_source *src, size_t n, mxr__alloc *a,
             return st;
         }
     }
+    mxr__io_register(core, &zb->base.io);
     *out = &zb->base;
     return MXR_OK;
 }

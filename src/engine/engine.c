@@ -1,90 +1,45 @@
-/* engine.c -- the engine: lifetime, the deferred-callback queue and the
- * event-loop integration (fds, timeout, process) in the c-ares style. */
+/* engine.c -- the engine: assembles the subsystems from the options, owns
+ * them, tears them down in order, and carries the public entry points
+ * that take an engine. The event loop itself is the core's (core/core.h):
+ * each subsystem with descriptors registered there as an I/O source. */
 #include "engine/engine.h"
-#include "smtp/session.h"
-#include "smtp/tls.h"
 #include "base/addr.h"
+#include "core/core.h"
+#include "deliver/deliver.h"
+#include "dns/cache.h"
+#include "dns/lookup.h"
+#include "plan/order.h"
+#include "route/route.h"
+#include "smtp/session.h"
 
-#include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
-#define DEFAULT_POLL_MS 1000
-#define POLL_FDS_MAX 64
-
-static uint64_t monotonic_ms(void *ud)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-uint64_t mxr__now_ms(const mxr_engine *e)
-{
-    return e->clock(e->clock_ud);
-}
-
-void mxr__set_error(mxr_engine *e, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->err, sizeof e->err, fmt, ap);
-    va_end(ap);
-}
+struct mxr_engine {
+    mxr__core core; /* first: allocator, clock, loop, errors */
+    mxr__rng rng;
+    mxr__order_config order;
+    mxr__cache *cache; /* DNS answers and finished plans */
+    mxr__backend *backend;
+    mxr__lookups *dns;
+    mxr__policy_env policy_env;
+    mxr__policies *policies; /* NULL when none; swapped by a reload */
+    mxr__router *router;
+    mxr__smtp_pool *smtp;
+    mxr__deliver deliver;
+};
 
 const char *mxr_engine_errmsg(const mxr_engine *e)
 {
-    return e ? e->err : "no engine";
+    return e ? e->core.err : "no engine";
 }
 
-/* ------------------------------------------------- deferred callbacks */
-
-static int defq_grow(mxr_engine *e)
+uint64_t mxr_engine_now(const mxr_engine *e)
 {
-    size_t cap = e->defq_cap ? e->defq_cap * 2 : 64;
-    mxr__deferred *q = mxr__malloc(&e->a, cap * sizeof *q);
-    if (!q)
-        return -1;
-    for (size_t i = 0; i < e->defq_len; i++)
-        q[i] = e->defq[(e->defq_head + i) % e->defq_cap];
-    mxr__free(&e->a, e->defq);
-    e->defq = q;
-    e->defq_cap = cap;
-    e->defq_head = 0;
-    return 0;
+    return mxr__core_now(&e->core);
 }
 
-int mxr__defer_reserve(mxr_engine *e)
-{
-    return e->defq_len < e->defq_cap ? 0 : defq_grow(e);
-}
-
-int mxr__defer(mxr_engine *e, mxr__deferred_fn fn, void *p1, void *p2,
-               void *p3)
-{
-    if (e->defq_len == e->defq_cap && defq_grow(e) != 0)
-        return -1;
-    size_t tail = (e->defq_head + e->defq_len) % e->defq_cap;
-    e->defq[tail] = (mxr__deferred){fn, p1, p2, p3};
-    e->defq_len++;
-    return 0;
-}
-
-/* Runs what was queued before the call; what callbacks queue waits for
- * the next round, so a busy caller cannot starve socket events. */
-static void defq_run(mxr_engine *e)
-{
-    for (size_t n = e->defq_len; n > 0 && e->defq_len > 0; n--) {
-        mxr__deferred d = e->defq[e->defq_head];
-        e->defq_head = (e->defq_head + 1) % e->defq_cap;
-        e->defq_len--;
-        d.fn(e, d.p1, d.p2, d.p3);
-    }
-}
-
-/* ----------------------------------------------------------- lifetime */
+/* ------------------------------------------------------------- assembly */
 
 static mxr_status order_config_init(mxr_engine *e, const mxr_options *o)
 {
@@ -96,8 +51,8 @@ static mxr_status order_config_init(mxr_engine *e, const mxr_options *o)
     c->max_addrs_per_host = (size_t)o->v[MXR_OPT_MAX_ADDRS_PER_HOST];
     c->max_addrs_total = (size_t)o->v[MXR_OPT_MAX_ADDRS_TOTAL];
     size_t n = o->nlocal_names;
-    const char **names = mxr__calloc(&e->a, n + 1, sizeof *names);
-    mxr_addr *addrs = mxr__calloc(&e->a, n + 1, sizeof *addrs);
+    const char **names = mxr__calloc(&e->core.a, n + 1, sizeof *names);
+    mxr_addr *addrs = mxr__calloc(&e->core.a, n + 1, sizeof *addrs);
     c->local_names = names;
     c->local_addrs = addrs;
     if (!names || !addrs)
@@ -106,7 +61,7 @@ static mxr_status order_config_init(mxr_engine *e, const mxr_options *o)
         if (mxr__addr_parse(o->local_names[i], &addrs[c->nlocal_addrs]))
             c->nlocal_addrs++;
         else if (!(names[c->nlocal_names++] =
-                       mxr__strdup(&e->a, o->local_names[i])))
+                       mxr__strdup(&e->core.a, o->local_names[i])))
             return MXR_ENOMEM;
     }
     return MXR_OK;
@@ -115,9 +70,9 @@ static mxr_status order_config_init(mxr_engine *e, const mxr_options *o)
 static void order_config_free(mxr_engine *e)
 {
     for (size_t i = 0; i < e->order.nlocal_names; i++)
-        mxr__free(&e->a, (void *)e->order.local_names[i]);
-    mxr__free(&e->a, (void *)e->order.local_names);
-    mxr__free(&e->a, (void *)e->order.local_addrs);
+        mxr__free(&e->core.a, (void *)e->order.local_names[i]);
+    mxr__free(&e->core.a, (void *)e->order.local_names);
+    mxr__free(&e->core.a, (void *)e->order.local_addrs);
 }
 
 static char *servers_csv(mxr_engine *e, const mxr_options *o)
@@ -125,7 +80,7 @@ static char *servers_csv(mxr_engine *e, const mxr_options *o)
     size_t len = 1;
     for (size_t i = 0; i < o->nservers; i++)
         len += strlen(o->servers[i]) + 1;
-    char *csv = mxr__calloc(&e->a, 1, len);
+    char *csv = mxr__calloc(&e->core.a, 1, len);
     for (size_t i = 0; csv && i < o->nservers; i++) {
         if (i)
             strcat(csv, ",");
@@ -138,9 +93,11 @@ static char *servers_csv(mxr_engine *e, const mxr_options *o)
  * system's resolv.conf when none are given). */
 static mxr_status backend_init(mxr_engine *e, const mxr_options *o)
 {
+    char *err = e->core.err;
+    size_t errlen = sizeof e->core.err;
     if (o->nzones > 0)
-        return mxr__zone_new(o->zones, o->nzones, &e->a, &e->backend, e->err,
-                             sizeof e->err);
+        return mxr__zone_new(o->zones, o->nzones, &e->core, &e->backend, err,
+                             errlen);
     char *csv = o->nservers ? servers_csv(e, o) : NULL;
     if (o->nservers && !csv)
         return MXR_ENOMEM;
@@ -148,33 +105,31 @@ static mxr_status backend_init(mxr_engine *e, const mxr_options *o)
         .servers_csv = csv,
         .timeout_ms = (int)o->v[MXR_OPT_TIMEOUT_MS],
         .tries = (int)o->v[MXR_OPT_TRIES],
-        .sock_cb = o->sock,
-        .sock_ud = o->sock_ud,
     };
-    mxr_status st = mxr__ares_new(&cfg, &e->a, &e->backend, e->err,
-                                  sizeof e->err);
-    mxr__free(&e->a, csv);
+    mxr_status st = mxr__ares_new(&cfg, &e->core, &e->backend, err, errlen);
+    mxr__free(&e->core.a, csv);
     return st;
 }
 
-static mxr_status rules_init(mxr_engine *e, const mxr_options *o)
+static mxr_status dns_init(mxr_engine *e, const mxr_options *o)
 {
-    e->default_rules = o->default_rules;
-    e->rules = mxr__calloc(&e->a, o->nrules + 1, sizeof *e->rules);
-    if (!e->rules)
+    e->cache =
+        mxr__cache_new(&e->core.a, (size_t)o->v[MXR_OPT_CACHE_MAX_BYTES]);
+    if (!e->cache)
         return MXR_ENOMEM;
-    for (size_t i = 0; i < o->nrules; i++, e->nrules++) {
-        e->rules[i].rules = o->rules[i].rules;
-        if (!(e->rules[i].domain = mxr__strdup(&e->a, o->rules[i].domain)))
-            return MXR_ENOMEM;
-    }
-    mxr__health_params hp = {
-        .base_s = (uint32_t)o->default_rules.v[MXR_RULE_HEALTH_BASE_S],
-        .max_s = (uint32_t)o->default_rules.v[MXR_RULE_HEALTH_MAX_S],
-        .max_bytes = (size_t)o->v[MXR_OPT_HEALTH_MAX_BYTES],
+    mxr_status st = backend_init(e, o);
+    if (st != MXR_OK)
+        return st;
+    mxr__lookup_config cfg = {
+        .ttl_min = o->v[MXR_OPT_TTL_MIN],
+        .ttl_max = o->v[MXR_OPT_TTL_MAX],
+        .neg_ttl_max = o->v[MXR_OPT_NEG_TTL_MAX],
+        .tempfail_ttl = o->v[MXR_OPT_TEMPFAIL_TTL],
+        .max_inflight = (size_t)o->v[MXR_OPT_MAX_INFLIGHT],
+        .max_mx_records = (size_t)o->v[MXR_OPT_MAX_MX_RECORDS],
     };
-    e->health = mxr__health_new(&e->a, &hp);
-    return e->health ? MXR_OK : MXR_ENOMEM;
+    e->dns = mxr__lookups_new(&e->core, e->backend, e->cache, &cfg);
+    return e->dns ? MXR_OK : MXR_ENOMEM;
 }
 
 static mxr__policy_limits policy_limits(const mxr_options *o)
@@ -189,90 +144,82 @@ static mxr__policy_limits policy_limits(const mxr_options *o)
 
 static mxr_status policies_init(mxr_engine *e, const mxr_options *o)
 {
-    e->log = o->log;
-    e->log_ud = o->log_ud;
+    e->policy_env = (mxr__policy_env){
+        .core = &e->core,
+        .dns = e->dns,
+        .family = (mxr_family)o->v[MXR_OPT_FAMILY],
+        .port = (uint16_t)o->v[MXR_OPT_PORT],
+        .seed = o->v[MXR_OPT_SEED],
+    };
     if (o->npolicies == 0)
         return MXR_OK;
     mxr__policy_limits lim = policy_limits(o);
-    return mxr__policies_load(e, o->policies, o->npolicies, &lim,
-                              &e->policies, e->err, sizeof e->err);
+    return mxr__policies_load(&e->policy_env, o->policies, o->npolicies, &lim,
+                              &e->policies, e->core.err, sizeof e->core.err);
 }
 
-mxr_status mxr_engine_load_policies(mxr_engine *e, mxr_options *o)
+static mxr_status router_init(mxr_engine *e, const mxr_options *o)
 {
-    if (!e || !o)
-        return MXR_EINVAL;
-    mxr__policies *set = NULL;
-    mxr__policy_limits lim = policy_limits(o);
-    mxr_status st = o->npolicies == 0
-                        ? MXR_OK
-                        : mxr__policies_load(e, o->policies, o->npolicies,
-                                             &lim, &set, o->err, sizeof o->err);
-    if (st != MXR_OK)
-        return st; /* the old policies stay */
-    mxr__policies_unref(e->policies);
-    e->policies = set;
-    return MXR_OK;
+    mxr__router_config cfg = {
+        .family = (mxr_family)o->v[MXR_OPT_FAMILY],
+        .port = (uint16_t)o->v[MXR_OPT_PORT],
+        .max_pending = (size_t)o->v[MXR_OPT_MAX_PENDING],
+    };
+    e->router = mxr__router_new(&e->core, e->dns, e->cache, &e->policies,
+                                &e->rng, &e->order, &cfg);
+    return e->router ? MXR_OK : MXR_ENOMEM;
 }
 
-static void rules_free(mxr_engine *e)
+static mxr_status delivery_init(mxr_engine *e, const mxr_options *o)
 {
-    for (size_t i = 0; i < e->nrules; i++)
-        mxr__free(&e->a, e->rules[i].domain);
-    mxr__free(&e->a, e->rules);
-    mxr__health_free(e->health);
-}
-
-uint64_t mxr_engine_now(const mxr_engine *e)
-{
-    return mxr__now_ms(e);
-}
-
-static mxr_status smtp_init(mxr_engine *e, const mxr_options *o)
-{
-    e->helo = mxr__strdup(&e->a, o->helo ? o->helo : "localhost");
-    if (o->tls_ca && !(e->tls_ca = mxr__strdup(&e->a, o->tls_ca)))
+    const int64_t *v = o->v;
+    mxr__smtp_config sc = {
+        .helo = o->helo,
+        .tls_ca = o->tls_ca,
+        .connect_ms = v[MXR_OPT_SMTP_CONNECT_MS],
+        .greeting_ms = v[MXR_OPT_SMTP_GREETING_MS],
+        .tls_ms = v[MXR_OPT_SMTP_TLS_MS],
+        .command_ms = v[MXR_OPT_SMTP_COMMAND_MS],
+        .data_ms = v[MXR_OPT_SMTP_DATA_MS],
+        .block_ms = v[MXR_OPT_SMTP_BLOCK_MS],
+        .dot_ms = v[MXR_OPT_SMTP_DOT_MS],
+        .max_reply = (size_t)v[MXR_OPT_SMTP_MAX_REPLY],
+    };
+    if (!(e->smtp = mxr__smtp_pool_new(&e->core, &sc)))
         return MXR_ENOMEM;
-    return e->helo ? MXR_OK : MXR_ENOMEM;
-}
-
-mxr__tls_ctx *mxr__engine_tls_ctx(mxr_engine *e, char *err, size_t errlen)
-{
-    if (!e->tls_ctx)
-        e->tls_ctx = mxr__tls_ctx_new(e->tls_ca, err, errlen);
-    return e->tls_ctx;
+    mxr__deliver_config dc = {
+        .default_rules = &o->default_rules,
+        .rules = o->rules,
+        .nrules = o->nrules,
+        .health_max_bytes = (size_t)v[MXR_OPT_HEALTH_MAX_BYTES],
+        .tls = (mxr_tls_mode)v[MXR_OPT_SMTP_TLS],
+    };
+    return mxr__deliver_init(&e->deliver, &e->core, &e->policies, &e->rng,
+                             e->smtp, &dc);
 }
 
 static mxr_status engine_init(mxr_engine *e, const mxr_options *o)
 {
     if (o->v[MXR_OPT_TTL_MIN] > o->v[MXR_OPT_TTL_MAX]) {
-        mxr__set_error(e, "TTL minimum %lld is above the TTL maximum %lld",
-                       (long long)o->v[MXR_OPT_TTL_MIN],
-                       (long long)o->v[MXR_OPT_TTL_MAX]);
+        mxr__core_error(
+            &e->core, "TTL minimum %lld is above the TTL maximum %lld",
+            (long long)o->v[MXR_OPT_TTL_MIN], (long long)o->v[MXR_OPT_TTL_MAX]);
         return MXR_EINVAL;
     }
-    memcpy(e->v, o->v, sizeof e->v);
-    e->clock = o->clock ? o->clock : monotonic_ms;
-    e->clock_ud = o->clock_ud;
     if (o->v[MXR_OPT_SEED] >= 0)
         mxr__rng_seed(&e->rng, (uint64_t)o->v[MXR_OPT_SEED]);
     else
         mxr__rng_seed_random(&e->rng);
-    e->sock_cb = o->sock;
-    e->sock_ud = o->sock_ud;
-    mxr_status st = smtp_init(e, o);
+    mxr_status st = order_config_init(e, o);
     if (st == MXR_OK)
-        st = order_config_init(e, o);
-    if (st == MXR_OK)
-        st = rules_init(e, o);
+        st = dns_init(e, o);
     if (st == MXR_OK)
         st = policies_init(e, o);
-    if (st != MXR_OK)
-        return st;
-    e->cache = mxr__cache_new(&e->a, (size_t)o->v[MXR_OPT_CACHE_MAX_BYTES]);
-    if (!e->cache || mxr__lookup_init(e) != 0)
-        return MXR_ENOMEM;
-    return backend_init(e, o);
+    if (st == MXR_OK)
+        st = router_init(e, o);
+    if (st == MXR_OK)
+        st = delivery_init(e, o);
+    return st;
 }
 
 mxr_status mxr_engine_new(mxr_options *o, mxr_engine **out)
@@ -284,11 +231,13 @@ mxr_status mxr_engine_new(mxr_options *o, mxr_engine **out)
     mxr_engine *e = mxr__calloc(&a, 1, sizeof *e);
     if (!e)
         return MXR_ENOMEM;
-    e->a = a;
+    mxr__core_init(&e->core, &a, o->clock, o->clock_ud, o->sock, o->sock_ud);
+    e->core.log = o->log;
+    e->core.log_ud = o->log_ud;
     mxr_status st = engine_init(e, o);
     if (st != MXR_OK) {
         snprintf(o->err, sizeof o->err, "%s",
-                 e->err[0] ? e->err : mxr_strerror(st));
+                 e->core.err[0] ? e->core.err : mxr_strerror(st));
         mxr_engine_destroy(e);
         return st;
     }
@@ -296,109 +245,95 @@ mxr_status mxr_engine_new(mxr_options *o, mxr_engine **out)
     return MXR_OK;
 }
 
+/* Teardown, in the order the callback contract needs: no new work, the
+ * DNS first (its callbacks end the routes waiting on it), then what the
+ * queue holds (a send may wait there), the routes and sends left, and the
+ * remaining I/O sources. Every accepted callback fires once. */
 void mxr_engine_destroy(mxr_engine *e)
 {
     if (!e)
         return;
-    e->destroying = true;
-    mxr__lookup_cancel_waiting(e);
+    e->core.destroying = true;
+    if (e->dns)
+        mxr__lookups_cancel_waiting(e->dns);
     if (e->backend)
-        e->backend->ops->destroy(e->backend); /* cancels what is in flight */
-    while (e->defq_len > 0)
-        defq_run(e);
-    mxr__route_abort_all(e);
-    mxr__send_abort_all(e); /* after the queue: a send may wait there */
-    mxr__smtp_close_all(e);
-    mxr__tls_ctx_free(e->tls_ctx);
-    mxr__free(&e->a, e->helo);
-    mxr__free(&e->a, e->tls_ca);
+        e->backend->io.ops->shutdown(&e->backend->io);
+    mxr__core_drain(&e->core);
+    if (e->router)
+        mxr__router_abort_all(e->router);
+    if (e->deliver.core)
+        mxr__send_abort_all(&e->deliver);
+    mxr__core_shutdown(&e->core);
+    if (e->backend)
+        e->backend->ops->destroy(e->backend);
+    mxr__smtp_pool_free(e->smtp);
+    mxr__deliver_free(&e->deliver);
+    mxr__router_free(e->router);
     mxr__policies_unref(e->policies);
+    mxr__lookups_free(e->dns);
     mxr__cache_free(e->cache);
-    mxr__lookup_free(e);
     order_config_free(e);
-    rules_free(e);
-    mxr__free(&e->a, e->defq);
-    mxr__alloc a = e->a;
+    mxr__core_free(&e->core);
+    mxr__alloc a = e->core.a;
     mxr__free(&a, e);
+}
+
+mxr_status mxr_engine_load_policies(mxr_engine *e, mxr_options *o)
+{
+    if (!e || !o)
+        return MXR_EINVAL;
+    mxr__policies *set = NULL;
+    mxr__policy_limits lim = policy_limits(o);
+    mxr_status st =
+        o->npolicies == 0
+            ? MXR_OK
+            : mxr__policies_load(&e->policy_env, o->policies, o->npolicies,
+                                 &lim, &set, o->err, sizeof o->err);
+    if (st != MXR_OK)
+        return st; /* the old policies stay */
+    mxr__policies_unref(e->policies);
+    e->policies = set;
+    return MXR_OK;
 }
 
 /* ------------------------------------------------------- the event loop */
 
 size_t mxr_engine_fds(mxr_engine *e, mxr_sock *out, size_t max)
 {
-    size_t n = e->backend->ops->fds(e->backend, out, max);
-    size_t room = n < max ? max - n : 0;
-    return n + mxr__smtp_fds(e, out + (n < max ? n : max), room);
+    return mxr__core_fds(&e->core, out, max);
 }
 
 int mxr_engine_timeout(mxr_engine *e)
 {
-    if (e->defq_len > 0)
-        return 0;
-    int dns = e->backend->ops->timeout(e->backend, DEFAULT_POLL_MS);
-    int smtp = mxr__smtp_timeout(e, DEFAULT_POLL_MS);
-    if (dns < 0 || (smtp >= 0 && smtp < dns))
-        return smtp;
-    return dns;
+    return mxr__core_timeout(&e->core);
 }
 
 void mxr_engine_process(mxr_engine *e, int read_fd, int write_fd)
 {
-    e->backend->ops->process(e->backend, read_fd, write_fd);
-    mxr__smtp_process(e, read_fd, write_fd);
-    defq_run(e);
+    mxr__core_process(&e->core, read_fd, write_fd);
 }
 
 size_t mxr_engine_pending(const mxr_engine *e)
 {
-    return e->pending;
-}
-
-/* One round of the engine's own poll loop; waits at most max_ms. */
-static void run_once(mxr_engine *e, int max_ms)
-{
-    mxr_sock socks[POLL_FDS_MAX];
-    struct pollfd pfd[POLL_FDS_MAX];
-    size_t n = mxr_engine_fds(e, socks, POLL_FDS_MAX);
-    n = n < POLL_FDS_MAX ? n : POLL_FDS_MAX;
-    for (size_t i = 0; i < n; i++) {
-        pfd[i].fd = socks[i].fd;
-        pfd[i].events = (short)((socks[i].want & MXR_WANT_READ ? POLLIN : 0) |
-                                (socks[i].want & MXR_WANT_WRITE ? POLLOUT : 0));
-        pfd[i].revents = 0;
-    }
-    int t = mxr_engine_timeout(e);
-    if (t < 0 || (max_ms >= 0 && t > max_ms))
-        t = max_ms < 0 ? DEFAULT_POLL_MS : max_ms;
-    int ready = t == 0 && n == 0 ? 0 : poll(pfd, (nfds_t)n, t);
-    bool any = false;
-    for (size_t i = 0; ready > 0 && i < n; i++) {
-        if (!pfd[i].revents)
-            continue;
-        bool rd = pfd[i].revents & (POLLIN | POLLERR | POLLHUP);
-        bool wr = pfd[i].revents & POLLOUT;
-        mxr_engine_process(e, rd ? pfd[i].fd : MXR_NOFD,
-                           wr ? pfd[i].fd : MXR_NOFD);
-        any = true;
-    }
-    if (!any)
-        mxr_engine_process(e, MXR_NOFD, MXR_NOFD);
+    return e->core.pending;
 }
 
 size_t mxr_engine_run(mxr_engine *e, int timeout_ms)
 {
-    uint64_t start = monotonic_ms(NULL);
+    uint64_t start = mxr__monotonic_ms(NULL);
     int left = timeout_ms;
-    while (e->pending > 0) {
-        run_once(e, left); /* at least one round, even with timeout 0 */
+    while (e->core.pending > 0) {
+        /* at least one round, even with timeout 0 */
+        if (mxr__core_poll_once(&e->core, left) != MXR_OK)
+            break;
         if (timeout_ms < 0)
             continue;
-        uint64_t spent = monotonic_ms(NULL) - start;
+        uint64_t spent = mxr__monotonic_ms(NULL) - start;
         if (spent >= (uint64_t)timeout_ms)
             break;
         left = timeout_ms - (int)spent;
     }
-    return e->pending;
+    return e->core.pending;
 }
 
 /* --------------------------------------------------------------- routes */
@@ -408,9 +343,7 @@ mxr_status mxr_route(mxr_engine *e, const char *input, mxr_route_cb cb,
 {
     if (!e || !input || !cb)
         return MXR_EINVAL;
-    if (e->destroying)
-        return MXR_EDESTROYED;
-    return mxr__route_start(e, input, cb, arg);
+    return mxr__route_start(e->router, input, cb, arg);
 }
 
 typedef struct sync_result {
@@ -435,19 +368,79 @@ mxr_status mxr_route_sync(mxr_engine *e, const char *input, mxr_plan **out)
     *out = NULL;
     mxr_status st = mxr_route(e, input, on_sync, &r);
     while (st == MXR_OK && !r.done)
-        run_once(e, -1);
+        if (mxr__core_poll_once(&e->core, -1) != MXR_OK)
+            return MXR_ENOMEM; /* r.done never comes; e->core.err says why */
     if (st != MXR_OK)
         return st;
     *out = r.plan;
     return r.status;
 }
 
+/* ------------------------------------------------------------ delivery */
+
+mxr_status mxr_attempt_new(mxr_engine *e, const mxr_plan *plan,
+                           const mxr_message *msg, mxr_attempt **out)
+{
+    if (!e)
+        return MXR_EINVAL;
+    return mxr__attempt_new(&e->deliver, plan, msg, out);
+}
+
+mxr_status mxr_send(mxr_engine *e, mxr_attempt *at, const char *msg, size_t len,
+                    unsigned flags, mxr_send_event_fn on_event,
+                    mxr_send_done_fn on_done, void *arg)
+{
+    if (!e)
+        return MXR_EINVAL;
+    return mxr__send_start(&e->deliver, at, msg, len, flags, on_event, on_done,
+                           arg);
+}
+
+/* ----------------------------------------------------------- statistics */
+
 void mxr_engine_stats(const mxr_engine *e, mxr_stats *out)
 {
-    *out = e->stats;
-    out->cache_entries = mxr__cache_entries(e->cache);
-    out->cache_bytes = mxr__cache_bytes(e->cache);
-    out->cache_evictions = mxr__cache_evictions(e->cache);
-    out->inflight = e->inflight;
-    out->bytes_allocated = e->a.bytes;
+    const mxr__router_stats *rs = mxr__router_stats_of(e->router);
+    const mxr__lookup_stats *ls = mxr__lookups_stats(e->dns);
+    *out = (mxr_stats){
+        .routes = rs->routes,
+        .plan_hits = rs->plan_hits,
+        .queries_sent = ls->queries_sent,
+        .queries_coalesced = ls->queries_coalesced,
+        .cache_hits = ls->cache_hits,
+        .cache_evictions = mxr__cache_evictions(e->cache),
+        .cache_entries = mxr__cache_entries(e->cache),
+        .cache_bytes = mxr__cache_bytes(e->cache),
+        .inflight = ls->inflight,
+        .inflight_max = ls->inflight_max,
+        .bytes_allocated = e->core.a.bytes,
+        .policy_calls = e->policy_env.calls,
+        .policy_errors = e->policy_env.errors,
+    };
+}
+
+/* ------------------------------------------------- tests and fuzzing */
+
+mxr__core *mxr__engine_core(mxr_engine *e)
+{
+    return &e->core;
+}
+
+mxr__health *mxr__engine_health(mxr_engine *e)
+{
+    return e->deliver.health;
+}
+
+mxr_status mxr__engine_replace_backend(
+    mxr_engine *e, mxr__backend *(*make)(mxr__core *core, void *ud), void *ud)
+{
+    mxr__backend *b = make(&e->core, ud);
+    if (!b)
+        return MXR_ENOMEM;
+    e->backend->io.ops->shutdown(&e->backend->io);
+    mxr__io_unregister(&e->core, &e->backend->io);
+    e->backend->ops->destroy(e->backend);
+    e->backend = b;
+    mxr__lookups_set_backend(e->dns, b);
+    return MXR_OK;
 }

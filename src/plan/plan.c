@@ -9,6 +9,7 @@
  * plus one relocation, and mxr_plan_free needs nothing but the block. The
  * input comes last so that a copy for another input only changes the tail. */
 #include "plan/plan.h"
+#include "core/core.h"
 
 #include <stdalign.h>
 #include <stddef.h>
@@ -436,22 +437,6 @@ void mxr__plan_set_cached(mxr_plan *p, uint64_t built_ms, uint64_t expires_ms)
 {
     header_of(p)->h.built_ms = built_ms;
     header_of(p)->h.expires_ms = expires_ms;
-}
-
-uint32_t mxr__seconds_left(uint64_t until_ms, uint64_t now_ms)
-{
-    if (until_ms <= now_ms)
-        return 0;
-    uint64_t s = (until_ms - now_ms) / 1000;
-    return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
-}
-
-uint32_t mxr__served_ttl_left(uint64_t until_ms, uint64_t now_ms)
-{
-    if (until_ms <= now_ms)
-        return 0;
-    uint64_t d = until_ms - now_ms, s = d / 1000 + (d % 1000 != 0);
-    return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
 }
 
 /* A served TTL of ttl seconds read age_ms ago. */

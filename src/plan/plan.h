@@ -67,13 +67,6 @@ mxr_plan *mxr__plan_clone(const mxr_plan *p, mxr_alloc_fn fn, void *ud);
 mxr_plan *mxr__plan_clone_for(const mxr_plan *p, const char *input,
                               mxr_alloc_fn fn, void *ud);
 size_t mxr__plan_bytes(const mxr_plan *p);
-/* Whole seconds from now_ms until until_ms, 0 once it has passed: how
- * long a plan or a cached answer may still be used. */
-uint32_t mxr__seconds_left(uint64_t until_ms, uint64_t now_ms);
-/* What is left at now_ms of a TTL as served that ends at until_ms: the TTL
- * less the whole seconds elapsed, as caching resolvers count, so that a
- * fresh answer shows the TTL it came with. */
-uint32_t mxr__served_ttl_left(uint64_t until_ms, uint64_t now_ms);
 /* A cached plan remembers when it was built and when it expires, so a
  * copy reports the TTLs that are left rather than the ones it was built
  * with (mxr__plan_count_down). */

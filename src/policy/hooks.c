@@ -1,4 +1,4 @@
-/* policy_hooks.c -- running the hooks: the route chain (asynchronous: a
+/* hooks.c -- running the hooks: the route chain (asynchronous: a
  * hook may wait for DNS), the outcome and retry hooks (synchronous), and
  * the `mx` module scripts use to resolve names.
  *
@@ -15,12 +15,10 @@
 #include <sys/socket.h>
 
 typedef struct route_run {
-    mxr_engine *e;
     mxr__policies *set;
-    size_t next;        /* the next policy to run */
-    mxr_plan *plan;     /* current plan, owned */
-    mxr__route_done done;
-    void *arg, *arg2;
+    size_t next;    /* the next policy to run */
+    mxr_plan *plan; /* current plan, owned */
+    mxr__plan_sink sink;
     mxr__call call;
     mxr__plan_edit edit; /* the current hook's plan edits */
 } route_run;
@@ -30,9 +28,10 @@ static void route_after_resume(route_run *run, int st, int nres);
 
 /* ---------------------------------------------------------- DNS waits */
 
-static void wait_answer(void *arg, const mxr__answer *ans, uint32_t ttl)
+static void wait_answer(mxr__lookup_req *req, const mxr__answer *ans,
+                        uint32_t ttl)
 {
-    mxr__call *c = arg;
+    mxr__call *c = mxr__container_of(req, mxr__wait_req, req)->call;
     mxr__dns_wait *w = c->wait;
     if (w->naddrs == 0 && !w->mx_text)
         w->rcode = ans->rcode;
@@ -77,7 +76,7 @@ static int start_wait(lua_State *L, const char *name, bool mx)
     char norm[MXR__NAME_MAX + 1];
     if (mxr__hostname_normalize(name, strlen(name), norm, NULL, 0) != MXR_OK)
         return -1;
-    mxr_engine *e = c->pol->set->e;
+    const mxr__policy_env *env = c->pol->set->env;
     c->wait = calloc(1, sizeof *c->wait);
     if (!c->wait)
         return luaL_error(L, "not enough memory");
@@ -87,13 +86,13 @@ static int start_wait(lua_State *L, const char *name, bool mx)
         uint16_t t = i == 2 ? MXR__TYPE_MX : addr_types[i];
         if (i == 2 && !mx)
             break;
-        if (!mx && ((t == MXR__TYPE_A &&
-                     e->v[MXR_OPT_FAMILY] == MXR_FAMILY_IPV6) ||
-                    (t == MXR__TYPE_AAAA &&
-                     e->v[MXR_OPT_FAMILY] == MXR_FAMILY_IPV4)))
+        if (!mx && ((t == MXR__TYPE_A && env->family == MXR_FAMILY_IPV6) ||
+                    (t == MXR__TYPE_AAAA && env->family == MXR_FAMILY_IPV4)))
             continue;
+        mxr__wait_req *wr = &c->wait->reqs[i];
+        wr->call = c;
         c->wait->pending++;
-        if (mxr__lookup(e, norm, t, wait_answer, c) != 0) {
+        if (mxr__lookup(env->dns, &wr->req, norm, t, wait_answer) != MXR_OK) {
             c->wait->pending--;
             c->wait->temporary = true;
         }
@@ -210,7 +209,7 @@ static int mx_log(lua_State *L)
     int level = luaL_checkoption(L, 2, "info", levels);
     mxr__call *c = mxr__call_of(L);
     if (c)
-        mxr__policy_log(c->pol->set->e, level, "policy %s: %s", c->pol->name,
+        mxr__policy_log(c->pol->set->env, level, "policy %s: %s", c->pol->name,
                         msg);
     return 0;
 }
@@ -219,7 +218,8 @@ static int mx_log(lua_State *L)
 static int mx_now(lua_State *L)
 {
     mxr__call *c = mxr__call_of(L);
-    lua_pushnumber(L, c ? (double)mxr__now_ms(c->pol->set->e) / 1000.0 : 0);
+    lua_pushnumber(L, c ? (double)mxr__core_now(c->pol->set->env->core) / 1000.0
+                        : 0);
     return 1;
 }
 
@@ -239,28 +239,26 @@ void mxr__mx_module_open(lua_State *L)
 
 /* A plan that says "try later": what a failing hook leaves when the
  * engine defers on policy errors. */
-static mxr_plan *tempfail_plan(mxr_engine *e, const mxr_plan *from)
+static mxr_plan *tempfail_plan(mxr__alloc *a, const mxr_plan *from)
 {
     mxr__plan_builder pb;
-    mxr__pb_init(&pb, &e->a);
+    mxr__pb_init(&pb, a);
     mxr__pb_fail(&pb, MXR_RESULT_TEMPFAIL, MXR_REASON_POLICY);
     mxr__pb_lower_ttl(&pb, 0);
     pb.mx_ttl = from->mx_ttl; /* the MX answer is what it was */
-    mxr_plan *p = mxr__plan_pack(&pb, from->input, from->domain, e->a.fn,
-                                 e->a.ud);
+    mxr_plan *p = mxr__plan_pack(&pb, from->input, from->domain, a->fn, a->ud);
     mxr__pb_free(&pb);
     return p;
 }
 
 static void route_finish(route_run *run)
 {
-    mxr_engine *e = run->e;
-    mxr__route_done done = run->done;
-    void *arg = run->arg, *arg2 = run->arg2;
+    mxr__plan_sink sink = run->sink;
     mxr_plan *plan = run->plan;
+    mxr__alloc *a = &run->set->env->core->a;
     mxr__policies_unref(run->set);
-    mxr__free(&e->a, run);
-    done(e, arg, arg2, plan);
+    mxr__free(a, run);
+    sink.done(&sink, plan);
 }
 
 /* The hook of the current policy ended (well or not): keep or drop its
@@ -269,8 +267,9 @@ static bool route_call_ended(route_run *run, int st, int nres)
 {
     mxr__call *c = &run->call;
     if (st == LUA_OK && nres > 0 && !lua_isnil(c->co, -1)) {
-        mxr__call_fail(c, "returned a %s; a route hook edits the plan and "
-                          "returns nothing",
+        mxr__call_fail(c,
+                       "returned a %s; a route hook edits the plan and "
+                       "returns nothing",
                        luaL_typename(c->co, -1));
         st = LUA_ERRRUN;
     }
@@ -289,7 +288,7 @@ static bool route_call_ended(route_run *run, int st, int nres)
     }
     if (st == LUA_OK || !run->set->lim.defer_on_error)
         return true;
-    mxr_plan *tf = tempfail_plan(run->e, run->plan);
+    mxr_plan *tf = tempfail_plan(&run->set->env->core->a, run->plan);
     if (tf) {
         mxr_plan_free(run->plan);
         run->plan = tf;
@@ -314,9 +313,9 @@ static void route_step(route_run *run)
         mxr__policy *p = &run->set->p[run->next++];
         if (!mxr__policy_matches(p, MXR__HOOK_ROUTE, run->plan->domain))
             continue;
-        if (mxr__call_begin(&run->call, p, "route", false) != 0)
+        if (mxr__call_begin(&run->call, p, MXR__HOOK_ROUTE, false) != 0)
             continue; /* out of memory: this policy is skipped */
-        mxr__plan_edit_init(&run->edit, run->e, run->plan);
+        mxr__plan_edit_init(&run->edit, run->set->env, run->plan);
         run->edit.meta_ref = p->meta_ref;
         run->call.owner = run;
         int nres = 0;
@@ -331,17 +330,16 @@ static void route_step(route_run *run)
     route_finish(run);
 }
 
-int mxr__policies_route(mxr_engine *e, mxr__policies *set, mxr_plan *plan,
-                        mxr__route_done done, void *arg, void *arg2)
+mxr_status mxr__policies_route(mxr__policies *set, mxr_plan *plan,
+                               const mxr__plan_sink *sink)
 {
-    route_run *run = mxr__malloc(&e->a, sizeof *run);
+    route_run *run = mxr__malloc(&set->env->core->a, sizeof *run);
     if (!run)
-        return -1;
-    *run = (route_run){.e = e, .set = set, .plan = plan, .done = done,
-                       .arg = arg, .arg2 = arg2};
+        return MXR_ENOMEM;
+    *run = (route_run){.set = set, .plan = plan, .sink = *sink};
     mxr__policies_ref(set);
     route_step(run);
-    return 0;
+    return MXR_OK;
 }
 
 /* ------------------------------------------------- outcome and retry */
@@ -405,7 +403,7 @@ static mxr_action outcome_one(mxr__policy *p, const mxr__outcome_event *ev,
 {
     mxr__call c;
     outcome_push op = {ev, current};
-    if (mxr__call_begin(&c, p, "outcome", true) != 0)
+    if (mxr__call_begin(&c, p, MXR__HOOK_OUTCOME, true) != 0)
         return current;
     mxr__call_push_hook(&c);
     int nres = mxr__call_push_protected(&c, push_outcome_event, &op) == 0
@@ -419,9 +417,10 @@ static mxr_action outcome_one(mxr__policy *p, const mxr__outcome_event *ev,
         int a = w && lua_type(c.co, -nres) == LUA_TSTRING ? mxr_action_parse(w)
                                                           : -1;
         if (a < 0 || a == MXR_ACTION_DELIVERED) {
-            mxr__call_fail(&c, "returned %s%s%s; expected nil or one of "
-                               "continue, next-address, next-host, defer, "
-                               "bounce",
+            mxr__call_fail(&c,
+                           "returned %s%s%s; expected nil or one of "
+                           "continue, next-address, next-host, defer, "
+                           "bounce",
                            w ? "'" : "a ", w ? w : luaL_typename(c.co, -nres),
                            w ? "'" : "");
             if (p->set->lim.defer_on_error)
@@ -433,9 +432,8 @@ static mxr_action outcome_one(mxr__policy *p, const mxr__outcome_event *ev,
     return act;
 }
 
-mxr_action mxr__policies_outcome(mxr_engine *e, mxr__policies *set,
-                                 const mxr__outcome_event *ev,
-                                 mxr_action def)
+mxr_action mxr__policies_outcome(mxr__policies *set,
+                                 const mxr__outcome_event *ev, mxr_action def)
 {
     mxr_action act = def;
     for (size_t i = 0; set && i < set->n; i++)
@@ -475,7 +473,7 @@ static bool retry_one(mxr__policy *p, const mxr__retry_event *ev,
 {
     mxr__call c;
     retry_push rp = {ev, *delay_ms};
-    if (mxr__call_begin(&c, p, "retry", true) != 0)
+    if (mxr__call_begin(&c, p, MXR__HOOK_RETRY, true) != 0)
         return false;
     mxr__call_push_hook(&c);
     int nres = mxr__call_push_protected(&c, push_retry_event, &rp) == 0
@@ -491,16 +489,17 @@ static bool retry_one(mxr__policy *p, const mxr__retry_event *ev,
         else if (t == LUA_TNUMBER && d >= 0 && d <= 30 * 86400.0)
             *delay_ms = (uint64_t)(d * 1000.0);
         else if (t != LUA_TNIL)
-            mxr__call_fail(&c, "returned %s; expected nil, false or a delay "
-                               "in seconds (0 to 30 days)",
+            mxr__call_fail(&c,
+                           "returned %s; expected nil, false or a delay "
+                           "in seconds (0 to 30 days)",
                            luaL_typename(c.co, idx));
     }
     mxr__call_end(&c);
     return give_up;
 }
 
-bool mxr__policies_retry(mxr_engine *e, mxr__policies *set,
-                         const mxr__retry_event *ev, uint64_t *delay_ms)
+bool mxr__policies_retry(mxr__policies *set, const mxr__retry_event *ev,
+                         uint64_t *delay_ms)
 {
     for (size_t i = 0; set && i < set->n; i++)
         if (mxr__policy_matches(&set->p[i], MXR__HOOK_RETRY, ev->domain) &&

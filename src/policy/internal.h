@@ -1,10 +1,9 @@
-/* policy_internal.h -- shared between policy.c (states, sandbox, budgets),
- * policy_hooks.c (hook drivers, the mx module) and policy_plan.c (the
- * plan object scripts edit). */
+/* internal.h -- shared between policy.c (states, sandbox, budgets),
+ * hooks.c (hook drivers, the mx module) and plan_object.c (the plan object
+ * scripts edit). */
 #ifndef MXR_POLICY_INTERNAL_H
 #define MXR_POLICY_INTERNAL_H
 
-#include "engine/engine.h"
 #include "plan/plan.h"
 #include "policy/policy.h"
 
@@ -15,15 +14,15 @@
 
 typedef struct mxr__policy {
     mxr__policies *set;
-    char *name;     /* for messages: the file's base name */
+    char *name; /* for messages: the file's base name */
     lua_State *L;
     size_t mem_used, mem_limit;
-    int table_ref;  /* the table the policy returned */
-    int env_ref;    /* its sandbox environment */
-    bool has[3];    /* route, outcome, retry */
-    int hook_ref[3]; /* registry references to the hook functions */
-    int meta_ref;    /* the plan object's metatable */
-    char **domains; /* NULL: every domain */
+    int table_ref; /* the table the policy returned */
+    int env_ref;   /* its sandbox environment */
+    bool has[MXR__HOOK_N];
+    int hook_ref[MXR__HOOK_N]; /* registry references to the hook functions */
+    int meta_ref;              /* the plan object's metatable */
+    char **domains;            /* NULL: every domain */
     size_t ndomains;
     int idle_ref[MXR__POOL_THREADS];
     lua_State *idle[MXR__POOL_THREADS];
@@ -32,42 +31,47 @@ typedef struct mxr__policy {
 
 struct mxr__policies {
     unsigned refs;
-    mxr_engine *e;
+    mxr__policy_env *env;
     mxr__policy *p;
     size_t n;
     mxr__policy_limits lim;
 };
 
-enum { MXR__HOOK_ROUTE = 0, MXR__HOOK_OUTCOME, MXR__HOOK_RETRY };
-
 /* One hook call, running in its own coroutine. */
 typedef struct mxr__call {
     mxr__policy *pol;
-    const char *hook;
+    mxr__hook hook;
     lua_State *co;
     int co_ref;
     uint64_t instructions;
-    uint64_t cpu_ns;     /* spent in the script so far */
-    uint64_t run_since;  /* thread CPU clock when this resumption began */
-    bool killed;         /* over budget: every instruction now errors */
+    uint64_t cpu_ns;    /* spent in the script so far */
+    uint64_t run_since; /* thread CPU clock when this resumption began */
+    bool killed;        /* over budget: every instruction now errors */
     char why[96];
-    bool sync;           /* may not wait for DNS */
-    char *errbuf;        /* loading: errors go here, not to the log */
+    bool sync;    /* may not wait for DNS */
+    char *errbuf; /* loading: errors go here, not to the log */
     size_t errlen;
     /* DNS a route hook is waiting for (policy_hooks.c) */
     struct mxr__dns_wait *wait;
     void *owner; /* the route run that resumes the call */
 } mxr__call;
 
+/* One lookup a hook waits for: the request, and the call it resumes. */
+typedef struct mxr__wait_req {
+    mxr__lookup_req req;
+    struct mxr__call *call;
+} mxr__wait_req;
+
 /* Results of the lookups a hook waited for. */
 typedef struct mxr__dns_wait {
+    mxr__wait_req reqs[3]; /* AAAA and A, or MX */
     int pending;
     bool temporary;   /* some lookup failed temporarily */
     mxr__rcode rcode; /* the first answer's class */
     mxr_addr addrs[32];
     size_t naddrs;
     uint64_t served_until_ms; /* earliest TTL end of the address answers */
-    char *mx_text;    /* "pref host\n..." of an MX answer, malloc'd */
+    char *mx_text;            /* "pref host\n..." of an MX answer, malloc'd */
     bool null_mx;
 } mxr__dns_wait;
 
@@ -82,8 +86,7 @@ void mxr__policy_wait_done(lua_State *L);
 
 /* policy.c */
 /* 0, or -1 when no coroutine could be had (out of memory). */
-int mxr__call_begin(mxr__call *c, mxr__policy *p, const char *hook,
-                    bool sync);
+int mxr__call_begin(mxr__call *c, mxr__policy *p, mxr__hook hook, bool sync);
 /* Run fn(ud) under lua_pcall on the policy's state and move its one result
  * onto the call's coroutine: C-side allocations that fail become errors,
  * never a panic. -1 when fn failed (reported). */
@@ -98,9 +101,12 @@ void mxr__call_fail(mxr__call *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void mxr__call_end(mxr__call *c);
 mxr__call *mxr__call_of(lua_State *L);
-bool mxr__policy_matches(const mxr__policy *p, int hook, const char *domain);
-void mxr__policy_log(mxr_engine *e, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+bool mxr__policy_matches(const mxr__policy *p, mxr__hook hook,
+                         const char *domain);
+/* "route", "outcome", "retry", "load": for messages. */
+const char *mxr__hook_name(mxr__hook hook);
+void mxr__policy_log(const mxr__policy_env *env, int level, const char *fmt,
+                     ...) __attribute__((format(printf, 3, 4)));
 
 /* policy_hooks.c: the mx module in a sandbox environment (table on top) */
 void mxr__mx_module_open(lua_State *L);
@@ -109,9 +115,9 @@ void mxr__mx_module_open(lua_State *L);
  * C-owned; the Lua object only points at it and is cut off when the hook
  * ends, so a script that keeps it gets an error, never stale memory. */
 typedef struct mxr__plan_edit {
-    mxr_engine *e;
-    const mxr_plan *plan;   /* as it came in (borrowed) */
-    mxr__plan_builder pb;   /* the edited copy, once edited */
+    const mxr__policy_env *env;
+    const mxr_plan *plan; /* as it came in (borrowed) */
+    mxr__plan_builder pb; /* the edited copy, once edited */
     bool edited;
     unsigned edits; /* edit calls so far: a plan:remove function makes none */
     struct mxr__plan_edit **slot; /* the object's pointer to us */
@@ -122,7 +128,7 @@ typedef struct mxr__plan_edit {
 int mxr__plan_meta_ref(lua_State *L);
 
 void mxr__plan_object_register(lua_State *L);
-void mxr__plan_edit_init(mxr__plan_edit *ed, mxr_engine *e,
+void mxr__plan_edit_init(mxr__plan_edit *ed, const mxr__policy_env *env,
                          const mxr_plan *plan);
 /* With the hook function on top of co: set up the call so that the
  * coroutine's body makes the plan object and calls the hook with it

@@ -37,8 +37,8 @@ static int builder_from_plan(mxr__plan_edit *ed)
     pb->mx_ttl = p->mx_ttl;
     for (size_t i = 0; i < p->ncandidates; i++) {
         const mxr_candidate *c = &p->candidates[i];
-        mxr__host *h = mxr__pb_add_host(pb, c->host, c->preference, c->source,
-                                        c->port);
+        mxr__host *h =
+            mxr__pb_add_host(pb, c->host, c->preference, c->source, c->port);
         if (!h)
             return -1;
         h->notes = c->notes;
@@ -171,8 +171,7 @@ static int plan_skipped(lua_State *L)
         if (ed->edited) {
             set_field_str(L, "host", ed->pb.skips[i].name);
             set_field_int(L, "preference", ed->pb.skips[i].pref);
-            set_field_str(L, "reason",
-                          mxr_reason_name(ed->pb.skips[i].reason));
+            set_field_str(L, "reason", mxr_reason_name(ed->pb.skips[i].reason));
         } else {
             set_field_str(L, "host", ed->plan->skipped[i].host);
             set_field_int(L, "preference", ed->plan->skipped[i].preference);
@@ -271,8 +270,7 @@ static void read_spec(lua_State *L, int t, mxr__plan_edit *ed, host_spec *s)
         snprintf(s->host, sizeof s->host, "%s", h);
     lua_pop(L, 1);
     s->pref = opt_int_field(L, t, "preference", 0, 0, 65535, &s->has_pref);
-    s->port = opt_int_field(L, t, "port", ed->e->v[MXR_OPT_PORT], 1, 65535,
-                            NULL);
+    s->port = opt_int_field(L, t, "port", ed->env->port, 1, 65535, NULL);
     lua_getfield(L, t, "tls");
     s->tls = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -373,7 +371,7 @@ static int add_k(lua_State *L, int status, lua_KContext ctx)
         return 2;
     }
     add_host(L, ed, &s, addrs, n,
-             mxr__served_ttl_left(until, mxr__now_ms(ed->e)));
+             mxr__served_ttl_left(until, mxr__core_now(ed->env->core)));
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -415,8 +413,7 @@ static bool host_matches(lua_State *L, const mxr__host *h, int how)
 static int plan_remove(lua_State *L)
 {
     mxr__plan_edit *ed = check_edit(L);
-    luaL_argcheck(L,
-                  lua_type(L, 2) == LUA_TSTRING || lua_isfunction(L, 2), 2,
+    luaL_argcheck(L, lua_type(L, 2) == LUA_TSTRING || lua_isfunction(L, 2), 2,
                   "host name or function expected");
     mxr__plan_builder *pb = editable(L, ed);
     lua_Integer removed = 0;
@@ -527,11 +524,13 @@ int mxr__plan_meta_ref(lua_State *L)
 
 void mxr__plan_object_register(lua_State *L)
 {
-    static const luaL_Reg methods[] = {
-        {"candidates", plan_candidates}, {"skipped", plan_skipped},
-        {"add", plan_add},               {"remove", plan_remove},
-        {"reorder", plan_reorder},       {"fail", plan_fail},
-        {NULL, NULL}};
+    static const luaL_Reg methods[] = {{"candidates", plan_candidates},
+                                       {"skipped", plan_skipped},
+                                       {"add", plan_add},
+                                       {"remove", plan_remove},
+                                       {"reorder", plan_reorder},
+                                       {"fail", plan_fail},
+                                       {NULL, NULL}};
     luaL_newmetatable(L, PLAN_META);
     luaL_newlib(L, methods);
     register_replace(L);
@@ -547,13 +546,13 @@ void mxr__plan_object_register(lua_State *L)
 
 /* ------------------------------------------------------- lifetime */
 
-void mxr__plan_edit_init(mxr__plan_edit *ed, mxr_engine *e,
+void mxr__plan_edit_init(mxr__plan_edit *ed, const mxr__policy_env *env,
                          const mxr_plan *plan)
 {
     memset(ed, 0, sizeof *ed);
-    ed->e = e;
+    ed->env = env;
     ed->plan = plan;
-    mxr__pb_init(&ed->pb, &e->a);
+    mxr__pb_init(&ed->pb, &env->core->a);
 }
 
 /* The hook returned: the object is cut off at once, while it is still
@@ -601,7 +600,7 @@ mxr_plan *mxr__plan_edit_result(mxr__plan_edit *ed, bool *oom)
     if (pb->nhosts == 0 && pb->result == MXR_RESULT_OK)
         mxr__pb_fail(pb, MXR_RESULT_TEMPFAIL, MXR_REASON_POLICY);
     mxr_plan *p = mxr__plan_pack(pb, ed->plan->input, ed->plan->domain,
-                                 ed->e->a.fn, ed->e->a.ud);
+                                 ed->env->core->a.fn, ed->env->core->a.ud);
     *oom = p == NULL;
     return p;
 }

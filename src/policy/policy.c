@@ -24,19 +24,26 @@
 #define HOOK_EVERY 1000 /* instructions between budget checks */
 #define SOURCE_MAX (4 << 20)
 
-static const char *const hook_names[] = {"route", "outcome", "retry"};
+/* Indexed by mxr__hook; the names scripts use for the hooks. */
+static const char *const hook_names[] = {"route", "outcome", "retry", "load"};
+
+const char *mxr__hook_name(mxr__hook hook)
+{
+    return hook_names[hook];
+}
 
 /* ------------------------------------------------------------ logging */
 
-void mxr__policy_log(mxr_engine *e, int level, const char *fmt, ...)
+void mxr__policy_log(const mxr__policy_env *env, int level, const char *fmt,
+                     ...)
 {
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (e->log)
-        e->log(e->log_ud, level, msg);
+    if (env->core->log)
+        env->core->log(env->core->log_ud, level, msg);
 }
 
 /* ----------------------------------------------------- memory and time */
@@ -46,15 +53,15 @@ void mxr__policy_log(mxr_engine *e, int level, const char *fmt, ...)
 static void *policy_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     mxr__policy *p = ud;
-    mxr_engine *e = p->set->e;
+    mxr__alloc *a = &p->set->env->core->a;
     size_t old = ptr ? osize : 0;
     if (nsize == 0) {
         p->mem_used -= old;
-        return mxr__alloc_counted(&e->a, ptr, old, 0);
+        return mxr__alloc_counted(a, ptr, old, 0);
     }
     if (nsize > old && p->mem_used - old + nsize > p->mem_limit)
         return NULL; /* Lua raises "not enough memory" */
-    void *n = mxr__alloc_counted(&e->a, ptr, old, nsize);
+    void *n = mxr__alloc_counted(a, ptr, old, nsize);
     if (n)
         p->mem_used = p->mem_used - old + nsize;
     return n;
@@ -85,8 +92,7 @@ static void budget_check(mxr__call *c)
         c->run_since = now;
     uint64_t cpu = c->cpu_ns + (now - c->run_since);
     if (c->instructions > lim->max_instructions)
-        snprintf(c->why, sizeof c->why,
-                 "instruction budget exceeded (%llu)",
+        snprintf(c->why, sizeof c->why, "instruction budget exceeded (%llu)",
                  (unsigned long long)lim->max_instructions);
     else if (cpu > (uint64_t)lim->max_ms * 1000000u)
         snprintf(c->why, sizeof c->why, "time budget exceeded (%u ms)",
@@ -144,7 +150,7 @@ static int safe_print(lua_State *L)
     luaL_pushresult(&b);
     mxr__call *c = mxr__call_of(L);
     mxr__policy *p = c ? c->pol : lua_touserdata(L, lua_upvalueindex(1));
-    mxr__policy_log(p->set->e, 0, "policy %s: %s", p->name,
+    mxr__policy_log(p->set->env, 0, "policy %s: %s", p->name,
                     lua_tostring(L, -1));
     return 0;
 }
@@ -165,9 +171,9 @@ static int safe_load(lua_State *L)
     if (env)
         lua_pushvalue(L, env);
     else
-        lua_rawgeti(L, LUA_REGISTRYINDEX,
-                    ((mxr__policy *)lua_touserdata(L, lua_upvalueindex(1)))
-                        ->env_ref);
+        lua_rawgeti(
+            L, LUA_REGISTRYINDEX,
+            ((mxr__policy *)lua_touserdata(L, lua_upvalueindex(1)))->env_ref);
     lua_setupvalue(L, -2, 1);
     return 1;
 }
@@ -229,8 +235,9 @@ static int safe_require(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
     for (const char *c = name; *c; c++)
-        luaL_argcheck(L, (*c >= 'a' && *c <= 'z') || *c == '_' || *c == '.'
-                             || (*c >= '0' && *c <= '9'),
+        luaL_argcheck(L,
+                      (*c >= 'a' && *c <= 'z') || *c == '_' || *c == '.' ||
+                          (*c >= '0' && *c <= '9'),
                       1, "module names are lower-case words and dots");
     lua_getfield(L, LUA_REGISTRYINDEX, "mxr.loaded");
     if (lua_getfield(L, -1, name) != LUA_TNIL)
@@ -240,18 +247,20 @@ static int safe_require(lua_State *L)
     for (char *c = rel; *c; c++)
         *c = *c == '.' ? '/' : *c;
     int st = LUA_ERRFILE;
-    for (size_t i = 0; i < sizeof lua_dirs / sizeof *lua_dirs && st ==
-                       LUA_ERRFILE; i++) {
+    for (size_t i = 0;
+         i < sizeof lua_dirs / sizeof *lua_dirs && st == LUA_ERRFILE; i++) {
         snprintf(path, sizeof path, "%s/%s.lua", lua_dirs[i], rel);
         lua_settop(L, 2);
         st = load_module(L, path, name);
     }
     if (st != LUA_OK)
-        return luaL_error(L, "module '%s' not found among the engine's "
-                             "modules", name);
-    lua_rawgeti(L, LUA_REGISTRYINDEX,
-                ((mxr__policy *)lua_touserdata(L, lua_upvalueindex(1)))
-                    ->env_ref);
+        return luaL_error(L,
+                          "module '%s' not found among the engine's "
+                          "modules",
+                          name);
+    lua_rawgeti(
+        L, LUA_REGISTRYINDEX,
+        ((mxr__policy *)lua_touserdata(L, lua_upvalueindex(1)))->env_ref);
     lua_setupvalue(L, -2, 1);
     lua_call(L, 0, 1);
     if (lua_isnil(L, -1)) {
@@ -300,8 +309,7 @@ static int count_repetitions(const char *p, size_t len, bool *anchored)
             i += (i + 1 < len && p[i + 1] == '^') ? 2 : 1;
             for (i += (i < len && p[i] == ']'); i < len && p[i] != ']'; i++)
                 i += p[i] == '%';
-        } else if (p[i] == '*' || p[i] == '+' || p[i] == '-' ||
-                   p[i] == '?') {
+        } else if (p[i] == '*' || p[i] == '+' || p[i] == '-' || p[i] == '?') {
             q++;
         }
     }
@@ -315,8 +323,8 @@ static int guarded_match(lua_State *L)
     size_t n, plen;
     luaL_checklstring(L, 1, &n);
     const char *p = luaL_checklstring(L, 2, &plen);
-    bool plain = lua_toboolean(L, lua_upvalueindex(2)) &&
-                 lua_gettop(L) >= 4 && lua_toboolean(L, 4);
+    bool plain = lua_toboolean(L, lua_upvalueindex(2)) && lua_gettop(L) >= 4 &&
+                 lua_toboolean(L, 4);
     bool anchored;
     int q = plain ? 0 : count_repetitions(p, plen, &anchored);
     anchored = !plain && anchored && lua_toboolean(L, lua_upvalueindex(3));
@@ -324,9 +332,10 @@ static int guarded_match(lua_State *L)
     for (int k = 0; k < q + !anchored && cost <= PATTERN_COST_MAX; k++)
         cost *= (double)n + 1;
     if (cost > PATTERN_COST_MAX)
-        return luaL_error(L, "pattern too costly for a %d-byte subject (%d "
-                             "repetitions): simplify it or shorten the "
-                             "subject",
+        return luaL_error(L,
+                          "pattern too costly for a %d-byte subject (%d "
+                          "repetitions): simplify it or shorten the "
+                          "subject",
                           (int)n, q);
     /* The estimate is a loose bound (most patterns run in linear time),
      * so only a small share of it is charged; the cap above is what stops
@@ -414,10 +423,12 @@ static void open_std_libs(lua_State *L)
 static void copy_allowed(lua_State *L)
 {
     static const char *const allowed[] = {
-        "assert", "error", "ipairs", "next", "pairs", "pcall", "xpcall",
-        "rawequal", "rawget", "rawlen", "rawset", "select", "setmetatable",
-        "getmetatable", "tonumber", "tostring", "type", "_VERSION",
-        LUA_STRLIBNAME, LUA_TABLIBNAME, LUA_MATHLIBNAME, LUA_UTF8LIBNAME};
+        "assert",        "error",        "ipairs",       "next",
+        "pairs",         "pcall",        "xpcall",       "rawequal",
+        "rawget",        "rawlen",       "rawset",       "select",
+        "setmetatable",  "getmetatable", "tonumber",     "tostring",
+        "type",          "_VERSION",     LUA_STRLIBNAME, LUA_TABLIBNAME,
+        LUA_MATHLIBNAME, LUA_UTF8LIBNAME};
     for (size_t i = 0; i < sizeof allowed / sizeof *allowed; i++) {
         lua_getglobal(L, allowed[i]);
         lua_setfield(L, -2, allowed[i]);
@@ -443,13 +454,13 @@ static const char xpcall_source[] =
     "  local r = pack(pcall(f, ...))\n"
     "  if r[1] or stopped() then return unpack(r, 1, r.n) end\n"
     "  local ok, h = pcall(handler, r[2])\n" /* as Lua: a failing */
-    "  return false, h\n"                   /* handler is not fatal */
+    "  return false, h\n"                    /* handler is not fatal */
     "end\n";
 
 static void install_xpcall(lua_State *L)
 {
-    if (luaL_loadbufferx(L, xpcall_source, sizeof xpcall_source - 1,
-                         "=xpcall", "t") != LUA_OK) {
+    if (luaL_loadbufferx(L, xpcall_source, sizeof xpcall_source - 1, "=xpcall",
+                         "t") != LUA_OK) {
         lua_pop(L, 1);
         return;
     }
@@ -537,15 +548,14 @@ static void thread_put(mxr__policy *p, lua_State *co, int ref, bool clean)
     }
 }
 
-int mxr__call_begin(mxr__call *c, mxr__policy *p, const char *hook,
-                    bool sync)
+int mxr__call_begin(mxr__call *c, mxr__policy *p, mxr__hook hook, bool sync)
 {
     memset(c, 0, sizeof *c);
     c->pol = p;
     c->hook = hook;
     c->sync = sync;
-    if (strcmp(hook, "load") != 0) /* counts hook calls, not loading */
-        p->set->e->stats.policy_calls++;
+    if (hook != MXR__HOOK_LOAD) /* counts hook calls, not loading */
+        p->set->env->calls++;
     c->co = thread_get(p, &c->co_ref);
     if (!c->co) {
         mxr__call_fail(c, "not enough memory for a coroutine");
@@ -571,13 +581,10 @@ int mxr__call_push_protected(mxr__call *c, lua_CFunction fn, void *ud)
 
 bool mxr__call_push_hook(mxr__call *c)
 {
-    for (int h = 0; h < 3; h++) {
-        if (strcmp(c->hook, hook_names[h]) == 0 && c->pol->has[h]) {
-            lua_rawgeti(c->co, LUA_REGISTRYINDEX, c->pol->hook_ref[h]);
-            return true;
-        }
-    }
-    return false;
+    if (c->hook >= MXR__HOOK_N || !c->pol->has[c->hook])
+        return false;
+    lua_rawgeti(c->co, LUA_REGISTRYINDEX, c->pol->hook_ref[c->hook]);
+    return true;
 }
 
 /* "file:line: " of the innermost Lua function on the dead coroutine, for
@@ -606,10 +613,10 @@ void mxr__call_fail(mxr__call *c, const char *fmt, ...)
         snprintf(c->errbuf, c->errlen, "policy %s: %s", c->pol->name, msg);
         return;
     }
-    mxr_engine *e = c->pol->set->e;
-    e->stats.policy_errors++;
-    mxr__policy_log(e, 2, "policy %s: %s hook: %s; %s", c->pol->name,
-                    c->hook, msg,
+    mxr__policy_env *env = c->pol->set->env;
+    env->errors++;
+    mxr__policy_log(env, 2, "policy %s: %s hook: %s; %s", c->pol->name,
+                    hook_names[c->hook], msg,
                     c->pol->set->lim.defer_on_error ? "deferring"
                                                     : "default decision used");
 }
@@ -627,7 +634,8 @@ int mxr__call_resume(mxr__call *c, int nargs, int *nres)
     char place[300];
     const char *msg = lua_type(c->co, -1) == LUA_TSTRING
                           ? lua_tostring(c->co, -1)
-                          : c->killed ? c->why : "error object is not a string";
+                      : c->killed ? c->why
+                                  : "error object is not a string";
     where(c->co, place, sizeof place);
     bool placed = place[0] && strncmp(msg, place, strlen(place) - 2) == 0;
     mxr__call_fail(c, "%s%s", placed || !place[0] ? "" : place, msg);
@@ -643,7 +651,8 @@ void mxr__call_end(mxr__call *c)
     c->co = NULL;
 }
 
-bool mxr__policy_matches(const mxr__policy *p, int hook, const char *domain)
+bool mxr__policy_matches(const mxr__policy *p, mxr__hook hook,
+                         const char *domain)
 {
     if (!p->has[hook])
         return false;
@@ -660,14 +669,12 @@ bool mxr__policy_matches(const mxr__policy *p, int hook, const char *domain)
     return false;
 }
 
-bool mxr__policies_has(const mxr__policies *set, const char *hook,
+bool mxr__policies_has(const mxr__policies *set, mxr__hook hook,
                        const char *domain)
 {
-    for (size_t h = 0; set && h < 3; h++)
-        if (strcmp(hook, hook_names[h]) == 0)
-            for (size_t i = 0; i < set->n; i++)
-                if (mxr__policy_matches(&set->p[i], (int)h, domain))
-                    return true;
+    for (size_t i = 0; set && i < set->n; i++)
+        if (mxr__policy_matches(&set->p[i], hook, domain))
+            return true;
     return false;
 }
 
@@ -709,8 +716,7 @@ static int load_chunk(mxr__policy *p, const char *text, const char *name,
     char chunk[300];
     snprintf(chunk, sizeof chunk, "@%s", name);
     if (luaL_loadbufferx(p->L, text, strlen(text), chunk, "t") != LUA_OK) {
-        snprintf(err, errlen, "policy %s: %s", p->name,
-                 lua_tostring(p->L, -1));
+        snprintf(err, errlen, "policy %s: %s", p->name, lua_tostring(p->L, -1));
         lua_pop(p->L, 1);
         return -1;
     }
@@ -724,7 +730,7 @@ static int load_chunk(mxr__policy *p, const char *text, const char *name,
 static int run_budgeted(mxr__policy *p, int nargs, char *err, size_t errlen)
 {
     mxr__call c;
-    if (mxr__call_begin(&c, p, "load", true) != 0) {
+    if (mxr__call_begin(&c, p, MXR__HOOK_LOAD, true) != 0) {
         snprintf(err, errlen, "policy %s: out of memory", p->name);
         return -1;
     }
@@ -734,8 +740,7 @@ static int run_budgeted(mxr__policy *p, int nargs, char *err, size_t errlen)
     int nres = 0;
     int st = mxr__call_resume(&c, nargs, &nres);
     if (st == LUA_YIELD) {
-        snprintf(err, errlen, "policy %s: cannot wait while loading",
-                 p->name);
+        snprintf(err, errlen, "policy %s: cannot wait while loading", p->name);
         st = LUA_ERRRUN;
     }
     if (st == LUA_OK) {
@@ -756,8 +761,8 @@ static int push_config(mxr__policy *p, const char *config, char *err,
         lua_newtable(p->L);
         return 0;
     }
-    char *file = ends_with(config, ".lua") ? read_file(config, err, errlen)
-                                           : NULL;
+    char *file =
+        ends_with(config, ".lua") ? read_file(config, err, errlen) : NULL;
     if (ends_with(config, ".lua") && !file)
         return -1;
     const char *text = file ? file : config;
@@ -770,15 +775,16 @@ static int push_config(mxr__policy *p, const char *config, char *err,
     /* a bare constructor "{...}" is an expression: return it */
     const char *t = text + strspn(text, " \t\r\n");
     snprintf(src, n, "%s%s", *t == '{' ? "return " : "", text);
-    int rc = load_chunk(p, src, file ? base_name(config) : "config", err,
-                        errlen);
+    int rc =
+        load_chunk(p, src, file ? base_name(config) : "config", err, errlen);
     free(src);
     free(file);
     if (rc == 0)
         rc = run_budgeted(p, 0, err, errlen);
     if (rc == 0 && !lua_istable(p->L, -1)) {
-        snprintf(err, errlen, "policy %s: the configuration is a %s, not a "
-                              "table",
+        snprintf(err, errlen,
+                 "policy %s: the configuration is a %s, not a "
+                 "table",
                  p->name, luaL_typename(p->L, -1));
         lua_pop(p->L, 1);
         rc = -1;
@@ -795,8 +801,9 @@ static int read_domains(mxr__policy *p, char *err, size_t errlen)
         return 0;
     }
     if (t != LUA_TTABLE) {
-        snprintf(err, errlen, "policy %s: 'domains' must be a list of "
-                              "domain names, not a %s",
+        snprintf(err, errlen,
+                 "policy %s: 'domains' must be a list of "
+                 "domain names, not a %s",
                  p->name, lua_typename(L, t));
         lua_pop(L, 1);
         return -1;
@@ -813,8 +820,9 @@ static int read_domains(mxr__policy *p, char *err, size_t errlen)
                                           NULL, 0) == MXR_OK;
         lua_pop(L, 1);
         if (!ok) {
-            snprintf(err, errlen, "policy %s: domains[%zu] is not a domain "
-                                  "name",
+            snprintf(err, errlen,
+                     "policy %s: domains[%zu] is not a domain "
+                     "name",
                      p->name, i);
             lua_pop(L, 1);
             return -1;
@@ -834,12 +842,13 @@ static int check_table(mxr__policy *p, char *err, size_t errlen)
 {
     lua_State *L = p->L;
     if (!lua_istable(L, -1)) {
-        snprintf(err, errlen, "policy %s: returned a %s, expected a table "
-                              "of hooks (route, outcome, retry)",
+        snprintf(err, errlen,
+                 "policy %s: returned a %s, expected a table "
+                 "of hooks (route, outcome, retry)",
                  p->name, luaL_typename(L, -1));
         return -1;
     }
-    for (int h = 0; h < 3; h++) {
+    for (int h = 0; h < MXR__HOOK_N; h++) {
         int t = lua_getfield(L, -1, hook_names[h]);
         lua_pop(L, 1);
         if (t == LUA_TFUNCTION) { /* a reference: one call to push it */
@@ -847,8 +856,9 @@ static int check_table(mxr__policy *p, char *err, size_t errlen)
             p->hook_ref[h] = luaL_ref(L, LUA_REGISTRYINDEX);
         }
         if (t != LUA_TNIL && t != LUA_TFUNCTION) {
-            snprintf(err, errlen, "policy %s: '%s' must be a function, not "
-                                  "a %s",
+            snprintf(err, errlen,
+                     "policy %s: '%s' must be a function, not "
+                     "a %s",
                      p->name, hook_names[h], lua_typename(L, t));
             return -1;
         }
@@ -874,7 +884,7 @@ static int check_table(mxr__policy *p, char *err, size_t errlen)
  * too: reproducible runs cover the whole decision. */
 static void seed_random(mxr__policy *p)
 {
-    int64_t seed = p->set->e->v[MXR_OPT_SEED];
+    int64_t seed = p->set->env->seed;
     if (seed < 0)
         return;
     lua_getglobal(p->L, LUA_MATHLIBNAME);
@@ -903,8 +913,8 @@ static int policy_open(mxr__policy *p, const mxr__policy_src *src, char *err,
     char *file = src->source ? NULL : read_file(src->name, err, errlen);
     if (!src->source && !file)
         return -1;
-    int rc = load_chunk(p, src->source ? src->source : file, p->name, err,
-                        errlen);
+    int rc =
+        load_chunk(p, src->source ? src->source : file, p->name, err, errlen);
     free(file);
     if (rc == 0)
         rc = push_config(p, src->config, err, errlen);
@@ -927,7 +937,7 @@ static void policy_close(mxr__policy *p)
     free(p->name);
 }
 
-mxr_status mxr__policies_load(mxr_engine *e, const mxr__policy_src *src,
+mxr_status mxr__policies_load(mxr__policy_env *env, const mxr__policy_src *src,
                               size_t n, const mxr__policy_limits *lim,
                               mxr__policies **out, char *err, size_t errlen)
 {
@@ -937,7 +947,7 @@ mxr_status mxr__policies_load(mxr_engine *e, const mxr__policy_src *src,
         return MXR_ENOMEM;
     }
     set->refs = 1;
-    set->e = e;
+    set->env = env;
     set->lim = *lim;
     for (size_t i = 0; i < n; i++, set->n++) {
         set->p[i].set = set;

@@ -1,13 +1,14 @@
-/* smtp_session.c -- the SMTP client state machine for one session.
+/* session.c -- the SMTP client state machine for one session.
  *
  * A session waits for one thing at a time (a phase): the connection, a
  * reply, the TLS handshake, or room to write the message. Commands are
  * sent one by one, without PIPELINING: a session to a relay's next hop
  * carries few recipients, and lock-step keeps every reply tied to its
- * command. Sessions live in a list on the engine, which asks them for
- * descriptors and deadlines and hands them events. */
+ * command. The pool of sessions is an I/O source of the engine core: each
+ * session's socket is watched with the session as its handle, so a ready
+ * descriptor leads straight to its session. */
 #include "smtp/session.h"
-#include "engine/engine.h"
+#include "base/list.h"
 #include "smtp/reply.h"
 #include "smtp/tls.h"
 
@@ -40,11 +41,22 @@ typedef enum phase {
     PH_CLOSED
 } phase;
 
+struct mxr__smtp_pool {
+    mxr__io_source io;
+    mxr__core *core;
+    mxr__smtp_config cfg;  /* helo and tls_ca owned */
+    mxr__tls_ctx *tls_ctx; /* made on first use */
+    mxr__link sessions;
+    uint64_t due; /* no session deadline before this (a lower bound):
+                     sessions are swept only when it has passed */
+};
+
 struct mxr__smtp {
-    mxr_engine *e;
-    mxr__smtp *next, *prev;
+    mxr__smtp_pool *pool;
+    mxr__link link;    /* in the pool */
+    mxr__io_handle io; /* the core's way back to us */
     int fd;
-    int want; /* what we told the socket callback */
+    int want; /* what the core watches for */
     phase ph;
     uint64_t deadline;
     mxr__smtp_job job; /* cleared once the end event fired */
@@ -67,15 +79,21 @@ struct mxr__smtp {
 
 /* ------------------------------------------------------------ plumbing */
 
+static void due_at(mxr__smtp *s, uint64_t t);
+
+/* Should the core's table not grow, the session ends with that error from
+ * the next round (as a connect that failed at once): never a socket that
+ * nobody watches. */
 static void notify_socket(mxr__smtp *s, int want)
 {
-    mxr_engine *e = s->e;
     if (s->fd < 0 || want == s->want)
         return;
     s->want = want;
-    if (e->sock_cb)
-        e->sock_cb(e->sock_ud, s->fd, (want & MXR_WANT_READ) != 0,
-                   (want & MXR_WANT_WRITE) != 0);
+    mxr__smtp_pool *p = s->pool;
+    if (mxr__io_watch(p->core, &p->io, s->fd, want, &s->io) != MXR_OK && want) {
+        s->early_errno = ENOMEM;
+        due_at(s, mxr__core_now(p->core));
+    }
 }
 
 static bool writing(const mxr__smtp *s)
@@ -96,42 +114,45 @@ static int compute_want(const mxr__smtp *s)
 
 static int64_t stage_timeout(const mxr__smtp *s, phase ph)
 {
-    const int64_t *v = s->e->v;
+    const mxr__smtp_config *c = &s->pool->cfg;
     switch (ph) {
     case PH_CONNECT:
-        return v[MXR_OPT_SMTP_CONNECT_MS];
+        return c->connect_ms;
     case PH_GREETING:
-        return v[MXR_OPT_SMTP_GREETING_MS];
+        return c->greeting_ms;
     case PH_HANDSHAKE:
-        return v[MXR_OPT_SMTP_TLS_MS];
+        return c->tls_ms;
     case PH_DATA:
-        return v[MXR_OPT_SMTP_DATA_MS];
+        return c->data_ms;
     case PH_BODY:
-        return v[MXR_OPT_SMTP_BLOCK_MS];
+        return c->block_ms;
     case PH_DOT:
-        return v[MXR_OPT_SMTP_DOT_MS];
+        return c->dot_ms;
     case PH_QUIT:
-        return v[MXR_OPT_SMTP_COMMAND_MS] < QUIT_MAX_MS
-                   ? v[MXR_OPT_SMTP_COMMAND_MS]
-                   : QUIT_MAX_MS;
+        return c->command_ms < QUIT_MAX_MS ? c->command_ms : QUIT_MAX_MS;
     default:
-        return v[MXR_OPT_SMTP_COMMAND_MS];
+        return c->command_ms;
     }
 }
 
 /* Set the session's deadline. Deadlines that move later need not tell
- * the engine: smtp_due only has to stay at or before the earliest. */
+ * the pool: its due time only has to stay at or before the earliest. */
 static void due_at(mxr__smtp *s, uint64_t t)
 {
     s->deadline = t;
-    if (t < s->e->smtp_due)
-        s->e->smtp_due = t;
+    if (t < s->pool->due)
+        s->pool->due = t;
+}
+
+static uint64_t now_ms(const mxr__smtp *s)
+{
+    return mxr__core_now(s->pool->core);
 }
 
 static void enter(mxr__smtp *s, phase ph)
 {
     s->ph = ph;
-    due_at(s, mxr__now_ms(s->e) + (uint64_t)stage_timeout(s, ph));
+    due_at(s, now_ms(s) + (uint64_t)stage_timeout(s, ph));
     mxr__reply_reset(&s->reply);
 }
 
@@ -161,7 +182,7 @@ static void close_socket(mxr__smtp *s)
         s->fd = -1;
     }
     s->ph = PH_CLOSED;
-    s->e->smtp_due = 0;
+    s->pool->due = 0;
 }
 
 /* Queue a command line (CRLF added). Commands we build are short: an
@@ -245,7 +266,7 @@ static void fail_reply(mxr__smtp *s, mxr_stage stage)
 
 static void send_ehlo(mxr__smtp *s, phase ph)
 {
-    queue(s, "%s %s", ph == PH_HELO ? "HELO" : "EHLO", s->e->helo);
+    queue(s, "%s %s", ph == PH_HELO ? "HELO" : "EHLO", s->pool->cfg.helo);
     enter(s, ph);
 }
 
@@ -303,7 +324,10 @@ static void on_handshake(mxr__smtp *s);
 static void start_handshake(mxr__smtp *s)
 {
     char err[256];
-    mxr__tls_ctx *ctx = mxr__engine_tls_ctx(s->e, err, sizeof err);
+    mxr__smtp_pool *p = s->pool;
+    if (!p->tls_ctx)
+        p->tls_ctx = mxr__tls_ctx_new(p->cfg.tls_ca, err, sizeof err);
+    mxr__tls_ctx *ctx = p->tls_ctx;
     s->tls = ctx ? mxr__tls_new(ctx, s->fd, s->job.host,
                                 s->job.tls == MXR_TLS_VERIFY)
                  : NULL;
@@ -516,9 +540,8 @@ static void parse_input(mxr__smtp *s)
         if (n < 0)
             break;
         const char *err = NULL;
-        int done =
-            mxr__reply_line(&s->reply, s->in + off, (size_t)n,
-                            (size_t)s->e->v[MXR_OPT_SMTP_MAX_REPLY], &err);
+        int done = mxr__reply_line(&s->reply, s->in + off, (size_t)n,
+                                   s->pool->cfg.max_reply, &err);
         off += used;
         if (done < 0) {
             fail_io(s, MXR_CLASS_RESET, err);
@@ -577,7 +600,7 @@ static void on_writable(mxr__smtp *s)
             goto blocked;
         s->body_off += (size_t)n;
         /* RFC 5321 4.5.3.2.5: the timeout is per block written. */
-        s->deadline = mxr__now_ms(s->e) + (uint64_t)stage_timeout(s, PH_BODY);
+        s->deadline = now_ms(s) + (uint64_t)stage_timeout(s, PH_BODY);
     }
     if (s->ph == PH_BODY)
         enter(s, PH_DOT);
@@ -671,26 +694,6 @@ static void session_step(mxr__smtp *s, bool rd, bool wr, uint64_t now)
 
 /* ------------------------------------------------------------- lifetime */
 
-static void link_session(mxr__smtp *s)
-{
-    mxr_engine *e = s->e;
-    s->next = e->smtp;
-    if (e->smtp)
-        e->smtp->prev = s;
-    e->smtp = s;
-}
-
-static void unlink_session(mxr__smtp *s)
-{
-    mxr_engine *e = s->e;
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        e->smtp = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-}
-
 static int open_socket(const mxr_addr *addr, uint16_t port, int *err)
 {
     struct sockaddr_storage ss;
@@ -723,25 +726,27 @@ static int open_socket(const mxr_addr *addr, uint16_t port, int *err)
     return fd;
 }
 
-mxr__smtp *mxr__smtp_start(mxr_engine *e, const mxr_addr *addr, uint16_t port,
-                           const mxr__smtp_job *job, const mxr__smtp_events *ev)
+mxr__smtp *mxr__smtp_start(mxr__smtp_pool *pool, const mxr_addr *addr,
+                           uint16_t port, const mxr__smtp_job *job,
+                           const mxr__smtp_events *ev)
 {
-    mxr__smtp *s = mxr__calloc(&e->a, 1, sizeof *s);
+    mxr__smtp *s = mxr__calloc(&pool->core->a, 1, sizeof *s);
     if (!s)
         return NULL;
-    s->e = e;
+    s->pool = pool;
     s->job = *job;
     s->ev = *ev;
     s->fd = -1;
-    link_session(s);
+    mxr__list_push_front(&pool->sessions, &s->link);
     enter(s, PH_CONNECT);
     int err = 0;
     s->fd = open_socket(addr, port, &err);
     if (s->fd < 0) {
         s->early_errno = err ? err : EIO;
-        due_at(s, mxr__now_ms(e)); /* reported from the next process */
+        due_at(s, now_ms(s)); /* reported from the next process */
         return s;
     }
+    s->io.fd = s->fd;
     notify_socket(s, compute_want(s));
     return s;
 }
@@ -749,8 +754,8 @@ mxr__smtp *mxr__smtp_start(mxr_engine *e, const mxr_addr *addr, uint16_t port,
 static void session_free(mxr__smtp *s)
 {
     close_socket(s);
-    unlink_session(s);
-    mxr__free(&s->e->a, s);
+    mxr__list_remove(&s->link);
+    mxr__free(&s->pool->core->a, s);
 }
 
 void mxr__smtp_cancel(mxr__smtp *s)
@@ -764,77 +769,104 @@ void mxr__smtp_cancel(mxr__smtp *s)
     close_socket(s); /* freed by the next sweep */
 }
 
-/* -------------------------------------------------------- the engine side */
+/* ------------------------------------------------- the pool: an I/O source */
 
-size_t mxr__smtp_fds(mxr_engine *e, mxr_sock *out, size_t max)
+static mxr__smtp_pool *pool_of(mxr__io_source *src)
 {
-    size_t n = 0;
-    for (mxr__smtp *s = e->smtp; s; s = s->next) {
-        int want = compute_want(s);
-        if (s->fd < 0 || !want)
-            continue;
-        if (n < max)
-            out[n] = (mxr_sock){.fd = s->fd, .want = want};
-        n++;
-    }
-    return n;
+    return mxr__container_of(src, mxr__smtp_pool, io);
 }
 
-int mxr__smtp_timeout(mxr_engine *e, int max_ms)
+static int pool_timeout(mxr__io_source *src, int max_ms)
 {
-    if (!e->smtp)
+    mxr__smtp_pool *p = pool_of(src);
+    if (mxr__list_empty(&p->sessions))
         return -1;
-    uint64_t now = mxr__now_ms(e);
-    uint64_t left = e->smtp_due > now ? e->smtp_due - now : 0;
+    uint64_t now = mxr__core_now(p->core);
+    uint64_t left = p->due > now ? p->due - now : 0;
     return left < (uint64_t)max_ms ? (int)left : max_ms;
 }
 
-/* The sessions on the ready descriptors. Sessions started by an event
- * handler go to the head of the list and wait for the next round. */
-static void step_ready(mxr_engine *e, int read_fd, int write_fd, uint64_t now)
-{
-    for (mxr__smtp *s = e->smtp; s; s = s->next) {
-        bool rd = s->fd >= 0 && s->fd == read_fd;
-        bool wr = s->fd >= 0 && s->fd == write_fd;
-        if (rd || wr)
-            session_step(s, rd, wr, now);
-    }
-}
-
 /* Expired deadlines and failed connects, then free the closed sessions
- * and find the next deadline. Runs only when smtp_due has passed, so a
- * busy engine does not walk every session on every event. */
-static void sweep(mxr_engine *e, uint64_t now)
+ * and find the next deadline. Runs only when the due time has passed, so
+ * a busy engine does not walk every session on every event. Sessions
+ * started by a handler go to the front and wait for the next sweep. */
+static void sweep(mxr__smtp_pool *p, uint64_t now)
 {
-    for (mxr__smtp *s = e->smtp; s; s = s->next)
+    mxr__list_each(l, next, &p->sessions)
+    {
+        mxr__smtp *s = mxr__list_entry(l, mxr__smtp, link);
         if (s->ph != PH_CLOSED && (s->early_errno || now >= s->deadline))
             session_step(s, false, false, now);
+    }
     uint64_t due = UINT64_MAX;
-    mxr__smtp *s = e->smtp;
-    while (s) {
-        mxr__smtp *next = s->next;
+    mxr__list_each(l, next, &p->sessions)
+    {
+        mxr__smtp *s = mxr__list_entry(l, mxr__smtp, link);
         if (s->ph == PH_CLOSED)
             session_free(s);
         else if (s->deadline < due)
             due = s->deadline;
-        s = next;
     }
-    e->smtp_due = due;
+    p->due = due;
 }
 
-void mxr__smtp_process(mxr_engine *e, int read_fd, int write_fd)
+static void pool_process(mxr__io_source *src, int fd, mxr__io_handle *h,
+                         bool readable, bool writable)
 {
-    uint64_t now = mxr__now_ms(e);
-    if (read_fd >= 0 || write_fd >= 0)
-        step_ready(e, read_fd, write_fd, now);
-    if (e->smtp && now >= e->smtp_due)
-        sweep(e, now);
+    mxr__smtp_pool *p = pool_of(src);
+    uint64_t now = mxr__core_now(p->core);
+    if (h) {
+        mxr__smtp *s = mxr__container_of(h, mxr__smtp, io);
+        if (s->fd == fd)
+            session_step(s, readable, writable, now);
+    }
+    if (!mxr__list_empty(&p->sessions) && now >= p->due)
+        sweep(p, now);
 }
 
-void mxr__smtp_close_all(mxr_engine *e)
+/* Engine teardown: close every session; no event fires. */
+static void pool_shutdown(mxr__io_source *src)
 {
-    while (e->smtp) {
-        e->smtp->ended = true;
-        session_free(e->smtp);
+    mxr__smtp_pool *p = pool_of(src);
+    while (!mxr__list_empty(&p->sessions)) {
+        mxr__smtp *s = mxr__list_entry(p->sessions.next, mxr__smtp, link);
+        s->ended = true;
+        session_free(s);
     }
+}
+
+static const mxr__io_ops pool_ops = {
+    .name = "SMTP sessions",
+    .timeout = pool_timeout,
+    .process = pool_process,
+    .shutdown = pool_shutdown,
+};
+
+mxr__smtp_pool *mxr__smtp_pool_new(mxr__core *core, const mxr__smtp_config *cfg)
+{
+    mxr__smtp_pool *p = mxr__calloc(&core->a, 1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->io.ops = &pool_ops;
+    p->core = core;
+    p->cfg = *cfg;
+    p->cfg.helo = mxr__strdup(&core->a, cfg->helo ? cfg->helo : "localhost");
+    p->cfg.tls_ca = cfg->tls_ca ? mxr__strdup(&core->a, cfg->tls_ca) : NULL;
+    if (!p->cfg.helo || (cfg->tls_ca && !p->cfg.tls_ca)) {
+        mxr__smtp_pool_free(p);
+        return NULL;
+    }
+    mxr__list_init(&p->sessions);
+    mxr__io_register(core, &p->io);
+    return p;
+}
+
+void mxr__smtp_pool_free(mxr__smtp_pool *p)
+{
+    if (!p)
+        return;
+    mxr__tls_ctx_free(p->tls_ctx);
+    mxr__free(&p->core->a, (char *)p->cfg.helo);
+    mxr__free(&p->core->a, (char *)p->cfg.tls_ca);
+    mxr__free(&p->core->a, p);
 }

@@ -6,9 +6,28 @@
 #ifndef MXR_SMTP_SESSION_H
 #define MXR_SMTP_SESSION_H
 
-#include "mxroute.h"
+#include "core/core.h"
 
 typedef struct mxr__smtp mxr__smtp;
+
+/* The sessions of an engine: one I/O source of the core, with what every
+ * session shares (EHLO name, TLS context, timeouts). */
+typedef struct mxr__smtp_pool mxr__smtp_pool;
+
+typedef struct mxr__smtp_config {
+    const char *helo;   /* EHLO name (copied) */
+    const char *tls_ca; /* trust anchors for MXR_TLS_VERIFY, or NULL */
+    /* stage timeouts in ms (RFC 5321 4.5.3.2 defaults in options.c) */
+    int64_t connect_ms, greeting_ms, tls_ms, command_ms, data_ms, block_ms,
+        dot_ms;
+    size_t max_reply; /* octets of one reply kept */
+} mxr__smtp_config;
+
+/* Registers the pool with the core. NULL when out of memory. */
+mxr__smtp_pool *mxr__smtp_pool_new(mxr__core *core,
+                                   const mxr__smtp_config *cfg);
+/* After the core's shutdown (which closed every session). */
+void mxr__smtp_pool_free(mxr__smtp_pool *pool);
 
 /* What one session carries out. Every pointer stays valid until the end
  * event fires; the session keeps no reference after it. */
@@ -38,18 +57,10 @@ typedef struct mxr__smtp_events {
 /* Open a session to addr:port. Returns NULL only when out of memory; every
  * other failure (even an immediate one) is reported by the end event from
  * mxr_engine_process. */
-mxr__smtp *mxr__smtp_start(mxr_engine *e, const mxr_addr *addr, uint16_t port,
-                           const mxr__smtp_job *job,
+mxr__smtp *mxr__smtp_start(mxr__smtp_pool *pool, const mxr_addr *addr,
+                           uint16_t port, const mxr__smtp_job *job,
                            const mxr__smtp_events *ev);
 /* Drop a session at once: no event fires, the socket is closed. */
 void mxr__smtp_cancel(mxr__smtp *s);
-
-/* The engine's loop over all sessions. */
-size_t mxr__smtp_fds(mxr_engine *e, mxr_sock *out, size_t max);
-/* ms until a session deadline, at most max_ms; -1 when no session. */
-int mxr__smtp_timeout(mxr_engine *e, int max_ms);
-void mxr__smtp_process(mxr_engine *e, int read_fd, int write_fd);
-/* Close every session (engine teardown); no event fires. */
-void mxr__smtp_close_all(mxr_engine *e);
 
 #endif
