@@ -156,9 +156,9 @@ void *mxr__cache_get(mxr__cache *c, const void *key, size_t keylen,
     return e->value;
 }
 
-int mxr__cache_put(mxr__cache *c, const void *key, size_t keylen, void *value,
-                   size_t value_bytes, uint64_t expires_ms,
-                   mxr__cache_release_fn release, void *ctx)
+mxr_status mxr__cache_put(mxr__cache *c, const void *key, size_t keylen,
+                          void *value, size_t value_bytes, uint64_t expires_ms,
+                          mxr__cache_release_fn release, void *ctx)
 {
     uint64_t hash = mxr__hash_bytes(key, keylen);
     /* Drop the old value first, whatever happens to the new one: after a
@@ -170,14 +170,14 @@ int mxr__cache_put(mxr__cache *c, const void *key, size_t keylen, void *value,
     size_t cost;
     if (!entry_cost(keylen, value_bytes, &cost) || cost > c->max_bytes) {
         release_value(release, ctx, value);
-        return 0;
+        return MXR_OK;
     }
     /* Allocate before evicting, so that running out of memory does not
      * also empty the cache. cost >= sizeof *e + keylen: no overflow. */
     cache_entry *e = mxr__malloc(c->a, sizeof *e + keylen);
     if (!e) {
         release_value(release, ctx, value);
-        return -1;
+        return MXR_ENOMEM;
     }
     evict_until_bytes_at_most(c, c->max_bytes - cost);
 
@@ -193,7 +193,7 @@ int mxr__cache_put(mxr__cache *c, const void *key, size_t keylen, void *value,
     mxr__htable_insert(&c->table, &e->node);
     mxr__list_push_front(&c->lru, &e->lru);
     c->bytes += cost;
-    return 0;
+    return MXR_OK;
 }
 
 void mxr__cache_remove(mxr__cache *c, const void *key, size_t keylen)

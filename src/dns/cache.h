@@ -24,9 +24,9 @@ void *mxr__cache_get(mxr__cache *c, const void *key, size_t keylen,
  * what the value holds (the entry's own overhead is added). Evicts least
  * recently used entries to fit; a value larger than the whole bound is
  * released at once. Returns -1 only when out of memory (value released). */
-int mxr__cache_put(mxr__cache *c, const void *key, size_t keylen,
-                   void *value, size_t value_bytes, uint64_t expires_ms,
-                   mxr__cache_release_fn release, void *ctx);
+mxr_status mxr__cache_put(mxr__cache *c, const void *key, size_t keylen,
+                          void *value, size_t value_bytes, uint64_t expires_ms,
+                          mxr__cache_release_fn release, void *ctx);
 void mxr__cache_remove(mxr__cache *c, const void *key, size_t keylen);
 
 size_t mxr__cache_entries(const mxr__cache *c);

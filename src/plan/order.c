@@ -417,29 +417,30 @@ static int prepare_hosts(const mxr__order_config *cfg, mxr__plan_builder *pb,
     return 0;
 }
 
-int mxr__order_prepare(const mxr__order_config *cfg, mxr__plan_builder *pb)
+mxr_status mxr__order_prepare(const mxr__order_config *cfg,
+                              mxr__plan_builder *pb)
 {
     if (pb->result != MXR_RESULT_OK)
-        return 0;
+        return MXR_OK;
     if (pb->nhosts > 0) {
         if (sort_by_preference(pb) < 0)
-            return -1;
+            return MXR_ENOMEM;
         /* Each host is skipped at most once. */
-        if (mxr__pb_reserve_skips(pb, pb->nhosts) < 0)
-            return -1;
+        if (mxr__pb_reserve_skips(pb, pb->nhosts) != MXR_OK)
+            return MXR_ENOMEM;
         mxr_reason *why = mxr__calloc(pb->a, pb->nhosts, sizeof *why);
         if (!why)
-            return -1;
+            return MXR_ENOMEM;
         int rc = prepare_hosts(cfg, pb, why);
         mxr__free(pb->a, why);
         if (rc < 0)
-            return -1;
+            return MXR_ENOMEM;
         if (pb->result != MXR_RESULT_OK)
-            return 0; /* loops to self */
+            return MXR_OK; /* loops to self */
     }
     if (pb->nhosts == 0)
         decide_without_hosts(pb);
-    return 0;
+    return MXR_OK;
 }
 
 /* ------------------------------------------------------------ finish */
@@ -491,7 +492,8 @@ static void skip_candidates_from(mxr_plan *plan, size_t keep, mxr_reason reason)
 {
     size_t first = plan->nskipped;
     while (plan->ncandidates > keep) {
-        if (mxr__plan_skip_candidate(plan, plan->ncandidates - 1, reason) < 0)
+        if (mxr__plan_skip_candidate(plan, plan->ncandidates - 1, reason) !=
+            MXR_OK)
             break; /* no room: cannot happen, the block reserves it */
     }
     mxr_skipped *s = (mxr_skipped *)(uintptr_t)plan->skipped;

@@ -25,7 +25,8 @@ typedef struct mxr__order_config {
  * self-prune, filter unsafe addresses, order addresses by family, move
  * hosts without addresses to the skipped list, and decide the result when
  * nothing usable remains. Returns -1 only when out of memory. */
-int mxr__order_prepare(const mxr__order_config *cfg, mxr__plan_builder *pb);
+mxr_status mxr__order_prepare(const mxr__order_config *cfg,
+                              mxr__plan_builder *pb);
 
 /* Per-route part, on a private copy: uniform shuffle within each
  * preference, then the host and address limits. */

@@ -84,41 +84,42 @@ mxr__host *mxr__pb_add_host(mxr__plan_builder *pb, const char *name,
     return h;
 }
 
-int mxr__pb_add_addr(mxr__plan_builder *pb, mxr__host *h, const mxr_addr *ad)
+mxr_status mxr__pb_add_addr(mxr__plan_builder *pb, mxr__host *h,
+                            const mxr_addr *ad)
 {
     /* The allocator remembers each block's size, which spares the host
      * struct a capacity field. */
     size_t cap = mxr__alloc_size(h->addrs) / sizeof *h->addrs;
     void *arr = h->addrs;
     if (ensure_capacity(pb->a, &arr, &cap, h->naddrs + 1, sizeof *h->addrs) < 0)
-        return -1;
+        return MXR_ENOMEM;
     h->addrs = arr;
     h->addrs[h->naddrs++] = *ad;
-    return 0;
+    return MXR_OK;
 }
 
-int mxr__pb_reserve_skips(mxr__plan_builder *pb, size_t more)
+mxr_status mxr__pb_reserve_skips(mxr__plan_builder *pb, size_t more)
 {
     if (more > SIZE_MAX - pb->nskips)
-        return -1;
+        return MXR_ENOMEM;
     void *arr = pb->skips;
     if (ensure_capacity(pb->a, &arr, &pb->capskips, pb->nskips + more,
                         sizeof *pb->skips) < 0)
-        return -1;
+        return MXR_ENOMEM;
     pb->skips = arr;
-    return 0;
+    return MXR_OK;
 }
 
-int mxr__pb_skip(mxr__plan_builder *pb, const char *name, uint16_t pref,
-                 mxr_reason reason)
+mxr_status mxr__pb_skip(mxr__plan_builder *pb, const char *name, uint16_t pref,
+                        mxr_reason reason)
 {
-    if (mxr__pb_reserve_skips(pb, 1) < 0)
-        return -1;
+    if (mxr__pb_reserve_skips(pb, 1) != MXR_OK)
+        return MXR_ENOMEM;
     mxr__skip *s = &pb->skips[pb->nskips++];
     copy_name(s->name, name);
     s->pref = pref;
     s->reason = reason;
-    return 0;
+    return MXR_OK;
 }
 
 void mxr__pb_remove_host(mxr__plan_builder *pb, size_t i)
@@ -150,8 +151,8 @@ typedef union plan_header {
     struct {
         mxr_alloc_fn fn;
         void *ud;
-        size_t size;     /* the whole block, header included */
-        size_t skip_cap; /* room in the skipped array */
+        size_t size;         /* the whole block, header included */
+        size_t skip_cap;     /* room in the skipped array */
         uint64_t built_ms;   /* when cached: when its TTLs were read */
         uint64_t expires_ms; /* when cached: the end of its life */
     } h;
@@ -408,10 +409,10 @@ size_t mxr__plan_bytes(const mxr_plan *p)
     return p ? header_of(p)->h.size : 0;
 }
 
-int mxr__plan_skip_candidate(mxr_plan *p, size_t i, mxr_reason reason)
+mxr_status mxr__plan_skip_candidate(mxr_plan *p, size_t i, mxr_reason reason)
 {
     if (!p || i >= p->ncandidates || p->nskipped >= header_of(p)->h.skip_cap)
-        return -1;
+        return MXR_EINVAL;
     /* The block belongs to whoever holds p; the public fields are const
      * only to keep callers from editing a plan they were handed. */
     mxr_candidate *cands = (mxr_candidate *)(uintptr_t)p->candidates;
@@ -422,7 +423,7 @@ int mxr__plan_skip_candidate(mxr_plan *p, size_t i, mxr_reason reason)
     s->reason = reason;
     memmove(&cands[i], &cands[i + 1], (p->ncandidates - i - 1) * sizeof *cands);
     p->ncandidates--;
-    return 0;
+    return MXR_OK;
 }
 
 void mxr_plan_free(mxr_plan *plan)

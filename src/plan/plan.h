@@ -35,7 +35,7 @@ typedef struct mxr__plan_builder {
     mxr_result result;
     mxr_reason reason;
     bool implicit;
-    uint32_t ttl; /* UINT32_MAX until a record lowers it */
+    uint32_t ttl;    /* UINT32_MAX until a record lowers it */
     uint32_t mx_ttl; /* of the MX answer, as served (mxr_plan.mx_ttl) */
 } mxr__plan_builder;
 
@@ -44,16 +44,16 @@ void mxr__pb_free(mxr__plan_builder *pb);
 /* Returns the new host, or NULL when out of memory. */
 mxr__host *mxr__pb_add_host(mxr__plan_builder *pb, const char *name,
                             uint16_t pref, mxr_source source, uint16_t port);
-int mxr__pb_add_addr(mxr__plan_builder *pb, mxr__host *h, const mxr_addr *ad);
-int mxr__pb_skip(mxr__plan_builder *pb, const char *name, uint16_t pref,
-                 mxr_reason reason);
+mxr_status mxr__pb_add_addr(mxr__plan_builder *pb, mxr__host *h,
+                            const mxr_addr *ad);
+mxr_status mxr__pb_skip(mxr__plan_builder *pb, const char *name, uint16_t pref,
+                        mxr_reason reason);
 /* Make room for `more` further skips, so that moving hosts to the skipped
  * list cannot fail half-way. 0, or -1 when out of memory. */
-int mxr__pb_reserve_skips(mxr__plan_builder *pb, size_t more);
+mxr_status mxr__pb_reserve_skips(mxr__plan_builder *pb, size_t more);
 /* Remove host i, keeping the order of the others. */
 void mxr__pb_remove_host(mxr__plan_builder *pb, size_t i);
-void mxr__pb_fail(mxr__plan_builder *pb, mxr_result result,
-                  mxr_reason reason);
+void mxr__pb_fail(mxr__plan_builder *pb, mxr_result result, mxr_reason reason);
 void mxr__pb_lower_ttl(mxr__plan_builder *pb, uint32_t ttl);
 
 /* Pack into one block from fn/ud (the block remembers them for
@@ -76,6 +76,6 @@ void mxr__plan_set_cached(mxr_plan *p, uint64_t built_ms, uint64_t expires_ms);
 void mxr__plan_count_down(mxr_plan *copy, const mxr_plan *tmpl,
                           uint64_t now_ms);
 /* Append a skipped entry in the reserved room (limits); 0 or -1 if full. */
-int mxr__plan_skip_candidate(mxr_plan *p, size_t i, mxr_reason reason);
+mxr_status mxr__plan_skip_candidate(mxr_plan *p, size_t i, mxr_reason reason);
 
 #endif

@@ -86,11 +86,12 @@ void mxr__policy_wait_done(lua_State *L);
 
 /* policy.c */
 /* 0, or -1 when no coroutine could be had (out of memory). */
-int mxr__call_begin(mxr__call *c, mxr__policy *p, mxr__hook hook, bool sync);
+mxr_status mxr__call_begin(mxr__call *c, mxr__policy *p, mxr__hook hook,
+                           bool sync);
 /* Run fn(ud) under lua_pcall on the policy's state and move its one result
  * onto the call's coroutine: C-side allocations that fail become errors,
  * never a panic. -1 when fn failed (reported). */
-int mxr__call_push_protected(mxr__call *c, lua_CFunction fn, void *ud);
+mxr_status mxr__call_push_protected(mxr__call *c, lua_CFunction fn, void *ud);
 /* Pushes the hook function on c->co; false if the policy has none. */
 bool mxr__call_push_hook(mxr__call *c);
 /* Resume (or start) the call with nargs on its stack: LUA_OK, LUA_YIELD,

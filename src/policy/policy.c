@@ -548,7 +548,8 @@ static void thread_put(mxr__policy *p, lua_State *co, int ref, bool clean)
     }
 }
 
-int mxr__call_begin(mxr__call *c, mxr__policy *p, mxr__hook hook, bool sync)
+mxr_status mxr__call_begin(mxr__call *c, mxr__policy *p, mxr__hook hook,
+                           bool sync)
 {
     memset(c, 0, sizeof *c);
     c->pol = p;
@@ -559,13 +560,13 @@ int mxr__call_begin(mxr__call *c, mxr__policy *p, mxr__hook hook, bool sync)
     c->co = thread_get(p, &c->co_ref);
     if (!c->co) {
         mxr__call_fail(c, "not enough memory for a coroutine");
-        return -1;
+        return MXR_ENOMEM;
     }
     *(mxr__call **)lua_getextraspace(c->co) = c;
-    return 0;
+    return MXR_OK;
 }
 
-int mxr__call_push_protected(mxr__call *c, lua_CFunction fn, void *ud)
+mxr_status mxr__call_push_protected(mxr__call *c, lua_CFunction fn, void *ud)
 {
     lua_State *L = c->pol->L;
     lua_pushcfunction(L, fn);
@@ -573,10 +574,10 @@ int mxr__call_push_protected(mxr__call *c, lua_CFunction fn, void *ud)
     if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
         mxr__call_fail(c, "%s", lua_tostring(L, -1));
         lua_pop(L, 1);
-        return -1;
+        return MXR_EPOLICY;
     }
     lua_xmove(L, c->co, 1);
-    return 0;
+    return MXR_OK;
 }
 
 bool mxr__call_push_hook(mxr__call *c)
