@@ -39,7 +39,7 @@ for d in "$SRC/docs" "$SRC/examples"; do
 done
 shopt -s nullglob
 for f in "$SRC/README.md" "$SRC"/docs/*.md "$SRC"/docs/*/*.md "$SRC"/examples/*.md; do
-  if grep -q '^\$ ' "$f"; then docs+=("$f"); fi
+  if [ -f "$f" ] && grep -q '^\$ ' "$f"; then docs+=("$f"); fi
 done
 if [ ${#docs[@]} = 0 ]; then fail "documents with transcripts" "at least one" "none found"; fi
 

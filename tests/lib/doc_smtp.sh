@@ -26,6 +26,7 @@ declare -A DOC_SMTP_PID=()
 
 doc_smtp_init() {
   smtp_init "$PWD/smtp" || return 1
+  # shellcheck disable=SC2034 # the document's commands use $O
   O="--zone example.test.zone --allow-loopback --port $SMTP_PORT --timeout 2000"
   doc_mask "]:$SMTP_PORT" "]:2525"
   doc_mask "\"port\": $SMTP_PORT," "\"port\": 2525,"

@@ -154,51 +154,63 @@ def private_tmp(text, priv):
     return TMP_PATH.sub(priv.replace("\\", "\\\\") + "/", text)
 
 
-def session_script(steps, run, priv):
-    """The bash script that runs the steps, each one's output to run/out/N."""
-    sh = [
-        "__doc_rc=0",
-        "__doc_ret() { return \"$1\"; }",
-        "doc_mask() { printf '%s\\t%s\\n' \"$1\" \"$2\" >>\"$DOC_RUN/masks\"; }",
-        # An edit the document describes in words: sed on FILE, which must change it.
-        "doc_edit() {",
-        "  local f=$1; shift",
-        "  cp -- \"$f\" \"$DOC_RUN/edit.bak\" && sed -i \"$@\" -- \"$f\" || return 1",
-        "  if cmp -s -- \"$f\" \"$DOC_RUN/edit.bak\"; then echo \"doc_edit: $f unchanged\" >&2; return 1; fi",
-        "}",
-        "__doc_cleanup() {",
-        "  declare -F smtp_stop_all >/dev/null && smtp_stop_all",
-        "  declare -F knot_stop >/dev/null && knot_stop",
-        "  return 0",
-        "}",
-        "trap __doc_cleanup EXIT",
-    ]
+# Helpers every session has (see the module's docstring), and the cleanup
+# of the servers a setup step started with tests/lib/smtp.sh or knot.sh.
+PRELUDE = r"""
+__doc_rc=0
+__doc_ret() { return "$1"; }
+doc_mask() { printf '%s\t%s\n' "$1" "$2" >>"$DOC_RUN/masks"; }
+doc_edit() {
+  local f=$1; shift
+  cp -- "$f" "$DOC_RUN/edit.bak" && sed -i "$@" -- "$f" || return 1
+  if cmp -s -- "$f" "$DOC_RUN/edit.bak"; then echo "doc_edit: $f unchanged" >&2; return 1; fi
+}
+__doc_cleanup() {
+  declare -F smtp_stop_all >/dev/null && smtp_stop_all
+  declare -F knot_stop >/dev/null && knot_stop
+  return 0
+}
+trap __doc_cleanup EXIT
+"""
+
+
+def link_next_commands(steps):
+    """Give each step the index of the next command (for $DOC_NEXT)."""
     nxt = None
-    for n in range(len(steps) - 1, -1, -1):  # the next command of each step
+    for n in range(len(steps) - 1, -1, -1):
         steps[n].next_cmd = nxt
         if steps[n].kind == "cmd":
             nxt = n
+
+
+def step_script(n, st, run, priv):
+    """The shell lines of step n; its output goes to run/out/N, status to run/rc/N."""
+    with open(os.path.join(run, "exp", str(n)), "w") as f:
+        f.write("\n".join(st.expected) + ("\n" if st.expected else ""))
+    if st.kind == "file":
+        with open(os.path.join(run, "files", str(n)), "w") as f:
+            f.write(st.text)
+        return ['mkdir -p -- "$(dirname -- %s)" && cp -- "$DOC_RUN/files/%d" %s'
+                % (shquote(st.path), n, shquote(st.path)), 'echo $? >"$DOC_RUN/rc/%d"' % n]
+    sh = []
+    if st.kind == "setup":
+        sh.append('DOC_NEXT="$DOC_RUN/exp/%d"' % (st.next_cmd if st.next_cmd is not None else n))
+    # $? of a command is the previous command's status, as in a terminal.
+    sh.append("__doc_ret $__doc_rc")
+    sh.append("{ %s\n} >\"$DOC_RUN/out/%d\" 2>&1 </dev/null" % (private_tmp(st.text, priv), n))
+    if st.kind == "cmd":
+        sh += ["__doc_rc=$?", 'echo $__doc_rc >"$DOC_RUN/rc/%d"' % n]
+    else:
+        sh.append('echo $? >"$DOC_RUN/rc/%d"' % n)
+    return sh
+
+
+def session_script(steps, run, priv):
+    """The bash script that runs every step of a document, in order."""
+    link_next_commands(steps)
+    sh = [PRELUDE]
     for n, st in enumerate(steps):
-        with open(os.path.join(run, "exp", str(n)), "w") as f:
-            f.write("\n".join(st.expected) + ("\n" if st.expected else ""))
-        if st.kind == "file":
-            with open(os.path.join(run, "files", str(n)), "w") as f:
-                f.write(st.text)
-            sh.append('mkdir -p -- "$(dirname -- %s)" && cp -- "$DOC_RUN/files/%d" %s'
-                      % (shquote(st.path), n, shquote(st.path)))
-            sh.append('echo $? >"$DOC_RUN/rc/%d"' % n)
-            continue
-        body = private_tmp(st.text, priv)
-        if st.kind == "setup":
-            nexp = st.next_cmd if st.next_cmd is not None else n
-            sh.append('DOC_NEXT="$DOC_RUN/exp/%d"' % nexp)
-        sh.append("__doc_ret $__doc_rc")
-        sh.append("{ %s\n} >\"$DOC_RUN/out/%d\" 2>&1 </dev/null" % (body, n))
-        if st.kind == "cmd":
-            sh.append("__doc_rc=$?")
-            sh.append('echo $__doc_rc >"$DOC_RUN/rc/%d"' % n)
-        else:
-            sh.append('echo $? >"$DOC_RUN/rc/%d"' % n)
+        sh += step_script(n, st, run, priv)
     return "\n".join(sh) + "\n"
 
 
@@ -289,7 +301,8 @@ def check_step(rep, where, st, n, run, priv, masks, finished):
     if rc is None:
         why = "the session ended before this step" if finished else \
             "did not finish within %d s" % SESSION_TIMEOUT
-        rep.fail(where, "%s: %s" % (first_line(st.text), why))
+        shown = ("$ " if st.kind == "cmd" else st.kind + " ") + first_line(st.text)
+        rep.fail(where, "%s: %s" % (shown, why))
         return
     rc = int(rc.strip() or "0")
     if st.kind != "cmd":
