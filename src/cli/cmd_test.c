@@ -6,6 +6,7 @@
 #include "simulate.h"
 #include "test_prelude.lua.h"
 
+#include <getopt.h>
 #include <lauxlib.h>
 #include <limits.h>
 #include <lualib.h>
@@ -13,7 +14,7 @@
 #include <string.h>
 
 #define TEST_EPOCH_MS UINT64_C(1000000000) /* the fixed clock of a run */
-#define FAIL_MARK "mxroute.test.failed"   /* error value of a failed check */
+#define FAIL_MARK "mxroute.test.failed"    /* error value of a failed check */
 #define MAX_LIST 64
 
 typedef struct tpolicy {
@@ -36,7 +37,7 @@ typedef struct tctx {
     int64_t seed, max_age;
     mxr_engine *engine; /* built lazily, rebuilt after a change */
     mxr_options *opts;
-    const char *test;   /* the running test, or NULL */
+    const char *test; /* the running test, or NULL */
     bool test_failed;
     unsigned passed, failed;
 } tctx;
@@ -373,16 +374,14 @@ typedef struct delivery {
     mxr_message msg;
 } delivery;
 
-static void read_list(lua_State *L, const char *k, const char **out,
-                      size_t *n)
+static void read_list(lua_State *L, const char *k, const char **out, size_t *n)
 {
     if (lua_getfield(L, 1, k) != LUA_TTABLE)
         luaL_error(L, "deliver: '%s' must be a list of strings", k);
     for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, -1); i++) {
         lua_rawgeti(L, -1, i);
         if (*n >= MAX_LIST)
-            luaL_error(L, "deliver: more than %d entries in '%s'", MAX_LIST,
-                       k);
+            luaL_error(L, "deliver: more than %d entries in '%s'", MAX_LIST, k);
         out[(*n)++] = luaL_checkstring(L, -1);
         lua_pop(L, 1); /* the string stays alive in the table */
     }
@@ -562,9 +561,9 @@ static int t_end(lua_State *L)
 static void register_api(lua_State *L, tctx *t)
 {
     static const luaL_Reg fns[] = {
-        {"zone", t_zone},       {"policy", t_policy}, {"options", t_options},
-        {"reset", t_reset},     {"route", t_route},   {"deliver", t_deliver},
-        {"__fail", t_fail},     {"__begin", t_begin}, {"__end", t_end},
+        {"zone", t_zone},   {"policy", t_policy}, {"options", t_options},
+        {"reset", t_reset}, {"route", t_route},   {"deliver", t_deliver},
+        {"__fail", t_fail}, {"__begin", t_begin}, {"__end", t_end},
         {NULL, NULL}};
     lua_pushglobaltable(L);
     lua_pushlightuserdata(L, t);
@@ -588,7 +587,7 @@ static lua_State *test_state(tctx *t)
     }
     register_api(L, t);
     if (luaL_dostring(L, test_prelude) != LUA_OK) {
-        fprintf(stderr, "mxroute test: prelude: %s\n", lua_tostring(L, -1));
+        cli_error("prelude: %s", lua_tostring(L, -1));
         lua_close(L);
         return NULL;
     }
@@ -637,7 +636,7 @@ static int run_file(const char *file, unsigned *passed, unsigned *failed)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: mxroute test FILE...\n\n"
+    fprintf(out, "usage: mxroute test [--] FILE...\n\n"
                  "Run Lua policy test files offline (see docs/testing.md): "
                  "zone data inline,\npolicies with their configuration, "
                  "routes, scripted SMTP outcomes and\nassertions. Ends with "
@@ -646,19 +645,32 @@ static void usage(FILE *out)
                  "64 usage, 66\nunreadable file.\n");
 }
 
+/* Only --help: anything else that looks like an option is a mistake (a
+ * file named so goes after "--"). Returns 0, -1 after --help, or 64. */
+static int parse_args(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (c != 'h')
+            return cli_try_help(); /* getopt said what was wrong */
+        usage(stdout);
+        return -1;
+    }
+    if (optind == argc)
+        return cli_usage_error("give at least one FILE");
+    return 0;
+}
+
 int cmd_test(int argc, char **argv)
 {
-    if (argc < 2) {
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        usage(stdout);
-        return EXIT_OK;
-    }
+    int rc = parse_args(argc, argv);
+    if (rc)
+        return rc < 0 ? EXIT_OK : rc;
     unsigned passed = 0, failed = 0;
-    int rc = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = optind; i < argc; i++) {
         int r = run_file(argv[i], &passed, &failed);
         rc = r ? r : rc;
     }
@@ -666,8 +678,8 @@ int cmd_test(int argc, char **argv)
     if (rc)
         return rc;
     if (passed + failed == 0) { /* an empty file must not look green */
-        fprintf(stderr, "mxroute test: no test ran (wrap checks in "
-                        "test(\"name\", function() ... end))\n");
+        cli_error("no test ran (wrap checks in test(\"name\", function() "
+                  "... end))");
         return 1;
     }
     return failed ? 1 : EXIT_OK;
