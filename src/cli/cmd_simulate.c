@@ -18,7 +18,7 @@
  * whose first_attempt_ms is 0 counts as first tried "now", and host
  * health reads 0 as "never failed". */
 #define SIM_EPOCH_MS UINT64_C(1000000000)
-#define SIM_MAX_ROUNDS 100  /* with --follow: retries are bounded */
+#define SIM_MAX_ROUNDS 100 /* with --follow: retries are bounded */
 #define SIM_MAX_RCPTS 1000
 #define SIM_AT_MAX_S (10LL * 365 * 86400)
 #define DEFAULT_FROM "sender@example.invalid"
@@ -122,10 +122,7 @@ static int parse_number(const char *opt, const char *arg, long long max,
     errno = 0;
     long long v = strtoll(arg, &end, 10);
     if (errno || end == arg || *end || v < 0 || v > max) {
-        fprintf(stderr,
-                "mxroute simulate: %s: '%s' is not a number from 0 "
-                "to %lld\n",
-                opt, arg, max);
+        cli_error("%s: '%s' is not a number from 0 to %lld", opt, arg, max);
         return EXIT_USAGE;
     }
     *out = v;
@@ -140,10 +137,7 @@ static int set_rule(mxr_rules *rules, mxr_rule rule, const char *opt,
     if (rc)
         return rc;
     if (mxr_rules_set(rules, rule, v) != MXR_OK) {
-        fprintf(stderr,
-                "mxroute simulate: %s: %s is out of range (see "
-                "mxroute(1))\n",
-                opt, arg);
+        cli_error("%s: %s is out of range (see mxroute(1))", opt, arg);
         return EXIT_USAGE;
     }
     return 0;
@@ -191,7 +185,7 @@ static int add_outcome(sim_args *a, const char *spec)
         return EXIT_SOFTWARE;
     a->specs = grown;
     if (!sim_spec_parse(spec, slot, err, sizeof err)) {
-        fprintf(stderr, "mxroute simulate: %s\n", err);
+        cli_error("%s", err);
         return EXIT_USAGE;
     }
     return 0;
@@ -206,15 +200,11 @@ static int add_at(sim_args *a, const char *arg)
     if (rc)
         return rc;
     if (a->nat > 0 && (uint64_t)s * 1000 <= a->at_ms[a->nat - 1]) {
-        fprintf(stderr,
-                "mxroute simulate: --at %s: times must be given in "
-                "ascending order\n",
-                arg);
+        cli_error("--at %s: times must be given in ascending order", arg);
         return EXIT_USAGE;
     }
     if (a->nat >= SIM_MAX_ROUNDS) {
-        fprintf(stderr, "mxroute simulate: at most %d --at times\n",
-                SIM_MAX_ROUNDS);
+        cli_error("at most %d --at times", SIM_MAX_ROUNDS);
         return EXIT_USAGE;
     }
     uint64_t *grown = push(a->at_ms, &a->nat, sizeof *a->at_ms, &slot);
@@ -229,8 +219,7 @@ static int add_to(sim_args *a, const char *addr)
 {
     void *slot;
     if (a->nto >= SIM_MAX_RCPTS) {
-        fprintf(stderr, "mxroute simulate: at most %d recipients\n",
-                SIM_MAX_RCPTS);
+        cli_error("at most %d recipients", SIM_MAX_RCPTS);
         return EXIT_USAGE;
     }
     const char **grown = push(a->to, &a->nto, sizeof *a->to, &slot);
@@ -303,14 +292,10 @@ static int parse_args(int argc, char **argv, mxr_options *o, mxr_rules *rules,
             usage(stdout);
             return -1;
         }
-        usage(stderr);
-        return EXIT_USAGE;
+        return cli_try_help(); /* getopt said what was wrong */
     }
-    if (argc - optind > 1 || (argc == optind && a->nto == 0)) {
-        fprintf(stderr, "mxroute simulate: give one DOMAIN or ADDRESS (or "
-                        "--to), see --help\n");
-        return EXIT_USAGE;
-    }
+    if (argc - optind > 1 || (argc == optind && a->nto == 0))
+        return cli_usage_error("give one DOMAIN or ADDRESS (or --to)");
     a->input = optind < argc ? argv[optind] : NULL;
     return 0;
 }
@@ -326,12 +311,10 @@ static int route_error(mxr_engine *e, mxr_status st, const char *what,
                        const char *input)
 {
     if (st == MXR_EBADNAME) {
-        fprintf(stderr, "mxroute simulate: %s'%s': %s\n", what, input,
-                mxr_engine_errmsg(e));
+        cli_error("%s'%s': %s", what, input, mxr_engine_errmsg(e));
         return EXIT_DATAERR;
     }
-    fprintf(stderr, "mxroute simulate: %s'%s': %s\n", what, input,
-            mxr_strerror(st));
+    cli_error("%s'%s': %s", what, input, mxr_strerror(st));
     return EXIT_SOFTWARE;
 }
 
@@ -342,8 +325,7 @@ static int check_recipient(sim *s, const char *addr)
 {
     mxr_plan *p = NULL;
     if (!strchr(addr, '@')) {
-        fprintf(stderr, "mxroute simulate: --to '%s' is not an address\n",
-                addr);
+        cli_error("--to '%s' is not an address", addr);
         return EXIT_USAGE;
     }
     mxr_status st = mxr_route_sync(s->e, addr, &p);
@@ -351,10 +333,9 @@ static int check_recipient(sim *s, const char *addr)
         return route_error(s->e, st, "--to ", addr);
     int rc = 0;
     if (strcmp(p->domain, s->plan->domain) != 0) {
-        fprintf(stderr,
-                "mxroute simulate: recipient '%s' is not in %s: one "
-                "simulation routes one domain\n",
-                addr, s->plan->domain);
+        cli_error("recipient '%s' is not in %s: one simulation routes one "
+                  "domain",
+                  addr, s->plan->domain);
         rc = EXIT_USAGE;
     }
     mxr_plan_free(p);
@@ -408,10 +389,8 @@ static int check_spec_recipients(const sim *s)
             found =
                 found || strcasecmp(sp->rcpt_addr, s->rcpts[k].address) == 0;
         if (!found) {
-            fprintf(stderr,
-                    "mxroute simulate: --outcome '%s': no such "
-                    "recipient (%zu given)\n",
-                    sp->source, s->n);
+            cli_error("--outcome '%s': no such recipient (%zu given)",
+                      sp->source, s->n);
             return EXIT_USAGE;
         }
     }
@@ -453,10 +432,8 @@ static int keep_result(sim_rcpt *r, const mxr_rcpt *res, unsigned round,
                        uint64_t epoch)
 {
     if (res->state == MXR_RCPT_PENDING) {
-        fprintf(stderr,
-                "mxroute simulate: internal error: %s left pending "
-                "by a finished attempt\n",
-                r->address);
+        cli_error("internal error: %s left pending by a finished attempt",
+                  r->address);
         return EXIT_SOFTWARE;
     }
     free(r->text);
@@ -596,7 +573,7 @@ static int start_engine(sim *s, mxr_options *o, const mxr_rules *rules)
         st = mxr_engine_new(o, &s->e);
     if (st == MXR_OK)
         return 0;
-    fprintf(stderr, "mxroute simulate: %s\n", mxr_options_errmsg(o));
+    cli_error("%s", mxr_options_errmsg(o));
     return st == MXR_EZONE || st == MXR_ESERVER || st == MXR_EPOLICY
                ? EXIT_USAGE
                : EXIT_SOFTWARE;
@@ -637,10 +614,9 @@ static void warn_unmatched(const sim *s)
 {
     for (size_t i = 0; i < s->args->nspecs; i++)
         if (!spec_in_plan(&s->args->specs[i], s->plan))
-            fprintf(stderr,
-                    "mxroute simulate: warning: --outcome '%s' "
-                    "matches no host or address of %s\n",
-                    s->args->specs[i].source, s->plan->domain);
+            cli_error("warning: --outcome '%s' matches no host or address "
+                      "of %s",
+                      s->args->specs[i].source, s->plan->domain);
 }
 
 static void print_header(const sim *s)

@@ -6,6 +6,7 @@
 #include "simulate.h"
 #include "test_prelude.lua.h"
 
+#include <getopt.h>
 #include <lauxlib.h>
 #include <limits.h>
 #include <lualib.h>
@@ -586,7 +587,7 @@ static lua_State *test_state(tctx *t)
     }
     register_api(L, t);
     if (luaL_dostring(L, test_prelude) != LUA_OK) {
-        fprintf(stderr, "mxroute test: prelude: %s\n", lua_tostring(L, -1));
+        cli_error("prelude: %s", lua_tostring(L, -1));
         lua_close(L);
         return NULL;
     }
@@ -645,7 +646,7 @@ static int run_file(const char *file, unsigned *passed, unsigned *failed)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: mxroute test FILE...\n\n"
+    fprintf(out, "usage: mxroute test [--] FILE...\n\n"
                  "Run Lua policy test files offline (see docs/testing.md): "
                  "zone data inline,\npolicies with their configuration, "
                  "routes, scripted SMTP outcomes and\nassertions. Ends with "
@@ -654,19 +655,32 @@ static void usage(FILE *out)
                  "test,\n64 usage, 66 unreadable file.\n");
 }
 
+/* Only --help: anything else that looks like an option is a mistake (a
+ * file named so goes after "--"). Returns 0, -1 after --help, or 64. */
+static int parse_args(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (c != 'h')
+            return cli_try_help(); /* getopt said what was wrong */
+        usage(stdout);
+        return -1;
+    }
+    if (optind == argc)
+        return cli_usage_error("give at least one FILE");
+    return 0;
+}
+
 int cmd_test(int argc, char **argv)
 {
-    if (argc < 2) {
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        usage(stdout);
-        return EXIT_OK;
-    }
+    int rc = parse_args(argc, argv);
+    if (rc)
+        return rc < 0 ? EXIT_OK : rc;
     unsigned passed = 0, failed = 0;
-    int rc = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = optind; i < argc; i++) {
         int r = run_file(argv[i], &passed, &failed);
         rc = r ? r : rc;
     }

@@ -71,7 +71,7 @@ static int set_all_timeouts(mxr_options *o, const char *arg)
     char *end;
     long long v = strtoll(arg, &end, 10);
     if (end == arg || *end || v < 1 || v > 3600000) {
-        fprintf(stderr, "mxroute: --timeout: '%s' is not 1..3600000 ms\n", arg);
+        cli_error("--timeout: '%s' is not 1..3600000 ms", arg);
         return EXIT_USAGE;
     }
     for (size_t i = 0; i < sizeof smtp_timeouts / sizeof *smtp_timeouts; i++)
@@ -81,7 +81,7 @@ static int set_all_timeouts(mxr_options *o, const char *arg)
 
 static int option_error(mxr_options *o, const char *what)
 {
-    fprintf(stderr, "mxroute: %s: %s\n", what, mxr_options_errmsg(o));
+    cli_error("%s: %s", what, mxr_options_errmsg(o));
     return EXIT_USAGE;
 }
 
@@ -106,10 +106,9 @@ static int smtp_option(mxr_options *o, smtp_args *a, int c, const char *arg)
     case OPT_TLS: {
         int m = mxr_tls_mode_parse(arg);
         if (m < 0) {
-            fprintf(stderr,
-                    "mxroute: --tls: '%s' is not opportunistic, "
-                    "required, verify or none\n",
-                    arg);
+            cli_error("--tls: '%s' is not opportunistic, required, verify or "
+                      "none",
+                      arg);
             return EXIT_USAGE;
         }
         mxr_options_set(o, MXR_OPT_SMTP_TLS, m);
@@ -122,7 +121,7 @@ static int smtp_option(mxr_options *o, smtp_args *a, int c, const char *arg)
     case 't':
         return set_all_timeouts(o, arg);
     case OPT_DNS_TIMEOUT:
-        return cli_engine_option(o, 't', arg) > 0 ? EXIT_USAGE : 0;
+        return cli_set_int(o, MXR_OPT_TIMEOUT_MS, arg, "--dns-timeout");
     }
     return -1;
 }
@@ -142,15 +141,11 @@ static void default_helo(mxr_options *o)
 static int check_operands(int argc, char **argv, bool probe, smtp_args *a)
 {
     int left = argc - optind;
-    if (probe && left != 1) {
-        fprintf(stderr, "mxroute probe: give one ADDRESS or DOMAIN\n");
-        return EXIT_USAGE;
-    }
-    if (!probe && (left > 1 || !a->from || a->nto == 0)) {
-        fprintf(stderr, "mxroute send: --from and at least one --to are "
-                        "required, and at most one FILE\n");
-        return EXIT_USAGE;
-    }
+    if (probe && left != 1)
+        return cli_usage_error("give one ADDRESS or DOMAIN");
+    if (!probe && (left > 1 || !a->from || a->nto == 0))
+        return cli_usage_error("--from and at least one --to are required, "
+                               "and at most one FILE");
     if (probe)
         a->input = argv[optind];
     else if (left == 1)
@@ -185,10 +180,11 @@ int smtp_parse(int argc, char **argv, bool probe, mxr_options *o, smtp_args *a)
             a->json = true;
             continue;
         }
-        if (c == '?' || (c == OPT_TO && probe)) {
-            usage(stderr, probe);
-            return EXIT_USAGE;
-        }
+        if (c == '?')
+            return cli_try_help(); /* getopt said what was wrong */
+        if (c == OPT_TO && probe)
+            return cli_usage_error("--to is for send: a probe takes one "
+                                   "ADDRESS or DOMAIN");
         int rc = smtp_option(o, a, c, optarg);
         if (rc < 0)
             rc = cli_engine_option(o, c, optarg);
@@ -352,9 +348,9 @@ static int run_group(mxr_engine *e, const smtp_args *a, const group *g,
         st = mxr_send(e, w.at, msg, len, a->probe ? MXR_SEND_PROBE : 0,
                       on_event, on_done, &w);
     if (st != MXR_OK) {
-        fprintf(stderr, "mxroute: %s: %s\n", g->plan->domain,
-                mxr_engine_errmsg(e)[0] ? mxr_engine_errmsg(e)
-                                        : mxr_strerror(st));
+        cli_error("%s: %s", g->plan->domain,
+                  mxr_engine_errmsg(e)[0] ? mxr_engine_errmsg(e)
+                                          : mxr_strerror(st));
         mxr_attempt_free(w.at);
         return st == MXR_EINVAL ? EXIT_DATAERR : EXIT_SOFTWARE;
     }
@@ -387,9 +383,9 @@ static int make_groups(mxr_engine *e, const smtp_args *a, group *gs, size_t *ng)
         mxr_plan *p = NULL;
         mxr_status st = mxr_route_sync(e, a->to[i], &p);
         if (st != MXR_OK) {
-            fprintf(stderr, "mxroute: '%s': %s\n", a->to[i],
-                    mxr_engine_errmsg(e)[0] ? mxr_engine_errmsg(e)
-                                            : mxr_strerror(st));
+            cli_error("'%s': %s", a->to[i],
+                      mxr_engine_errmsg(e)[0] ? mxr_engine_errmsg(e)
+                                              : mxr_strerror(st));
             return st == MXR_EBADNAME ? EXIT_DATAERR : EXIT_SOFTWARE;
         }
         group *g = find_group(gs, *ng, p->domain);
@@ -472,7 +468,7 @@ static int run_and_print(mxr_options *o, const smtp_args *a,
 {
     mxr_engine *e = NULL;
     if (mxr_engine_new(o, &e) != MXR_OK) {
-        fprintf(stderr, "mxroute: %s\n", mxr_options_errmsg(o));
+        cli_error("%s", mxr_options_errmsg(o));
         return EXIT_USAGE;
     }
     json_t *report = json_object();

@@ -11,7 +11,6 @@
 #include "plan/plan.h"
 
 #include <string.h>
-#include <strings.h>
 
 #define PLAN_META "mxroute.plan"
 #define ADDRS_MAX 32
@@ -193,34 +192,103 @@ static void push_recipients(lua_State *L, const char *input)
     }
 }
 
+/* The fields of the plan object, in the order of plan_index's switch. */
+enum {
+    F_DOMAIN,
+    F_INPUT,
+    F_STATUS,
+    F_REASON,
+    F_IMPLICIT,
+    F_TTL,
+    F_MX_TTL,
+    F_RECIPIENTS,
+    F_COUNT
+};
+static const char *const fields[F_COUNT] = {"domain", "input",     "status",
+                                            "reason", "implicit",  "ttl",
+                                            "mx_ttl", "recipients"};
+
+/* The field index of the key at idx, or -1 (also for a key that is not a
+ * string). */
+static int field_of(lua_State *L, int idx)
+{
+    const char *k =
+        lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : NULL;
+    for (int i = 0; k && i < F_COUNT; i++)
+        if (strcmp(k, fields[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* Push the plan's method named by the key at idx, or nil; its type. */
+static int push_method(lua_State *L, int idx)
+{
+    int t = luaL_getmetafield(L, 1, "methods"); /* pushes nothing if nil */
+    if (t == LUA_TTABLE) {
+        lua_pushvalue(L, idx);
+        lua_rawget(L, -2);
+        lua_remove(L, -2);
+        return lua_type(L, -1);
+    }
+    if (t != LUA_TNIL)
+        lua_pop(L, 1);
+    lua_pushnil(L);
+    return LUA_TNIL;
+}
+
 static int plan_index(lua_State *L)
 {
     mxr__plan_edit *ed = check_edit(L);
-    const char *k = luaL_checkstring(L, 2);
+    luaL_checkstring(L, 2);
     mxr_result res = ed->edited ? ed->pb.result : ed->plan->result;
     mxr_reason why = ed->edited ? ed->pb.reason : ed->plan->reason;
-    if (strcmp(k, "domain") == 0)
+    switch (field_of(L, 2)) {
+    case F_DOMAIN:
         lua_pushstring(L, ed->plan->domain);
-    else if (strcmp(k, "input") == 0)
+        break;
+    case F_INPUT:
         lua_pushstring(L, ed->plan->input);
-    else if (strcmp(k, "status") == 0)
+        break;
+    case F_STATUS:
         lua_pushstring(L, mxr_result_name(res));
-    else if (strcmp(k, "reason") == 0)
+        break;
+    case F_REASON:
         res == MXR_RESULT_OK ? lua_pushnil(L)
                              : lua_pushstring(L, mxr_reason_name(why));
-    else if (strcmp(k, "implicit") == 0)
+        break;
+    case F_IMPLICIT:
         lua_pushboolean(L, ed->plan->implicit);
-    else if (strcmp(k, "ttl") == 0)
+        break;
+    case F_TTL:
         lua_pushinteger(L, ed->plan->ttl);
-    else if (strcmp(k, "mx_ttl") == 0)
+        break;
+    case F_MX_TTL:
         lua_pushinteger(L, ed->plan->mx_ttl);
-    else if (strcmp(k, "recipients") == 0)
+        break;
+    case F_RECIPIENTS:
         push_recipients(L, ed->plan->input);
-    else if (luaL_getmetafield(L, 1, "methods") == LUA_TTABLE)
-        lua_getfield(L, -1, k);
-    else
-        lua_pushnil(L);
+        break;
+    default:
+        push_method(L, 2);
+    }
     return 1;
+}
+
+/* plan.k = v: the plan changes through its methods only. The error is the
+ * assigning line's (luaL_error names the caller: script:line). */
+static int plan_newindex(lua_State *L)
+{
+    luaL_checkudata(L, 1, PLAN_META);
+    int f = field_of(L, 2);
+    if (f >= 0)
+        return luaL_error(L, "plan.%s is read-only", fields[f]);
+    if (lua_type(L, 2) == LUA_TSTRING && push_method(L, 2) != LUA_TNIL)
+        return luaL_error(L, "plan.%s is read-only (a method)",
+                          lua_tostring(L, 2));
+    return luaL_error(L,
+                      "plan has no field '%s' to set (its fields are "
+                      "read-only)",
+                      luaL_tolstring(L, 2, NULL));
 }
 
 /* ----------------------------------------------------------- editing */
@@ -398,7 +466,7 @@ static int plan_add(lua_State *L)
 static bool host_matches(lua_State *L, const mxr__host *h, int how)
 {
     if (lua_type(L, how) == LUA_TSTRING)
-        return strcasecmp(h->name, lua_tostring(L, how)) == 0;
+        return mxr__hostname_eq(h->name, lua_tostring(L, how));
     lua_pushvalue(L, how); /* a predicate on the candidate */
     mxr_candidate c = candidate_of_host(h);
     push_candidate(L, &c);
@@ -451,7 +519,7 @@ static int plan_reorder(lua_State *L)
         lua_rawgeti(L, 2, (lua_Integer)k);
         const char *want = luaL_checkstring(L, -1);
         for (size_t i = front; i < pb->nhosts; i++) {
-            if (strcasecmp(pb->hosts[i].name, want) != 0)
+            if (!mxr__hostname_eq(pb->hosts[i].name, want))
                 continue;
             mxr__host h = pb->hosts[i];
             memmove(&pb->hosts[front + 1], &pb->hosts[front],
@@ -537,6 +605,8 @@ void mxr__plan_object_register(lua_State *L)
     lua_setfield(L, -2, "methods");
     lua_pushcfunction(L, plan_index);
     lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, plan_newindex);
+    lua_setfield(L, -2, "__newindex");
     lua_pushcfunction(L, plan_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pushboolean(L, 0);
