@@ -6,6 +6,7 @@
  * "policy"). A host added without addresses is resolved first: plan:add
  * then waits for DNS like mx.resolve_addr. */
 #include "policy/internal.h"
+#include "mxroute/lua.h"
 #include "base/addr.h"
 #include "base/name.h"
 #include "plan/plan.h"
@@ -68,39 +69,6 @@ static mxr__plan_builder *editable(lua_State *L, mxr__plan_edit *ed)
     return &ed->pb;
 }
 
-static void set_field_str(lua_State *L, const char *k, const char *v)
-{
-    lua_pushstring(L, v);
-    lua_setfield(L, -2, k);
-}
-
-static void set_field_int(lua_State *L, const char *k, lua_Integer v)
-{
-    lua_pushinteger(L, v);
-    lua_setfield(L, -2, k);
-}
-
-static void push_addrs(lua_State *L, const mxr_addr *a, size_t n)
-{
-    char buf[MXR_ADDR_STRLEN];
-    lua_createtable(L, (int)n, 0);
-    for (size_t i = 0; i < n; i++) {
-        lua_pushstring(L, mxr_addr_format(&a[i], buf, sizeof buf));
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-}
-
-static void push_notes(lua_State *L, uint32_t notes)
-{
-    lua_newtable(L);
-    int n = 0;
-    for (uint32_t bit = 1; bit && bit <= notes; bit <<= 1)
-        if ((notes & bit) && mxr_note_name(bit)) {
-            lua_pushstring(L, mxr_note_name(bit));
-            lua_rawseti(L, -2, ++n);
-        }
-}
-
 /* A host of the builder as a candidate of a plan, so that one function
  * shows scripts both (the strings stay the builder's). */
 static mxr_candidate candidate_of_host(const mxr__host *h)
@@ -117,24 +85,6 @@ static mxr_candidate candidate_of_host(const mxr__host *h)
                            .ttl = h->ttl};
 }
 
-static void push_candidate(lua_State *L, const mxr_candidate *c)
-{
-    lua_createtable(L, 0, 9);
-    set_field_str(L, "host", c->host);
-    set_field_int(L, "preference", c->preference);
-    set_field_int(L, "port", c->port);
-    set_field_str(L, "source", mxr_source_name(c->source));
-    lua_pushboolean(L, c->tls_required);
-    lua_setfield(L, -2, "tls");
-    if (c->label && c->label[0]) /* "" in the builder, NULL in a plan */
-        set_field_str(L, "label", c->label);
-    set_field_int(L, "ttl", c->ttl);
-    push_addrs(L, c->addrs, c->naddrs);
-    lua_setfield(L, -2, "addresses");
-    push_notes(L, c->notes);
-    lua_setfield(L, -2, "notes");
-}
-
 /* ------------------------------------------------------------ reading */
 
 /* plan:candidates() -> a copy, in order: editing it changes nothing. */
@@ -145,7 +95,7 @@ static int plan_candidates(lua_State *L)
         lua_createtable(L, (int)ed->pb.nhosts, 0);
         for (size_t i = 0; i < ed->pb.nhosts; i++) {
             mxr_candidate c = candidate_of_host(&ed->pb.hosts[i]);
-            push_candidate(L, &c);
+            mxr_lua_push_candidate(L, &c);
             lua_rawseti(L, -2, (lua_Integer)i + 1);
         }
         return 1;
@@ -153,7 +103,7 @@ static int plan_candidates(lua_State *L)
     const mxr_plan *p = ed->plan;
     lua_createtable(L, (int)p->ncandidates, 0);
     for (size_t i = 0; i < p->ncandidates; i++) {
-        push_candidate(L, &p->candidates[i]);
+        mxr_lua_push_candidate(L, &p->candidates[i]);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     return 1;
@@ -166,16 +116,13 @@ static int plan_skipped(lua_State *L)
     size_t n = ed->edited ? ed->pb.nskips : ed->plan->nskipped;
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
-        lua_createtable(L, 0, 3);
         if (ed->edited) {
-            set_field_str(L, "host", ed->pb.skips[i].name);
-            set_field_int(L, "preference", ed->pb.skips[i].pref);
-            set_field_str(L, "reason", mxr_reason_name(ed->pb.skips[i].reason));
+            const mxr__skip *k = &ed->pb.skips[i];
+            mxr_skipped s = {
+                .host = k->name, .preference = k->pref, .reason = k->reason};
+            mxr_lua_push_skipped(L, &s);
         } else {
-            set_field_str(L, "host", ed->plan->skipped[i].host);
-            set_field_int(L, "preference", ed->plan->skipped[i].preference);
-            set_field_str(L, "reason",
-                          mxr_reason_name(ed->plan->skipped[i].reason));
+            mxr_lua_push_skipped(L, &ed->plan->skipped[i]);
         }
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
@@ -469,7 +416,7 @@ static bool host_matches(lua_State *L, const mxr__host *h, int how)
         return mxr__hostname_eq(h->name, lua_tostring(L, how));
     lua_pushvalue(L, how); /* a predicate on the candidate */
     mxr_candidate c = candidate_of_host(h);
-    push_candidate(L, &c);
+    mxr_lua_push_candidate(L, &c);
     lua_call(L, 1, 1);
     bool yes = lua_toboolean(L, -1);
     lua_pop(L, 1);
