@@ -735,6 +735,24 @@ else
   fail "knotd serves the test zone" "knot_start" "$(tail -5 "$TMP/knot.log")"
 fi
 
+# ============================ failover rules, as simulate takes them
+# probe and send take the rule options of simulate (--stay-on-4xx,
+# --max-addresses, ...): what simulate predicts can be asked of them.
+probe_case "--stay-on-4xx: MAIL 4xx defers, the backup is not tried" mail4.smtp.test 75 \
+  "(.attempts | length) == 1 and $a0.stage == \"mail\" and $a0.class == \"4xx\"
+   and $a0.action == \"defer\" and .verdict == \"defer\"" --stay-on-4xx
+run send --json "${O[@]}" --from "$FROM" --to stay@mail4.smtp.test --stay-on-4xx "$M/crlf.eml"
+expect_rc "send --stay-on-4xx: deferred" 75
+expect_jq "send --stay-on-4xx: one attempt, the recipient deferred with the 4xx" \
+  '(.domains[0].attempts | length) == 1 and .recipients[0].state == "deferred" and .recipients[0].code == 450'
+probe_case "--max-addresses 1: refused primary, nothing more tried" failover.smtp.test 75 \
+  "(.attempts | length) == 1 and $a0.class == \"refused\" and .verdict == \"defer\"" --max-addresses 1
+run probe "${O[@]}" --max-age x mail4.smtp.test
+expect_rc "probe --max-age x: usage error" 64
+grep -qx "mxroute probe: --max-age: 'x' is not a number from 0 to 2147483647" "$ERR" &&
+  pass "probe --max-age x: the flag named once" ||
+  fail "probe --max-age x: the flag named once" "mxroute probe: --max-age: 'x' ..." "$(cat "$ERR")"
+
 run probe --help
 expect_rc "probe --help" 0
 run send --help

@@ -69,6 +69,37 @@ void cli_engine_usage(FILE *out);
  * send call it --dns-timeout: their --timeout is SMTP's). */
 void cli_engine_usage_with(FILE *out, const char *dns_timeout_flag);
 
+/* Failover and retry rule options (rule_opts.c), shared by simulate,
+ * probe and send. */
+enum {
+    CLI_OPT_STAY_ON_4XX = 0x300,
+    CLI_OPT_MAX_AGE,
+    CLI_OPT_RETRY_MIN,
+    CLI_OPT_RETRY_MAX,
+    CLI_OPT_MAX_ADDRESSES,
+    CLI_OPT_MAX_SESSIONS,
+    CLI_OPT_COOL_DOWN
+};
+
+#define CLI_RULE_LONGOPTS                                                      \
+    {"stay-on-4xx", no_argument, NULL, CLI_OPT_STAY_ON_4XX},                   \
+        {"max-age", required_argument, NULL, CLI_OPT_MAX_AGE},                 \
+        {"retry-min", required_argument, NULL, CLI_OPT_RETRY_MIN},             \
+        {"retry-max", required_argument, NULL, CLI_OPT_RETRY_MAX},             \
+        {"max-addresses", required_argument, NULL, CLI_OPT_MAX_ADDRESSES},     \
+        {"max-sessions", required_argument, NULL, CLI_OPT_MAX_SESSIONS},       \
+    {                                                                          \
+        "cool-down", required_argument, NULL, CLI_OPT_COOL_DOWN                \
+    }
+
+/* Returns -1 if opt is not a rule option, 0 when taken, or EXIT_USAGE. */
+int cli_rule_option(mxr_rules *rules, int opt, const char *arg);
+void cli_rule_usage(FILE *out);
+/* A whole number 0..max from the text of option opt; 0 or EXIT_USAGE
+ * (said). */
+int cli_parse_count(const char *opt, const char *arg, long long max,
+                    long long *out);
+
 /* Commands. */
 int cmd_route(int argc, char **argv);
 int cmd_simulate(int argc, char **argv);

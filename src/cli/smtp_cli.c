@@ -57,6 +57,7 @@ static void usage(FILE *out, bool probe)
             "  --json               one JSON object with every attempt and "
             "recipient\n",
             probe ? "" : "  --to ADDR            a recipient (repeatable)\n");
+    cli_rule_usage(out);
     cli_engine_usage_with(out, "--dns-timeout MS");
     fprintf(out,
             "\nexit status: 0 %s, 75 some recipient deferred, 68 some "
@@ -165,9 +166,12 @@ int smtp_parse(int argc, char **argv, bool probe, mxr_options *o, smtp_args *a)
         {"dns-timeout", required_argument, NULL, OPT_DNS_TIMEOUT},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
+        CLI_RULE_LONGOPTS,
         {NULL, 0, NULL, 0}};
     memset(a, 0, sizeof *a);
     a->probe = probe;
+    if (mxr_rules_new(&a->rules) != MXR_OK)
+        return EXIT_SOFTWARE;
     default_helo(o);
     optind = 1;
     int c;
@@ -186,6 +190,8 @@ int smtp_parse(int argc, char **argv, bool probe, mxr_options *o, smtp_args *a)
             return cli_usage_error("--to is for send: a probe takes one "
                                    "ADDRESS or DOMAIN");
         int rc = smtp_option(o, a, c, optarg);
+        if (rc < 0)
+            rc = cli_rule_option(a->rules, c, optarg);
         if (rc < 0)
             rc = cli_engine_option(o, c, optarg);
         if (rc > 0)
@@ -467,7 +473,8 @@ static int run_and_print(mxr_options *o, const smtp_args *a,
                          const smtp_command_ops *ops)
 {
     mxr_engine *e = NULL;
-    if (mxr_engine_new(o, &e) != MXR_OK) {
+    if (mxr_options_add_rules(o, NULL, a->rules) != MXR_OK ||
+        mxr_engine_new(o, &e) != MXR_OK) {
         cli_error("%s", mxr_options_errmsg(o));
         return EXIT_USAGE;
     }
@@ -492,6 +499,7 @@ int smtp_command(int argc, char **argv, const smtp_command_ops *ops)
     if (rc == 0)
         rc = run_and_print(o, &a, ops);
     mxr_options_free(o);
+    mxr_rules_free(a.rules);
     if (a.to != a.probe_to)
         free(a.to);
     free(a.owned);
