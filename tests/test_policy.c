@@ -1441,6 +1441,19 @@ static void test_config_from_files(void **state)
     assert_int_equal(mxr_options_add_policy(f->o, ppath, NULL), MXR_OK);
     start_fails(f, "missing-policy.lua: cannot be read");
 
+    /* a directory opens, then fails at the first read: it read as an
+     * empty chunk ("returned a nil") */
+    reset(f);
+    assert_int_equal(mxr_options_add_policy(f->o, t.path, NULL), MXR_OK);
+    start_fails(f, "cannot be read: Is a directory");
+    reset(f);
+    tmp_write(&t, "smarthost.lua", CONFIG_POLICY, ppath, sizeof ppath);
+    snprintf(cpath, sizeof cpath, "%s/conf.lua", t.path);
+    assert_int_equal(mkdir(cpath, 0700), 0);
+    assert_int_equal(mxr_options_add_policy(f->o, ppath, cpath), MXR_OK);
+    start_fails(f, "conf.lua: cannot be read: Is a directory");
+    assert_int_equal(rmdir(cpath), 0);
+
     static const char *const files[] = {"smarthost.lua", "relay.lua",
                                         "broken.lua", "bad-config.lua"};
     tmp_remove(&t, files, 4);
