@@ -11,9 +11,22 @@
 #define EXIT_OK 0
 #define EXIT_USAGE 64
 #define EXIT_DATAERR 65
+#define EXIT_NOINPUT 66
 #define EXIT_NOHOST 68
 #define EXIT_SOFTWARE 70
 #define EXIT_TEMPFAIL 75
+
+/* The command running ("route"), for the "mxroute route: " prefix that
+ * every message carries. Set by main. */
+extern const char *cli_command;
+
+/* Input files. An option that names a file the command must read is
+ * checked when it is parsed, so that every option reports the same way:
+ * "mxroute CMD: OPT FILE: cannot be read: REASON" (OPT may be NULL, for
+ * an operand) and EXIT_NOINPUT. A directory opens but fails at the first
+ * read, hence the read. cli_readable returns 0 or EXIT_NOINPUT. */
+int cli_readable(const char *opt, const char *path);
+int cli_read_error(const char *opt, const char *path, int errnum);
 
 /* The more severe of two exit codes (70 > 65 > 68 > 75 > 0). */
 int cli_worse_exit(int a, int b);
@@ -42,7 +55,9 @@ typedef struct cli_engine_opts {
         {"policy-max-instructions", required_argument, NULL, 0x101},           \
         {"policy-max-ms", required_argument, NULL, 0x102},                     \
         {"policy-max-memory", required_argument, NULL, 0x103},                 \
-        {"policy-on-error", required_argument, NULL, 0x104}
+    {                                                                          \
+        "policy-on-error", required_argument, NULL, 0x104                      \
+    }
 
 int cli_engine_option(mxr_options *opts, int opt, const char *arg);
 /* The option help lines for the shared engine options. */
@@ -59,7 +74,10 @@ int cmd_check(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 
-/* Output of one routing result. */
+/* Output of one routing result. Once out_set_offline was called (a
+ * --zone was given), a REFUSED plan is explained as a name outside every
+ * zone, not as a server's refusal. */
+void out_set_offline(void);
 void out_text(FILE *out, const char *input, mxr_status st, const mxr_plan *p,
               const char *err);
 void out_json(FILE *out, const char *input, mxr_status st, const mxr_plan *p,

@@ -6,6 +6,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+int cli_read_error(const char *opt, const char *path, int errnum)
+{
+    fflush(stdout); /* the answers so far, then why the rest is missing */
+    fprintf(stderr, "mxroute %s: %s%s%s: cannot be read: %s\n", cli_command,
+            opt ? opt : "", opt ? " " : "", path, strerror(errnum));
+    return EXIT_NOINPUT;
+}
+
+int cli_readable(const char *opt, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return cli_read_error(opt, path, errno);
+    errno = 0;
+    int failed = fgetc(f) == EOF && ferror(f);
+    int errnum = errno ? errno : EIO;
+    fclose(f);
+    return failed ? cli_read_error(opt, path, errnum) : 0;
+}
+
 static int severity(int code)
 {
     switch (code) {
@@ -89,14 +109,26 @@ static void log_to_stderr(void *ud, int level, const char *msg)
             tags[level >= 0 && level < 3 ? level : 0], msg);
 }
 
+/* As the library tells them apart: a configuration ending in .lua is a
+ * file, anything else a table constructor. */
+static bool is_config_file(const char *arg)
+{
+    size_t n = strlen(arg);
+    return n >= 4 && strcmp(arg + n - 4, ".lua") == 0;
+}
+
 static int policy_option(mxr_options *o, int opt, const char *arg)
 {
     switch (opt) {
     case 'y':
         mxr_options_set_log(o, log_to_stderr, NULL);
+        if (cli_readable("--policy", arg))
+            return EXIT_NOINPUT;
         return checked(o, mxr_options_add_policy(o, arg, NULL), "--policy",
                        arg);
     case 'Y':
+        if (is_config_file(arg) && cli_readable("--policy-config", arg))
+            return EXIT_NOINPUT;
         if (mxr_options_set_policy_config(o, arg) != MXR_OK) {
             fprintf(stderr, "mxroute: --policy-config must follow the "
                             "--policy it configures\n");
@@ -133,6 +165,9 @@ int cli_engine_option(mxr_options *o, int opt, const char *arg)
     case 'S':
         return checked(o, mxr_options_add_server(o, arg), "--server", arg);
     case 'z':
+        out_set_offline();
+        if (cli_readable("--zone", arg))
+            return EXIT_NOINPUT;
         return checked(o, mxr_options_add_zone_file(o, arg), "--zone", arg);
     case 'L':
         return checked(o, mxr_options_add_local_name(o, arg), "--local-name",

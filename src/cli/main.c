@@ -21,6 +21,8 @@ static const command commands[] = {
     {"send", cmd_send, "deliver a message along the plan and failover rules"},
 };
 
+const char *cli_command = "";
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: mxroute [--version] [--help] COMMAND [ARGS]\n\n"
@@ -48,8 +50,10 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        if (strcmp(argv[1], commands[i].name) == 0)
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            cli_command = commands[i].name;
             return commands[i].run(argc - 1, argv + 1);
+        }
     fprintf(stderr, "mxroute: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return EXIT_USAGE;

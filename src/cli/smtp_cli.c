@@ -472,7 +472,7 @@ static int run_and_print(mxr_options *o, const smtp_args *a,
 {
     mxr_engine *e = NULL;
     if (mxr_engine_new(o, &e) != MXR_OK) {
-        fprintf(stderr, "mxroute: %s\n", mxr_options_errmsg(o));
+        fprintf(stderr, "mxroute %s: %s\n", cli_command, mxr_options_errmsg(o));
         return EXIT_USAGE;
     }
     json_t *report = json_object();

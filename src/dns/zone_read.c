@@ -13,7 +13,6 @@
 #include "dns/zone_read.h"
 
 #include <stdbool.h>
-#include <string.h>
 
 #define DEFAULT_TTL 3600
 
@@ -208,7 +207,7 @@ static int record_line(cursor *c, size_t pos)
             comment = false;
         } else if (ch == ';') {
             comment = true;
-        } else if (!comment && !strchr(" \t\r", ch)) {
+        } else if (!comment && ch != ' ' && ch != '\t' && ch != '\r') {
             break;
         }
     }

@@ -682,6 +682,14 @@ bool mxr__policies_has(const mxr__policies *set, mxr__hook hook,
 
 /* ------------------------------------------------------------ loading */
 
+static size_t line_of(const char *text, const char *at)
+{
+    size_t line = 1;
+    for (; text < at; text++)
+        line += *text == '\n';
+    return line;
+}
+
 /* A policy or configuration file. A directory opens and fails at the
  * first read: without the ferror check it read as an empty chunk. */
 static char *read_file(const char *path, char *err, size_t errlen)
@@ -696,12 +704,16 @@ static char *read_file(const char *path, char *err, size_t errlen)
         errnum = errno ? errno : EIO;
     if (f)
         fclose(f);
-    if (errnum || n > SOURCE_MAX) {
+    const char *nul = errnum ? NULL : memchr(buf, '\0', n);
+    if (errnum || n > SOURCE_MAX || nul) {
         if (errnum)
             snprintf(err, errlen, "%s: cannot be read: %s", path,
                      strerror(errnum));
-        else
+        else if (n > SOURCE_MAX)
             snprintf(err, errlen, "%s: larger than 4 MiB", path);
+        else /* the chunk is loaded as a C string: the rest would vanish */
+            snprintf(err, errlen, "%s:%zu: a NUL byte: this is not Lua text",
+                     path, line_of(buf, nul));
         free(buf);
         return NULL;
     }
