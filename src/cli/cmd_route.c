@@ -66,7 +66,7 @@ static void usage(FILE *out)
             WINDOW_DEFAULT);
     cli_engine_usage(out);
     fprintf(out, "\nexit status: 0 ok, 75 temporary failure, 68 permanent "
-                 "failure, 65 invalid\ninput, 64 usage, 66 unreadable batch "
+                 "failure, 65 invalid\ninput, 64 usage, 66 unreadable input "
                  "file, 70 internal error (the most\nsevere of all inputs). "
                  "With --batch: 0 once every line was processed.\n");
 }

@@ -110,7 +110,8 @@ static void usage(FILE *out)
     cli_engine_usage(out);
     fprintf(out, "\nexit status: 0 every recipient delivered, 75 some "
                  "deferred, 68 some bounced\nand none deferred, 65 invalid "
-                 "input, 64 usage, 70 internal error.\n");
+                 "input, 64 usage, 66 unreadable input file,\n70 internal "
+                 "error.\n");
 }
 
 /* ------------------------------------------------------------ arguments */
