@@ -400,6 +400,13 @@ expect_lines "--batch, an over-long line: one answer per line" 2
 expect_jq "--batch, an over-long line: invalid, then the next line routed" \
   'map(.status) == ["invalid","ok"] and (.[0].error | test("longer than 4095")) and .[1].input == "plain.rules.test"'
 
+# The check of a file before it is read must not read it: a pipe (a
+# shell's <(...)) lost its first byte to it.
+run route --zone <(cat "$SRC/tests/zones/rules.test.zone") plain.rules.test
+expect_rc "--zone <(...): a pipe keeps every byte" 0
+run route "${Z[@]}" --policy <(printf 'return { route = function(plan) end }\n') plain.rules.test
+expect_rc "--policy <(...): a pipe keeps every byte" 0
+
 # Zone errors that say which file, which line, which apex.
 printf '$ORIGIN p.test.\n\n@ SOA ns hm ( 1 2 3 4 5\n@ MX 10 mx\n' >"$TMP/paren.zone"
 run route --zone "$TMP/paren.zone" p.test; expect_rc "a '(' never closed" 64

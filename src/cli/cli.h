@@ -23,8 +23,8 @@ extern const char *cli_command;
 /* Input files. An option that names a file the command must read is
  * checked when it is parsed, so that every option reports the same way:
  * "mxroute CMD: OPT FILE: cannot be read: REASON" (OPT may be NULL, for
- * an operand) and EXIT_NOINPUT. A directory opens but fails at the first
- * read, hence the read. cli_readable returns 0 or EXIT_NOINPUT. */
+ * an operand) and EXIT_NOINPUT. cli_readable returns 0 or EXIT_NOINPUT;
+ * the reading itself still checks every read. */
 int cli_readable(const char *opt, const char *path);
 int cli_read_error(const char *opt, const char *path, int errnum);
 

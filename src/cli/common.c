@@ -2,9 +2,12 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int cli_read_error(const char *opt, const char *path, int errnum)
 {
@@ -14,16 +17,19 @@ int cli_read_error(const char *opt, const char *path, int errnum)
     return EXIT_NOINPUT;
 }
 
+/* Without opening the file: a pipe named /dev/fd/N (a shell's <(...))
+ * must keep every byte for the real read. A directory would open and
+ * fail at the first read. */
 int cli_readable(const char *opt, const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    struct stat st;
+    if (stat(path, &st) != 0)
         return cli_read_error(opt, path, errno);
-    errno = 0;
-    int failed = fgetc(f) == EOF && ferror(f);
-    int errnum = errno ? errno : EIO;
-    fclose(f);
-    return failed ? cli_read_error(opt, path, errnum) : 0;
+    if (S_ISDIR(st.st_mode))
+        return cli_read_error(opt, path, EISDIR);
+    if (faccessat(AT_FDCWD, path, R_OK, AT_EACCESS) != 0)
+        return cli_read_error(opt, path, errno);
+    return 0;
 }
 
 static int severity(int code)
