@@ -250,7 +250,7 @@ expect_rc "two domains" 64
 run check --bogus x.rules.test
 expect_rc "unknown option" 64
 run check --zone /nonexistent.zone x.rules.test
-expect_rc "missing zone file" 64
+expect_rc "missing zone file" 66
 run check "${ZONE_ARGS[@]}" 'bad..name'
 expect_rc "invalid domain" 65
 run check "${ZONE_ARGS[@]}" "$(printf 'caf\xe9.example')"

@@ -345,4 +345,175 @@ run route --json --zone "$TMP/broken.zone" broken.test
 expect_rc_in "broken zone file" "64 65 66"
 expect_err "broken zone file: file:line" 'broken\.zone:4'
 
+# ================================================ files that cannot be read
+# Issue 15: every option that takes a file, tried with the same bad files.
+# Each answers at once (a hang is killed at 5 s; more than 1 s fails) with
+# one line "mxroute COMMAND: ..." and a sysexits code: 66 when the file
+# cannot be read, 64 for a zone or policy that reads but does not load (as
+# documented), 65 for a message SMTP cannot carry. An empty batch is zero
+# lines; an empty zone or policy is an error.
+BAD=$TMP/bad
+mkdir -p "$BAD/dir.lua" "$BAD/locked"
+: >"$BAD/empty.lua"
+printf '\x89PNG\r\n\x1a\n\x7fELF\x02\x01\xff\xfe garbage\n' >"$BAD/garbage.lua"
+printf 'plain.rules.test\n\0\n' >"$BAD/nul.lua"
+printf 'return {}\n' >"$BAD/locked/locked.lua"
+chmod 000 "$BAD/locked/locked.lua"
+chmod 700 "$BAD/locked"
+# As root every file reads: the unreadable case runs the binary as nobody,
+# who cannot even enter $TMP (mode 700).
+AS_NOBODY=
+if [ "$(id -u)" = 0 ]; then
+  printf '#!/bin/sh\nexec setpriv --reuid=nobody --regid=nogroup --clear-groups %q "$@"\n' \
+    "$MXROUTE" >"$TMP/as-nobody"
+  chmod 755 "$TMP/as-nobody"
+  AS_NOBODY=$TMP/as-nobody
+fi
+POLICY=$SRC/policies/smarthost.lua # readable by nobody, as the zones are
+
+# file_case NAME FILE ARGS...: ARGS with %F replaced by FILE, as the user
+# who cannot read the locked file when FILE is that one.
+file_case() {
+  local name=$1 file=$2 a args=() t0 t1 ms
+  shift 2
+  for a in "$@"; do args+=("${a//%F/$file}"); done
+  local bin=$MXROUTE
+  [ "$file" = "$BAD/locked/locked.lua" ] && [ -n "$AS_NOBODY" ] && bin=$AS_NOBODY
+  t0=${EPOCHREALTIME/./}
+  MXROUTE=$bin RUN_TIMEOUT=5 run "${args[@]}"
+  t1=${EPOCHREALTIME/./}
+  ms=$(((t1 - t0) / 1000))
+  if [ "$ms" -le 1000 ]; then pass "$name: answered in ${ms} ms"; else fail "$name" "at most 1000 ms" "$ms ms"; fi
+}
+
+# one_line NAME STREAM REGEX: STREAM (out or err) is exactly one line,
+# matching REGEX.
+one_line() {
+  local f=$ERR
+  [ "$2" = out ] && f=$OUT
+  if [ "$(grep -c . "$f")" = 1 ] && grep -Eq -- "$3" "$f"; then
+    pass "$1: $(head -c 120 "$f")"
+  else
+    fail "$1" "one line on std$2 ~ /$3/" "$(grep -c . "$f") lines"
+  fi
+}
+
+ROUTE=(route "${Z[@]}")
+# command x file: the arguments, %F standing for the file; the command's
+# name in the prefix; the option named in the message.
+FILE_OPTS=(
+  "route --zone|route|--zone|route --zone %F plain.rules.test"
+  "check --zone|check|--zone|check --zone %F plain.rules.test"
+  "route --batch|route|--batch|${ROUTE[*]} --batch %F"
+  "route --policy|route|--policy|${ROUTE[*]} --policy %F plain.rules.test"
+  "route --policy-config|route|--policy-config|${ROUTE[*]} --policy $POLICY --policy-config %F plain.rules.test"
+  "send FILE|send||send ${Z[*]} --from a@plain.rules.test --to b@nullmx.rules.test %F"
+  "test FILE|test||test %F"
+)
+# what each bad file gives, per command: rc, stream, message (after the
+# "mxroute CMD: " prefix)
+expect_for() { # OPTNAME KIND -> "rc|stream|regex"
+  local o=$1 k=$2
+  case "$k" in
+    dir) echo "66|err|: cannot be read: Is a directory$" ;;
+    missing) echo "66|err|: cannot be read: No such file or directory$" ;;
+    locked) echo "66|err|: cannot be read: Permission denied$" ;;
+    *)
+      case "$o:$k" in
+        *--zone:empty) echo "64|err|empty\.lua: no records: a zone file holds one zone" ;;
+        *--zone:garbage) echo "64|err|garbage\.lua:2: a NUL or control byte: this is not zone text" ;;
+        *--zone:nul) echo "64|err|nul\.lua:2: a NUL or control byte: this is not zone text" ;;
+        *--batch:empty) echo "0|none|" ;;
+        *--batch:garbage) echo "0|json|map(.status) == [\"invalid\",\"invalid\",\"invalid\"]" ;;
+        *--batch:nul) echo "0|json|map(.status) == [\"ok\",\"invalid\"] and .[1].error == \"the line has a NUL byte\"" ;;
+        "route --policy:empty") echo "64|err|policy empty\.lua: returned a nil, expected a table of hooks" ;;
+        "route --policy:garbage") echo "64|err|policy garbage\.lua: .*garbage\.lua:1: unexpected symbol" ;;
+        "route --policy:nul") echo "64|err|nul\.lua:2: a NUL byte: this is not Lua text" ;;
+        *config:empty) echo "64|err|the configuration is a nil, not a table" ;;
+        *config:garbage) echo "64|err|garbage\.lua:1: unexpected symbol" ;;
+        *config:nul) echo "64|err|nul\.lua:2: a NUL byte: this is not Lua text" ;;
+        "send FILE:empty") echo "65|err|empty\.lua: the message is empty$" ;;
+        "send FILE:garbage") echo "68|json|" ;; # 8-bit bytes are a message: sent as they are
+        "send FILE:nul") echo "65|err|nul\.lua: the message has a NUL byte" ;;
+        "test FILE:empty") echo "1|err|no test ran" ;;
+        "test FILE:garbage"|"test FILE:nul") echo "1|out|FAIL \(file\): error: .*(unexpected symbol|syntax error)" ;;
+      esac ;;
+  esac
+}
+for spec in "${FILE_OPTS[@]}"; do
+  IFS='|' read -r oname cmd opt argline <<<"$spec"
+  read -r -a argv <<<"$argline"
+  for kind in dir missing locked empty garbage nul; do
+    case $kind in
+      locked) file=$BAD/locked/locked.lua ;;
+      *) file=$BAD/$kind.lua ;;
+    esac
+    IFS='|' read -r want stream re <<<"$(expect_for "$oname" "$kind")"
+    name="$oname: $kind file"
+    file_case "$name" "$file" "${argv[@]}"
+    expect_rc "$name" "$want"
+    prefix="^mxroute $cmd: ${opt:+$opt }$file"
+    case $stream in
+      err)
+        case $kind in dir|missing|locked) one_line "$name" err "$prefix$re" ;;
+          *) one_line "$name" err "^mxroute $cmd: .*$re" ;; esac ;;
+      out) # the file's own report, as for a failing test
+        expect_out "$name: reported" "$re"
+        if [ -s "$ERR" ]; then fail "$name: nothing on stderr" "empty" "$(head -c 200 "$ERR")"; else pass "$name: nothing on stderr"; fi ;;
+      json) [ -n "$re" ] && expect_jq "$name: answers" "$re"
+            if [ -s "$ERR" ]; then fail "$name: nothing on stderr" "empty" "$(head -c 200 "$ERR")"; else pass "$name: nothing on stderr"; fi ;;
+      none) if [ -s "$OUT$ERR" ] || [ -s "$OUT" ] || [ -s "$ERR" ]; then fail "$name: no output" "empty stdout and stderr" "output"; else pass "$name: zero lines, no output"; fi ;;
+    esac
+  done
+done
+
+# One answer per batch line, whatever the line holds: a NUL byte hid the
+# line end from fgets and the next line was swallowed; an over-long line
+# is one invalid answer and the line after it is still routed.
+printf 'exa\0mple.rules.test\nplain.rules.test\nnullmx.rules.test\n' >"$TMP/nul-line.txt"
+run "${ROUTE[@]}" --batch "$TMP/nul-line.txt"
+expect_rc "--batch, a NUL byte in a line" 0
+expect_lines "--batch, a NUL byte in a line: one answer per line" 3
+expect_jq "--batch, a NUL byte in a line: that line invalid, the others routed" \
+  'map(.status) == ["invalid","ok","permfail"] and .[0].input == "exa\\0mple.rules.test" and .[1].input == "plain.rules.test"'
+{ printf 'x%.0s' $(seq 1 5000); printf '\nplain.rules.test\n'; } >"$TMP/long-line.txt"
+run "${ROUTE[@]}" --batch "$TMP/long-line.txt"
+expect_lines "--batch, an over-long line: one answer per line" 2
+expect_jq "--batch, an over-long line: invalid, then the next line routed" \
+  'map(.status) == ["invalid","ok"] and (.[0].error | test("longer than 4095")) and .[1].input == "plain.rules.test"'
+
+# The check of a file before it is read must not read it: a pipe (a
+# shell's <(...)) lost its first byte to it.
+run route --zone <(cat "$SRC/tests/zones/rules.test.zone") plain.rules.test
+expect_rc "--zone <(...): a pipe keeps every byte" 0
+run route "${Z[@]}" --policy <(printf 'return { route = function(plan) end }\n') plain.rules.test
+expect_rc "--policy <(...): a pipe keeps every byte" 0
+
+# Zone errors that say which file, which line, which apex.
+printf '$ORIGIN p.test.\n\n@ SOA ns hm ( 1 2 3 4 5\n@ MX 10 mx\n' >"$TMP/paren.zone"
+run route --zone "$TMP/paren.zone" p.test; expect_rc "a '(' never closed" 64
+one_line "a '(' never closed: the file and the line of the '('" err \
+  "^mxroute route: $TMP/paren\.zone:3: this '\(' is not closed before the end of the file$"
+printf '$ORIGIN l.test.\n@ SOA ns hm 1 2 3 4 5\n\n; note\n\n@ MX ten mx\n\n\n' >"$TMP/line.zone"
+run route --zone "$TMP/line.zone" l.test; expect_rc "a syntax error after blank lines" 64
+one_line "a syntax error after blank lines: its own line" err "^mxroute route: $TMP/line\.zone:6: "
+run route --zone "$SRC/tests/zones/rules.test.zone" --zone "$SRC/tests/zones/rules.test.zone" plain.rules.test
+expect_rc "the same apex twice" 64
+one_line "the same apex twice: which apex, from where" err \
+  "zone rules\.test\. is loaded twice \(also from $SRC/tests/zones/rules\.test\.zone\)$"
+printf '$ORIGIN n.test.\nns A 192.0.2.1\n' >"$TMP/nosoa.zone"
+run route --zone "$TMP/nosoa.zone" n.test; expect_rc "a zone without SOA" 64
+one_line "a zone without SOA: named" err "^mxroute route: $TMP/nosoa\.zone: no SOA record"
+
+# Offline, a domain outside every --zone: no DNS server refused anything.
+run route "${Z[@]}" elsewhere.example
+expect_rc "outside every --zone" 75
+expect_out "outside every --zone: the reason word stays" '^elsewhere\.example: tempfail \(refused\): no --zone covers the domain'
+if grep -q "DNS server refused" "$OUT"; then fail "outside every --zone: no server blamed" "no 'DNS server refused'" "$(cat "$OUT")"; else pass "outside every --zone: no server blamed"; fi
+run route --json "${Z[@]}" elsewhere.example
+expect_jq "outside every --zone, JSON: reason refused, message names --zone" \
+  '.[0] | .reason == "refused" and (.message | test("no --zone covers the domain"))'
+run route --json "${Z[@]}" plain.rules.test
+expect_jq "an ok plan has no message" '.[0] | has("message") | not'
+
 harness_end

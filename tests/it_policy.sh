@@ -215,7 +215,7 @@ expect_err "broken policy: file:line" "broken.lua:2:"
 if [ -s "$OUT" ]; then fail "broken policy: nothing routed" "empty stdout" "$(head -c 200 "$OUT")"; else pass "broken policy: nothing routed"; fi
 
 run route "${NET[@]}" --policy "$TMP/does-not-exist.lua" plain.rules.test
-expect_rc "missing policy file" 64
+expect_rc "missing policy file" 66
 expect_err "missing policy file: message" "does-not-exist.lua: cannot be read"
 
 run route "${NET[@]}" --json --policy "$TMP/runaway.lua" --policy-max-instructions 100000 plain.rules.test

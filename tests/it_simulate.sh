@@ -158,7 +158,7 @@ run "${EX[@]}" --retry-min 0 example.com; expect_rc "--retry-min out of range" 6
 run "${EX[@]}" --max-sessions 0 example.com; expect_rc "--max-sessions out of range" 64
 run "${EX[@]}" --max-age abc example.com; expect_rc "--max-age not a number" 64
 run "${EX[@]}" --seed x example.com;   expect_rc "engine option checked too (--seed x)" 64
-run --zone "$TMP/missing.zone" example.com; expect_rc "missing zone file" 64
+run --zone "$TMP/missing.zone" example.com; expect_rc "missing zone file" 66
 
 # ------------------------------------------------------------- bad specs
 bad_specs=(

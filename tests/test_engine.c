@@ -454,6 +454,104 @@ static void test_options_zone_reading(void **state)
     mxr_plan_free(p);
 }
 
+/* mxr_engine_new on a zone path; the message must contain want. An alarm
+ * turns a hang (a read loop that never sees the end) into a failure. */
+static void expect_zone_file_error(fixture *f, const char *path,
+                                   const char *want)
+{
+    mxr_engine *e = NULL;
+    assert_int_equal(mxr_options_add_zone_file(f->o, path), MXR_OK);
+    alarm(10);
+    mxr_status st = mxr_engine_new(f->o, &e);
+    alarm(0);
+    assert_int_equal(st, MXR_EZONE);
+    assert_null(e);
+    if (!strstr(mxr_options_errmsg(f->o), want))
+        fail_msg("'%s' lacks '%s'", mxr_options_errmsg(f->o), want);
+}
+
+/* A directory opens, then every read fails with EISDIR: the reader looped
+ * on !feof for ever (issue 15). */
+static void test_options_zone_directory(void **state)
+{
+    char want[600];
+    const char *dir = mxr_test_source_path("tests/zones");
+    snprintf(want, sizeof want, "%s: cannot be read: Is a directory", dir);
+    expect_zone_file_error(*state, dir, want);
+}
+
+/* A file with NUL bytes: ldns drops them without a word, and random bytes
+ * were reported at line 0. The line of the first such byte is named. */
+static void test_options_zone_binary(void **state)
+{
+    char path[] = "/tmp/mxr-zone-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    static const char text[] = "$ORIGIN n.test.\n@ SOA ns hm 1 2 3 4 5\n"
+                               "@ MX 10 m\0x\n";
+    assert_int_equal(write(fd, text, sizeof text - 1), sizeof text - 1);
+    close(fd);
+    char want[100];
+    snprintf(want, sizeof want, "%s:3: a NUL or control byte", path);
+    fixture *f = *state;
+    expect_zone_file_error(f, path, want);
+    unlink(path);
+    mxr_options_free(f->o);
+    assert_int_equal(mxr_options_new(&f->o), MXR_OK);
+    expect_zone_error(f, "$ORIGIN n.test.\n\x01\x02\n",
+                      "bad.zone:2: a NUL or control byte");
+}
+
+/* ldns takes a '(' still open at the end of the file as closed; '(' in
+ * comments and strings do not count, as in ldns. */
+static void test_options_zone_parentheses(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(
+        mxr_options_add_zone_text(f->o, "p",
+                                  "$ORIGIN p.test.\n@ SOA ns hm ( 1 2 ; (\n"
+                                  "  3 4 5 )\n@ TXT \"a ( b\" \\( \n"
+                                  "@ MX 10 mx\nmx A 192.0.2.1\n"),
+        MXR_OK);
+    mxr_plan *p = route_sync_ok(start(*state), "p.test");
+    assert_int_equal(p->ncandidates, 1);
+    mxr_plan_free(p);
+    mxr_engine_destroy(f->e);
+    f->e = NULL;
+    mxr_options_free(f->o);
+    assert_int_equal(mxr_options_new(&f->o), MXR_OK);
+    expect_zone_error(f,
+                      "$ORIGIN p.test.\n\n@ SOA ns hm ( 1 2 3 4 5\n"
+                      "@ MX 10 mx\n",
+                      "bad.zone:3: this '(' is not closed before the end");
+}
+
+/* ldns counts the blank and comment lines after a record into it: errors
+ * pointed below the record. */
+static void test_options_zone_error_line(void **state)
+{
+    expect_zone_error(*state,
+                      "$ORIGIN l.test.\n@ SOA ns hm 1 2 3 4 5\n\n\n; c\n"
+                      "\n@ MX ten mx\n\n\nmx A 192.0.2.1\n",
+                      "bad.zone:7: ");
+}
+
+/* Which file lacks its SOA, and which apex is loaded twice, from where. */
+static void test_options_zone_apex_errors(void **state)
+{
+    fixture *f = *state;
+    expect_zone_error(f, "", "bad.zone: no records: a zone file holds one");
+    mxr_options_free(f->o);
+    assert_int_equal(mxr_options_new(&f->o), MXR_OK);
+    expect_zone_error(f, "$ORIGIN n.test.\nns A 192.0.2.1\n",
+                      "bad.zone: no SOA record");
+    mxr_options_free(f->o);
+    assert_int_equal(mxr_options_new(&f->o), MXR_OK);
+    assert_int_equal(mxr_options_add_zone_text(f->o, "w1", W_ZONE), MXR_OK);
+    expect_zone_error(f, W_ZONE,
+                      "bad.zone: zone w.test. is loaded twice (also from w1)");
+}
+
 static void test_options_zone_errors(void **state)
 {
     fixture *f = *state;
@@ -1696,6 +1794,11 @@ int main(void)
         T(test_options_zone_second_soa),
         T(test_options_zone_rrset_bound),
         T(test_options_zone_reading),
+        T(test_options_zone_directory),
+        T(test_options_zone_binary),
+        T(test_options_zone_parentheses),
+        T(test_options_zone_error_line),
+        T(test_options_zone_apex_errors),
         T(test_version),
         T(test_contract_never_inside_route),
         T(test_contract_invalid_input),

@@ -1514,6 +1514,34 @@ static void test_config_from_files(void **state)
     assert_int_equal(mxr_options_add_policy(f->o, ppath, NULL), MXR_OK);
     start_fails(f, "missing-policy.lua: cannot be read");
 
+    /* a directory opens, then fails at the first read: it read as an
+     * empty chunk ("returned a nil") */
+    reset(f);
+    assert_int_equal(mxr_options_add_policy(f->o, t.path, NULL), MXR_OK);
+    start_fails(f, "cannot be read: Is a directory");
+    reset(f);
+    tmp_write(&t, "smarthost.lua", CONFIG_POLICY, ppath, sizeof ppath);
+    snprintf(cpath, sizeof cpath, "%s/conf.lua", t.path);
+    assert_int_equal(mkdir(cpath, 0700), 0);
+    assert_int_equal(mxr_options_add_policy(f->o, ppath, cpath), MXR_OK);
+    start_fails(f, "conf.lua: cannot be read: Is a directory");
+    assert_int_equal(rmdir(cpath), 0);
+
+    /* a NUL byte: the chunk is loaded as a C string, so what follows it
+     * vanished without a word */
+    reset(f);
+    static const char nul_src[] = "return { route = function() end }\n"
+                                  "-- \0 error('never seen')\n";
+    snprintf(cpath, sizeof cpath, "%s/nul.lua", t.path);
+    FILE *fp = fopen(cpath, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(nul_src, 1, sizeof nul_src - 1, fp),
+                     sizeof nul_src - 1);
+    assert_int_equal(fclose(fp), 0);
+    assert_int_equal(mxr_options_add_policy(f->o, cpath, NULL), MXR_OK);
+    start_fails(f, "nul.lua:2: a NUL byte: this is not Lua text");
+    assert_int_equal(unlink(cpath), 0);
+
     static const char *const files[] = {"smarthost.lua", "relay.lua",
                                         "broken.lua", "bad-config.lua"};
     tmp_remove(&t, files, 4);

@@ -11,6 +11,7 @@
 #define EXIT_OK 0
 #define EXIT_USAGE 64
 #define EXIT_DATAERR 65
+#define EXIT_NOINPUT 66
 #define EXIT_NOHOST 68
 #define EXIT_SOFTWARE 70
 #define EXIT_TEMPFAIL 75
@@ -26,6 +27,14 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_try_help(void);
 /* A usage error: one line, then where the help is. Returns EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Input files. An option that names a file the command must read is
+ * checked when it is parsed, so that every option reports the same way:
+ * "mxroute CMD: OPT FILE: cannot be read: REASON" (OPT may be NULL, for
+ * an operand) and EXIT_NOINPUT. cli_readable returns 0 or EXIT_NOINPUT;
+ * the reading itself still checks every read. */
+int cli_readable(const char *opt, const char *path);
+int cli_read_error(const char *opt, const char *path, int errnum);
 
 /* The more severe of two exit codes (70 > 65 > 68 > 75 > 0). */
 int cli_worse_exit(int a, int b);
@@ -108,7 +117,10 @@ int cmd_check(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 
-/* Output of one routing result. */
+/* Output of one routing result. Once out_set_offline was called (a
+ * --zone was given), a REFUSED plan is explained as a name outside every
+ * zone, not as a server's refusal. */
+void out_set_offline(void);
 void out_text(FILE *out, const char *input, mxr_status st, const mxr_plan *p,
               const char *err);
 void out_json(FILE *out, const char *input, mxr_status st, const mxr_plan *p,

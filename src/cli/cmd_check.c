@@ -43,7 +43,8 @@ static void usage(FILE *out)
             "the answers\n");
     cli_engine_usage(out);
     fprintf(out, "\nexit status: 0 no error-level finding, 1 some, 64 usage, "
-                 "65 invalid domain,\n70 internal error.\n");
+                 "65 invalid domain,\n66 unreadable input file, 70 internal "
+                 "error.\n");
 }
 
 /* Options for one engine: every saved option, with only `server` when it

@@ -3,6 +3,7 @@
  * results are printed in input order. */
 #include "cli.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -20,6 +21,20 @@ typedef struct slot {
     char *err;
 } slot;
 
+typedef struct input {
+    char *text;          /* NULL at the end */
+    const char *invalid; /* why it is refused before routing, or NULL */
+} input;
+
+/* One line of a batch: at most LINE_MAX_BYTES - 1 bytes are kept, the
+ * rest of an over-long line is read and dropped, so that every line gets
+ * one answer and the next line is still the next input. */
+typedef struct batch_line {
+    char buf[LINE_MAX_BYTES];
+    size_t len;
+    bool overlong, nul;
+} batch_line;
+
 typedef struct route_run {
     mxr_engine *engine;
     bool json;
@@ -31,6 +46,8 @@ typedef struct route_run {
     char **args;
     int nargs, next_arg;
     FILE *in;
+    batch_line line;
+    int read_errno; /* the batch could not be read to its end */
 } route_run;
 
 static void usage(FILE *out)
@@ -49,7 +66,7 @@ static void usage(FILE *out)
             WINDOW_DEFAULT);
     cli_engine_usage(out);
     fprintf(out, "\nexit status: 0 ok, 75 temporary failure, 68 permanent "
-                 "failure, 65 invalid\ninput, 64 usage, 66 unreadable batch "
+                 "failure, 65 invalid\ninput, 64 usage, 66 unreadable input "
                  "file, 70 internal error (the most\nsevere of all inputs). "
                  "With --batch: 0 once every line was processed.\n");
 }
@@ -99,59 +116,103 @@ static void flush_done(route_run *run)
 
 /* ------------------------------------------------------------ inputs */
 
-static char *trim(char *line)
+/* false at the end of the input, or on a read error (ferror). Bytes are
+ * counted, not looked for with strchr: a NUL byte in a line hid its line
+ * end from fgets and the next line was swallowed. */
+static bool read_line(FILE *in, batch_line *l)
 {
-    line[strcspn(line, "\r\n")] = '\0';
-    while (*line == ' ' || *line == '\t')
-        line++;
-    size_t n = strlen(line);
-    while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == '\t'))
-        line[--n] = '\0';
-    return line;
+    int c;
+    bool any = false;
+    l->len = 0;
+    l->overlong = l->nul = false;
+    while ((c = getc_unlocked(in)) != EOF) {
+        any = true;
+        if (c == '\n')
+            break;
+        l->nul |= c == '\0';
+        if (l->len < sizeof l->buf - 1)
+            l->buf[l->len++] = (char)c;
+        else
+            l->overlong = true;
+    }
+    l->buf[l->len] = '\0';
+    return any && !ferror(in);
 }
 
-/* The next input, or NULL at the end. Blank lines and # comments in a
- * batch file are skipped. */
-static char *next_input(route_run *run)
+/* The line without surrounding blanks and a CRLF's CR; NULs are shown as
+ * "\0", so that the answer says which line it was. */
+static char *line_text(const batch_line *l)
+{
+    size_t a = 0, n = l->len;
+    while (a < n && (l->buf[a] == ' ' || l->buf[a] == '\t'))
+        a++;
+    while (n > a && (l->buf[n - 1] == ' ' || l->buf[n - 1] == '\t' ||
+                     l->buf[n - 1] == '\r')) /* not strchr: it finds NUL */
+        n--;
+    char *out = malloc(2 * (n - a) + 1), *o = out;
+    for (size_t i = a; out && i < n; i++) {
+        if (l->buf[i] == '\0') {
+            *o++ = '\\';
+            *o++ = '0';
+        } else {
+            *o++ = l->buf[i];
+        }
+    }
+    if (out)
+        *o = '\0';
+    return out;
+}
+
+/* The next input (text NULL at the end or on a read error). Blank lines
+ * and # comments in a batch file are skipped; a line that cannot be a
+ * domain or address is answered as invalid without routing. */
+static input next_input(route_run *run)
 {
     if (!run->in)
-        return run->next_arg < run->nargs ? strdup(run->args[run->next_arg++])
-                                          : NULL;
-    char line[LINE_MAX_BYTES];
-    while (fgets(line, sizeof line, run->in)) {
-        bool whole = strchr(line, '\n') || feof(run->in);
-        char *t = trim(line);
-        if (!whole) { /* an over-long line: take it whole, it is rejected */
-            int c;
-            while ((c = fgetc(run->in)) != EOF && c != '\n')
-                ;
+        return (input){run->next_arg < run->nargs
+                           ? strdup(run->args[run->next_arg++])
+                           : NULL,
+                       NULL};
+    batch_line *l = &run->line;
+    while (read_line(run->in, l)) {
+        char *t = line_text(l);
+        if (t && (t[0] == '#' || (!t[0] && !l->overlong))) {
+            free(t);
+            continue;
         }
-        if (*t && *t != '#')
-            return strdup(t);
+        const char *invalid = l->nul ? "the line has a NUL byte"
+                              : l->overlong
+                                  ? "the line is longer than 4095 bytes"
+                                  : NULL;
+        return (input){t, invalid};
     }
-    return NULL;
+    if (ferror(run->in))
+        run->read_errno = errno ? errno : EIO;
+    return (input){NULL, NULL};
 }
 
-static void submit(route_run *run, char *input)
+static void submit(route_run *run, input in)
 {
     slot *s = &run->slots[(run->head + run->count) % run->window];
     run->count++;
-    s->input = input;
-    mxr_status st = mxr_route(run->engine, input, on_route, s);
+    s->input = in.text;
+    mxr_status st = in.invalid ? MXR_EBADNAME
+                               : mxr_route(run->engine, in.text, on_route, s);
     if (st != MXR_OK) {
         s->done = true;
         s->status = st;
-        s->err = strdup(mxr_engine_errmsg(run->engine));
+        s->err =
+            strdup(in.invalid ? in.invalid : mxr_engine_errmsg(run->engine));
     }
 }
 
 static bool fill(route_run *run)
 {
     while (run->count < run->window) {
-        char *input = next_input(run);
-        if (!input)
+        input in = next_input(run);
+        if (!in.text)
             return false;
-        submit(run, input);
+        submit(run, in);
     }
     return true;
 }
@@ -257,11 +318,7 @@ static int open_batch(route_run *run, const char *batch)
     run->batch = true;
     run->json = true;
     run->in = strcmp(batch, "-") == 0 ? stdin : fopen(batch, "r");
-    if (!run->in) {
-        perror(batch);
-        return 66; /* EX_NOINPUT */
-    }
-    return 0;
+    return run->in ? 0 : cli_read_error("--batch", batch, errno);
 }
 
 static int route_main(mxr_options *o, route_run *run, const char *batch)
@@ -286,6 +343,8 @@ static int route_main(mxr_options *o, route_run *run, const char *batch)
     free(run->slots);
     if (run->in && run->in != stdin)
         fclose(run->in);
+    if (run->read_errno) /* the lines read were answered; the rest not */
+        return cli_read_error("--batch", batch, run->read_errno);
     return run->batch && run->exit_code != EXIT_SOFTWARE ? EXIT_OK
                                                          : run->exit_code;
 }

@@ -8,13 +8,10 @@
 #include <string.h>
 
 /* The whole message in memory: mxr_send needs it until the end, and a
- * retry at the next host sends it again. */
-static char *read_message(const char *file, size_t *len)
+ * retry at the next host sends it again. NULL with errno on a read error
+ * (a directory opens, then fails at the first read). */
+static char *read_message(FILE *f, size_t *len)
 {
-    bool std_in = !file || strcmp(file, "-") == 0;
-    FILE *f = std_in ? stdin : fopen(file, "rb");
-    if (!f)
-        return NULL;
     size_t cap = 65536, n = 0;
     char *buf = malloc(cap);
     while (buf) {
@@ -22,37 +19,55 @@ static char *read_message(const char *file, size_t *len)
         if (n < cap)
             break;
         char *more = realloc(buf, cap * 2);
-        if (!more) {
+        if (!more)
             free(buf);
-            buf = NULL;
-        }
         buf = more;
         cap *= 2;
     }
-    int failed = ferror(f);
-    if (!std_in)
-        fclose(f);
-    if (failed) {
+    if (!buf)
+        errno = ENOMEM;
+    else if (ferror(f)) {
+        errno = errno ? errno : EIO;
         free(buf);
-        return NULL;
+        buf = NULL;
     }
     *len = n;
     return buf;
 }
 
+/* A message SMTP can carry: RFC 5322 text has no NUL, and an empty file
+ * is a mistake more often than a message. */
+static int message_ok(const char *name, const char *msg, size_t len)
+{
+    const char *why = len == 0 ? "the message is empty"
+                      : memchr(msg, '\0', len)
+                          ? "the message has a NUL byte (RFC 5322 text has "
+                            "none)"
+                          : NULL;
+    if (!why)
+        return 0;
+    fprintf(stderr, "mxroute send: %s: %s\n", name, why);
+    return EXIT_DATAERR;
+}
+
 static int prepare(smtp_args *a)
 {
+    bool std_in = !a->file || strcmp(a->file, "-") == 0;
+    const char *name = std_in ? "stdin" : a->file;
+    FILE *f = std_in ? stdin : fopen(a->file, "rb");
+    if (!f)
+        return cli_read_error(NULL, name, errno);
     size_t len = 0;
     errno = 0;
-    a->owned = read_message(a->file, &len);
-    if (!a->owned) {
-        fprintf(stderr, "mxroute send: %s: %s\n", a->file ? a->file : "stdin",
-                strerror(errno ? errno : EIO));
-        return EXIT_NOINPUT;
-    }
+    a->owned = read_message(f, &len);
+    int errnum = errno;
+    if (!std_in)
+        fclose(f);
+    if (!a->owned)
+        return cli_read_error(NULL, name, errnum ? errnum : EIO);
     a->msg = a->owned;
     a->len = len;
-    return 0;
+    return message_ok(name, a->msg, len);
 }
 
 int cmd_send(int argc, char **argv)

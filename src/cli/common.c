@@ -2,10 +2,36 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int cli_read_error(const char *opt, const char *path, int errnum)
+{
+    fflush(stdout); /* the answers so far, then why the rest is missing */
+    cli_error("%s%s%s: cannot be read: %s", opt ? opt : "", opt ? " " : "",
+              path, strerror(errnum));
+    return EXIT_NOINPUT;
+}
+
+/* Without opening the file: a pipe named /dev/fd/N (a shell's <(...))
+ * must keep every byte for the real read. A directory would open and
+ * fail at the first read. */
+int cli_readable(const char *opt, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return cli_read_error(opt, path, errno);
+    if (S_ISDIR(st.st_mode))
+        return cli_read_error(opt, path, EISDIR);
+    if (faccessat(AT_FDCWD, path, R_OK, AT_EACCESS) != 0)
+        return cli_read_error(opt, path, errno);
+    return 0;
+}
 
 static char prog[64] = "mxroute";
 
@@ -151,14 +177,26 @@ static void log_to_stderr(void *ud, int level, const char *msg)
             tags[level >= 0 && level < 3 ? level : 0], msg);
 }
 
+/* As the library tells them apart: a configuration ending in .lua is a
+ * file, anything else a table constructor. */
+static bool is_config_file(const char *arg)
+{
+    size_t n = strlen(arg);
+    return n >= 4 && strcmp(arg + n - 4, ".lua") == 0;
+}
+
 static int policy_option(mxr_options *o, int opt, const char *arg)
 {
     switch (opt) {
     case 'y':
         mxr_options_set_log(o, log_to_stderr, NULL);
+        if (cli_readable("--policy", arg))
+            return EXIT_NOINPUT;
         return checked(o, mxr_options_add_policy(o, arg, NULL), "--policy",
                        arg);
     case 'Y':
+        if (is_config_file(arg) && cli_readable("--policy-config", arg))
+            return EXIT_NOINPUT;
         if (mxr_options_set_policy_config(o, arg) != MXR_OK) {
             return cli_usage_error("--policy-config must follow the --policy "
                                    "it configures");
@@ -193,6 +231,9 @@ int cli_engine_option(mxr_options *o, int opt, const char *arg)
     case 'S':
         return checked(o, mxr_options_add_server(o, arg), "--server", arg);
     case 'z':
+        out_set_offline();
+        if (cli_readable("--zone", arg))
+            return EXIT_NOINPUT;
         return checked(o, mxr_options_add_zone_file(o, arg), "--zone", arg);
     case 'L':
         return checked(o, mxr_options_add_local_name(o, arg), "--local-name",

@@ -6,9 +6,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* With --zone nothing is asked over the network: a name outside every
+ * zone answers REFUSED, and "the DNS server refused" would send people
+ * looking for a server. */
+static bool offline;
+
+void out_set_offline(void)
+{
+    offline = true;
+}
+
 /* One line on what a failure means, for people. */
 static const char *explain(mxr_reason r)
 {
+    if (r == MXR_REASON_REFUSED && offline)
+        return "no --zone covers the domain (or its zone says "
+               "mxroute-fault=refused); no DNS server is asked offline";
     switch (r) {
     case MXR_REASON_NULL_MX:
         return "the domain publishes a null MX: it accepts no mail "
@@ -146,20 +159,24 @@ static json_t *json_plan(const char *input, const mxr_plan *p)
     for (size_t i = 0; i < p->ncandidates; i++)
         json_array_append_new(cands, json_candidate(&p->candidates[i]));
     for (size_t i = 0; i < p->nskipped; i++)
-        json_array_append_new(
-            skipped,
-            json_pack("{s:s, s:i, s:s}", "host", p->skipped[i].host,
-                      "preference", (int)p->skipped[i].preference, "reason",
-                      mxr_reason_name(p->skipped[i].reason)));
+        json_array_append_new(skipped,
+                              json_pack("{s:s, s:i, s:s}", "host",
+                                        p->skipped[i].host, "preference",
+                                        (int)p->skipped[i].preference, "reason",
+                                        mxr_reason_name(p->skipped[i].reason)));
     json_t *reason = p->result == MXR_RESULT_OK
                          ? json_null()
                          : json_string(mxr_reason_name(p->reason));
-    return json_pack("{s:o, s:s, s:s, s:o, s:b, s:o, s:o, s:I, s:I}", "input",
-                     cli_json_text(input), "domain", p->domain, "status",
-                     mxr_result_name(p->result), "reason", reason, "implicit",
-                     (int)p->implicit, "candidates", cands, "skipped", skipped,
-                     "ttl", (json_int_t)p->ttl, "mx_ttl",
-                     (json_int_t)p->mx_ttl);
+    json_t *obj =
+        json_pack("{s:o, s:s, s:s, s:o, s:b, s:o, s:o, s:I, s:I}", "input",
+                  cli_json_text(input), "domain", p->domain, "status",
+                  mxr_result_name(p->result), "reason", reason, "implicit",
+                  (int)p->implicit, "candidates", cands, "skipped", skipped,
+                  "ttl", (json_int_t)p->ttl, "mx_ttl", (json_int_t)p->mx_ttl);
+    /* a failure also says, for people, what its reason means here */
+    if (obj && p->result != MXR_RESULT_OK)
+        json_object_set_new(obj, "message", json_string(explain(p->reason)));
+    return obj;
 }
 
 /* Invalid input and engine errors: status "invalid" / "error" with the
@@ -168,8 +185,7 @@ static json_t *json_error(const char *input, mxr_status st, const char *err)
 {
     const char *status = st == MXR_EBADNAME ? "invalid" : "error";
     return json_pack("{s:o, s:s, s:s, s:o}", "input", cli_json_text(input),
-                     "status", status,
-                     "reason",
+                     "status", status, "reason",
                      st == MXR_EBADNAME ? "invalid-name" : "internal-error",
                      "error", cli_json_text(err ? err : mxr_strerror(st)));
 }
@@ -177,7 +193,8 @@ static json_t *json_error(const char *input, mxr_status st, const char *err)
 void out_json(FILE *out, const char *input, mxr_status st, const mxr_plan *p,
               const char *err)
 {
-    json_t *obj = st == MXR_OK ? json_plan(input, p) : json_error(input, st, err);
+    json_t *obj =
+        st == MXR_OK ? json_plan(input, p) : json_error(input, st, err);
     char *s = obj ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
     if (s)
         fprintf(out, "%s\n", s);

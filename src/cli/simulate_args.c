@@ -55,7 +55,8 @@ static void usage(FILE *out)
     cli_engine_usage(out);
     fprintf(out, "\nexit status: 0 every recipient delivered, 75 some "
                  "deferred, 68 some bounced\nand none deferred, 65 invalid "
-                 "input, 64 usage, 70 internal error.\n");
+                 "input, 64 usage, 66 unreadable input file,\n70 internal "
+                 "error.\n");
 }
 
 /* Grow *arr (of *n elements of size sz) by one; NULL when out of memory. */

@@ -61,8 +61,8 @@ static void usage(FILE *out, bool probe)
     cli_engine_usage_with(out, "--dns-timeout MS");
     fprintf(out,
             "\nexit status: 0 %s, 75 some recipient deferred, 68 some "
-            "bounced\n(none deferred), 64 usage, 65 invalid address, 66 "
-            "message unreadable,\n70 internal error.\n",
+            "bounced\n(none deferred), 64 usage, 65 invalid address or "
+            "message, 66 unreadable\ninput file, 70 internal error.\n",
             probe ? "a host accepted every recipient"
                   : "every recipient delivered");
 }

@@ -7,8 +7,6 @@
 
 #include "cli.h"
 
-#define EXIT_NOINPUT 66
-
 typedef struct smtp_args {
     bool json;
     bool probe;

@@ -34,18 +34,68 @@ typedef struct zone_backend {
 
 /* ------------------------------------------------------------ loading */
 
+/* "name:line: what", or "name: what" when no line is to blame. */
 static mxr_status zone_error(char *err, size_t errlen, const char *name,
                              int line, const char *what)
 {
-    snprintf(err, errlen, "%s:%d: %s", name, line, what);
+    if (line > 0)
+        snprintf(err, errlen, "%s:%d: %s", name, line, what);
+    else
+        snprintf(err, errlen, "%s: %s", name, what);
     return MXR_EZONE;
 }
 
-static FILE *zone_open(const mxr__zone_source *src)
+static mxr_status read_error(char *err, size_t errlen, const char *name,
+                             int errnum)
 {
-    if (src->text)
-        return fmemopen((void *)src->text, strlen(src->text), "r");
-    return fopen(src->name, "r");
+    snprintf(err, errlen, "%s: cannot be read: %s", name, strerror(errnum));
+    return MXR_EZONE;
+}
+
+/* Read more of f into *buf (grown by half each time). A NUL byte stops
+ * the reading: the text check reports it, and /dev/zero ends. Returns
+ * false at the end or on an error. */
+static bool read_more(mxr__alloc *a, FILE *f, char **buf, size_t *cap,
+                      size_t *len, bool *oom)
+{
+    if (*len == *cap) {
+        size_t ncap = *cap ? *cap + *cap / 2 : 65536;
+        char *nbuf = mxr__realloc(a, *buf, ncap);
+        if (!nbuf) {
+            *oom = true;
+            return false;
+        }
+        *buf = nbuf;
+        *cap = ncap;
+    }
+    size_t got = fread(*buf + *len, 1, *cap - *len, f);
+    bool nul = memchr(*buf + *len, '\0', got) != NULL;
+    *len += got;
+    return got > 0 && !nul;
+}
+
+/* The whole file in memory, for the text checks and the line numbers. A
+ * directory opens but fails at the first read: every read is checked. */
+static mxr_status zone_file(mxr__alloc *a, const char *name, char **out,
+                            size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(name, "rb");
+    if (!f)
+        return read_error(err, errlen, name, errno);
+    char *buf = NULL;
+    size_t cap = 0;
+    bool oom = false;
+    *len = 0;
+    while (read_more(a, f, &buf, &cap, len, &oom))
+        ;
+    int errnum = ferror(f) ? errno : 0;
+    fclose(f);
+    if (oom || errnum) {
+        mxr__free(a, buf);
+        return oom ? MXR_ENOMEM : read_error(err, errlen, name, errnum);
+    }
+    *out = buf;
+    return MXR_OK;
 }
 
 static const ldns_rdf *zone_apex(const ldns_dnssec_zone *z)
@@ -53,30 +103,58 @@ static const ldns_rdf *zone_apex(const ldns_dnssec_zone *z)
     return z->soa ? z->soa->name : NULL;
 }
 
-static bool apex_loaded(const zone_backend *zb, const ldns_rdf *apex)
+/* The loaded zone with this apex, or -1. */
+static int apex_loaded(const zone_backend *zb, const ldns_rdf *apex)
 {
     for (size_t i = 0; i < zb->nzones; i++)
         if (ldns_dname_compare(zone_apex(zb->zones[i]), apex) == 0)
-            return true;
-    return false;
+            return (int)i;
+    return -1;
 }
 
+/* A zone without an SOA, or whose apex an earlier source has: say which
+ * (src[0..zb->nzones) are the sources loaded so far). */
+static mxr_status zone_unusable(const zone_backend *zb,
+                                const mxr__zone_source *src,
+                                const ldns_dnssec_zone *z, char *err,
+                                size_t errlen)
+{
+    const char *name = src[zb->nzones].name;
+    if (!zone_apex(z))
+        return zone_error(err, errlen, name, 0,
+                          z->names && z->names->count
+                              ? "no SOA record: a zone file holds one "
+                                "zone, with the SOA at its apex"
+                              : "no records: a zone file holds one zone, "
+                                "with the SOA at its apex");
+    char *apex = ldns_rdf2str(zone_apex(z));
+    snprintf(err, errlen, "%s: zone %s is loaded twice (also from %s)", name,
+             apex ? apex : "?", src[apex_loaded(zb, zone_apex(z))].name);
+    LDNS_FREE(apex);
+    return MXR_EZONE;
+}
+
+/* Load src[zb->nzones]. */
 static mxr_status zone_load_one(zone_backend *zb, const mxr__zone_source *src,
                                 char *err, size_t errlen)
 {
-    FILE *fp = zone_open(src);
-    if (!fp)
-        return zone_error(err, errlen, src->name, 0, strerror(errno));
+    const mxr__zone_source *s = &src[zb->nzones];
+    char *buf = NULL;
+    size_t len = s->text ? strlen(s->text) : 0;
+    mxr_status st =
+        s->text ? MXR_OK : zone_file(zb->a, s->name, &buf, &len, err, errlen);
+    if (st != MXR_OK)
+        return st;
     ldns_dnssec_zone *z = NULL;
     int line = 0;
-    const char *why = mxr__zone_read(fp, &z, &line);
-    fclose(fp);
+    const char *why = mxr__zone_read(s->text ? s->text : buf, len, &z, &line);
+    mxr__free(zb->a, buf);
     if (why)
-        return zone_error(err, errlen, src->name, line, why);
-    if (!zone_apex(z) || apex_loaded(zb, zone_apex(z))) {
+        return zone_error(err, errlen, s->name, line, why);
+    if (!zone_apex(z) || apex_loaded(zb, zone_apex(z)) >= 0) {
+        st = zone_unusable(zb, src, z, err, errlen);
         ldns_dnssec_zone_deep_free(z);
-        return zone_error(err, errlen, src->name, 0,
-                          "zone has no SOA, or its apex is loaded twice");
+        return st;
     }
     ldns_dnssec_zone_add_empty_nonterminals(z);
     zb->zones[zb->nzones++] = z;
@@ -351,8 +429,8 @@ mxr_status mxr__zone_new(const mxr__zone_source *src, size_t n,
     zb->base.ops = &zone_ops;
     zb->base.io.ops = &zone_io_ops;
     zb->a = a;
-    for (size_t i = 0; i < n; i++) {
-        mxr_status st = zone_load_one(zb, &src[i], err, errlen);
+    while (zb->nzones < n) {
+        mxr_status st = zone_load_one(zb, src, err, errlen);
         if (st != MXR_OK) {
             zone_destroy(&zb->base);
             return st;

@@ -112,12 +112,137 @@ static const char *read_one(reader *rd, FILE *fp, int *line)
     }
 }
 
-const char *mxr__zone_read(FILE *fp, ldns_dnssec_zone **out, int *line)
+/* ------------------------------------------------------- text checks */
+
+/* What ldns's line reader (ldns_fget_token_l in parse.c) does with
+ * parentheses, quotes and comments, replayed over the whole text before
+ * ldns reads it: ldns takes a '(' still open at the end of the file as
+ * closed, and drops NUL bytes without a word, so a truncated or binary
+ * file would load as something else. */
+typedef struct scan {
+    int line, open_line, depth;
+    bool comment, quoted;
+    char prev;
+} scan;
+
+/* Bytes of zone text: printable, UTF-8, and ldns's white space. Anything
+ * else (NUL, other control bytes) means this is not a zone file. */
+static bool is_text(unsigned char c)
 {
+    return (c >= 0x20 && c != 0x7f) || c == '\t' || c == '\n' || c == '\r' ||
+           c == '\f' || c == '\v';
+}
+
+static void scan_paren(scan *s, char c)
+{
+    if (s->comment)
+        return;
+    if (c == '(' && s->depth++ == 0)
+        s->open_line = s->line;
+    if (c == ')' && --s->depth < 0)
+        s->depth = 0; /* ldns ends the line there and starts afresh */
+}
+
+static void scan_byte(scan *s, char c)
+{
+    bool escaped = s->prev == '\\';
+    if ((c == '(' || c == ')') && !escaped && !s->quoted) {
+        scan_paren(s, c);
+        s->prev = c;
+        return;
+    }
+    if (c == ';' && !s->quoted && !escaped)
+        s->comment = true;
+    if (c == '"' && !s->comment && !escaped)
+        s->quoted = !s->quoted;
+    if (c == '\n') {
+        s->line++;
+        s->comment = false;
+        if (s->depth == 0) /* the end of a record: ldns reads on afresh */
+            s->quoted = false;
+    }
+    s->prev = c == '\\' && escaped ? 0 : c;
+}
+
+static const char *check_text(const char *text, size_t len, int *line)
+{
+    scan s = {.line = 1};
+    for (size_t i = 0; i < len; i++) {
+        if (!is_text((unsigned char)text[i])) {
+            *line = s.line;
+            return "a NUL or control byte: this is not zone text";
+        }
+        scan_byte(&s, text[i]);
+    }
+    if (s.depth > 0) {
+        *line = s.open_line;
+        return "this '(' is not closed before the end of the file";
+    }
+    return NULL;
+}
+
+/* ----------------------------------------------------------- records */
+
+/* Where the reader is in the text, for line numbers: ldns counts the
+ * blank lines after a record into it, so its count points below the
+ * record that failed. */
+typedef struct cursor {
+    const char *text;
+    size_t len, pos;
+    int line; /* of text[pos] */
+} cursor;
+
+/* The line the record at byte pos starts on: blank lines and comment
+ * lines are skipped, as ldns reads them in with the record after them. */
+static int record_line(cursor *c, size_t pos)
+{
+    for (; c->pos < pos && c->pos < c->len; c->pos++)
+        c->line += c->text[c->pos] == '\n';
+    int line = c->line;
+    bool comment = false;
+    for (size_t i = pos; i < c->len; i++) {
+        char ch = c->text[i];
+        if (ch == '\n') {
+            line++;
+            comment = false;
+        } else if (ch == ';') {
+            comment = true;
+        } else if (!comment && ch != ' ' && ch != '\t' && ch != '\r') {
+            break;
+        }
+    }
+    return line;
+}
+
+static const char *read_all(reader *rd, FILE *fp, cursor *c, int *line)
+{
+    int ldns_line = 0; /* ldns wants a counter; ours is the one reported */
+    const char *why = NULL;
+    while (!why && !feof(fp) && !ferror(fp)) {
+        long pos = ftell(fp);
+        *line = record_line(c, pos < 0 ? c->len : (size_t)pos);
+        why = read_one(rd, fp, &ldns_line);
+    }
+    return why ? why : ferror(fp) ? "cannot be read" : NULL;
+}
+
+const char *mxr__zone_read(const char *text, size_t len, ldns_dnssec_zone **out,
+                           int *line)
+{
+    *line = 0;
+    const char *why = check_text(text, len, line);
+    if (why)
+        return why;
     reader rd = {.z = ldns_dnssec_zone_new(), .last_ttl = DEFAULT_TTL};
-    const char *why = rd.z ? NULL : "out of memory";
-    while (!why && !feof(fp))
-        why = read_one(&rd, fp, line);
+    /* fmemopen of 0 bytes fails on older C libraries: nothing to read */
+    FILE *fp = len ? fmemopen((void *)text, len, "r") : NULL;
+    cursor c = {.text = text, .len = len, .line = 1};
+    if (!rd.z || (len && !fp))
+        why = "out of memory";
+    else if (fp)
+        why = read_all(&rd, fp, &c, line);
+    if (fp)
+        fclose(fp);
     ldns_rdf_deep_free(rd.origin);
     ldns_rdf_deep_free(rd.prev);
     if (why) {

@@ -12,9 +12,13 @@
 #define MXR__ZONE_RRSET_MAX 1000
 #define MXR__ZONE_TYPES_MAX 256
 
-/* Reads fp to its end into a new zone (*out, freed with
+/* Reads text[0..len) into a new zone (*out, freed with
  * ldns_dnssec_zone_deep_free). Returns NULL on success, otherwise what
- * went wrong, with *line at the line it went wrong (nothing to free). */
-const char *mxr__zone_read(FILE *fp, ldns_dnssec_zone **out, int *line);
+ * went wrong, with *line at the line it went wrong (the first line of the
+ * record; 0 when no line is to blame), and nothing to free. Text with a
+ * NUL or control byte, or a '(' never closed, is refused before ldns
+ * reads it. */
+const char *mxr__zone_read(const char *text, size_t len, ldns_dnssec_zone **out,
+                           int *line);
 
 #endif

@@ -14,6 +14,7 @@
 #include "policy/internal.h"
 #include "base/name.h"
 
+#include <errno.h>
 #include <lualib.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -681,16 +682,38 @@ bool mxr__policies_has(const mxr__policies *set, mxr__hook hook,
 
 /* ------------------------------------------------------------ loading */
 
+static size_t line_of(const char *text, const char *at)
+{
+    size_t line = 1;
+    for (; text < at; text++)
+        line += *text == '\n';
+    return line;
+}
+
+/* A policy or configuration file. A directory opens and fails at the
+ * first read: without the ferror check it read as an empty chunk. */
 static char *read_file(const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
+    int errnum = f ? 0 : errno;
     char *buf = f ? malloc(SOURCE_MAX + 1) : NULL;
     size_t n = buf ? fread(buf, 1, SOURCE_MAX + 1, f) : 0;
+    if (f && !buf)
+        errnum = ENOMEM;
+    else if (f && ferror(f))
+        errnum = errno ? errno : EIO;
     if (f)
         fclose(f);
-    if (!buf || n > SOURCE_MAX) {
-        snprintf(err, errlen, "%s: %s", path,
-                 !f ? "cannot be read" : "larger than 4 MiB");
+    const char *nul = errnum ? NULL : memchr(buf, '\0', n);
+    if (errnum || n > SOURCE_MAX || nul) {
+        if (errnum)
+            snprintf(err, errlen, "%s: cannot be read: %s", path,
+                     strerror(errnum));
+        else if (n > SOURCE_MAX)
+            snprintf(err, errlen, "%s: larger than 4 MiB", path);
+        else /* the chunk is loaded as a C string: the rest would vanish */
+            snprintf(err, errlen, "%s:%zu: a NUL byte: this is not Lua text",
+                     path, line_of(buf, nul));
         free(buf);
         return NULL;
     }
