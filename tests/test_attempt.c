@@ -1,8 +1,8 @@
 /* test_attempt.c -- the attempt API (mxroute.h, "failover rules" and
  * "attempts") through the public API only: every cell of the default
- * decision table against DESIGN.md section 4, per-recipient results,
+ * decision table against docs/failover.md section 3, per-recipient results,
  * per-domain overrides, limits, the retry schedule, host health, failed
- * plans, misuse, and the invariant of DESIGN.md section 4 (every recipient
+ * plans, misuse, and the invariant of docs/failover.md section 5 (every recipient
  * ends delivered, bounced or deferred) under 100,000 randomised outcome
  * sequences and every sequence of three session outcomes.
  *
@@ -336,9 +336,9 @@ static bool is_conn(mxr_class c)
            c == MXR_CLASS_UNREACHABLE || c == MXR_CLASS_RESET;
 }
 
-/* DESIGN.md section 4, row by row, written out here independently of
- * src/rules.c. *row names the DESIGN.md row a cell comes from, or is NULL
- * for the cells DESIGN.md does not name (then the action is this test's
+/* docs/failover.md section 3, row by row, written out here independently
+ * of src/deliver/rules.c. *row names the table row a cell comes from, or is NULL
+ * for the cells the table does not name (then the action is this test's
  * reading of the design, listed in the test report). */
 static mxr_action design_action(mxr_stage s, mxr_class c, const char **row)
 {
@@ -370,7 +370,7 @@ static mxr_action design_action(mxr_stage s, mxr_class c, const char **row)
         *row = "MAIL, DATA, end-of-data 5xx: bounce";
         return BOUNCE;
     }
-    /* Not in DESIGN.md. A connection that breaks after connect says as
+    /* Not in the table. A connection that breaks after connect says as
      * little about the message as one that never opened. */
     if (is_conn(c))
         return NADDR;
@@ -395,7 +395,7 @@ static void test_table_matches_design(void **state)
             unnamed += row == NULL;
             if (dflt != want || got != want) {
                 print_error("cell %s/%s: library %s (fresh rules %s), "
-                            "DESIGN.md: %s (%s)\n",
+                            "docs/failover.md: %s (%s)\n",
                             mxr_stage_name(s), mxr_class_name(c),
                             mxr_action_name(dflt), mxr_action_name(got),
                             mxr_action_name(want),
@@ -406,7 +406,7 @@ static void test_table_matches_design(void **state)
     }
     mxr_rules_free(fresh);
     assert_int_equal(bad, 0);
-    /* The cells DESIGN.md does not name: connection-level classes after
+    /* The cells the table does not name: connection-level classes after
      * connect (4 x 7), 4xx/5xx at connect and at TLS, EHLO 5xx. */
     assert_int_equal(unnamed, 4 * 7 + 2 + 2 + 1);
 }

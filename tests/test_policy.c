@@ -3,7 +3,7 @@
  * mxr_route and mxr_attempt_* run them): every hook and every plan method,
  * chaining, domain limits, configuration, the sandbox, the budgets, load
  * errors, reloads, memory accounting, and engine destroy while a hook
- * waits for DNS. DESIGN.md section 5.
+ * waits for DNS. docs/lua-api.md is the contract.
  *
  * Plans come from the offline zone backend (tests/zones/rules.test.zone and
  * the zone texts below) and an injected clock; a log callback records every

@@ -1,5 +1,5 @@
 /* output.c -- a routing result as text for people or JSON for tools. The
- * JSON fields are a contract (DESIGN.md section 6): add, never rename. */
+ * JSON fields are a contract (mxroute(1), OUTPUT): add, never rename. */
 #include "cli.h"
 
 #include <jansson.h>

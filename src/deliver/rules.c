@@ -2,7 +2,7 @@
  *
  * Every outcome is (stage, class). The table below is the whole default
  * policy; each cell says why. Exhaustion is not in the table: moving to a
- * next address or host when none remains defers (DESIGN.md section 4,
+ * next address or host when none remains defers (docs/failover.md section 4,
  * "every candidate used up without delivery: defer with the last error"). */
 #include "deliver/rules.h"
 #include "base/text.h"

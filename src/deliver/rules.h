@@ -1,4 +1,4 @@
-/* rules.h -- failover and retry rules: the decision table of DESIGN.md
+/* rules.h -- failover and retry rules: the decision table of docs/failover.md
  * section 4 with per-domain overrides. */
 #ifndef MXR_RULES_H
 #define MXR_RULES_H

@@ -1,7 +1,7 @@
 /* policy.c -- Lua policy states: loading, the sandbox, the memory cap and
  * the per-call budgets.
  *
- * Sandbox by allow-list (DESIGN.md section 5): a policy's chunk runs with
+ * Sandbox by allow-list (docs/lua-api.md section 9): a policy's chunk runs with
  * an environment that holds only the safe parts of base, string, table,
  * math and utf8, os.time, and our own `mx` module. Bytecode never loads
  * (text mode only), string.dump is gone, the string metatable is locked,
