@@ -5,7 +5,7 @@
  * target. At most W queries in flight (default 100, mxroute's
  * MXR_OPT_MAX_INFLIGHT default); target queries go before new domains, so
  * a started domain finishes soon. Channel settings as in mxroute's
- * dns_ares.c: NOSEARCH | EDNS (1232), 2000 ms timeout, 2 tries, questions
+ * src/dns/ares.c: NOSEARCH | EDNS (1232), 2000 ms timeout, 2 tries, questions
  * built by c-ares (ares_query). Answers parsed with ares_parse_mx_reply /
  * ares_parse_a_reply. Event loop: ares_getsock + poll + ares_process_fd.
  *

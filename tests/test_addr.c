@@ -1,5 +1,5 @@
 /* test_addr.c -- address parsing, comparison, formatting and the safety
- * classification of addresses (src/addr.c). */
+ * classification of addresses (src/base/addr.c). */
 #include "support.h"
 #include "base/addr.h"
 

@@ -1,5 +1,5 @@
 /* test_answer.c -- DNS wire answers reduced to routing facts
- * (src/answer.c): packets are built with ldns, turned into wire bytes and
+ * (src/dns/answer.c): packets are built with ldns, turned into wire bytes and
  * parsed back, so every rule is checked on real DNS messages. Every test
  * counts its allocations: nothing may be left behind. */
 #include "support.h"

@@ -1,4 +1,4 @@
-/* test_cache.c -- the byte-bounded LRU cache (src/cache.c). */
+/* test_cache.c -- the byte-bounded LRU cache (src/dns/cache.c). */
 #include "support.h"
 
 #include <stdbool.h>

@@ -366,7 +366,7 @@ static void test_options_zone_syntax_error(void **state)
     assert_non_null(strstr(msg, ":6"));
 }
 
-/* Zone text from third parties (src/zone_read.c): what ldns alone got
+/* Zone text from third parties (src/dns/zone_read.c): what ldns alone got
  * wrong is refused or bounded with a message naming the line. */
 static void expect_zone_error(fixture *f, const char *text, const char *msg)
 {

@@ -1,4 +1,4 @@
-/* test_health.c -- host health memory (src/health.c): cool-down growth,
+/* test_health.c -- host health memory (src/deliver/health.c): cool-down growth,
  * clearing on success, decay, reordering of packed plans, the memory bound
  * and allocation failures. Time is a plain number: nothing sleeps. */
 #include "support.h"

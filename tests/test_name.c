@@ -1,5 +1,5 @@
 /* test_name.c -- input parsing, IDNA and host-name normalisation
- * (src/name.c). */
+ * (src/base/name.c). */
 #include "support.h"
 #include "base/name.h"
 #include "base/addr.h"

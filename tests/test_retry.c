@@ -1,4 +1,4 @@
-/* test_retry.c -- the retry schedule (src/retry.c): exact backoff without
+/* test_retry.c -- the retry schedule (src/deliver/retry.c): exact backoff without
  * jitter, saturation for any attempt count, the jitter distribution, and
  * the maximum message age. */
 #include "support.h"

@@ -1,5 +1,5 @@
 /* send.c -- mxr_send: the failover machine (attempt.c) driving real SMTP
- * sessions (smtp_session.c). The machine says where to connect; a session
+ * sessions (smtp/session.c). The machine says where to connect; a session
  * runs there; every RCPT reply and the way the session ended go back to
  * the machine, which decides what comes next. Nothing here second-guesses
  * the machine: the rules table and the policies' outcome hooks decide. */

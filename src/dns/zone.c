@@ -1,4 +1,4 @@
-/* dns_zone.c -- the offline resolver: answers from zone files loaded by
+/* zone.c -- the offline resolver: answers from zone files loaded by
  * ldns, behaving like a recursive resolver in front of authoritative
  * servers for those zones. Answers are built as wire packets so that they
  * go through the same parser as network answers.

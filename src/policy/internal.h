@@ -51,7 +51,7 @@ typedef struct mxr__call {
     bool sync;    /* may not wait for DNS */
     char *errbuf; /* loading: errors go here, not to the log */
     size_t errlen;
-    /* DNS a route hook is waiting for (policy_hooks.c) */
+    /* DNS a route hook is waiting for (hooks.c) */
     struct mxr__dns_wait *wait;
     void *owner; /* the route run that resumes the call */
 } mxr__call;
@@ -109,10 +109,10 @@ const char *mxr__hook_name(mxr__hook hook);
 void mxr__policy_log(const mxr__policy_env *env, int level, const char *fmt,
                      ...) __attribute__((format(printf, 3, 4)));
 
-/* policy_hooks.c: the mx module in a sandbox environment (table on top) */
+/* hooks.c: the mx module in a sandbox environment (table on top) */
 void mxr__mx_module_open(lua_State *L);
 
-/* policy_plan.c: the plan object a route hook edits. The edit state is
+/* plan_object.c: the plan object a route hook edits. The edit state is
  * C-owned; the Lua object only points at it and is cut off when the hook
  * ends, so a script that keeps it gets an error, never stale memory. */
 typedef struct mxr__plan_edit {

@@ -1,4 +1,4 @@
-/* policy_plan.c -- the plan object of route hooks.
+/* plan_object.c -- the plan object of route hooks.
  *
  * Reading costs nothing extra: fields come from the plan as it is. The
  * first edit copies the plan into a builder; when the hook ends, an edited

@@ -1,4 +1,4 @@
-/* smtp_data.c -- CRLF normalisation and dot-stuffing in one pass. Both
+/* data.c -- CRLF normalisation and dot-stuffing in one pass. Both
  * functions walk the message with the same rules; the first only counts,
  * so the caller allocates once. */
 #include "smtp/data.h"

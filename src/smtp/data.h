@@ -1,4 +1,4 @@
-/* smtp_data.h -- a message as it goes on the wire after DATA (RFC 5321
+/* data.h -- a message as it goes on the wire after DATA (RFC 5321
  * sections 2.3.8 and 4.5.2): every line end CRLF, a leading "." doubled,
  * the last line closed, then the ".\r\n" terminator. */
 #ifndef MXR_SMTP_DATA_H

@@ -1,4 +1,4 @@
-/* smtp_reply.c -- SMTP reply lines to one reply: code, enhanced code and
+/* reply.c -- SMTP reply lines to one reply: code, enhanced code and
  * text. A line is "CODE-text" (more follow) or "CODE text" / "CODE" (the
  * last). Every line of a reply must carry the same code. */
 #include "smtp/reply.h"

@@ -1,4 +1,4 @@
-/* smtp_reply.h -- SMTP reply parsing (RFC 5321 section 4.2): multi-line
+/* reply.h -- SMTP reply parsing (RFC 5321 section 4.2): multi-line
  * replies, the reply code, RFC 3463 enhanced status codes and EHLO
  * keywords. Everything here reads bytes from a remote server: it bounds
  * what it keeps and never trusts a length. */

@@ -1,4 +1,4 @@
-/* smtp_session.h -- one SMTP client session (RFC 5321) to one address,
+/* session.h -- one SMTP client session (RFC 5321) to one address,
  * non-blocking, run by the engine's event loop: connect, greeting,
  * EHLO (HELO fallback), STARTTLS (RFC 3207), MAIL, RCPT per recipient,
  * DATA, end-of-data, QUIT. The session reports each RCPT reply and how it

@@ -1,4 +1,4 @@
-/* smtp_tls.c -- the OpenSSL side of STARTTLS (RFC 3207).
+/* tls.c -- the OpenSSL side of STARTTLS (RFC 3207).
  *
  * Opportunistic TLS does not check certificates (RFC 7435: an unverified
  * encrypted channel is better than a clear one); "verify" checks the

@@ -1,4 +1,4 @@
-/* smtp_tls.h -- STARTTLS over a non-blocking socket with OpenSSL. One
+/* tls.h -- STARTTLS over a non-blocking socket with OpenSSL. One
  * context per engine, made on first use; one connection object per
  * session. Calls never block: they say which readiness they wait for. */
 #ifndef MXR_SMTP_TLS_H

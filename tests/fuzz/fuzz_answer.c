@@ -1,5 +1,5 @@
 /* fuzz_answer.c -- DNS answers from a hostile server, wire bytes in, plan
- * out: the whole path of src/answer.c, the lookup layer (cache, CNAME
+ * out: the whole path of src/dns/answer.c, the lookup layer (cache, CNAME
  * chase, coalescing, the in-flight window), route.c and the ordering
  * rules, then a delivery attempt along the plan.
  *

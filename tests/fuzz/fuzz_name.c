@@ -1,5 +1,5 @@
 /* fuzz_name.c -- names and addresses from users, DNS and operators
- * (src/name.c, src/addr.c, the server and local-name options): any byte
+ * (src/base/name.c, src/base/addr.c, the server and local-name options): any byte
  * string gives a valid result or a clear one-line error, never a crash.
  *
  * The input is used whole as a byte string (embedded NULs included) by

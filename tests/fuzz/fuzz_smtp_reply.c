@@ -1,5 +1,5 @@
-/* fuzz_smtp_reply.c -- what an SMTP server sends back (src/smtp_reply.c)
- * and what we send after DATA (src/smtp_data.c).
+/* fuzz_smtp_reply.c -- what an SMTP server sends back (src/smtp/reply.c)
+ * and what we send after DATA (src/smtp/data.c).
  *
  * Replies: the input is a server's byte stream, cut into lines as the
  * session cuts it and fed to the reply parser reply after reply. Every

@@ -1,5 +1,5 @@
 /* fuzz_zone.c -- zone text from third parties (mxr_options_add_zone_text,
- * src/dns_zone.c through ldns), then routing over what loaded.
+ * src/dns/zone.c through ldns), then routing over what loaded.
  *
  * The input is zone text. A line "%%" starts another zone (at most
  * three: CNAME chains across zones). When the text begins with ';', the

@@ -13,7 +13,7 @@
 #define RUN_ROUNDS_MAX 100000 /* engine rounds before we call it a hang */
 #define ATTEMPT_HOPS_MAX 200  /* far above the rules' address limit */
 #define REPLY_TEXT_MAX 700    /* longer than the text an attempt keeps */
-#define KEPT_TEXT_MAX 512     /* what it keeps (src/attempt.c) */
+#define KEPT_TEXT_MAX 512     /* what it keeps (src/deliver/attempt.c) */
 
 void fz_fail(const char *file, int line, const char *what)
 {
