@@ -18,6 +18,8 @@
  *   mxroute/failover.h  stages, classes, actions, rules, attempts, hops,
  *                       outcomes, recipients
  *   mxroute/send.h      mxr_send (the SMTP client) and its events
+ * One more is opt-in, not included here: mxroute/lua.h (plans as Lua
+ * tables), for programs that run Lua themselves, after <lua.h>.
  *
  * Ownership and callback contract (mxroute/engine.h has the full text)
  *  - A call that returns an error never fires its callback.

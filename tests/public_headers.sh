@@ -3,8 +3,10 @@
 #   - every include/mxroute/*.h compiles alone (a .c holding only that
 #     #include, twice: the include guard), as C11 with -Wall -Wextra
 #     -Wpedantic -Werror, and as C++ when a C++ compiler is installed;
-#   - include/mxroute.h includes every one of them, and they are all
-#     installed (CMakeLists.txt installs include/ as a directory);
+#   - include/mxroute.h includes every one of them, except those that say
+#     "Not included by mxroute.h" (mxroute/lua.h: it needs <lua.h>, and is
+#     compiled alone with the Lua headers' flags from pkg-config); they are
+#     all installed (CMakeLists.txt installs include/ as a directory);
 #   - no public enum has a count value (no identifier ending in _COUNT or
 #     _COUNT_, no MXR_*_N), and every public enum says it is append-only
 #     in the comment just above it.
@@ -41,25 +43,39 @@ fi
 
 have_cxx=0
 command -v "$CXX" >/dev/null 2>&1 && have_cxx=1
+LUA_CFLAGS=$(pkg-config --cflags lua5.4 2>/dev/null)
 
 for h in "${headers[@]}"; do
   name=mxroute/$(basename "$h")
+  # Opt-in headers (not included by mxroute.h) bring their own needs.
+  optin=0 extra=()
+  if grep -q 'Not included by mxroute.h' "$h"; then
+    optin=1
+    # shellcheck disable=SC2206  # split the flags on purpose
+    extra=($LUA_CFLAGS)
+  fi
   printf '#include "%s"\n#include "%s"\n' "$name" "$name" >"$TMP/alone.c"
   if "$CC" -std=c11 -Wall -Wextra -Wpedantic -Werror -fsyntax-only \
-      -I"$INC" "$TMP/alone.c" >"$TMP/err" 2>&1; then
+      -I"$INC" ${extra[@]+"${extra[@]}"} "$TMP/alone.c" >"$TMP/err" 2>&1; then
     pass "$name compiles alone (C11, twice)"
   else
     fail "$name compiles alone (C11, twice)" "$(head -c 600 "$TMP/err")"
   fi
   if [ "$have_cxx" = 1 ]; then
     if "$CXX" -x c++ -Wall -Wextra -Werror -fsyntax-only -I"$INC" \
-        "$TMP/alone.c" >"$TMP/err" 2>&1; then
+        ${extra[@]+"${extra[@]}"} "$TMP/alone.c" >"$TMP/err" 2>&1; then
       pass "$name compiles alone (C++)"
     else
       fail "$name compiles alone (C++)" "$(head -c 600 "$TMP/err")"
     fi
   fi
-  if grep -Eq "^#include \"$name\"" "$INC/mxroute.h"; then
+  if [ "$optin" = 1 ]; then
+    if grep -Eq "^#include \"$name\"" "$INC/mxroute.h"; then
+      fail "mxroute.h leaves out the opt-in $name"
+    else
+      pass "mxroute.h leaves out the opt-in $name"
+    fi
+  elif grep -Eq "^#include \"$name\"" "$INC/mxroute.h"; then
     pass "mxroute.h includes $name"
   else
     fail "mxroute.h includes $name"

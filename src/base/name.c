@@ -232,6 +232,25 @@ mxr_status mxr__hostname_normalize(const char *in, size_t len,
     return MXR_OK;
 }
 
+/* The length of name without one trailing dot. */
+static size_t len_undotted(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 0 && name[n - 1] == '.' ? n - 1 : n;
+}
+
+bool mxr__hostname_eq(const char *a, const char *b)
+{
+    size_t n = len_undotted(a);
+    if (n != len_undotted(b))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (ascii_lower((unsigned char)a[i]) !=
+            ascii_lower((unsigned char)b[i]))
+            return false;
+    return true;
+}
+
 bool mxr__name_is_ip_literal(const char *name)
 {
     if (name == NULL)

@@ -16,7 +16,7 @@ typedef enum mxr__input_kind {
 
 typedef struct mxr__input {
     mxr__input_kind kind;
-    bool has_local; /* input was local@domain */
+    bool has_local;                 /* input was local@domain */
     char domain[MXR__NAME_MAX + 1]; /* A-label, lower case, no final dot;
                                        for literals the canonical bracketed
                                        text: "[192.0.2.1]",
@@ -42,6 +42,10 @@ mxr_status mxr__hostname_normalize(const char *in, size_t len,
  * and non-ASCII bytes written \xNN, "..." when cut. Returns buf. */
 #define MXR__QUOTE_BUF 168 /* 40 bytes as \xNN, "..." and the NUL */
 const char *mxr__quote(const char *s, size_t n, char buf[MXR__QUOTE_BUF]);
+
+/* Two host names compared as DNS compares them: ASCII case ignored, one
+ * trailing dot ignored ("MX1.Example.COM." is "mx1.example.com"). */
+bool mxr__hostname_eq(const char *a, const char *b);
 
 /* True when name is spelled as an IPv4 or IPv6 address ("192.0.2.1"). */
 bool mxr__name_is_ip_literal(const char *name);

@@ -19,6 +19,10 @@
 
 typedef struct mxr__core mxr__core;
 
+/* The longest a round waits when nothing is due: sources are asked for
+ * their timeout up to this, and the poll loop sleeps at most this long. */
+#define MXR__POLL_MAX_MS 1000
+
 /* ----------------------------------------------------- deferred tasks */
 
 /* A task lives inside the request it belongs to (container_of gets the
@@ -145,6 +149,9 @@ void mxr__core_init(mxr__core *c, const mxr__alloc *a, mxr_clock_fn clock,
 void mxr__core_shutdown(mxr__core *c);
 /* Teardown, second half: free the registry. */
 void mxr__core_free(mxr__core *c);
+
+/* What fd is watched for (MXR_WANT_*), 0 when it is not. */
+int mxr__io_want(const mxr__core *c, int fd);
 
 /* The embedder's loop (mxr_engine_fds / timeout / process). */
 size_t mxr__core_fds(const mxr__core *c, mxr_sock *out, size_t max);

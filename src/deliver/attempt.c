@@ -29,12 +29,16 @@ typedef struct last_error {
     const char *host;
 } last_error;
 
-/* Per recipient: the public view plus the strings it points to. */
+/* Per recipient: the public view plus the strings it points to. Until
+ * the recipient is settled, the strings hold its RCPT acceptance (code in
+ * ok_code): a delivery reported without a reply of its own (a probe's)
+ * shows that. */
 typedef struct rcpt_slot {
     mxr_rcpt pub;
     unsigned flags;
     bool has_error; /* err holds the last failure that concerned it */
     last_error err;
+    int ok_code;
     char enhanced[ENH_MAX];
     char text[TEXT_MAX];
 } rcpt_slot;
@@ -78,17 +82,34 @@ static void remember_error(mxr_attempt *a, const mxr_outcome *o)
     a->last.host = current(a)->host;
 }
 
-static void settle(rcpt_slot *r, mxr_rcpt_state state, int code,
-                   const char *enhanced, const char *text, const char *host)
+/* Make the recipient final with the reply already in its strings. */
+static void publish(rcpt_slot *r, mxr_rcpt_state state, int code,
+                    const char *host)
 {
     r->pub.state = state;
     r->pub.code = code;
-    mxr__copy_text(r->enhanced, sizeof r->enhanced, enhanced);
-    mxr__copy_text(r->text, sizeof r->text, text);
     r->pub.enhanced = r->enhanced[0] ? r->enhanced : NULL;
     r->pub.text = r->text;
     r->pub.host = host;
     r->flags = 0;
+}
+
+static void settle(rcpt_slot *r, mxr_rcpt_state state, int code,
+                   const char *enhanced, const char *text, const char *host)
+{
+    mxr__copy_text(r->enhanced, sizeof r->enhanced, enhanced);
+    mxr__copy_text(r->text, sizeof r->text, text);
+    publish(r, state, code, host);
+}
+
+/* A RCPT 2xx, kept in the recipient's strings (see rcpt_slot). */
+static void keep_acceptance(rcpt_slot *r, const mxr_outcome *reply)
+{
+    r->flags |= RCPT_ACCEPTED;
+    r->ok_code = reply->code;
+    mxr__copy_text(r->enhanced, sizeof r->enhanced, reply->enhanced);
+    mxr__copy_text(r->text, sizeof r->text,
+                   reply->text && reply->text[0] ? reply->text : "accepted");
 }
 
 /* The policies' retry hooks may change the delay or give up. */
@@ -308,7 +329,7 @@ mxr_action mxr_attempt_rcpt(mxr_attempt *a, size_t i, const mxr_outcome *reply)
     rcpt_slot *r = &a->rcpts[i];
     r->flags |= RCPT_TRIED;
     if (reply->cls == MXR_CLASS_OK) {
-        r->flags |= RCPT_ACCEPTED;
+        keep_acceptance(r, reply);
         return MXR_ACTION_CONTINUE;
     }
     mxr_outcome rcpt_reply = *reply;
@@ -340,13 +361,22 @@ static void health_note(mxr_attempt *a, const mxr_outcome *o)
                      &c->addrs[a->addr], now);
 }
 
-/* The session delivered the message to the recipients accepted in it. */
+/* The session delivered the message to the recipients accepted in it:
+ * each gets the end-of-data reply, or, when the outcome carries no reply
+ * (code 0: a probe stops before DATA), its own RCPT acceptance. */
 static mxr_action on_delivered(mxr_attempt *a, const mxr_outcome *o)
 {
-    for (size_t i = 0; i < a->n; i++)
-        if (a->rcpts[i].flags & RCPT_ACCEPTED)
-            settle(&a->rcpts[i], MXR_RCPT_DELIVERED, o->code, o->enhanced,
-                   o->text ? o->text : "accepted", current(a)->host);
+    const char *host = current(a)->host;
+    for (size_t i = 0; i < a->n; i++) {
+        rcpt_slot *r = &a->rcpts[i];
+        if (!(r->flags & RCPT_ACCEPTED))
+            continue;
+        if (o->code == 0)
+            publish(r, MXR_RCPT_DELIVERED, r->ok_code, host);
+        else
+            settle(r, MXR_RCPT_DELIVERED, o->code, o->enhanced,
+                   o->text ? o->text : "accepted", host);
+    }
     return MXR_ACTION_CONTINUE;
 }
 

@@ -144,7 +144,9 @@ static void on_end(void *ud, const mxr_outcome *o, bool tls, size_t accepted)
     s->session = NULL; /* it closes on its own */
     mxr_outcome told = *o;
     /* A probe stops where DATA would start: what the host accepted counts
-     * as taken, so the walk continues exactly as a delivery would. */
+     * as taken, so the walk continues exactly as a delivery would. The
+     * outcome's code stays 0 (no reply of its own): each recipient keeps
+     * the RCPT reply that accepted it. */
     if ((s->flags & MXR_SEND_PROBE) && o->stage == MXR_STAGE_RCPT &&
         o->cls == MXR_CLASS_OK && accepted > 0)
         told.stage = MXR_STAGE_DOT;

@@ -7,6 +7,7 @@
  * for its own lookups, and every lookup completes (also when the engine is
  * destroyed), so a stale resumption cannot happen. */
 #include "policy/internal.h"
+#include "mxroute/lua.h"
 #include "base/name.h"
 #include "plan/plan.h"
 
@@ -344,20 +345,6 @@ mxr_status mxr__policies_route(mxr__policies *set, mxr_plan *plan,
 
 /* ------------------------------------------------- outcome and retry */
 
-static void set_str(lua_State *L, const char *k, const char *v)
-{
-    if (v) {
-        lua_pushstring(L, v);
-        lua_setfield(L, -2, k);
-    }
-}
-
-static void set_int(lua_State *L, const char *k, lua_Integer v)
-{
-    lua_pushinteger(L, v);
-    lua_setfield(L, -2, k);
-}
-
 typedef struct outcome_push {
     const mxr__outcome_event *ev;
     mxr_action current;
@@ -371,17 +358,18 @@ static int push_outcome_event(lua_State *L)
     mxr_action current = op->current;
     char buf[MXR_ADDR_STRLEN];
     lua_createtable(L, 0, 10);
-    set_str(L, "domain", ev->domain);
-    set_str(L, "host", ev->host);
-    set_str(L, "address",
-            ev->addr ? mxr_addr_format(ev->addr, buf, sizeof buf) : NULL);
-    set_str(L, "recipient", ev->recipient);
-    set_str(L, "stage", mxr_stage_name(ev->outcome->stage));
-    set_str(L, "class", mxr_class_name(ev->outcome->cls));
-    set_int(L, "code", ev->outcome->code);
-    set_str(L, "enhanced", ev->outcome->enhanced);
-    set_str(L, "text", ev->outcome->text);
-    set_str(L, "action", mxr_action_name(current));
+    mxr_lua_set_string(L, "domain", ev->domain);
+    mxr_lua_set_string(L, "host", ev->host);
+    mxr_lua_set_string(L, "address",
+                       ev->addr ? mxr_addr_format(ev->addr, buf, sizeof buf)
+                                : NULL);
+    mxr_lua_set_string(L, "recipient", ev->recipient);
+    mxr_lua_set_string(L, "stage", mxr_stage_name(ev->outcome->stage));
+    mxr_lua_set_string(L, "class", mxr_class_name(ev->outcome->cls));
+    mxr_lua_set_integer(L, "code", ev->outcome->code);
+    mxr_lua_set_string(L, "enhanced", ev->outcome->enhanced);
+    mxr_lua_set_string(L, "text", ev->outcome->text);
+    mxr_lua_set_string(L, "action", mxr_action_name(current));
     return 1;
 }
 
@@ -452,15 +440,15 @@ static int push_retry_event(lua_State *L)
     const retry_push *rp = lua_touserdata(L, 1);
     const mxr__retry_event *ev = rp->ev;
     lua_createtable(L, 0, 7);
-    set_str(L, "domain", ev->domain);
-    set_str(L, "recipient", ev->recipient);
-    set_int(L, "attempts", ev->attempts);
+    mxr_lua_set_string(L, "domain", ev->domain);
+    mxr_lua_set_string(L, "recipient", ev->recipient);
+    mxr_lua_set_integer(L, "attempts", ev->attempts);
     lua_pushnumber(L, (double)ev->age_ms / 1000.0);
     lua_setfield(L, -2, "age");
-    set_int(L, "code", ev->code);
-    set_str(L, "enhanced", ev->enhanced);
-    set_str(L, "text", ev->text);
-    set_str(L, "host", ev->host);
+    mxr_lua_set_integer(L, "code", ev->code);
+    mxr_lua_set_string(L, "enhanced", ev->enhanced);
+    mxr_lua_set_string(L, "text", ev->text);
+    mxr_lua_set_string(L, "host", ev->host);
     lua_pushnumber(L, (double)rp->delay_ms / 1000.0);
     lua_setfield(L, -2, "delay");
     return 1;

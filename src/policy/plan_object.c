@@ -6,12 +6,12 @@
  * "policy"). A host added without addresses is resolved first: plan:add
  * then waits for DNS like mx.resolve_addr. */
 #include "policy/internal.h"
+#include "mxroute/lua.h"
 #include "base/addr.h"
 #include "base/name.h"
 #include "plan/plan.h"
 
 #include <string.h>
-#include <strings.h>
 
 #define PLAN_META "mxroute.plan"
 #define ADDRS_MAX 32
@@ -69,39 +69,6 @@ static mxr__plan_builder *editable(lua_State *L, mxr__plan_edit *ed)
     return &ed->pb;
 }
 
-static void set_field_str(lua_State *L, const char *k, const char *v)
-{
-    lua_pushstring(L, v);
-    lua_setfield(L, -2, k);
-}
-
-static void set_field_int(lua_State *L, const char *k, lua_Integer v)
-{
-    lua_pushinteger(L, v);
-    lua_setfield(L, -2, k);
-}
-
-static void push_addrs(lua_State *L, const mxr_addr *a, size_t n)
-{
-    char buf[MXR_ADDR_STRLEN];
-    lua_createtable(L, (int)n, 0);
-    for (size_t i = 0; i < n; i++) {
-        lua_pushstring(L, mxr_addr_format(&a[i], buf, sizeof buf));
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-}
-
-static void push_notes(lua_State *L, uint32_t notes)
-{
-    lua_newtable(L);
-    int n = 0;
-    for (uint32_t bit = 1; bit && bit <= notes; bit <<= 1)
-        if ((notes & bit) && mxr_note_name(bit)) {
-            lua_pushstring(L, mxr_note_name(bit));
-            lua_rawseti(L, -2, ++n);
-        }
-}
-
 /* A host of the builder as a candidate of a plan, so that one function
  * shows scripts both (the strings stay the builder's). */
 static mxr_candidate candidate_of_host(const mxr__host *h)
@@ -118,24 +85,6 @@ static mxr_candidate candidate_of_host(const mxr__host *h)
                            .ttl = h->ttl};
 }
 
-static void push_candidate(lua_State *L, const mxr_candidate *c)
-{
-    lua_createtable(L, 0, 9);
-    set_field_str(L, "host", c->host);
-    set_field_int(L, "preference", c->preference);
-    set_field_int(L, "port", c->port);
-    set_field_str(L, "source", mxr_source_name(c->source));
-    lua_pushboolean(L, c->tls_required);
-    lua_setfield(L, -2, "tls");
-    if (c->label && c->label[0]) /* "" in the builder, NULL in a plan */
-        set_field_str(L, "label", c->label);
-    set_field_int(L, "ttl", c->ttl);
-    push_addrs(L, c->addrs, c->naddrs);
-    lua_setfield(L, -2, "addresses");
-    push_notes(L, c->notes);
-    lua_setfield(L, -2, "notes");
-}
-
 /* ------------------------------------------------------------ reading */
 
 /* plan:candidates() -> a copy, in order: editing it changes nothing. */
@@ -146,7 +95,7 @@ static int plan_candidates(lua_State *L)
         lua_createtable(L, (int)ed->pb.nhosts, 0);
         for (size_t i = 0; i < ed->pb.nhosts; i++) {
             mxr_candidate c = candidate_of_host(&ed->pb.hosts[i]);
-            push_candidate(L, &c);
+            mxr_lua_push_candidate(L, &c);
             lua_rawseti(L, -2, (lua_Integer)i + 1);
         }
         return 1;
@@ -154,7 +103,7 @@ static int plan_candidates(lua_State *L)
     const mxr_plan *p = ed->plan;
     lua_createtable(L, (int)p->ncandidates, 0);
     for (size_t i = 0; i < p->ncandidates; i++) {
-        push_candidate(L, &p->candidates[i]);
+        mxr_lua_push_candidate(L, &p->candidates[i]);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     return 1;
@@ -167,16 +116,13 @@ static int plan_skipped(lua_State *L)
     size_t n = ed->edited ? ed->pb.nskips : ed->plan->nskipped;
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
-        lua_createtable(L, 0, 3);
         if (ed->edited) {
-            set_field_str(L, "host", ed->pb.skips[i].name);
-            set_field_int(L, "preference", ed->pb.skips[i].pref);
-            set_field_str(L, "reason", mxr_reason_name(ed->pb.skips[i].reason));
+            const mxr__skip *k = &ed->pb.skips[i];
+            mxr_skipped s = {
+                .host = k->name, .preference = k->pref, .reason = k->reason};
+            mxr_lua_push_skipped(L, &s);
         } else {
-            set_field_str(L, "host", ed->plan->skipped[i].host);
-            set_field_int(L, "preference", ed->plan->skipped[i].preference);
-            set_field_str(L, "reason",
-                          mxr_reason_name(ed->plan->skipped[i].reason));
+            mxr_lua_push_skipped(L, &ed->plan->skipped[i]);
         }
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
@@ -193,34 +139,103 @@ static void push_recipients(lua_State *L, const char *input)
     }
 }
 
+/* The fields of the plan object, in the order of plan_index's switch. */
+enum {
+    F_DOMAIN,
+    F_INPUT,
+    F_STATUS,
+    F_REASON,
+    F_IMPLICIT,
+    F_TTL,
+    F_MX_TTL,
+    F_RECIPIENTS,
+    F_COUNT
+};
+static const char *const fields[F_COUNT] = {"domain", "input",     "status",
+                                            "reason", "implicit",  "ttl",
+                                            "mx_ttl", "recipients"};
+
+/* The field index of the key at idx, or -1 (also for a key that is not a
+ * string). */
+static int field_of(lua_State *L, int idx)
+{
+    const char *k =
+        lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : NULL;
+    for (int i = 0; k && i < F_COUNT; i++)
+        if (strcmp(k, fields[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* Push the plan's method named by the key at idx, or nil; its type. */
+static int push_method(lua_State *L, int idx)
+{
+    int t = luaL_getmetafield(L, 1, "methods"); /* pushes nothing if nil */
+    if (t == LUA_TTABLE) {
+        lua_pushvalue(L, idx);
+        lua_rawget(L, -2);
+        lua_remove(L, -2);
+        return lua_type(L, -1);
+    }
+    if (t != LUA_TNIL)
+        lua_pop(L, 1);
+    lua_pushnil(L);
+    return LUA_TNIL;
+}
+
 static int plan_index(lua_State *L)
 {
     mxr__plan_edit *ed = check_edit(L);
-    const char *k = luaL_checkstring(L, 2);
+    luaL_checkstring(L, 2);
     mxr_result res = ed->edited ? ed->pb.result : ed->plan->result;
     mxr_reason why = ed->edited ? ed->pb.reason : ed->plan->reason;
-    if (strcmp(k, "domain") == 0)
+    switch (field_of(L, 2)) {
+    case F_DOMAIN:
         lua_pushstring(L, ed->plan->domain);
-    else if (strcmp(k, "input") == 0)
+        break;
+    case F_INPUT:
         lua_pushstring(L, ed->plan->input);
-    else if (strcmp(k, "status") == 0)
+        break;
+    case F_STATUS:
         lua_pushstring(L, mxr_result_name(res));
-    else if (strcmp(k, "reason") == 0)
+        break;
+    case F_REASON:
         res == MXR_RESULT_OK ? lua_pushnil(L)
                              : lua_pushstring(L, mxr_reason_name(why));
-    else if (strcmp(k, "implicit") == 0)
+        break;
+    case F_IMPLICIT:
         lua_pushboolean(L, ed->plan->implicit);
-    else if (strcmp(k, "ttl") == 0)
+        break;
+    case F_TTL:
         lua_pushinteger(L, ed->plan->ttl);
-    else if (strcmp(k, "mx_ttl") == 0)
+        break;
+    case F_MX_TTL:
         lua_pushinteger(L, ed->plan->mx_ttl);
-    else if (strcmp(k, "recipients") == 0)
+        break;
+    case F_RECIPIENTS:
         push_recipients(L, ed->plan->input);
-    else if (luaL_getmetafield(L, 1, "methods") == LUA_TTABLE)
-        lua_getfield(L, -1, k);
-    else
-        lua_pushnil(L);
+        break;
+    default:
+        push_method(L, 2);
+    }
     return 1;
+}
+
+/* plan.k = v: the plan changes through its methods only. The error is the
+ * assigning line's (luaL_error names the caller: script:line). */
+static int plan_newindex(lua_State *L)
+{
+    luaL_checkudata(L, 1, PLAN_META);
+    int f = field_of(L, 2);
+    if (f >= 0)
+        return luaL_error(L, "plan.%s is read-only", fields[f]);
+    if (lua_type(L, 2) == LUA_TSTRING && push_method(L, 2) != LUA_TNIL)
+        return luaL_error(L, "plan.%s is read-only (a method)",
+                          lua_tostring(L, 2));
+    return luaL_error(L,
+                      "plan has no field '%s' to set (its fields are "
+                      "read-only)",
+                      luaL_tolstring(L, 2, NULL));
 }
 
 /* ----------------------------------------------------------- editing */
@@ -398,10 +413,10 @@ static int plan_add(lua_State *L)
 static bool host_matches(lua_State *L, const mxr__host *h, int how)
 {
     if (lua_type(L, how) == LUA_TSTRING)
-        return strcasecmp(h->name, lua_tostring(L, how)) == 0;
+        return mxr__hostname_eq(h->name, lua_tostring(L, how));
     lua_pushvalue(L, how); /* a predicate on the candidate */
     mxr_candidate c = candidate_of_host(h);
-    push_candidate(L, &c);
+    mxr_lua_push_candidate(L, &c);
     lua_call(L, 1, 1);
     bool yes = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -451,7 +466,7 @@ static int plan_reorder(lua_State *L)
         lua_rawgeti(L, 2, (lua_Integer)k);
         const char *want = luaL_checkstring(L, -1);
         for (size_t i = front; i < pb->nhosts; i++) {
-            if (strcasecmp(pb->hosts[i].name, want) != 0)
+            if (!mxr__hostname_eq(pb->hosts[i].name, want))
                 continue;
             mxr__host h = pb->hosts[i];
             memmove(&pb->hosts[front + 1], &pb->hosts[front],
@@ -537,6 +552,8 @@ void mxr__plan_object_register(lua_State *L)
     lua_setfield(L, -2, "methods");
     lua_pushcfunction(L, plan_index);
     lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, plan_newindex);
+    lua_setfield(L, -2, "__newindex");
     lua_pushcfunction(L, plan_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pushboolean(L, 0);
