@@ -158,11 +158,15 @@ static int load_outcomes(const char *path)
 static mxr_outcome server_reply(const mxr_hop *hop, mxr_stage stage,
                                 const char *rcpt)
 {
-    static const int success[MXR_STAGE_COUNT_] = {
+    /* Sized by its initialisers: the stage enum is append-only and has
+     * no count, so a stage this program does not know gets code 0. */
+    static const int success[] = {
         [MXR_STAGE_CONNECT] = 0,    [MXR_STAGE_TLS] = 220,
         [MXR_STAGE_GREETING] = 220, [MXR_STAGE_EHLO] = 250,
         [MXR_STAGE_MAIL] = 250,     [MXR_STAGE_RCPT] = 250,
         [MXR_STAGE_DATA] = 354,     [MXR_STAGE_DOT] = 250};
+    int ok_code =
+        (size_t)stage < sizeof success / sizeof *success ? success[stage] : 0;
     const scripted *best = NULL;
     int best_score = -1;
 
@@ -181,7 +185,7 @@ static mxr_outcome server_reply(const mxr_hop *hop, mxr_stage stage,
     }
     if (!best)
         return (mxr_outcome){
-            .stage = stage, .cls = MXR_CLASS_OK, .code = success[stage]};
+            .stage = stage, .cls = MXR_CLASS_OK, .code = ok_code};
     return (mxr_outcome){.stage = stage,
                          .cls = best->cls,
                          .code = best->code,

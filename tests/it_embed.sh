@@ -122,7 +122,11 @@ PCDIR=$(dirname "$PC")
 LIBDIR=$(dirname "$PCDIR")
 [ -e "$LIBDIR/libmxroute.so" ] || die "install: libmxroute.so next to pkgconfig/" "$LIBDIR/libmxroute.so" "missing"
 [ -e "$PREFIX/include/mxroute.h" ] || die "install: mxroute.h installed" "$PREFIX/include/mxroute.h" "missing"
-pass "install: mxroute.pc, libmxroute.so and mxroute.h (libdir ${LIBDIR#"$PREFIX"/})"
+for h in "$SRC"/include/mxroute/*.h; do
+  [ -e "$PREFIX/include/mxroute/${h##*/}" ] ||
+    die "install: mxroute/${h##*/} installed" "$PREFIX/include/mxroute/${h##*/}" "missing"
+done
+pass "install: mxroute.pc, libmxroute.so, mxroute.h and mxroute/*.h (libdir ${LIBDIR#"$PREFIX"/})"
 
 # mxroute.pc carries the prefix chosen at configure time
 # (CMAKE_INSTALL_PREFIX), not the one given to `cmake --install --prefix`.
@@ -171,12 +175,20 @@ if grep -q -- "-lmxroute" "$OUT" && ! grep -Eq -- "-l(cares|ldns|idn2|lua)" "$OU
 else
   fail "build: linked with -lmxroute only (shared library)" "-lmxroute, no private deps" "$(grep -- -o "$OUT" | head -n 3)"
 fi
+# The soname carries major.minor while the major is 0 (CHANGES.md): a
+# program built against 0.1 (libmxroute.so.0) never loads this library.
+SONAME=libmxroute.so.$(sed -n 's/^#define MXR_VERSION_MAJOR //p' "$SRC/include/mxroute/version.h").$(sed -n 's/^#define MXR_VERSION_MINOR //p' "$SRC/include/mxroute/version.h")
 LAST_CMD="ldd $BIN/blocking"
-if LD_LIBRARY_PATH=$LIBDIR ldd "$BIN/blocking" 2>&1 | grep -q "libmxroute.so.0 => $LIBDIR/"; then
-  pass "build: blocking loads the installed libmxroute.so.0"
+if LD_LIBRARY_PATH=$LIBDIR ldd "$BIN/blocking" 2>&1 | grep -q "$SONAME => $LIBDIR/"; then
+  pass "build: blocking loads the installed $SONAME"
 else
-  fail "build: blocking loads the installed libmxroute.so.0" "libmxroute.so.0 => $LIBDIR/..." \
+  fail "build: blocking loads the installed $SONAME" "$SONAME => $LIBDIR/..." \
        "$(LD_LIBRARY_PATH=$LIBDIR ldd "$BIN/blocking" 2>&1 | grep mxroute)"
+fi
+if [ -e "$LIBDIR/libmxroute.so.0" ]; then
+  fail "build: no libmxroute.so.0 installed (the 0.1 soname)" "absent" "$LIBDIR/libmxroute.so.0"
+else
+  pass "build: no libmxroute.so.0 installed (the 0.1 soname)"
 fi
 
 # tests/broken_binaries.sh: MXR_BROKEN_EXAMPLE names a broken program that

@@ -114,13 +114,13 @@ static void test_equal(void **state)
 
 typedef struct class_case {
     const char *text;
-    mxr__addr_class want;
+    mxr_addr_class want;
 } class_case;
 
-#define G MXR__ADDR_GLOBAL
-#define P MXR__ADDR_PRIVATE
-#define L MXR__ADDR_LOOPBACK
-#define U MXR__ADDR_UNROUTABLE
+#define G MXR_ADDR_GLOBAL
+#define P MXR_ADDR_PRIVATE
+#define L MXR_ADDR_LOOPBACK
+#define U MXR_ADDR_UNROUTABLE
 
 static const class_case ipv4_cases[] = {
     {"0.0.0.0", U},         {"0.1.2.3", U},         {"0.255.255.255", U},
@@ -168,7 +168,7 @@ static void check_classes(const class_case *cases, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         mxr_addr a = must_parse(cases[i].text);
-        mxr__addr_class got = mxr__addr_classify(&a);
+        mxr_addr_class got = mxr_addr_classify(&a);
         if (got != cases[i].want)
             fail_msg("%s: class %d, want %d", cases[i].text, (int)got,
                      (int)cases[i].want);
@@ -195,8 +195,60 @@ static void test_classify_unknown(void **state)
     memset(&a, 0, sizeof a);
     a.family = 0;
     a.bytes[0] = 8;
-    assert_int_equal(mxr__addr_classify(&a), MXR__ADDR_UNROUTABLE);
-    assert_int_equal(mxr__addr_classify(NULL), MXR__ADDR_UNROUTABLE);
+    assert_int_equal(mxr_addr_classify(&a), MXR_ADDR_UNROUTABLE);
+    assert_int_equal(mxr_addr_classify(NULL), MXR_ADDR_UNROUTABLE);
+}
+
+/* The classifier as an embedder sees it (mxroute/plan.h): the values are
+ * ABI, each class has its word, and an address built by hand (no parser:
+ * AF_INET6 bytes of ::ffff:10.0.0.1) is classified as the IPv4 it
+ * carries. */
+static void test_classify_public(void **state)
+{
+    (void)state;
+    assert_int_equal(MXR_ADDR_GLOBAL, 0);
+    assert_int_equal(MXR_ADDR_PRIVATE, 1);
+    assert_int_equal(MXR_ADDR_LOOPBACK, 2);
+    assert_int_equal(MXR_ADDR_UNROUTABLE, 3);
+    static const struct {
+        const char *text;
+        mxr_addr_class want;
+        const char *word;
+    } one_per_class[] = {
+        {"192.0.2.1", MXR_ADDR_GLOBAL, "global"},
+        {"2001:db8::1", MXR_ADDR_GLOBAL, "global"},
+        {"172.20.0.1", MXR_ADDR_PRIVATE, "private"},
+        {"fd00::25", MXR_ADDR_PRIVATE, "private"},
+        {"127.0.0.1", MXR_ADDR_LOOPBACK, "loopback"},
+        {"::1", MXR_ADDR_LOOPBACK, "loopback"},
+        {"169.254.1.1", MXR_ADDR_UNROUTABLE, "unroutable"},
+        {"ff02::1", MXR_ADDR_UNROUTABLE, "unroutable"},
+        {"::ffff:8.8.8.8", MXR_ADDR_GLOBAL, "global"},
+        {"::ffff:192.168.1.1", MXR_ADDR_PRIVATE, "private"},
+        {"::ffff:127.0.0.2", MXR_ADDR_LOOPBACK, "loopback"},
+        {"::ffff:240.0.0.1", MXR_ADDR_UNROUTABLE, "unroutable"},
+    };
+    for (size_t i = 0; i < sizeof one_per_class / sizeof *one_per_class; i++) {
+        mxr_addr a = must_parse(one_per_class[i].text);
+        mxr_addr_class got = mxr_addr_classify(&a);
+        if (got != one_per_class[i].want)
+            fail_msg("%s: class %d, want %d", one_per_class[i].text, (int)got,
+                     (int)one_per_class[i].want);
+        assert_string_equal(mxr_addr_class_name(got), one_per_class[i].word);
+    }
+    mxr_addr mapped;
+    memset(&mapped, 0, sizeof mapped);
+    mapped.family = AF_INET6;
+    mapped.bytes[10] = mapped.bytes[11] = 0xff;
+    mapped.bytes[12] = 10;
+    mapped.bytes[15] = 1;
+    assert_int_equal(mxr_addr_classify(&mapped), MXR_ADDR_PRIVATE);
+    mapped.bytes[12] = 127;
+    assert_int_equal(mxr_addr_classify(&mapped), MXR_ADDR_LOOPBACK);
+    mapped.bytes[11] = 0xfe; /* not the mapped prefix: a global IPv6 */
+    assert_int_equal(mxr_addr_classify(&mapped), MXR_ADDR_GLOBAL);
+    assert_string_equal(mxr_addr_class_name((mxr_addr_class)4), "unknown");
+    assert_string_equal(mxr_addr_class_name((mxr_addr_class)-1), "unknown");
 }
 
 static void test_format(void **state)
@@ -286,6 +338,7 @@ int main(void)
         cmocka_unit_test(test_classify_ipv4),
         cmocka_unit_test(test_classify_ipv6),
         cmocka_unit_test(test_classify_unknown),
+        cmocka_unit_test(test_classify_public),
         cmocka_unit_test(test_format),
         cmocka_unit_test(test_format_buffer_size),
         cmocka_unit_test(test_format_rejects),

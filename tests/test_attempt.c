@@ -2,9 +2,9 @@
  * "attempts") through the public API only: every cell of the default
  * decision table against docs/failover.md section 3, per-recipient results,
  * per-domain overrides, limits, the retry schedule, host health, failed
- * plans, misuse, and the invariant of docs/failover.md section 5 (every recipient
- * ends delivered, bounced or deferred) under 100,000 randomised outcome
- * sequences and every sequence of three session outcomes.
+ * plans, misuse, and the invariant of docs/failover.md section 5 (every
+ * recipient ends delivered, bounced or deferred) under 100,000 randomised
+ * outcome sequences and every sequence of three session outcomes.
  *
  * Plans come from the offline zone backend (tests/zones/rules.test.zone
  * and zone text below); time comes from an injected clock, so retry times
@@ -14,6 +14,7 @@
  * Tests named test_regress_* show library bugs; they fail until the bug is
  * fixed. */
 #include "support.h"
+#include "base/enums.h"
 
 #include <limits.h>
 #include <stdbool.h>
@@ -337,8 +338,8 @@ static bool is_conn(mxr_class c)
 }
 
 /* docs/failover.md section 3, row by row, written out here independently
- * of src/deliver/rules.c. *row names the table row a cell comes from, or is NULL
- * for the cells the table does not name (then the action is this test's
+ * of src/deliver/rules.c. *row names the table row a cell comes from, or is
+ * NULL for the cells the table does not name (then the action is this test's
  * reading of the design, listed in the test report). */
 static mxr_action design_action(mxr_stage s, mxr_class c, const char **row)
 {
@@ -386,8 +387,8 @@ static void test_table_matches_design(void **state)
     (void)state;
     mxr_rules *fresh = new_rules();
     int bad = 0, unnamed = 0;
-    for (int s = 0; s < MXR_STAGE_COUNT_; s++) {
-        for (int c = 0; c < MXR_CLASS_COUNT_; c++) {
+    for (int s = 0; s < MXR__STAGE_N; s++) {
+        for (int c = 0; c < MXR__CLASS_N; c++) {
             const char *row;
             mxr_action want = design_action(s, c, &row);
             mxr_action dflt = mxr_rules_action(NULL, s, c);
@@ -450,8 +451,8 @@ static void test_table_cells_first_hop(void **state)
     assert_int_equal(p->ncandidates, 2);
     assert_int_equal(p->candidates[0].naddrs, 2);
     assert_int_equal(p->candidates[1].naddrs, 2);
-    for (int s = 0; s < MXR_STAGE_COUNT_; s++) {
-        for (int c = 1; c < MXR_CLASS_COUNT_; c++) {
+    for (int s = 0; s < MXR__STAGE_N; s++) {
+        for (int c = 1; c < MXR__CLASS_N; c++) {
             const char *row;
             mxr_action want = design_action(s, c, &row);
             f->now += 3 * HOUR; /* host health of earlier cells is gone */
@@ -494,8 +495,8 @@ static void test_table_cells_last_hop(void **state)
     mxr_plan *p = route(f, "one.example.test");
     assert_int_equal(p->ncandidates, 1);
     assert_int_equal(p->candidates[0].naddrs, 1);
-    for (int s = 0; s < MXR_STAGE_COUNT_; s++) {
-        for (int c = 1; c < MXR_CLASS_COUNT_; c++) {
+    for (int s = 0; s < MXR__STAGE_N; s++) {
+        for (int c = 1; c < MXR__CLASS_N; c++) {
             const char *row;
             mxr_action want = design_action(s, c, &row);
             f->now += 3 * HOUR;
@@ -868,23 +869,22 @@ static void test_rules_api(void **state)
     assert_int_equal(mxr_rules_set(r, MXR_RULE_MAX_ADDRESSES, 0), MXR_EINVAL);
     assert_int_equal(mxr_rules_set(r, MXR_RULE_RETRY_JITTER_PCT, 51),
                      MXR_EINVAL);
-    assert_int_equal(mxr_rules_set(r, MXR_RULE_COUNT_, 1), MXR_EINVAL);
+    assert_int_equal(mxr_rules_set(r, MXR__RULE_N, 1), MXR_EINVAL);
     assert_int_equal(mxr_rules_set(NULL, MXR_RULE_MAX_ADDRESSES, 3),
                      MXR_EINVAL);
-    assert_int_equal(mxr_rules_get(r, MXR_RULE_COUNT_), -1);
-    assert_int_equal(mxr_rules_set_action(r, MXR_STAGE_COUNT_, 1, NHOST),
+    assert_int_equal(mxr_rules_get(r, MXR__RULE_N), -1);
+    assert_int_equal(mxr_rules_set_action(r, MXR__STAGE_N, 1, NHOST),
                      MXR_EINVAL);
-    assert_int_equal(mxr_rules_set_action(r, 0, MXR_CLASS_COUNT_, NHOST),
+    assert_int_equal(mxr_rules_set_action(r, 0, MXR__CLASS_N, NHOST),
                      MXR_EINVAL);
-    assert_int_equal(mxr_rules_set_action(r, 0, 1, MXR_ACTION_COUNT_),
-                     MXR_EINVAL);
+    assert_int_equal(mxr_rules_set_action(r, 0, 1, MXR__ACTION_N), MXR_EINVAL);
     assert_int_equal(mxr_rules_set_action(NULL, 0, 1, NHOST), MXR_EINVAL);
 
     /* stay_on_4xx: exactly the 4xx cells of MAIL, RCPT, DATA, DOT. */
     mxr_rules_stay_on_4xx(r);
     mxr_rules_stay_on_4xx(NULL);
-    for (int s = 0; s < MXR_STAGE_COUNT_; s++)
-        for (int c = 0; c < MXR_CLASS_COUNT_; c++) {
+    for (int s = 0; s < MXR__STAGE_N; s++)
+        for (int c = 0; c < MXR__CLASS_N; c++) {
             mxr_action want = mxr_rules_action(NULL, s, c);
             if (s >= S_MAIL && c == MXR_CLASS_4XX)
                 want = DEFER;
@@ -910,15 +910,15 @@ static void test_rules_api(void **state)
     mxr_rules_free(r);
 
     /* Words. */
-    for (int s = 0; s < MXR_STAGE_COUNT_; s++)
+    for (int s = 0; s < MXR__STAGE_N; s++)
         assert_int_equal(mxr_stage_parse(mxr_stage_name(s)), s);
-    for (int c = 0; c < MXR_CLASS_COUNT_; c++)
+    for (int c = 0; c < MXR__CLASS_N; c++)
         assert_int_equal(mxr_class_parse(mxr_class_name(c)), c);
-    for (int x = 0; x < MXR_ACTION_COUNT_; x++)
+    for (int x = 0; x < MXR__ACTION_N; x++)
         assert_int_equal(mxr_action_parse(mxr_action_name(x)), x);
     assert_int_equal(mxr_stage_parse("nope"), -1);
     assert_int_equal(mxr_class_parse(NULL), -1);
-    assert_string_equal(mxr_stage_name(MXR_STAGE_COUNT_), "unknown");
+    assert_string_equal(mxr_stage_name(MXR__STAGE_N), "unknown");
     assert_string_equal(mxr_rcpt_state_name(MXR_RCPT_DEFERRED), "deferred");
     assert_string_equal(mxr_rcpt_state_name((mxr_rcpt_state)9), "unknown");
     assert_int_equal(mxr_class_of_code(250), MXR_CLASS_OK);
@@ -2165,10 +2165,10 @@ static mxr_rules *gen_rules(unsigned k, uint64_t *rng, bool *loose)
         break;
     default: /* any cell may say anything, numbers at random */
         *loose = true;
-        for (int s = 0; s < MXR_STAGE_COUNT_; s++)
-            for (int c = 0; c < MXR_CLASS_COUNT_; c++)
+        for (int s = 0; s < MXR__STAGE_N; s++)
+            for (int c = 0; c < MXR__CLASS_N; c++)
                 if (rnd(rng, 10) < 3)
-                    set_cell(r, s, c, (mxr_action)rnd(rng, MXR_ACTION_COUNT_));
+                    set_cell(r, s, c, (mxr_action)rnd(rng, MXR__ACTION_N));
         set_rule(r, MXR_RULE_MAX_ADDRESSES, 1 + rnd(rng, 6));
         set_rule(r, MXR_RULE_MAX_SESSIONS, 1 + rnd(rng, 4));
         set_rule(r, MXR_RULE_RETRY_MIN_S, 1 + rnd(rng, 100));
@@ -2187,15 +2187,15 @@ static void random_script(void *ctx, const drv *d, unsigned session, script *s)
     uint64_t *rng = &g->rng;
     (void)session;
     memset(s, 0, sizeof *s);
-    s->stage = (mxr_stage)rnd(rng, MXR_STAGE_COUNT_);
-    s->cls = (mxr_class)rnd(rng, MXR_CLASS_COUNT_);
+    s->stage = (mxr_stage)rnd(rng, MXR__STAGE_N);
+    s->cls = (mxr_class)rnd(rng, MXR__CLASS_N);
     if (rnd(rng, 4) == 0) { /* a session that works, as most do */
         s->stage = S_DOT;
         s->cls = MXR_CLASS_OK;
     }
     /* OK ends a session only at RCPT (then DOT OK) and at end-of-data. */
     if (s->cls == MXR_CLASS_OK && s->stage != S_RCPT && s->stage != S_DOT)
-        s->cls = (mxr_class)(1 + rnd(rng, MXR_CLASS_COUNT_ - 1));
+        s->cls = (mxr_class)(1 + rnd(rng, MXR__CLASS_N - 1));
     s->code = code_of(s->cls, rnd(rng, 12));
     s->progress = rnd(rng, 2);
     static const int codes[] = {250, 250, 250, 250, 251, 450, 451, 452,
@@ -2382,7 +2382,7 @@ static void test_invariant_exhaustive(void **state)
     assert_non_null(d);
     static const int replies[] = {250, 451, 550};
     unsigned long runs = 0;
-    unsigned long ends[MXR_ACTION_COUNT_] = {0};
+    unsigned long ends[MXR__ACTION_N] = {0};
     for (unsigned tail = 0; tail < 2; tail++)
         for (unsigned rc = 0; rc < 9; rc++)
             for (unsigned e0 = 0; e0 < EX_EVENTS; e0++)
@@ -2402,7 +2402,7 @@ static void test_invariant_exhaustive(void **state)
                         d->label = "exhaustive";
                         d->seq = runs;
                         if (drv_run(d, ex_script, &x))
-                            ends[d->move < MXR_ACTION_COUNT_ ? d->move : 0]++;
+                            ends[d->move < MXR__ACTION_N ? d->move : 0]++;
                         mxr_attempt_free(d->a);
                     }
     print_message("exhaustive: %lu runs; last action: %lu defer, %lu "

@@ -9,6 +9,7 @@
  *
  * A repro that could corrupt memory runs in a child process. */
 #include "support.h"
+#include "base/enums.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -233,9 +234,9 @@ static void test_options_defaults(void **state)
     for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
         assert_int_equal(mxr_options_get(f->o, defaults[i].opt),
                          defaults[i].def);
-    assert_int_equal(mxr_options_get(f->o, MXR_OPT_COUNT_), -1);
+    assert_int_equal(mxr_options_get(f->o, MXR__OPT_N), -1);
     assert_int_equal(mxr_options_get(NULL, MXR_OPT_PORT), -1);
-    assert_int_equal(mxr_options_set(f->o, MXR_OPT_COUNT_, 1), MXR_EINVAL);
+    assert_int_equal(mxr_options_set(f->o, MXR__OPT_N, 1), MXR_EINVAL);
     assert_int_equal(mxr_options_set(f->o, (mxr_option)-1, 1), MXR_EINVAL);
     assert_int_equal(mxr_options_set(NULL, MXR_OPT_PORT, 1), MXR_EINVAL);
     assert_int_equal(mxr_options_new(NULL), MXR_EINVAL);
@@ -594,6 +595,208 @@ static void test_version(void **state)
     assert_int_equal(mxr_version(), MXR_VERSION_HEX);
     assert_string_equal(mxr_version_string(), MXR_VERSION_STRING);
     assert_non_null(mxr_strerror(MXR_EDESTROYED));
+}
+
+/* =================================================================== */
+/* lifetimes and size-versioned structs                                 */
+/* =================================================================== */
+
+/* A plan is one self-contained block: route, destroy the engine, and the
+ * plan still reads whole (the ASan build sees any read of the engine's
+ * freed memory) and frees through the allocator the engine was given. A
+ * plan from the plan cache (the second route) too. */
+static void test_plan_outlives_engine(void **state)
+{
+    fixture *f = *state;
+    mxr_engine *e = start_rules(f);
+    mxr_plan *first = route_sync_ok(e, "plain.rules.test");
+    mxr_plan *cached = route_sync_ok(e, "user@plain.rules.test");
+    assert_true(stats_of(e).plan_hits >= 1);
+    mxr_engine_destroy(e);
+    f->e = NULL;
+    assert_true(f->ta.live > 0); /* the plans, in the caller's allocator */
+
+    mxr_plan *plans[] = {first, cached};
+    const char *inputs[] = {"plain.rules.test", "user@plain.rules.test"};
+    for (size_t i = 0; i < 2; i++) {
+        mxr_plan *p = plans[i];
+        assert_string_equal(p->input, inputs[i]);
+        assert_string_equal(p->domain, "plain.rules.test");
+        assert_int_equal(p->result, MXR_RESULT_OK);
+        assert_order(p, "mx1.plain.rules.test,mx2.plain.rules.test");
+        char buf[MXR_ADDR_STRLEN];
+        const mxr_candidate *c = &p->candidates[0];
+        assert_int_equal(c->naddrs, 2);
+        bool v4 = false;
+        for (size_t k = 0; k < c->naddrs; k++) {
+            assert_non_null(mxr_addr_format(&c->addrs[k], buf, sizeof buf));
+            v4 = v4 || strcmp(buf, "192.0.2.11") == 0;
+        }
+        assert_true(v4);
+        assert_int_equal(p->candidates[1].preference, 20);
+        mxr_plan_free(p);
+    }
+    assert_int_equal(f->ta.live, 0);
+}
+
+/* Sized calls write into a buffer of CANARY bytes. After one for size
+ * bytes of which filled hold data: zeros from filled to size, and not a
+ * byte changed from size to the end (total). */
+#define CANARY 0xa5
+static void assert_sized_write(const unsigned char *buf, size_t total,
+                               size_t size, size_t filled)
+{
+    for (size_t i = filled; i < size; i++)
+        if (buf[i] != 0)
+            fail_msg("byte %zu of %zu: %#x, want 0", i, size, buf[i]);
+    for (size_t i = size; i < total; i++)
+        if (buf[i] != CANARY)
+            fail_msg("byte %zu past the caller's %zu changed", i, size);
+}
+
+/* mxr_engine_stats_sized writes exactly size bytes: the statistics the
+ * library has (as many as fit), then zeros; never past size, whether the
+ * caller's struct is the library's, older (smaller) or newer (larger). */
+static void test_stats_sized(void **state)
+{
+    fixture *f = *state;
+    mxr_engine *e = start_rules(f);
+    mxr_plan_free(route_sync_ok(e, "plain.rules.test"));
+    const size_t lib = sizeof(mxr_stats);
+    unsigned char buf[sizeof(mxr_stats) + 64];
+
+    /* The macro: the size this program was compiled with. */
+    memset(buf, CANARY, sizeof buf);
+    assert_int_equal(mxr_engine_stats(e, (mxr_stats *)(void *)buf), lib);
+    assert_sized_write(buf, sizeof buf, lib, lib);
+    mxr_stats s;
+    memcpy(&s, buf, sizeof s);
+    assert_int_equal(s.routes, 1);
+    assert_true(s.queries_sent > 0);
+
+    /* An older caller: its struct ends before policy_calls. */
+    size_t old = offsetof(mxr_stats, policy_calls);
+    memset(buf, CANARY, sizeof buf);
+    assert_int_equal(mxr_engine_stats_sized(e, (mxr_stats *)(void *)buf, old),
+                     old);
+    assert_sized_write(buf, sizeof buf, old, old);
+    memcpy(&s, buf, old);
+    assert_int_equal(s.routes, 1);
+
+    /* A newer caller: 32 bytes the library does not know are zeroed, and
+     * nothing after them is touched. */
+    memset(buf, CANARY, sizeof buf);
+    assert_int_equal(
+        mxr_engine_stats_sized(e, (mxr_stats *)(void *)buf, lib + 32), lib);
+    assert_sized_write(buf, sizeof buf, lib + 32, lib);
+
+    /* Nothing to fill, or nowhere to. */
+    memset(buf, CANARY, sizeof buf);
+    assert_int_equal(mxr_engine_stats_sized(e, (mxr_stats *)(void *)buf, 0), 0);
+    assert_sized_write(buf, sizeof buf, 0, 0);
+    assert_int_equal(mxr_engine_stats_sized(e, NULL, lib), 0);
+    assert_int_equal(mxr_engine_stats_sized(NULL, &s, lib), 0);
+}
+
+/* mxr_attempt_next_sized keeps to the caller's size the same way, and
+ * writes nothing when it returns an error. */
+static void test_hop_sized(void **state)
+{
+    fixture *f = *state;
+    mxr_engine *e = start_rules(f);
+    mxr_plan *p = route_sync_ok(e, "plain.rules.test");
+    const char *rcpts[] = {"a@plain.rules.test"};
+    mxr_message msg = {
+        .sender = "s@example.org", .recipients = rcpts, .nrecipients = 1};
+    mxr_attempt *a;
+    assert_int_equal(mxr_attempt_new(e, p, &msg, &a), MXR_OK);
+    mxr_plan_free(p);
+    const size_t lib = sizeof(mxr_hop);
+    unsigned char buf[sizeof(mxr_hop) + 64];
+    mxr_outcome refused = {.stage = MXR_STAGE_CONNECT,
+                           .cls = MXR_CLASS_REFUSED};
+
+    /* The macro, with canaries after the struct. */
+    memset(buf, CANARY, sizeof buf);
+    assert_int_equal(mxr_attempt_next(a, (mxr_hop *)(void *)buf), MXR_OK);
+    assert_sized_write(buf, sizeof buf, lib, lib);
+    mxr_hop h;
+    memcpy(&h, buf, sizeof h);
+    assert_string_equal(h.host, "mx1.plain.rules.test");
+    assert_int_equal(h.number, 1);
+    mxr_attempt_outcome(a, &refused);
+
+    /* An older caller whose hop ends before label. */
+    size_t old = offsetof(mxr_hop, label);
+    memset(buf, CANARY, sizeof buf);
+    assert_int_equal(mxr_attempt_next_sized(a, (mxr_hop *)(void *)buf, old),
+                     MXR_OK);
+    assert_sized_write(buf, sizeof buf, old, old);
+    memcpy(&h, buf, old);
+    assert_int_equal(h.number, 2);
+    mxr_attempt_outcome(a, &refused);
+
+    /* A newer caller: the tail is zeroed, nothing past it touched. */
+    memset(buf, CANARY, sizeof buf);
+    assert_int_equal(
+        mxr_attempt_next_sized(a, (mxr_hop *)(void *)buf, lib + 32), MXR_OK);
+    assert_sized_write(buf, sizeof buf, lib + 32, lib);
+
+    /* Errors write nothing: a session is open (ESTATE), size 0. */
+    memset(buf, CANARY, sizeof buf);
+    assert_int_equal(mxr_attempt_next_sized(a, (mxr_hop *)(void *)buf, lib),
+                     MXR_ESTATE);
+    assert_int_equal(mxr_attempt_next_sized(a, (mxr_hop *)(void *)buf, 0),
+                     MXR_EINVAL);
+    assert_sized_write(buf, sizeof buf, 0, 0);
+
+    /* An RCPT reply of a class this library does not know is ignored:
+     * the recipient can still be decided by a real reply. */
+    mxr_outcome odd = {.stage = MXR_STAGE_RCPT, .cls = (mxr_class)10000};
+    assert_int_equal(mxr_attempt_rcpt(a, 0, &odd), MXR_ACTION_CONTINUE);
+    assert_int_equal(mxr_attempt_recipient(a, 0)->state, MXR_RCPT_PENDING);
+    mxr_outcome no_user = {
+        .stage = MXR_STAGE_RCPT, .cls = MXR_CLASS_5XX, .code = 550};
+    assert_int_equal(mxr_attempt_rcpt(a, 0, &no_user), MXR_ACTION_BOUNCE);
+    mxr_attempt_free(a);
+}
+
+/* Values past the end of a public enum (a newer header's) are refused or
+ * named "unknown", never read out of a table. */
+static void test_enums_out_of_range(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(mxr_options_set(f->o, (mxr_option)-1, 1), MXR_EINVAL);
+    assert_int_equal(mxr_options_set(f->o, (mxr_option)10000, 1), MXR_EINVAL);
+    assert_int_equal(mxr_options_get(f->o, (mxr_option)10000), -1);
+    assert_string_equal(mxr_reason_name((mxr_reason)10000), "unknown");
+    assert_string_equal(mxr_result_name((mxr_result)10000), "unknown");
+    assert_string_equal(mxr_source_name((mxr_source)10000), "unknown");
+    assert_string_equal(mxr_family_name((mxr_family)10000), "unknown");
+    assert_string_equal(mxr_tls_mode_name((mxr_tls_mode)10000), "unknown");
+    assert_string_equal(mxr_stage_name((mxr_stage)10000), "unknown");
+    assert_string_equal(mxr_class_name((mxr_class)10000), "unknown");
+    assert_string_equal(mxr_action_name((mxr_action)10000), "unknown");
+    assert_string_equal(mxr_rcpt_state_name((mxr_rcpt_state)10000), "unknown");
+    assert_string_equal(mxr_addr_class_name((mxr_addr_class)10000), "unknown");
+    assert_string_equal(mxr_strerror((mxr_status)10000), "unknown error");
+    assert_false(mxr_class_is_connection((mxr_class)10000));
+    mxr_rules *r;
+    assert_int_equal(mxr_rules_new(&r), MXR_OK);
+    assert_int_equal(mxr_rules_set(r, (mxr_rule)10000, 1), MXR_EINVAL);
+    assert_int_equal(mxr_rules_get(r, (mxr_rule)10000), -1);
+    assert_int_equal(mxr_rules_set_action(r, (mxr_stage)10000, MXR_CLASS_4XX,
+                                          MXR_ACTION_DEFER),
+                     MXR_EINVAL);
+    assert_int_equal(mxr_rules_set_action(r, MXR_STAGE_MAIL, (mxr_class)-1,
+                                          MXR_ACTION_DEFER),
+                     MXR_EINVAL);
+    assert_int_equal(mxr_rules_set_action(r, MXR_STAGE_MAIL, MXR_CLASS_4XX,
+                                          (mxr_action)10000),
+                     MXR_EINVAL);
+    assert_int_equal(mxr_rules_action(r, (mxr_stage)10000, MXR_CLASS_4XX),
+                     MXR_ACTION_NEXT_HOST);
+    mxr_rules_free(r);
 }
 
 /* =================================================================== */
@@ -1800,6 +2003,10 @@ int main(void)
         T(test_options_zone_error_line),
         T(test_options_zone_apex_errors),
         T(test_version),
+        T(test_plan_outlives_engine),
+        T(test_stats_sized),
+        T(test_hop_sized),
+        T(test_enums_out_of_range),
         T(test_contract_never_inside_route),
         T(test_contract_invalid_input),
         T(test_contract_busy),

@@ -54,21 +54,21 @@ bool mxr__addr_equal(const mxr_addr *a, const mxr_addr *b)
 }
 
 /* b is the address in network order; ranges from RFC 6890. */
-static mxr__addr_class classify_v4(const uint8_t *b)
+static mxr_addr_class classify_v4(const uint8_t *b)
 {
     if (b[0] == 0 || b[0] >= 224) /* this network, multicast, 240/4 and
                                      255.255.255.255 */
-        return MXR__ADDR_UNROUTABLE;
+        return MXR_ADDR_UNROUTABLE;
     if (b[0] == 169 && b[1] == 254) /* link-local */
-        return MXR__ADDR_UNROUTABLE;
+        return MXR_ADDR_UNROUTABLE;
     if (b[0] == 127)
-        return MXR__ADDR_LOOPBACK;
+        return MXR_ADDR_LOOPBACK;
     if (b[0] == 10 || (b[0] == 172 && (b[1] & 0xf0) == 16) ||
         (b[0] == 192 && b[1] == 168))
-        return MXR__ADDR_PRIVATE;
+        return MXR_ADDR_PRIVATE;
     if (b[0] == 100 && (b[1] & 0xc0) == 64) /* carrier-grade NAT */
-        return MXR__ADDR_PRIVATE;
-    return MXR__ADDR_GLOBAL;
+        return MXR_ADDR_PRIVATE;
+    return MXR_ADDR_GLOBAL;
 }
 
 static bool all_zero(const uint8_t *b, size_t n)
@@ -80,33 +80,45 @@ static bool all_zero(const uint8_t *b, size_t n)
     return true;
 }
 
-static mxr__addr_class classify_v6(const uint8_t *b)
+static mxr_addr_class classify_v6(const uint8_t *b)
 {
     if (all_zero(b, 10) && b[10] == 0xff && b[11] == 0xff)
         return classify_v4(b + 12);    /* ::ffff:a.b.c.d */
     if (all_zero(b, 15) && b[15] == 0) /* :: unspecified */
-        return MXR__ADDR_UNROUTABLE;
+        return MXR_ADDR_UNROUTABLE;
     if (all_zero(b, 15) && b[15] == 1) /* ::1 */
-        return MXR__ADDR_LOOPBACK;
+        return MXR_ADDR_LOOPBACK;
     if (b[0] == 0xff) /* multicast */
-        return MXR__ADDR_UNROUTABLE;
+        return MXR_ADDR_UNROUTABLE;
     if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) /* fe80::/10 link-local */
-        return MXR__ADDR_UNROUTABLE;
+        return MXR_ADDR_UNROUTABLE;
     if ((b[0] & 0xfe) == 0xfc) /* fc00::/7 unique local */
-        return MXR__ADDR_PRIVATE;
-    return MXR__ADDR_GLOBAL;
+        return MXR_ADDR_PRIVATE;
+    return MXR_ADDR_GLOBAL;
 }
 
-mxr__addr_class mxr__addr_classify(const mxr_addr *a)
+mxr_addr_class mxr_addr_classify(const mxr_addr *a)
 {
     /* An address we cannot read is one we must not connect to. */
     if (a == NULL)
-        return MXR__ADDR_UNROUTABLE;
+        return MXR_ADDR_UNROUTABLE;
     if (a->family == AF_INET)
         return classify_v4(a->bytes);
     if (a->family == AF_INET6)
         return classify_v6(a->bytes);
-    return MXR__ADDR_UNROUTABLE;
+    return MXR_ADDR_UNROUTABLE;
+}
+
+const char *mxr_addr_class_name(mxr_addr_class cls)
+{
+    static const char *const words[] = {
+        [MXR_ADDR_GLOBAL] = "global",
+        [MXR_ADDR_PRIVATE] = "private",
+        [MXR_ADDR_LOOPBACK] = "loopback",
+        [MXR_ADDR_UNROUTABLE] = "unroutable",
+    };
+    return (unsigned)cls < sizeof words / sizeof *words ? words[cls]
+                                                        : "unknown";
 }
 
 const char *mxr_addr_format(const mxr_addr *addr, char *buf, size_t len)

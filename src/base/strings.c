@@ -1,6 +1,7 @@
 /* strings.c -- names of statuses, reasons, sources, notes and families,
  * and the version. Words are part of the JSON contract: never rename. */
 #include "mxroute.h"
+#include "base/enums.h"
 #include "base/text.h"
 
 #include <string.h>
@@ -37,7 +38,7 @@ const char *mxr_strerror(mxr_status status)
     return "unknown error";
 }
 
-static const char *const reason_words[MXR_REASON_COUNT_] = {
+static const char *const reason_words[] = {
     [MXR_REASON_NONE] = "none",
     [MXR_REASON_NULL_MX] = "null-mx",
     [MXR_REASON_NULL_MX_ENTRY] = "null-mx-entry",
@@ -61,10 +62,12 @@ static const char *const reason_words[MXR_REASON_COUNT_] = {
     [MXR_REASON_BAD_TARGET] = "bad-target",
     [MXR_REASON_POLICY] = "policy",
 };
+_Static_assert(sizeof reason_words / sizeof *reason_words == MXR__REASON_N,
+               "a word for every reason (base/enums.h)");
 
 const char *mxr_reason_name(mxr_reason reason)
 {
-    if ((unsigned)reason < MXR_REASON_COUNT_)
+    if ((unsigned)reason < MXR__REASON_N)
         return reason_words[reason];
     return "unknown";
 }
@@ -159,6 +162,17 @@ const char *mxr_tls_mode_name(mxr_tls_mode mode)
     if ((unsigned)mode < sizeof tls_words / sizeof *tls_words)
         return tls_words[mode];
     return "unknown";
+}
+
+size_t mxr__copy_sized(void *dst, size_t dst_size, const void *src,
+                       size_t src_size)
+{
+    size_t n = dst_size < src_size ? dst_size : src_size;
+    if (n)
+        memcpy(dst, src, n);
+    if (dst_size > n)
+        memset((char *)dst + n, 0, dst_size - n);
+    return n;
 }
 
 void mxr__copy_text(char *dst, size_t cap, const char *src)

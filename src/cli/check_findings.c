@@ -150,43 +150,6 @@ static void add1(chk_report *r, chk_sev sev, const char *code, char *rec,
     free(rec);
 }
 
-typedef enum addr_class {
-    ADDR_PUBLIC,
-    ADDR_PRIVATE,
-    ADDR_UNROUTABLE
-} addr_class;
-
-static addr_class classify4(const uint8_t *b)
-{
-    if (b[0] == 127 || b[0] == 0 || b[0] >= 224 || (b[0] == 169 && b[1] == 254))
-        return ADDR_UNROUTABLE;
-    if (b[0] == 10 || (b[0] == 172 && (b[1] & 0xf0) == 16) ||
-        (b[0] == 192 && b[1] == 168) || (b[0] == 100 && (b[1] & 0xc0) == 64))
-        return ADDR_PRIVATE;
-    return ADDR_PUBLIC;
-}
-
-static addr_class classify(const mxr_addr *a)
-{
-    const uint8_t *b = a->bytes;
-    if (a->family != AF_INET6)
-        return classify4(b);
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
-                                       0, 0, 0, 0, 0xff, 0xff};
-    if (memcmp(b, mapped, 12) == 0)
-        return classify4(b + 12);
-    bool zero = true;
-    for (int i = 0; i < 15; i++)
-        zero = zero && b[i] == 0;
-    if (zero && (b[15] == 0 || b[15] == 1))
-        return ADDR_UNROUTABLE; /* :: and ::1 */
-    if (b[0] == 0xff || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80))
-        return ADDR_UNROUTABLE; /* multicast, link-local */
-    if ((b[0] & 0xfe) == 0xfc)
-        return ADDR_PRIVATE; /* fc00::/7 */
-    return ADDR_PUBLIC;
-}
-
 static char *addr_rr(const mxr_candidate *c, const mxr_addr *a)
 {
     char buf[MXR_ADDR_STRLEN];
@@ -405,12 +368,14 @@ static void rule_candidates(chk_report *r)
         char *own[8] = {0};
         size_t nown = 0;
         for (size_t k = 0; k < c->naddrs; k++) {
-            addr_class ac = classify(&c->addrs[k]);
-            pub = pub || ac == ADDR_PUBLIC;
-            if (ac == ADDR_PUBLIC)
+            /* The library's own classes; loopback is unroutable here:
+             * it only gets into a plan with --allow-loopback. */
+            mxr_addr_class ac = mxr_addr_classify(&c->addrs[k]);
+            pub = pub || ac == MXR_ADDR_GLOBAL;
+            if (ac == MXR_ADDR_GLOBAL)
                 continue;
-            npriv += ac == ADDR_PRIVATE;
-            nunr += ac == ADDR_UNROUTABLE;
+            npriv += ac == MXR_ADDR_PRIVATE;
+            nunr += ac != MXR_ADDR_PRIVATE;
             if (nown < 8) {
                 own[nown] = addr_rr(c, &c->addrs[k]);
                 recs[nown] = own[nown];

@@ -7,6 +7,7 @@
  * recipient ends in exactly one of delivered, bounced or deferred: the
  * attempt is over only when none is pending. */
 #include "deliver/deliver.h"
+#include "base/enums.h"
 #include "plan/plan.h"
 #include "deliver/retry.h"
 #include "base/text.h"
@@ -267,9 +268,11 @@ static mxr_action decide(mxr_attempt *a, const mxr_outcome *o,
 
 /* ------------------------------------------------------------- the API */
 
-mxr_status mxr_attempt_next(mxr_attempt *a, mxr_hop *out)
+/* Size-versioned (mxroute/failover.h): never more than size bytes at out,
+ * and nothing unless MXR_OK. */
+mxr_status mxr_attempt_next_sized(mxr_attempt *a, mxr_hop *out, size_t size)
 {
-    if (!a || !out)
+    if (!a || !out || size == 0)
         return MXR_EINVAL;
     if (a->done)
         return MXR_EDONE;
@@ -296,15 +299,16 @@ mxr_status mxr_attempt_next(mxr_attempt *a, mxr_hop *out)
     for (size_t i = 0; i < a->n; i++)
         a->rcpts[i].flags = 0;
     const mxr_candidate *cd = current(a);
-    *out = (mxr_hop){.host = cd->host,
-                     .preference = cd->preference,
-                     .port = cd->port,
-                     .tls_required = cd->tls_required,
-                     .host_down = (cd->notes & MXR_NOTE_DOWN) != 0,
-                     .addr = cd->addrs[c.addr],
-                     .candidate = c.cand,
-                     .label = cd->label,
-                     .number = a->addresses};
+    const mxr_hop hop = {.host = cd->host,
+                         .preference = cd->preference,
+                         .port = cd->port,
+                         .tls_required = cd->tls_required,
+                         .host_down = (cd->notes & MXR_NOTE_DOWN) != 0,
+                         .addr = cd->addrs[c.addr],
+                         .candidate = c.cand,
+                         .label = cd->label,
+                         .number = a->addresses};
+    mxr__copy_sized(out, size, &hop, sizeof hop);
     return MXR_OK;
 }
 
@@ -317,7 +321,8 @@ static mxr_action sane_retry_move(mxr_action act)
 
 mxr_action mxr_attempt_rcpt(mxr_attempt *a, size_t i, const mxr_outcome *reply)
 {
-    if (!a || !reply || !a->in_session || i >= a->n ||
+    if (!a || !reply || (unsigned)reply->cls >= MXR__CLASS_N ||
+        !a->in_session || i >= a->n ||
         a->rcpts[i].pub.state != MXR_RCPT_PENDING ||
         (a->rcpts[i].flags & RCPT_TRIED))
         return MXR_ACTION_CONTINUE; /* nothing to decide: ignored */
@@ -431,8 +436,8 @@ static bool any_accepted(const mxr_attempt *a)
 
 mxr_action mxr_attempt_outcome(mxr_attempt *a, const mxr_outcome *o)
 {
-    if (!a || !o || (unsigned)o->stage >= MXR_STAGE_COUNT_ ||
-        (unsigned)o->cls >= MXR_CLASS_COUNT_)
+    if (!a || !o || (unsigned)o->stage >= MXR__STAGE_N ||
+        (unsigned)o->cls >= MXR__CLASS_N)
         return MXR_ACTION_CONTINUE;
     if (!a->in_session)
         return a->done ? final_action(a) : MXR_ACTION_CONTINUE;

@@ -2,8 +2,9 @@
  *
  * Every outcome is (stage, class). The table below is the whole default
  * policy; each cell says why. Exhaustion is not in the table: moving to a
- * next address or host when none remains defers (docs/failover.md section 4,
- * "every candidate used up without delivery: defer with the last error"). */
+ * next address or host when none remains defers (docs/failover.md
+ * section 4, "every candidate used up without delivery: defer with the last
+ * error"). */
 #include "deliver/rules.h"
 #include "base/text.h"
 
@@ -17,7 +18,7 @@
 #define DONE MXR_ACTION_DELIVERED
 
 /* Columns: OK, refused, timeout, unreachable, reset, 4xx, 5xx, 421. */
-static const mxr_action default_table[MXR_STAGE_COUNT_][MXR_CLASS_COUNT_] = {
+static const mxr_action default_table[MXR__STAGE_N][MXR__CLASS_N] = {
     /* Connection failures say nothing about the message: the next address
      * (another path to the same host) may work (RFC 5321 5.1: try each
      * address before giving up on a host). 421 anywhere is the server
@@ -54,7 +55,7 @@ typedef struct rule_range {
 } rule_range;
 
 /* Defaults close to Postfix and Exim practice (documented in mxroute.h). */
-static const rule_range rule_ranges[MXR_RULE_COUNT_] = {
+static const rule_range rule_ranges[] = {
     [MXR_RULE_MAX_ADDRESSES] = {1, 1000, 10},
     [MXR_RULE_MAX_SESSIONS] = {1, 1000, 5},
     [MXR_RULE_RETRY_MIN_S] = {1, 86400, 300},
@@ -65,11 +66,13 @@ static const rule_range rule_ranges[MXR_RULE_COUNT_] = {
     [MXR_RULE_HEALTH_BASE_S] = {1, 86400, 60},
     [MXR_RULE_HEALTH_MAX_S] = {1, 7 * 86400, 3600},
 };
+_Static_assert(sizeof rule_ranges / sizeof *rule_ranges == MXR__RULE_N,
+               "a range for every rule (base/enums.h)");
 
 static void rules_defaults(mxr_rules *r)
 {
     memcpy(r->table, default_table, sizeof r->table);
-    for (int i = 0; i < MXR_RULE_COUNT_; i++)
+    for (int i = 0; i < MXR__RULE_N; i++)
         r->v[i] = rule_ranges[i].def;
 }
 
@@ -101,9 +104,8 @@ mxr_status mxr_rules_copy(const mxr_rules *from, mxr_rules **out)
 mxr_status mxr_rules_set_action(mxr_rules *r, mxr_stage stage, mxr_class cls,
                                 mxr_action action)
 {
-    if (!r || (unsigned)stage >= MXR_STAGE_COUNT_ ||
-        (unsigned)cls >= MXR_CLASS_COUNT_ ||
-        (unsigned)action >= MXR_ACTION_COUNT_)
+    if (!r || (unsigned)stage >= MXR__STAGE_N ||
+        (unsigned)cls >= MXR__CLASS_N || (unsigned)action >= MXR__ACTION_N)
         return MXR_EINVAL;
     r->table[stage][cls] = action;
     return MXR_OK;
@@ -111,16 +113,15 @@ mxr_status mxr_rules_set_action(mxr_rules *r, mxr_stage stage, mxr_class cls,
 
 mxr_action mxr_rules_action(const mxr_rules *r, mxr_stage stage, mxr_class cls)
 {
-    if ((unsigned)stage >= MXR_STAGE_COUNT_ ||
-        (unsigned)cls >= MXR_CLASS_COUNT_)
+    if ((unsigned)stage >= MXR__STAGE_N || (unsigned)cls >= MXR__CLASS_N)
         return MXR_ACTION_NEXT_HOST;
     return r ? r->table[stage][cls] : default_table[stage][cls];
 }
 
 mxr_status mxr_rules_set(mxr_rules *r, mxr_rule rule, int64_t value)
 {
-    if (!r || (unsigned)rule >= MXR_RULE_COUNT_ ||
-        value < rule_ranges[rule].min || value > rule_ranges[rule].max)
+    if (!r || (unsigned)rule >= MXR__RULE_N || value < rule_ranges[rule].min ||
+        value > rule_ranges[rule].max)
         return MXR_EINVAL;
     r->v[rule] = value;
     return MXR_OK;
@@ -128,7 +129,7 @@ mxr_status mxr_rules_set(mxr_rules *r, mxr_rule rule, int64_t value)
 
 int64_t mxr_rules_get(const mxr_rules *r, mxr_rule rule)
 {
-    if ((unsigned)rule >= MXR_RULE_COUNT_)
+    if ((unsigned)rule >= MXR__RULE_N)
         return -1;
     return r ? r->v[rule] : rule_ranges[rule].def;
 }
@@ -181,41 +182,47 @@ const mxr_rules *mxr__rules_for(const mxr__domain_rules *list, size_t n,
 
 /* ------------------------------------------------------------- words */
 
-static const char *const stage_words[MXR_STAGE_COUNT_] = {
-    "connect", "tls", "greeting", "ehlo", "mail", "rcpt", "data", "dot"};
-static const char *const class_words[MXR_CLASS_COUNT_] = {
+static const char *const stage_words[] = {"connect", "tls",  "greeting", "ehlo",
+                                          "mail",    "rcpt", "data",     "dot"};
+static const char *const class_words[] = {
     "ok", "refused", "timeout", "unreachable", "reset", "4xx", "5xx", "421"};
-static const char *const action_words[MXR_ACTION_COUNT_] = {
+static const char *const action_words[] = {
     "continue", "next-address", "next-host", "defer", "bounce", "delivered"};
+_Static_assert(sizeof stage_words / sizeof *stage_words == MXR__STAGE_N,
+               "a word for every stage (base/enums.h)");
+_Static_assert(sizeof class_words / sizeof *class_words == MXR__CLASS_N,
+               "a word for every class (base/enums.h)");
+_Static_assert(sizeof action_words / sizeof *action_words == MXR__ACTION_N,
+               "a word for every action (base/enums.h)");
 
 const char *mxr_stage_name(mxr_stage s)
 {
-    return (unsigned)s < MXR_STAGE_COUNT_ ? stage_words[s] : "unknown";
+    return (unsigned)s < MXR__STAGE_N ? stage_words[s] : "unknown";
 }
 
 const char *mxr_class_name(mxr_class c)
 {
-    return (unsigned)c < MXR_CLASS_COUNT_ ? class_words[c] : "unknown";
+    return (unsigned)c < MXR__CLASS_N ? class_words[c] : "unknown";
 }
 
 const char *mxr_action_name(mxr_action a)
 {
-    return (unsigned)a < MXR_ACTION_COUNT_ ? action_words[a] : "unknown";
+    return (unsigned)a < MXR__ACTION_N ? action_words[a] : "unknown";
 }
 
 int mxr_stage_parse(const char *w)
 {
-    return mxr__word_index(stage_words, MXR_STAGE_COUNT_, w);
+    return mxr__word_index(stage_words, MXR__STAGE_N, w);
 }
 
 int mxr_class_parse(const char *w)
 {
-    return mxr__word_index(class_words, MXR_CLASS_COUNT_, w);
+    return mxr__word_index(class_words, MXR__CLASS_N, w);
 }
 
 int mxr_action_parse(const char *w)
 {
-    return mxr__word_index(action_words, MXR_ACTION_COUNT_, w);
+    return mxr__word_index(action_words, MXR__ACTION_N, w);
 }
 
 /* A code outside 200..599 is a protocol violation: temporary, so that a

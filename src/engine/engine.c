@@ -4,6 +4,7 @@
  * each subsystem with descriptors registered there as an I/O source. */
 #include "engine/engine.h"
 #include "base/addr.h"
+#include "base/text.h"
 #include "core/core.h"
 #include "deliver/deliver.h"
 #include "dns/cache.h"
@@ -398,11 +399,14 @@ mxr_status mxr_send(mxr_engine *e, mxr_attempt *at, const char *msg, size_t len,
 
 /* ----------------------------------------------------------- statistics */
 
-void mxr_engine_stats(const mxr_engine *e, mxr_stats *out)
+/* Size-versioned (mxroute/engine.h): never more than size bytes at out. */
+size_t mxr_engine_stats_sized(const mxr_engine *e, mxr_stats *out, size_t size)
 {
+    if (!e || !out)
+        return 0;
     const mxr__router_stats *rs = mxr__router_stats_of(e->router);
     const mxr__lookup_stats *ls = mxr__lookups_stats(e->dns);
-    *out = (mxr_stats){
+    const mxr_stats s = {
         .routes = rs->routes,
         .plan_hits = rs->plan_hits,
         .queries_sent = ls->queries_sent,
@@ -417,6 +421,7 @@ void mxr_engine_stats(const mxr_engine *e, mxr_stats *out)
         .policy_calls = e->policy_env.calls,
         .policy_errors = e->policy_env.errors,
     };
+    return mxr__copy_sized(out, size, &s, sizeof s);
 }
 
 /* ------------------------------------------------- tests and fuzzing */

@@ -11,7 +11,7 @@
 #include "policy/policy.h"
 
 struct mxr_options {
-    int64_t v[MXR_OPT_COUNT_];
+    int64_t v[MXR__OPT_N];
     char **servers;
     size_t nservers;
     mxr__zone_source *zones; /* name and text owned */

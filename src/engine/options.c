@@ -16,7 +16,7 @@ typedef struct option_range {
 } option_range;
 
 /* The documented defaults and ranges (see mxroute.h). */
-static const option_range ranges[MXR_OPT_COUNT_] = {
+static const option_range ranges[] = {
     [MXR_OPT_TIMEOUT_MS] = {10, 60000, 2000},
     [MXR_OPT_TRIES] = {1, 10, 2},
     [MXR_OPT_FAMILY] = {0, 4, MXR_FAMILY_ANY},
@@ -50,6 +50,8 @@ static const option_range ranges[MXR_OPT_COUNT_] = {
     [MXR_OPT_SMTP_TLS] = {0, 3, MXR_TLS_OPPORTUNISTIC},
     [MXR_OPT_SMTP_MAX_REPLY] = {512, 16 << 20, 65536},
 };
+_Static_assert(sizeof ranges / sizeof *ranges == MXR__OPT_N,
+               "a range for every option (base/enums.h)");
 
 mxr_status mxr_options_new(mxr_options **out)
 {
@@ -58,7 +60,7 @@ mxr_status mxr_options_new(mxr_options **out)
     mxr_options *o = calloc(1, sizeof *o);
     if (!o)
         return MXR_ENOMEM;
-    for (int i = 0; i < MXR_OPT_COUNT_; i++)
+    for (int i = 0; i < MXR__OPT_N; i++)
         o->v[i] = ranges[i].def;
     mxr_rules *defaults;
     if (mxr_rules_new(&defaults) != MXR_OK) {
@@ -104,7 +106,8 @@ void mxr_options_free(mxr_options *o)
 }
 
 /* Names for messages, in mxr_option order. */
-static const char *const option_names[MXR_OPT_COUNT_] = {
+/* clang-format off */
+static const char *const option_names[] = {
     "timeout", "tries", "family", "seed", "allow-loopback", "deny-private",
     "port", "max-hosts", "max-addrs-per-host", "max-addrs-total",
     "max-mx-records", "cache-max-bytes", "ttl-min", "ttl-max", "neg-ttl-max",
@@ -114,10 +117,13 @@ static const char *const option_names[MXR_OPT_COUNT_] = {
     "smtp-command-ms", "smtp-tls-ms", "smtp-data-ms", "smtp-block-ms",
     "smtp-dot-ms", "smtp-tls", "smtp-max-reply",
 };
+/* clang-format on */
+_Static_assert(sizeof option_names / sizeof *option_names == MXR__OPT_N,
+               "a name for every option (base/enums.h)");
 
 mxr_status mxr_options_set(mxr_options *o, mxr_option opt, int64_t value)
 {
-    if (!o || (unsigned)opt >= MXR_OPT_COUNT_)
+    if (!o || (unsigned)opt >= MXR__OPT_N)
         return MXR_EINVAL;
     if (value < ranges[opt].min || value > ranges[opt].max) {
         snprintf(o->err, sizeof o->err, "%s: %lld is outside %lld..%lld",
@@ -131,7 +137,7 @@ mxr_status mxr_options_set(mxr_options *o, mxr_option opt, int64_t value)
 
 int64_t mxr_options_get(const mxr_options *o, mxr_option opt)
 {
-    if (!o || (unsigned)opt >= MXR_OPT_COUNT_)
+    if (!o || (unsigned)opt >= MXR__OPT_N)
         return -1;
     return o->v[opt];
 }
@@ -260,8 +266,8 @@ mxr_status mxr_options_add_rules(mxr_options *o, const char *domain,
     }
     bool sub = domain[0] == '.';
     norm[0] = '.';
-    if (mxr__hostname_normalize(domain + sub, strlen(domain + sub),
-                                norm + 1, o->err, sizeof o->err) != MXR_OK)
+    if (mxr__hostname_normalize(domain + sub, strlen(domain + sub), norm + 1,
+                                o->err, sizeof o->err) != MXR_OK)
         return MXR_EBADNAME;
     for (size_t i = 0; i < o->nrules; i++) { /* the later rules win */
         if (strcmp(o->rules[i].domain, sub ? norm : norm + 1) == 0) {

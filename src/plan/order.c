@@ -203,20 +203,20 @@ typedef struct filter_counts {
 static bool address_allowed(const mxr__order_config *cfg, const mxr_addr *a,
                             filter_counts *dropped)
 {
-    switch (mxr__addr_classify(a)) {
-    case MXR__ADDR_GLOBAL:
+    switch (mxr_addr_classify(a)) {
+    case MXR_ADDR_GLOBAL:
         return true;
-    case MXR__ADDR_PRIVATE:
+    case MXR_ADDR_PRIVATE:
         if (!cfg->deny_private)
             return true;
         dropped->private_denied++;
         return false;
-    case MXR__ADDR_LOOPBACK:
+    case MXR_ADDR_LOOPBACK:
         if (cfg->allow_loopback)
             return true;
         dropped->unsafe++;
         return false;
-    case MXR__ADDR_UNROUTABLE:
+    case MXR_ADDR_UNROUTABLE:
     default:
         dropped->unsafe++;
         return false;

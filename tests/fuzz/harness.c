@@ -3,6 +3,7 @@
 #include "harness.h"
 
 #include "base/addr.h"
+#include "base/enums.h"
 #include "base/name.h"
 
 #include <stdio.h>
@@ -75,10 +76,10 @@ static void check_host_name(const char *host)
 
 static void check_addr_allowed(const mxr_addr *a, const fz_plan_rules *r)
 {
-    mxr__addr_class cls = mxr__addr_classify(a);
-    FZ_ASSERT(cls != MXR__ADDR_UNROUTABLE);
-    FZ_ASSERT(cls != MXR__ADDR_LOOPBACK || r->allow_loopback);
-    FZ_ASSERT(cls != MXR__ADDR_PRIVATE || !r->deny_private);
+    mxr_addr_class cls = mxr_addr_classify(a);
+    FZ_ASSERT(cls != MXR_ADDR_UNROUTABLE);
+    FZ_ASSERT(cls != MXR_ADDR_LOOPBACK || r->allow_loopback);
+    FZ_ASSERT(cls != MXR_ADDR_PRIVATE || !r->deny_private);
     if (r->family == MXR_FAMILY_IPV4)
         FZ_ASSERT(a->family == AF_INET);
     if (r->family == MXR_FAMILY_IPV6)
@@ -124,7 +125,7 @@ void fz_check_plan(mxr_status status, const mxr_plan *p, const fz_plan_rules *r)
         return;
     FZ_ASSERT(p->input != NULL && p->domain != NULL);
     FZ_ASSERT((unsigned)p->result <= MXR_RESULT_PERMFAIL);
-    FZ_ASSERT((unsigned)p->reason < MXR_REASON_COUNT_);
+    FZ_ASSERT((unsigned)p->reason < MXR__REASON_N);
     FZ_ASSERT(mxr_reason_name(p->reason) != NULL);
     if (p->result == MXR_RESULT_OK)
         FZ_ASSERT(p->reason == MXR_REASON_NONE && p->ncandidates > 0);
@@ -134,7 +135,7 @@ void fz_check_plan(mxr_status status, const mxr_plan *p, const fz_plan_rules *r)
         check_candidate(&p->candidates[i], r);
     for (size_t i = 0; i < p->nskipped; i++) {
         FZ_ASSERT(p->skipped[i].host != NULL);
-        FZ_ASSERT((unsigned)p->skipped[i].reason < MXR_REASON_COUNT_);
+        FZ_ASSERT((unsigned)p->skipped[i].reason < MXR__REASON_N);
     }
     if (!r->policy)
         check_limits(p, r);
@@ -190,7 +191,7 @@ static mxr_action rcpt_phase(mxr_attempt *a, fz_reader *r, mxr_class end)
         mxr_outcome reply =
             make_reply(r, MXR_STAGE_RCPT, reply_class(fz_byte(r)), text);
         mxr_action act = mxr_attempt_rcpt(a, i, &reply);
-        FZ_ASSERT((unsigned)act < MXR_ACTION_COUNT_);
+        FZ_ASSERT((unsigned)act < MXR__ACTION_N);
     }
     mxr_outcome o = make_reply(r, MXR_STAGE_RCPT, end, text);
     return mxr_attempt_outcome(a, &o);
@@ -210,7 +211,7 @@ static void session(mxr_attempt *a, fz_reader *r, mxr_stage fail, mxr_class cls)
             mxr_outcome o = make_reply(r, (mxr_stage)s, c, text);
             act = mxr_attempt_outcome(a, &o);
         }
-        FZ_ASSERT((unsigned)act < MXR_ACTION_COUNT_);
+        FZ_ASSERT((unsigned)act < MXR__ACTION_N);
         if (act != MXR_ACTION_CONTINUE || mxr_attempt_done(a))
             return;
     }
@@ -246,10 +247,9 @@ void fz_walk_attempt(mxr_engine *e, const mxr_plan *plan, fz_reader *r)
         FZ_ASSERT(hop.candidate < ap->ncandidates);
         FZ_ASSERT(hop.addr.family == AF_INET || hop.addr.family == AF_INET6);
         uint8_t b = fz_byte(r);
-        mxr_class cls = (mxr_class)((b >> 3) % MXR_CLASS_COUNT_);
-        mxr_stage fail = cls == MXR_CLASS_OK
-                             ? MXR_STAGE_DOT
-                             : (mxr_stage)(b % MXR_STAGE_COUNT_);
+        mxr_class cls = (mxr_class)((b >> 3) % MXR__CLASS_N);
+        mxr_stage fail =
+            cls == MXR_CLASS_OK ? MXR_STAGE_DOT : (mxr_stage)(b % MXR__STAGE_N);
         session(a, r, fail, cls);
     }
     check_settled(a);
