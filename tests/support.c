@@ -31,3 +31,18 @@ const char *mxr_test_source_path(const char *rel)
     snprintf(buf, sizeof buf, "%s/%s", root ? root : ".", rel);
     return buf;
 }
+
+void mxr_test_check_words(const mxr_test_words *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        assert_string_equal(t->name((int)i), t->words[i]);
+        assert_int_equal(t->parse(t->words[i]), (int)i);
+    }
+    assert_string_equal(t->name((int)t->n), "unknown");
+    assert_string_equal(t->name(-1), "unknown");
+    assert_string_equal(t->name(1000), "unknown");
+    assert_int_equal(t->parse(NULL), -1);
+    for (size_t i = 0; i < t->nbad; i++)
+        if (t->parse(t->bad[i]) != -1)
+            fail_msg("\"%s\" parsed as %d", t->bad[i], t->parse(t->bad[i]));
+}

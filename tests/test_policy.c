@@ -3,7 +3,7 @@
  * mxr_route and mxr_attempt_* run them): every hook and every plan method,
  * chaining, domain limits, configuration, the sandbox, the budgets, load
  * errors, reloads, memory accounting, and engine destroy while a hook
- * waits for DNS. DESIGN.md section 5.
+ * waits for DNS. docs/lua-api.md is the contract.
  *
  * Plans come from the offline zone backend (tests/zones/rules.test.zone and
  * the zone texts below) and an injected clock; a log callback records every
@@ -14,7 +14,9 @@
  * process under a wall-clock limit, so a regression fails instead of
  * hanging the suite; every other test runs under an alarm() watchdog.
  *
- * Tests named test_regress_* show library bugs: they fail until it is fixed. */
+ * Tests named test_regress_* each pin a library bug that was found and fixed
+ * (the "BUG:" comment above each says what it was): they fail if it comes
+ * back. */
 #include "support.h"
 
 #include <arpa/inet.h>
