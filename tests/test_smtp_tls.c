@@ -13,9 +13,7 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,53 +40,6 @@ typedef struct pair {
     char err[256];
 } pair;
 
-/* ------------------------------------------------------ the certificates */
-
-static X509 *self_signed(EVP_PKEY *k, const char *host)
-{
-    X509 *x = X509_new();
-    assert_non_null(x);
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-    X509_set_pubkey(x, k);
-    X509_NAME *n = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
-                               (const unsigned char *)host, -1, -1, 0);
-    X509_set_issuer_name(x, n);
-    char san[300];
-    snprintf(san, sizeof san, "DNS:%s", host);
-    X509V3_CTX v3;
-    X509V3_set_ctx_nodb(&v3);
-    X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-    X509_EXTENSION *ext =
-        X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
-    assert_non_null(ext);
-    X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-    assert_true(X509_sign(x, k, EVP_sha256()) > 0);
-    return x;
-}
-
-static void write_pem(char *path, X509 *x)
-{
-    const char *tmp = getenv("TMPDIR");
-    snprintf(path, 64, "%s/mxr-tls-XXXXXX",
-             tmp && strlen(tmp) < 40 ? tmp : "/tmp");
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    FILE *f = fdopen(fd, "w");
-    assert_non_null(f);
-    if (x)
-        assert_int_equal(PEM_write_X509(f, x), 1);
-    else
-        fputs("-----BEGIN CERTIFICATE-----\nnot base64 at all\n"
-              "-----END CERTIFICATE-----\n",
-              f);
-    fclose(f);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
@@ -96,12 +47,12 @@ static int group_setup(void **state)
     EVP_PKEY *other = EVP_EC_gen("P-256");
     if (!key || !other)
         return -1;
-    cert = self_signed(key, HOST);
-    stranger = self_signed(other, HOST); /* same name, another key */
+    cert = mxr_test_self_signed(key, HOST);
+    stranger = mxr_test_self_signed(other, HOST); /* same name, other key */
     EVP_PKEY_free(other);
-    write_pem(cert_file, cert);
-    write_pem(stranger_file, stranger);
-    write_pem(junk_file, NULL);
+    mxr_test_write_pem(cert_file, sizeof cert_file, cert);
+    mxr_test_write_pem(stranger_file, sizeof stranger_file, stranger);
+    mxr_test_write_pem(junk_file, sizeof junk_file, NULL);
     return 0;
 }
 
