@@ -87,7 +87,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "mxr_engine_new: %s: %s\n", mxr_strerror(st),
                 mxr_options_errmsg(opts));
         mxr_options_free(opts);
-        return 70;
+        /* A zone file or server the caller named is a usage error (64), as
+         * in mxroute; anything else is an internal one (70). */
+        return st == MXR_EZONE || st == MXR_ESERVER ? 64 : 70;
     }
     mxr_options_free(opts);
 

@@ -634,8 +634,9 @@ typedef void (*mxr_send_done_fn)(void *arg, mxr_status status,
                                  mxr_attempt *attempt);
 
 /* Stop after the RCPT phase and QUIT instead of sending DATA: the
- * recipients a host accepted count as delivered in the attempt, so the
- * walk goes on exactly as a real delivery would. */
+ * recipients a host accepted count as delivered in the attempt (each with
+ * the RCPT reply that accepted it), so the walk goes on exactly as a real
+ * delivery would. */
 #define MXR_SEND_PROBE 0x1u
 
 /* Deliver msg (len bytes; RFC 5322 text with any line ends: sent with

@@ -60,6 +60,88 @@ run route --server not-an-address plain.rules.test; expect_rc "--server not-an-a
 printf 'plain.rules.test\n' >"$TMP/one.txt"
 run route "${Z[@]}" --batch "$TMP/one.txt" plain.rules.test; expect_rc "--batch and inputs together" 64
 
+# ------------------------- issue 15: one error prefix, one line, the help
+# Every command's errors start "mxroute COMMAND: "; an unknown option is
+# one line and a pointer to the help (no help text), exit 64; a bad value
+# names the option once, as it was typed.
+# expect_stderr NAME LINE...: stderr is exactly these lines, stdout empty.
+expect_stderr() {
+  local name=$1 want
+  shift
+  want=$(printf '%s\n' "$@")
+  if [ "$(cat "$ERR")" = "$want" ] && [ ! -s "$OUT" ]; then pass "$name"; else
+    fail "$name" "stderr: $(printf '%s|' "$@")" "stderr: $(tr '\n' '|' <"$ERR" | head -c 300) stdout: $(wc -c <"$OUT") bytes"
+  fi
+}
+for cmd in route check simulate probe send test; do
+  run "$cmd" -foo x.test
+  expect_rc "$cmd -foo" 64
+  expect_stderr "$cmd -foo: one line and the help pointer" \
+    "mxroute $cmd: invalid option -- 'f'" "Try 'mxroute $cmd --help'."
+  run "$cmd" --bogus x.test
+  expect_rc "$cmd --bogus" 64
+  expect_stderr "$cmd --bogus: one line and the help pointer" \
+    "mxroute $cmd: unrecognized option '--bogus'" "Try 'mxroute $cmd --help'."
+done
+run route plain.rules.test --timeout
+expect_rc "route --timeout without its value" 64
+expect_stderr "route --timeout without its value: one line and the help pointer" \
+  "mxroute route: option '--timeout' requires an argument" "Try 'mxroute route --help'."
+run no-such-command
+expect_stderr "unknown command: one line and the help pointer" \
+  "mxroute: unknown command 'no-such-command'" "Try 'mxroute --help'."
+run route "${Z[@]}"
+expect_stderr "route without input: one line and the help pointer" \
+  "mxroute route: give inputs or --batch, not both and not neither" "Try 'mxroute route --help'."
+run probe "${Z[@]}"
+expect_rc "probe without a target" 64
+expect_stderr "probe without a target: one line and the help pointer" \
+  "mxroute probe: give one ADDRESS or DOMAIN" "Try 'mxroute probe --help'."
+run probe "${Z[@]}" --to a@plain.rules.test plain.rules.test
+expect_rc "probe --to" 64
+expect_stderr "probe --to: one line and the help pointer" \
+  "mxroute probe: --to is for send: a probe takes one ADDRESS or DOMAIN" "Try 'mxroute probe --help'."
+run test
+expect_rc "test without a file" 64
+expect_stderr "test without a file: one line and the help pointer" \
+  "mxroute test: give at least one FILE" "Try 'mxroute test --help'."
+
+# Bad values of the shared numeric options, in every command that has
+# them: "mxroute COMMAND: --OPTION: ..." on one line, the option's name once.
+for cmd in route check simulate probe send; do
+  for spec in "seed -2 -1..9223372036854775807" "port 0 1..65535" "tries 11 1..10" \
+              "max-inflight 0 1..100000" "policy-max-ms 0 1..60000"; do
+    set -- $spec
+    run "$cmd" --"$1" "$2" plain.rules.test
+    expect_rc "$cmd --$1 $2" 64
+    expect_stderr "$cmd --$1 $2: the option named once" "mxroute $cmd: --$1: $2 is outside $3"
+  done
+  run "$cmd" --seed notanumber plain.rules.test
+  expect_stderr "$cmd --seed notanumber" "mxroute $cmd: --seed: 'notanumber' is not a number"
+done
+for cmd in route check simulate; do
+  run "$cmd" --timeout 5 plain.rules.test
+  expect_stderr "$cmd --timeout 5: the option named once" "mxroute $cmd: --timeout: 5 is outside 10..60000"
+done
+# probe and send: --dns-timeout sets the library's DNS timeout; it is the
+# name the user typed that is reported.
+for cmd in probe send; do
+  run "$cmd" --dns-timeout 5 plain.rules.test
+  expect_rc "$cmd --dns-timeout 5" 64
+  expect_stderr "$cmd --dns-timeout 5: named as typed" "mxroute $cmd: --dns-timeout: 5 is outside 10..60000"
+  run "$cmd" --timeout 0 plain.rules.test
+  expect_stderr "$cmd --timeout 0" "mxroute $cmd: --timeout: '0' is not 1..3600000 ms"
+done
+run route --window 0 plain.rules.test
+expect_stderr "route --window 0" "mxroute route: --window: '0' is not 1..1000000"
+run simulate --max-age x plain.rules.test
+expect_stderr "simulate --max-age x" "mxroute simulate: --max-age: 'x' is not a number from 0 to 2147483647"
+run route --family sideways plain.rules.test
+expect_stderr "route --family sideways" \
+  "mxroute route: --family: 'sideways' is not any, ipv4, ipv6, prefer-ipv4 or prefer-ipv6"
+run route --policy-on-error maybe plain.rules.test
+expect_stderr "route --policy-on-error maybe" "mxroute route: --policy-on-error: 'maybe' is not default or defer"
+
 # ------------------------------------------------------------- exit codes
 run route "${Z[@]}" plain.rules.test;           expect_rc "ok" 0
 run route "${Z[@]}" fault-servfail.rules.test;  expect_rc "tempfail (servfail)" 75
@@ -92,8 +174,12 @@ l60=$(printf 'b%.0s' $(seq 1 60))
 name253="${l60}.${l60}.${l60}.$(printf 'c%.0s' $(seq 1 59)).rules.test"
 name254="${l60}.${l60}.${l60}.$(printf 'c%.0s' $(seq 1 60)).rules.test"
 long=$(printf 'x%.0s' $(seq 1 5000))
-[ ${#name253} -eq 253 ] && [ ${#name254} -eq 254 ] ||
-  echo "it_cli: bad test setup (${#name253}, ${#name254})" >&2
+# A broken setup would test other lengths than it says: a failure.
+if [ ${#name253} -eq 253 ] && [ ${#name254} -eq 254 ]; then
+  pass "setup: names of 253 and 254 octets"
+else
+  fail "setup: names of 253 and 254 octets" "253 and 254" "${#name253} and ${#name254}"
+fi
 invalid=(
   ''
   '.'
@@ -197,7 +283,7 @@ expect_out "text output names the reason" 'null-mx'
 # ------------------------------------------------------------- seed, shuffle
 run route --json "${Z[@]}" --seed 5 tie.rules.test; cp "$OUT" "$TMP/s5a"
 run route --json "${Z[@]}" --seed 5 tie.rules.test; cp "$OUT" "$TMP/s5b"
-if cmp -s "$TMP/s5a" "$TMP/s5b"; then pass "--seed 5 twice: same plan"; else fail "--seed 5 twice" "same output" "different"; fi
+if [ -s "$TMP/s5a" ] && cmp -s "$TMP/s5a" "$TMP/s5b"; then pass "--seed 5 twice: same plan"; else fail "--seed 5 twice" "same output" "different"; fi
 orders=$(for s in 1 2 3 4 5 6 7 8 9 10 11 12; do
   timeout 30 "$MXROUTE" route --json "${Z[@]}" --seed $s tie.rules.test |
     jq -c '[.candidates[].host]'; done | sort -u | wc -l)

@@ -5,7 +5,9 @@
 #
 # Environment: MXROUTE (the binary; default $MXR_BUILD_DIR/mxroute or
 # build/mxroute), MXR_SOURCE_DIR (default: the script's parent directory).
-# Exits with the status of `mxroute test` (0 all passed, 1 a test failed).
+# Fails when `mxroute test` fails (1: a test failed or a file ran none),
+# and when its output does not show every file with a passing test and
+# the closing count: an empty or crashed run must not pass.
 set -u
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -27,4 +29,21 @@ if [ ${#tests[@]} -eq 0 ]; then
   exit 1
 fi
 
-timeout 300 "$MXROUTE" test "${tests[@]}"
+out=$(timeout 300 "$MXROUTE" test "${tests[@]}" 2>&1)
+rc=$?
+printf '%s\n' "$out"
+problems=()
+[ "$rc" = 0 ] || problems+=("mxroute test exited $rc")
+grep -Eqx '[1-9][0-9]* passed, 0 failed' <<<"$out" ||
+  problems+=("no closing line 'N passed, 0 failed' with N > 0")
+# Each file is named, then its results: at least one "ok" line.
+for t in "${tests[@]}"; do
+  awk -v f="$t" '$0 == f { on = 1; next } on && /^[^ ]/ { on = 0 }
+                 on && /^  ok / { n++ } END { exit n == 0 }' <<<"$out" ||
+    problems+=("no passing test from $t")
+done
+if [ ${#problems[@]} -gt 0 ]; then
+  printf 'FAIL %s\n' "${problems[@]}"
+  echo "0 passed, ${#problems[@]} failed"
+  exit 1
+fi

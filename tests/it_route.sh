@@ -29,6 +29,7 @@ if [ ! -x "$MXROUTE" ]; then
 fi
 
 . "$SRC/tests/lib/knot.sh"
+. "$SRC/tests/lib/cli_harness.sh" # fail_fast
 trap 'knot_stop; silent_udp_stop' EXIT
 trap 'exit 130' INT TERM
 
@@ -38,14 +39,30 @@ for z in "${zones[@]}"; do zone_args+=(--zone "$z"); done
 
 passed=0
 failed=0
-tally() { # reads the runner's output, echoes it, adds its RESULT line
-  local line
+runner_fail() { failed=$((failed + 1)); echo "FAIL $1"; fail_fast "$passed" "$failed"; }
+# run_cases LABEL ARGS...: route_cases.py on the table with ARGS; its lines
+# echoed, its RESULT added. A runner that dies (a traceback, a SystemExit),
+# ends without RESULT or passes no case is a failure: a broken binary must
+# never add up to "0 failed".
+run_cases() {
+  local label=$1 line res= rc= p=0 f=0
+  shift
   while IFS= read -r line; do
     case $line in
-      "RESULT "*) set -- $line; passed=$((passed + $2)); failed=$((failed + $3)) ;;
+      "RESULT "*) res=$line ;;
+      "EXIT "*) rc=${line#EXIT } ;;
       *) printf '%s\n' "$line" ;;
     esac
-  done
+  done < <(timeout 600 "$PY" "$SRC/tests/lib/route_cases.py" \
+    --mxroute "$MXROUTE" --cases "$CASES" "$@" 2>&1; echo "EXIT $?")
+  [ -n "$res" ] && read -r _ p f <<<"$res"
+  passed=$((passed + p))
+  failed=$((failed + f))
+  if [ -z "$res" ]; then runner_fail "$label: the runner printed no RESULT line (exit $rc)"
+  elif [ "$rc" != 0 ] && [ "$f" = 0 ]; then runner_fail "$label: the runner exited $rc, no failure counted"
+  elif [ "$p" = 0 ]; then runner_fail "$label: no case passed"
+  elif [ "$f" != 0 ]; then fail_fast "$passed" "$failed"
+  fi
 }
 
 batch=(--batch)
@@ -53,23 +70,18 @@ batch=(--batch)
 
 # ---- offline: zone backend
 echo "== zone backend: ${#zones[@]} zone files"
-tally < <(timeout 600 "$PY" "$SRC/tests/lib/route_cases.py" \
-  --mxroute "$MXROUTE" --cases "$CASES" --backend zone \
-  "${zone_args[@]}" "${batch[@]}"; echo "RESULT 0 $(( $? > 1 ? 1 : 0 ))")
+run_cases "zone backend" --backend zone "${zone_args[@]}" "${batch[@]}"
 
 # ---- network: knotd on loopback, a silent port, a closed port
 echo "== knot backend"
 if knot_start "$ZONEDIR" && silent_udp_start; then
   closed=$(closed_udp_port)
   echo "   knotd on 127.0.0.1:$KNOT_PORT, silent UDP port $SILENT_PORT, closed UDP port $closed"
-  tally < <(timeout 600 "$PY" "$SRC/tests/lib/route_cases.py" \
-    --mxroute "$MXROUTE" --cases "$CASES" --backend knot \
+  run_cases "knot backend" --backend knot \
     --server "127.0.0.1:$KNOT_PORT" --subst "KNOT=$KNOT_PORT" \
-    --subst "SILENT=$SILENT_PORT" --subst "CLOSED=$closed" "${batch[@]}";
-    echo "RESULT 0 $(( $? > 1 ? 1 : 0 ))")
+    --subst "SILENT=$SILENT_PORT" --subst "CLOSED=$closed" "${batch[@]}"
 else
-  echo "FAIL knotd or the silent port could not be started"
-  failed=$((failed + 1))
+  runner_fail "knotd or the silent port could not be started"
 fi
 
 echo "$passed passed, $failed failed"

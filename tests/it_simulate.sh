@@ -23,6 +23,7 @@ if [ ! -x "$MXROUTE" ]; then
   exit 1
 fi
 command -v python3 >/dev/null 2>&1 || { echo "it_simulate: python3 missing" >&2; echo "0 passed, 1 failed"; exit 1; }
+. "$SRC/tests/lib/cli_harness.sh" # fail_fast (this script has its own run and fail)
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/mxr-sim.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
@@ -56,7 +57,7 @@ fail() {
   echo "     command:  ${LAST_CMD:-}"
   [ -s "$OUT" ] && echo "     stdout:   $(head -c 1500 "$OUT")"
   [ -s "$ERR" ] && echo "     stderr:   $(head -c 400 "$ERR")"
-  return 0
+  fail_fast "$passed" "$failed"
 }
 
 expect_rc() {
@@ -95,6 +96,12 @@ def pref_of(r, host):
     return next(s["preference"] for s in r["steps"] if s["host"] == host)
 def steps_at(r, stage):
     return [s for s in r["steps"] if s["stage"] == stage]
+def has_step(**want):
+    """A step of some round with every field as given (cls is 'class')."""
+    if "cls" in want:
+        want["class"] = want.pop("cls")
+    return any(all(s.get(k) == v for k, v in want.items())
+               for r in rounds for s in r["steps"])
 def holds(src):
     """src: assignments, one per line, then the verdict: an expression
     that may span lines."""
@@ -184,21 +191,51 @@ for spec in "${bad_specs[@]}"; do
   if grep -qF -- "'$spec'" "$ERR"; then pass "bad spec named in the message: $spec";
   else fail "bad spec named in the message" "stderr names '$spec'" "$(head -c 200 "$ERR")"; fi
 done
+# Each good spec, options for the run (IPv4 first, so that the IPv4
+# address is tried), then the step it scripts as the --json output must
+# show it: a parser that ignores the spec (or an empty output) fails.
 good_specs=(
-  'mail1.example.com=refused' 'MAIL1.Example.COM.=timeout' '*=ok'
-  '192.0.2.10=unreachable' '[2001:db8::10]=reset' '[2001:db8::10]:greeting=421'
-  '*:greeting=554/5.7.1/Go away' '*:ehlo=421/4.3.2' '*:mail=451//no enhanced code'
-  '*:rcpt:1=452/4.2.2/Full' '*:rcpt:postmaster@example.com=250'
-  '*:data=354' '*:dot=250/2.0.0/Queued as 1234' '@0/*:tls=454/4.7.0'
-  '*:rcpt=550/5.1.1/Text/with/slashes and = sign'
+  'mail1.example.com=refused' ''
+    "has_step(host='mail1.example.com', stage='connect', cls='refused')"
+  'MAIL1.Example.COM.=timeout' ''
+    "has_step(host='mail1.example.com', stage='connect', cls='timeout')"
+  '*=ok' ''
+    "all(s['class'] == 'ok' for s in steps_at(rounds[0], 'connect')) and has_step(stage='connect')"
+  '192.0.2.10=unreachable' '--family prefer-ipv4'
+    "has_step(address='192.0.2.10', stage='connect', cls='unreachable')"
+  '[2001:db8::10]=reset' ''
+    "has_step(address='2001:db8::10', stage='connect', cls='reset')"
+  '[2001:db8::10]:greeting=421' ''
+    "has_step(address='2001:db8::10', stage='greeting', code=421)"
+  '*:greeting=554/5.7.1/Go away' ''
+    "has_step(stage='greeting', code=554, enhanced='5.7.1', text='Go away')"
+  '*:ehlo=421/4.3.2' ''
+    "has_step(stage='ehlo', code=421, enhanced='4.3.2')"
+  '*:mail=451//no enhanced code' ''
+    "has_step(stage='mail', code=451, enhanced=None, text='no enhanced code')"
+  '*:rcpt:1=452/4.2.2/Full' ''
+    "has_step(stage='rcpt', code=452, enhanced='4.2.2', text='Full')"
+  '*:rcpt:postmaster@example.com=250' ''
+    "has_step(stage='rcpt', code=250, recipient='postmaster@example.com')"
+  '*:data=354' ''
+    "has_step(stage='data', code=354)"
+  '*:dot=250/2.0.0/Queued as 1234' ''
+    "has_step(stage='dot', code=250, enhanced='2.0.0', text='Queued as 1234')"
+  '@0/*:tls=454/4.7.0' ''
+    "has_step(stage='tls', code=454, enhanced='4.7.0')"
+  '*:rcpt=550/5.1.1/Text/with/slashes and = sign' ''
+    "has_step(stage='rcpt', code=550, enhanced='5.1.1', text='Text/with/slashes and = sign')"
 )
-for spec in "${good_specs[@]}"; do
-  run "${EX[@]}" --seed 1 --outcome "$spec" example.com
+for ((i = 0; i < ${#good_specs[@]}; i += 3)); do
+  spec=${good_specs[i]}
+  # shellcheck disable=SC2086  # the options are split on purpose
+  run "${EX[@]}" --json --seed 1 ${good_specs[i + 1]} --outcome "$spec" example.com
   if [ "$RC" = 0 ] || [ "$RC" = 75 ] || [ "$RC" = 68 ]; then
     pass "good spec $(printf '%q' "$spec") (exit $RC)"
   else
     fail "good spec $(printf '%q' "$spec")" "exit 0, 68 or 75" "exit $RC"
   fi
+  expect_py "good spec $(printf '%q' "$spec"): the scripted step" "${good_specs[i + 2]}"
 done
 run "${EX[@]}" --outcome 'mx9.example.com=refused' example.com
 expect_rc "a target outside the plan still runs" 0
@@ -463,7 +500,7 @@ steps_at(rounds[0], 'connect')[0]['code'] is None and steps_at(rounds[0], 'conne
 run "${EX[@]}" --seed 9 --follow --max-age 7200 --outcome '*:mail=451' tiered.example.com
 cp "$OUT" "$TMP/a"
 run "${EX[@]}" --seed 9 --follow --max-age 7200 --outcome '*:mail=451' tiered.example.com
-if cmp -s "$OUT" "$TMP/a"; then pass "same seed: same simulation"; else fail "same seed" "identical output" "different"; fi
+if [ -s "$OUT" ] && cmp -s "$OUT" "$TMP/a"; then pass "same seed: same simulation"; else fail "same seed" "identical output" "different"; fi
 
 # Random scripts: whatever happens, every recipient ends delivered or
 # bounced (--follow, --max-age) and the exit code says which.
@@ -505,7 +542,9 @@ $RC == (68 if any(x['state'] == 'bounced' for x in last()['recipients']) else 0)
     fail "random script $n" "every recipient final, exit matches" "exit $RC"
   fi
 done <"$TMP/scripts"
-[ "$inv_bad" = 0 ] && pass "random scripts ($n): no recipient lost, exit code matches"
+# The count too: zero scripts run would be zero scripts failed.
+if [ "$n" != 40 ]; then fail "random scripts" "40 scripts run" "$n"
+elif [ "$inv_bad" = 0 ]; then pass "random scripts ($n): no recipient lost, exit code matches"; fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

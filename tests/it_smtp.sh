@@ -603,6 +603,68 @@ expect_jq "two domains: grouped, both delivered" \
 stored_count "two domains: one copy at each" backup two@plain.smtp.test 1
 stored_count "two domains: one copy at each (mixed)" mixed ok3@mixed.smtp.test 1
 
+# ================ issue 15: each recipient reports the server's own reply
+# A probe reports the RCPT reply that accepted the recipient (its code,
+# enhanced code and text as the server sent them), not the internal end
+# of the RCPT phase; a send reports a delivered recipient with the
+# end-of-data reply and a refused one with its own RCPT reply. The wanted
+# replies are read from the peer's log, not written here.
+# peer_reply PEER EVENT ADDR: the reply PEER logged last for ADDR at EVENT.
+peer_reply() {
+  smtp_events "$1" "$2" | jq -r --arg a "$3" 'select(.arg.address == $a) | .arg.reply' | tail -1
+}
+# jstr TEXT: TEXT as a JSON string literal, for a jq filter.
+jstr() { jq -Rn --arg s "$1" '$s'; }
+# expect_line NAME LINE: stdout has exactly this line.
+expect_line() {
+  if grep -Fxq -- "$2" "$OUT"; then pass "$1"; else fail "$1" "the line '$2'" "$(head -c 600 "$OUT")"; fi
+}
+
+run probe "${O[@]}" own@mixed.smtp.test
+expect_rc "i15 probe text" 0
+want=$(peer_reply mixed rcpt own@mixed.smtp.test)
+case $want in 250\ 2.1.5\ ?*) pass "i15 probe: the peer logged its RCPT reply ($want)" ;;
+  *) fail "i15 probe: the peer logged its RCPT reply" "250 2.1.5 TEXT" "'$want'" ;; esac
+expect_line "i15 probe text: the recipient shows the server's RCPT reply" \
+  "  own@mixed.smtp.test: accepted ($want) by mx.mixed.smtp.test"
+expect_line "i15 probe text: the hop ended with that reply" \
+  "  ended at rcpt, ok: $want -> delivered"
+if grep -q 'RCPT phase over' "$OUT"; then
+  fail "i15 probe text: no internal words" "no 'RCPT phase over'" "$(grep 'RCPT phase over' "$OUT")"
+else pass "i15 probe text: no internal words"; fi
+
+run probe --json "${O[@]}" own@mixed.smtp.test
+expect_rc "i15 probe JSON" 0
+want=$(peer_reply mixed rcpt own@mixed.smtp.test)
+R='"\(.code) \(.enhanced) \(.text)"'
+expect_jq "i15 probe JSON: the recipient has the server's RCPT reply ($want)" \
+  ".recipients[0] | .state == \"accepted\" and .code == 250 and $R == $(jstr "$want")"
+expect_jq "i15 probe JSON: the hop's RCPT line and its end carry that reply" \
+  ".attempts[-1] | (.rcpts[0] | \"\(.code) \(.enhanced) \(.reply)\") == $(jstr "$want")
+   and \"\(.code) \(.enhanced) \(.reply)\" == $(jstr "$want")"
+
+# send: the delivered one gets the end-of-data reply, the others their own.
+run send --json "${O[@]}" --from "$FROM" \
+  --to own2@mixed.smtp.test --to bad@mixed.smtp.test --to slow@mixed.smtp.test "$M/crlf.eml"
+expect_rc "i15 send JSON: 250 + 550 + 451" 75
+stored=$(smtp_find mixed own2@mixed.smtp.test | head -1)
+dot="250 2.0.0 Ok: queued as ${stored##*/}"
+bad=$(peer_reply mixed rcpt bad@mixed.smtp.test)
+slow=$(peer_reply mixed rcpt slow@mixed.smtp.test)
+expect_jq "i15 send JSON: delivered with the end-of-data reply ($dot)" \
+  ".recipients[] | select(.address == \"own2@mixed.smtp.test\") | .state == \"delivered\" and $R == $(jstr "$dot")"
+expect_jq "i15 send JSON: bounced with its own RCPT reply ($bad)" \
+  ".recipients[] | select(.address == \"bad@mixed.smtp.test\") | .state == \"bounced\" and $R == $(jstr "$bad")"
+expect_jq "i15 send JSON: deferred with its own RCPT reply ($slow)" \
+  ".recipients[] | select(.address == \"slow@mixed.smtp.test\") | .state == \"deferred\" and $R == $(jstr "$slow")"
+run send "${O[@]}" --from "$FROM" --to own3@mixed.smtp.test --to bad@mixed.smtp.test "$M/crlf.eml"
+expect_rc "i15 send text: 250 + 550" 68
+stored=$(smtp_find mixed own3@mixed.smtp.test | head -1)
+expect_line "i15 send text: delivered with the end-of-data reply" \
+  "  own3@mixed.smtp.test: delivered (250 2.0.0 Ok: queued as ${stored##*/}) by mx.mixed.smtp.test"
+expect_line "i15 send text: bounced with its own RCPT reply" \
+  "  bad@mixed.smtp.test: bounced ($(peer_reply mixed rcpt bad@mixed.smtp.test)) by mx.mixed.smtp.test"
+
 # ================================================================ STARTTLS
 probe_case "STARTTLS opportunistic (default)" tls.smtp.test 0 \
   ".verdict == \"accepted\" and $a0.tls == true and $a0.class == \"ok\""
@@ -672,6 +734,24 @@ if knot_start "$TMP/knot-zones" >"$TMP/knot.log" 2>&1; then
 else
   fail "knotd serves the test zone" "knot_start" "$(tail -5 "$TMP/knot.log")"
 fi
+
+# ============================ failover rules, as simulate takes them
+# probe and send take the rule options of simulate (--stay-on-4xx,
+# --max-addresses, ...): what simulate predicts can be asked of them.
+probe_case "--stay-on-4xx: MAIL 4xx defers, the backup is not tried" mail4.smtp.test 75 \
+  "(.attempts | length) == 1 and $a0.stage == \"mail\" and $a0.class == \"4xx\"
+   and $a0.action == \"defer\" and .verdict == \"defer\"" --stay-on-4xx
+run send --json "${O[@]}" --from "$FROM" --to stay@mail4.smtp.test --stay-on-4xx "$M/crlf.eml"
+expect_rc "send --stay-on-4xx: deferred" 75
+expect_jq "send --stay-on-4xx: one attempt, the recipient deferred with the 4xx" \
+  '(.domains[0].attempts | length) == 1 and .recipients[0].state == "deferred" and .recipients[0].code == 450'
+probe_case "--max-addresses 1: refused primary, nothing more tried" failover.smtp.test 75 \
+  "(.attempts | length) == 1 and $a0.class == \"refused\" and .verdict == \"defer\"" --max-addresses 1
+run probe "${O[@]}" --max-age x mail4.smtp.test
+expect_rc "probe --max-age x: usage error" 64
+grep -qx "mxroute probe: --max-age: 'x' is not a number from 0 to 2147483647" "$ERR" &&
+  pass "probe --max-age x: the flag named once" ||
+  fail "probe --max-age x: the flag named once" "mxroute probe: --max-age: 'x' ..." "$(cat "$ERR")"
 
 run probe --help
 expect_rc "probe --help" 0

@@ -3,11 +3,13 @@
 # file:line and expected vs got, exit statuses.
 set -u
 MXROUTE=${MXROUTE:-build/mxroute}
-dir="${MXR_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}/tests/runner"
+src="${MXR_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}"
+dir="$src/tests/runner"
+. "$src/tests/lib/cli_harness.sh" # fail_fast
 pass=0 fail=0
 check() { # name, condition result
   if [ "$2" = 0 ]; then pass=$((pass + 1)); echo "PASS $1"
-  else fail=$((fail + 1)); echo "FAIL $1"; echo "$out" | sed 's/^/     /'; fi
+  else fail=$((fail + 1)); echo "FAIL $1"; echo "$out" | sed 's/^/     /'; fail_fast "$pass" "$fail"; fi
 }
 out=$("$MXROUTE" test "$dir/pass_test.lua" 2>&1); rc=$?
 check "passing file exits 0" "$([ $rc = 0 ]; echo $?)"
@@ -21,10 +23,15 @@ out=$("$MXROUTE" test "$dir/pass_test.lua" "$dir/fail_test.lua" 2>&1); rc=$?
 check "two files add up" "$(echo "$out" | grep -qx '7 passed, 3 failed'; echo $?)"
 out=$("$MXROUTE" test /nonexistent/x_test.lua 2>&1); rc=$?
 check "unreadable file exits 66" "$([ $rc = 66 ]; echo $?)"
-printf 'zone [[ $ORIGIN x.test. ]]\n' > "${TMPDIR:-/tmp}/mxr-notest_test.lua"
-out=$("$MXROUTE" test "${TMPDIR:-/tmp}/mxr-notest_test.lua" 2>&1); rc=$?
-rm -f "${TMPDIR:-/tmp}/mxr-notest_test.lua"
+notest="${TMPDIR:-/tmp}/mxr-notest_test.lua"
+printf 'zone [[ $ORIGIN x.test. ]]\n' > "$notest"
+out=$("$MXROUTE" test "$notest" 2>&1); rc=$?
 check "a file without tests fails" "$([ $rc = 1 ] && echo "$out" | grep -q 'no test ran'; echo $?)"
+# Beside a file whose tests pass, it still fails, by name.
+out=$("$MXROUTE" test "$dir/pass_test.lua" "$notest" 2>&1); rc=$?
+check "a file without tests fails beside a passing one" "$([ $rc = 1 ] &&
+  echo "$out" | grep -qF "$notest: no test ran" && echo "$out" | grep -qx '6 passed, 1 failed'; echo $?)"
+rm -f "$notest"
 out=$("$MXROUTE" test 2>&1); rc=$?
 check "no file is a usage error" "$([ $rc = 64 ]; echo $?)"
 echo "$pass passed, $fail failed"

@@ -1,7 +1,7 @@
 /* test_addr.c -- address parsing, comparison, formatting and the safety
  * classification of addresses (src/addr.c). */
 #include "support.h"
-#include "addr.h"
+#include "base/addr.h"
 
 #include <arpa/inet.h>
 #include <string.h>

@@ -4,7 +4,7 @@
  * counts its allocations: nothing may be left behind. */
 #include "support.h"
 
-#include "answer.h"
+#include "dns/answer.h"
 
 #include <ldns/ldns.h>
 #include <stdbool.h>

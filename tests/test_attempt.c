@@ -734,6 +734,38 @@ static void test_rcpt_then_data_failure_not_delivered(void **state)
     mxr_plan_free(p);
 }
 
+/* A delivery reported without a reply of its own ({DOT, OK} with code 0,
+ * as a probe that stops before DATA reports it): each recipient shows the
+ * RCPT reply that accepted it, from the session that delivered it. */
+static void test_delivered_without_reply_keeps_rcpt_acceptance(void **state)
+{
+    fixture *f = *state;
+    start(f);
+    mxr_plan *p = route(f, "plain.rules.test");
+    mxr_attempt *a = attempt(f, p, 3, 0, 0);
+    hop_at(a, 0, 0);
+    assert_int_equal(rcpt(a, 0, 250, "2.1.5", "first host"), CONT);
+    assert_int_equal(rcpt(a, 1, 250, "2.1.5", "first host"), CONT);
+    assert_int_equal(rcpt(a, 2, 250, "2.1.5", "first host"), CONT);
+    assert_int_equal(out_t(a, S_RCPT, MXR_CLASS_OK), CONT);
+    assert_int_equal(out_t(a, S_DATA, MXR_CLASS_4XX), NHOST);
+    assert_pending(a, 3);
+    hop_at(a, 1, 0);
+    assert_int_equal(rcpt(a, 0, 250, "2.1.5", "r0 ok"), CONT);
+    assert_int_equal(rcpt(a, 1, 251, "2.1.5", "r1 forwarded"), CONT);
+    assert_int_equal(rcpt(a, 2, 250, NULL, NULL), CONT);
+    assert_int_equal(out(a, reply(S_DOT, MXR_CLASS_OK, 0, NULL, "no reply")),
+                     DELIV);
+    assert_int_equal(R(a, 0)->state, MXR_RCPT_DELIVERED);
+    assert_reply(R(a, 0), 250, "2.1.5", "r0 ok");
+    assert_reply(R(a, 1), 251, "2.1.5", "r1 forwarded");
+    assert_reply(R(a, 2), 250, NULL, "accepted"); /* a bare 250 */
+    assert_string_equal(R(a, 1)->host, "mx2.plain.rules.test");
+    assert_done(a);
+    mxr_attempt_free(a);
+    mxr_plan_free(p);
+}
+
 /* ----------------------------------------------------- overrides (4) */
 
 static void test_overrides_by_domain(void **state)
@@ -2571,6 +2603,7 @@ int main(void)
         T(test_rcpt_all_rejected_bounce_no_data),
         T(test_rcpt_4xx_last_host_deferred),
         T(test_rcpt_then_data_failure_not_delivered),
+        T(test_delivered_without_reply_keeps_rcpt_acceptance),
         T(test_overrides_by_domain),
         T(test_override_default_rules),
         T(test_rules_api),

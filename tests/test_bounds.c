@@ -20,7 +20,7 @@
  * scripts/test.sh uses fewer); the default is the full million. */
 #include "support.h"
 
-#include "engine.h"
+#include "engine/engine.h"
 
 #include <dirent.h>
 #include <stdarg.h>
@@ -209,7 +209,7 @@ static void check_bounds(load *l, bounds *b)
 {
     mxr_stats s;
     mxr_engine_stats(l->e, &s);
-    size_t health = mxr__health_bytes(l->e->health);
+    size_t health = mxr__health_bytes(mxr__engine_health(l->e));
     assert_true(s.cache_bytes <= CACHE_MAX);
     assert_true(s.inflight <= INFLIGHT_MAX);
     assert_true(s.inflight_max <= INFLIGHT_MAX);

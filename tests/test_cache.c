@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cache.h"
+#include "dns/cache.h"
 
 /* Counts the values the cache hands back, through the release ctx. */
 typedef struct release_log {
@@ -20,8 +20,9 @@ static void log_release(void *ctx, void *value)
     log->last = value;
 }
 
-static int put_str(mxr__cache *c, const char *key, void *value,
-                   size_t value_bytes, uint64_t expires_ms, release_log *log)
+static mxr_status put_str(mxr__cache *c, const char *key, void *value,
+                          size_t value_bytes, uint64_t expires_ms,
+                          release_log *log)
 {
     return mxr__cache_put(c, key, strlen(key), value, value_bytes, expires_ms,
                           log_release, log);
@@ -417,9 +418,9 @@ static void test_allocation_failures(void **state)
         for (int i = 0; i < NKEYS; i++) {
             snprintf(key, sizeof key, "key%d", i);
             int rc = put_str(c, key, &values[i], 8, NEVER, &log);
-            assert_true(rc == 0 || rc == -1);
-            stored[i] = rc == 0;
-            if (rc == -1) {
+            assert_true(rc == MXR_OK || rc == MXR_ENOMEM);
+            stored[i] = rc == MXR_OK;
+            if (rc == MXR_ENOMEM) {
                 failed++;
                 assert_int_equal(log.count, failed);
                 assert_ptr_equal(log.last, &values[i]);

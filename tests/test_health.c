@@ -3,9 +3,9 @@
  * and allocation failures. Time is a plain number: nothing sleeps. */
 #include "support.h"
 
-#include "addr.h"
-#include "health.h"
-#include "plan.h"
+#include "base/addr.h"
+#include "deliver/health.h"
+#include "plan/plan.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,8 +1,8 @@
 /* test_name.c -- input parsing, IDNA and host-name normalisation
  * (src/name.c). */
 #include "support.h"
-#include "name.h"
-#include "addr.h"
+#include "base/name.h"
+#include "base/addr.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -3,8 +3,8 @@
  * tie shuffle (statistically) and the limits. */
 #include "support.h"
 
-#include "addr.h"
-#include "order.h"
+#include "base/addr.h"
+#include "plan/order.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -643,7 +643,7 @@ static void test_prepare_allocation_failures(void **state)
             assert_host_addrs(f, 0, "2001:db8::1 192.0.2.1");
             break;
         }
-        assert_int_equal(rc, -1);
+        assert_int_equal(rc, MXR_ENOMEM);
         assert_int_equal(f->pb.nhosts + f->pb.nskips, 3);
         failures++;
     }

@@ -3,8 +3,9 @@
  * failures at every step. */
 #include "support.h"
 
-#include "addr.h"
-#include "plan.h"
+#include "base/addr.h"
+#include "plan/plan.h"
+#include "core/core.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +49,8 @@ static mxr_addr addr(const char *text)
     return a;
 }
 
-static int add_addr_text(mxr__plan_builder *pb, mxr__host *h, const char *text)
+static mxr_status add_addr_text(mxr__plan_builder *pb, mxr__host *h,
+                                const char *text)
 {
     mxr_addr a = addr(text);
     return mxr__pb_add_addr(pb, h, &a);
@@ -64,19 +66,20 @@ static int build_sample(mxr__plan_builder *pb)
         return -1;
     h->notes = MXR_NOTE_CNAME_TARGET;
     h->ttl = 3600;
-    if (add_addr_text(pb, h, "192.0.2.1") < 0 ||
-        add_addr_text(pb, h, "2001:db8::1") < 0)
+    if (add_addr_text(pb, h, "192.0.2.1") != MXR_OK ||
+        add_addr_text(pb, h, "2001:db8::1") != MXR_OK)
         return -1;
     h = mxr__pb_add_host(pb, "relay.example.net", 20, MXR_SOURCE_POLICY, 587);
     if (!h)
         return -1;
     h->tls_required = true;
-    if (add_addr_text(pb, h, "198.51.100.7") < 0)
+    if (add_addr_text(pb, h, "198.51.100.7") != MXR_OK)
         return -1;
     if (!mxr__pb_add_host(pb, "mx3.example.com", 30, MXR_SOURCE_MX, 25))
         return -1;
-    if (mxr__pb_skip(pb, "gone.example.com", 5, MXR_REASON_NO_ADDRESS) < 0 ||
-        mxr__pb_skip(pb, "mx1.example.com", 15, MXR_REASON_DUPLICATE) < 0)
+    if (mxr__pb_skip(pb, "gone.example.com", 5, MXR_REASON_NO_ADDRESS) !=
+            MXR_OK ||
+        mxr__pb_skip(pb, "mx1.example.com", 15, MXR_REASON_DUPLICATE) != MXR_OK)
         return -1;
     mxr__pb_lower_ttl(pb, 600);
     mxr__pb_lower_ttl(pb, 300);
@@ -466,8 +469,10 @@ static void test_skip_candidate_keeps_order(void **state)
     assert_string_equal(p->skipped[2].host, "relay.example.net");
     assert_int_equal(p->skipped[2].preference, 20);
     assert_int_equal(p->skipped[2].reason, MXR_REASON_LIMIT);
-    assert_int_equal(mxr__plan_skip_candidate(p, 2, MXR_REASON_LIMIT), -1);
-    assert_int_equal(mxr__plan_skip_candidate(NULL, 0, MXR_REASON_LIMIT), -1);
+    assert_int_equal(mxr__plan_skip_candidate(p, 2, MXR_REASON_LIMIT),
+                     MXR_EINVAL);
+    assert_int_equal(mxr__plan_skip_candidate(NULL, 0, MXR_REASON_LIMIT),
+                     MXR_EINVAL);
 
     /* The moved entry survives a copy and the original's end. */
     mxr_plan *c = mxr__plan_clone(p, mxr_test_alloc_fn, &f->pt);
@@ -491,7 +496,8 @@ static void test_skip_every_candidate(void **state)
     assert_string_equal(p->skipped[2].host, "mx1.example.com");
     assert_string_equal(p->skipped[3].host, "relay.example.net");
     assert_string_equal(p->skipped[4].host, "mx3.example.com");
-    assert_int_equal(mxr__plan_skip_candidate(p, 0, MXR_REASON_LIMIT), -1);
+    assert_int_equal(mxr__plan_skip_candidate(p, 0, MXR_REASON_LIMIT),
+                     MXR_EINVAL);
     mxr_plan *c =
         mxr__plan_clone_for(p, "b@example.com", mxr_test_alloc_fn, &f->pt);
     mxr_plan_free(p);

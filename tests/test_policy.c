@@ -932,6 +932,37 @@ static void test_route_remove_all_tempfails(void **state)
     mxr_plan_free(p);
 }
 
+/* plan:remove and plan:reorder compare host names as DNS does, as the rest
+ * of the API: case ignored, one trailing dot ignored. */
+static void test_route_host_names_dns_equal(void **state)
+{
+    fixture *f = *state;
+    add_policy(f, "dot.lua",
+               "return { route = function(plan)\n"
+               "  plan:add{host = 'A.Example.', addresses = {'192.0.2.1'},\n"
+               "    position = 'last'}\n"
+               "  plan:reorder{'a.example.', 'MX2.plain.rules.test.'}\n"
+               "  local h = {}\n"
+               "  for _, c in ipairs(plan:candidates()) do h[#h + 1] = c.host "
+               "end\n"
+               "  mx.log('order ' .. table.concat(h, ' '))\n"
+               "  mx.log('removed ' .. plan:remove('Mx1.Plain.Rules.Test.'))\n"
+               "  mx.log('removed ' .. plan:remove('a.example'))\n"
+               "  mx.log('removed ' .. plan:remove('mx2.plain.rules.test..'))\n"
+               "  mx.log('removed ' .. plan:remove('mx2.plain.rules'))\n"
+               "end }\n",
+               NULL);
+    start(f);
+    mxr_plan *p = route_ok(f, "plain.rules.test");
+    assert_hosts(p, "mx2.plain.rules.test");
+    mxr_plan_free(p);
+    assert_log(f, "order a.example mx2.plain.rules.test "
+                  "mx1.plain.rules.test\n");
+    assert_log(f, "dot.lua: removed 1\n0|policy dot.lua: removed 1\n"
+                  "0|policy dot.lua: removed 0\n0|policy dot.lua: removed 0\n");
+    assert_errors(f, 0);
+}
+
 static void test_route_reorder(void **state)
 {
     fixture *f = *state;
@@ -1054,6 +1085,35 @@ static void test_route_attempt_round_trip(void **state)
     mxr_attempt_free(a);
 }
 
+/* call, in a route hook after an edit, raises an error at its line with
+ * want in the message: the hook's edits are dropped, the default plan
+ * used, one error logged. */
+static void expect_hook_error(fixture *f, const char *call, const char *want)
+{
+    char src[1024], where[512];
+    snprintf(src, sizeof src,
+             "return { route = function(plan) plan:add{host = "
+             "'dropped.example', addresses = {'192.0.2.9'}}\n"
+             "  %s\n"
+             "end }\n",
+             call);
+    add_policy(f, "args.lua", src, NULL);
+    start(f);
+    mxr_plan *p = route_ok(f, "plain.rules.test");
+    char hb[1024];
+    if (strcmp(hosts_of(p, hb, sizeof hb), PLAIN_HOSTS) != 0)
+        fail_msg("%s: plan %s", call, hb);
+    mxr_plan_free(p);
+    snprintf(where, sizeof where,
+             "2|policy args.lua: route hook: args.lua:2: ");
+    if (!strstr(f->log.text, where) || !strstr(f->log.text, want) ||
+        !strstr(f->log.text, "; default decision used\n"))
+        fail_msg("%s: want \"%s...%s\"; log:\n%s", call, where, want,
+                 f->log.text);
+    assert_errors(f, 1);
+    reset(f);
+}
+
 /* Bad arguments to plan methods: the call is stopped with script:line and
  * a uniform message, its edits are dropped. */
 static void test_route_bad_arguments(void **state)
@@ -1097,30 +1157,43 @@ static void test_route_bad_arguments(void **state)
         {"mx.log('x', 'loud')", "invalid option 'loud'"},
         {"mx.resolve_addr()", "bad argument #1 to 'resolve_addr'"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        char src[1024], want[512];
-        snprintf(src, sizeof src,
-                 "return { route = function(plan) plan:add{host = "
-                 "'dropped.example', addresses = {'192.0.2.9'}}\n"
-                 "  %s\n"
-                 "end }\n",
-                 cases[i].call);
-        add_policy(f, "args.lua", src, NULL);
-        start(f);
-        mxr_plan *p = route_ok(f, "plain.rules.test");
-        char hb[1024];
-        if (strcmp(hosts_of(p, hb, sizeof hb), PLAIN_HOSTS) != 0)
-            fail_msg("%s: plan %s", cases[i].call, hb);
-        mxr_plan_free(p);
-        snprintf(want, sizeof want,
-                 "2|policy args.lua: route hook: args.lua:2: ");
-        if (!strstr(f->log.text, want) || !strstr(f->log.text, cases[i].want) ||
-            !strstr(f->log.text, "; default decision used\n"))
-            fail_msg("%s: want \"%s...%s\"; log:\n%s", cases[i].call, want,
-                     cases[i].want, f->log.text);
-        assert_errors(f, 1);
-        reset(f);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        expect_hook_error(f, cases[i].call, cases[i].want);
+}
+
+/* Assigning to the plan object, to a field, a method or a name it does not
+ * have, is an error at the assigning line that names the field; the plan
+ * reads the same after a caught attempt. */
+static void test_route_plan_fields_read_only(void **state)
+{
+    fixture *f = *state;
+    static const char *const names[] = {
+        "domain", "input",  "status",     "reason",     "implicit",
+        "ttl",    "mx_ttl", "recipients", "candidates", "skipped",
+        "add",    "remove", "reorder",    "replace",    "fail"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char call[128], want[128];
+        snprintf(call, sizeof call, "plan.%s = 'x'", names[i]);
+        snprintf(want, sizeof want, "args.lua:2: plan.%s is read-only",
+                 names[i]);
+        expect_hook_error(f, call, want);
     }
+    expect_hook_error(f, "plan.nothing = 1",
+                      "args.lua:2: plan has no field 'nothing' to set");
+    expect_hook_error(f, "plan[1] = true",
+                      "args.lua:2: plan has no field '1' to set");
+    add_policy(f, "ro.lua",
+               "return { route = function(plan)\n"
+               "  local ok, err = pcall(function() plan.domain = 'x' end)\n"
+               "  mx.log(tostring(ok) .. ' ' .. err .. ' ' .. plan.domain)\n"
+               "end }\n",
+               NULL);
+    start(f);
+    mxr_plan *p = route_ok(f, "plain.rules.test");
+    mxr_plan_free(p);
+    assert_log(f, "false ro.lua:2: plan.domain is read-only "
+                  "plain.rules.test\n");
+    assert_errors(f, 0);
 }
 
 /* A plan object kept past its hook refuses every use (never stale
@@ -2706,11 +2779,13 @@ int main(void)
         T(test_route_remove_by_predicate),
         T(test_route_remove_all_tempfails),
         T(test_route_reorder),
+        T(test_route_host_names_dns_equal),
         T(test_route_fail_tempfail),
         T(test_route_fail_permfail),
         T(test_route_add_to_failed_plan),
         T(test_route_attempt_round_trip),
         T(test_route_bad_arguments),
+        T(test_route_plan_fields_read_only),
         T(test_route_plan_object_stale),
         T(test_route_log_and_clock),
         T(test_chain_order_and_edits),

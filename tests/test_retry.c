@@ -3,7 +3,7 @@
  * the maximum message age. */
 #include "support.h"
 
-#include "retry.h"
+#include "deliver/retry.h"
 
 #include <limits.h>
 

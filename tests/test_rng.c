@@ -2,7 +2,7 @@
  * unbiased bounded draws. */
 #include "support.h"
 
-#include "rng.h"
+#include "base/rng.h"
 
 /* Chi-square of observed counts against a uniform expectation. */
 static double chi_square_uniform(const unsigned long *counts, size_t cells,

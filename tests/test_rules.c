@@ -6,7 +6,7 @@
  * The decision table cell by cell is test_attempt.c's business. */
 #include "support.h"
 
-#include "rules.h"
+#include "deliver/rules.h"
 
 #include <string.h>
 

@@ -5,8 +5,8 @@
  * against real servers by tests/it_smtp.sh. */
 #include "support.h"
 
-#include "smtp_data.h"
-#include "smtp_reply.h"
+#include "smtp/data.h"
+#include "smtp/reply.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,8 +1,9 @@
-/* test_smtp_session.c -- src/smtp_session.c on its own: one SMTP session
- * (mxr__smtp_start) run by a real engine over a real loopback socket,
+/* test_smtp_session.c -- src/smtp/session.c on its own: one SMTP session
+ * (mxr__smtp_start) run by a session pool on a bare core (the loop under
+ * mxr_engine_fds / timeout / process) over a real loopback socket,
  * against a tiny scripted server in a thread of this test (with an
  * OpenSSL server side for STARTTLS, on a throwaway certificate). The
- * engine's clock is injected and stands still while the dialogue runs,
+ * core's clock is injected and stands still while the dialogue runs,
  * so each stage's deadline is exact: nothing fires one millisecond
  * before it, the session ends at stage + timeout on it. Checked: the
  * commands on the wire in order, the RCPT and end events (stage, class,
@@ -14,9 +15,9 @@
 #define _GNU_SOURCE /* POLLRDHUP: a peer that closed, unread data or not */
 #include "support.h"
 
-#include "addr.h"
-#include "engine.h"
-#include "smtp_session.h"
+#include "base/addr.h"
+#include "core/core.h"
+#include "smtp/session.h"
 
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
@@ -33,7 +34,7 @@
 #include <unistd.h>
 
 #define MX "mx.session.test"
-#define T0 1000000u /* the engine clock at the start of every case */
+#define T0 1000000u /* the core clock at the start of every case */
 /* Stage timeouts, all different, so a stage on the wrong timer shows. */
 enum {
     T_CONNECT = 310,
@@ -283,7 +284,9 @@ static size_t script_len(const char *const *script)
 typedef struct run {
     mxr_test_alloc ta;
     uint64_t now;
-    mxr_engine *e;
+    mxr__core core;
+    mxr__core *e; /* &core while it is up */
+    mxr__smtp_pool *pool;
     mxr__smtp *s;
     server srv;
     bool server_started;
@@ -322,35 +325,26 @@ static void on_end(void *ud, const mxr_outcome *o, bool tls, size_t accepted)
     r->accepted = accepted;
 }
 
-static const char zone[] = "$ORIGIN session.test.\n$TTL 300\n"
-                           "@ SOA ns h 1 3600 600 86400 300\n@ NS ns\n"
-                           "ns A 127.0.0.1\n";
-
-static void engine_new(run *r)
+/* A core with the test's allocator and clock, and a session pool on it
+ * with every stage on its own timer. */
+static void core_new(run *r)
 {
-    static const struct {
-        mxr_option opt;
-        int64_t ms;
-    } stages[] = {{MXR_OPT_SMTP_CONNECT_MS, T_CONNECT},
-                  {MXR_OPT_SMTP_GREETING_MS, T_GREETING},
-                  {MXR_OPT_SMTP_COMMAND_MS, T_COMMAND},
-                  {MXR_OPT_SMTP_TLS_MS, T_TLS},
-                  {MXR_OPT_SMTP_DATA_MS, T_DATA},
-                  {MXR_OPT_SMTP_BLOCK_MS, T_BLOCK},
-                  {MXR_OPT_SMTP_DOT_MS, T_DOT}};
-    mxr_options *o = NULL;
-    assert_int_equal(mxr_options_new(&o), MXR_OK);
-    mxr_options_set_allocator(o, mxr_test_alloc_fn, &r->ta);
-    mxr_options_set_clock(o, fake_clock, r);
-    assert_int_equal(mxr_options_add_zone_text(o, "session.test", zone),
-                     MXR_OK);
-    assert_int_equal(mxr_options_set_helo(o, "client.test"), MXR_OK);
-    assert_int_equal(mxr_options_set_tls_ca(o, ca_file), MXR_OK);
-    for (size_t i = 0; i < sizeof stages / sizeof *stages; i++)
-        assert_int_equal(mxr_options_set(o, stages[i].opt, stages[i].ms),
-                         MXR_OK);
-    assert_int_equal(mxr_engine_new(o, &r->e), MXR_OK);
-    mxr_options_free(o);
+    const mxr__smtp_config cfg = {.helo = "client.test",
+                                  .tls_ca = ca_file,
+                                  .connect_ms = T_CONNECT,
+                                  .greeting_ms = T_GREETING,
+                                  .tls_ms = T_TLS,
+                                  .command_ms = T_COMMAND,
+                                  .data_ms = T_DATA,
+                                  .block_ms = T_BLOCK,
+                                  .dot_ms = T_DOT,
+                                  .max_reply = 65536};
+    mxr__alloc a;
+    mxr__alloc_init(&a, mxr_test_alloc_fn, &r->ta);
+    mxr__core_init(&r->core, &a, fake_clock, r, NULL, NULL);
+    r->e = &r->core;
+    r->pool = mxr__smtp_pool_new(r->e, &cfg);
+    assert_non_null(r->pool);
 }
 
 /* A listening socket on 127.0.0.1 and the server thread behind it. */
@@ -377,15 +371,17 @@ static run *run_new(void)
     run *r = calloc(1, sizeof *r);
     assert_non_null(r);
     r->now = T0;
-    engine_new(r);
+    core_new(r);
     return r;
 }
 
-/* The engine goes (closing what is open: no event), the server thread
- * ends, and the engine gave back every byte. */
+/* The core shuts down (closing what is open: no event), the server
+ * thread ends, and every byte went back to the allocator. */
 static void run_finish(run *r)
 {
-    mxr_engine_destroy(r->e);
+    mxr__core_shutdown(r->e);
+    mxr__smtp_pool_free(r->pool);
+    mxr__core_free(r->e);
     r->e = NULL;
     if (r->server_started) {
         atomic_store(&r->srv.release, true);
@@ -420,18 +416,18 @@ static void start(run *r, const mxr__smtp_job *job, uint16_t port)
     mxr_addr a;
     assert_true(mxr__addr_parse("127.0.0.1", &a));
     mxr__smtp_events ev = {on_rcpt, on_end, r};
-    r->s = mxr__smtp_start(r->e, &a, port, job, &ev);
+    r->s = mxr__smtp_start(r->pool, &a, port, job, &ev);
     assert_non_null(r->s);
 }
 
-/* Run the engine over its real descriptors, the clock standing still,
+/* Run the core over its real descriptors, the clock standing still,
  * until done(r) holds or the rounds run out; whether it holds. */
 static bool pump_rounds(run *r, bool (*done)(run *), int rounds)
 {
     for (int round = 0; round < rounds && !done(r); round++) {
         mxr_sock socks[8];
         struct pollfd p[8];
-        size_t n = mxr_engine_fds(r->e, socks, 8);
+        size_t n = mxr__core_fds(r->e, socks, 8);
         n = n < 8 ? n : 8;
         for (size_t i = 0; i < n; i++)
             p[i] = (struct pollfd){
@@ -444,10 +440,10 @@ static bool pump_rounds(run *r, bool (*done)(run *), int rounds)
             bool rd = p[i].revents & (POLLIN | POLLHUP | POLLERR);
             bool wr = p[i].revents & (POLLOUT | POLLERR);
             if (rd || wr)
-                mxr_engine_process(r->e, rd ? p[i].fd : MXR_NOFD,
-                                   wr ? p[i].fd : MXR_NOFD);
+                mxr__core_process(r->e, rd ? p[i].fd : MXR_NOFD,
+                                  wr ? p[i].fd : MXR_NOFD);
         }
-        mxr_engine_process(r->e, MXR_NOFD, MXR_NOFD);
+        mxr__core_process(r->e, MXR_NOFD, MXR_NOFD);
     }
     return done(r);
 }
@@ -472,7 +468,7 @@ static bool ended(run *r)
 static bool closed(run *r)
 {
     mxr_sock socks[4];
-    return mxr_engine_fds(r->e, socks, 4) == 0;
+    return mxr__core_fds(r->e, socks, 4) == 0;
 }
 
 static bool ended_and_closed(run *r)
@@ -795,17 +791,17 @@ static void run_stall(const stall *c)
         fail_msg("%s: did not reach the stall (%d ends, server: %s)", c->name,
                  r->ends, r->srv.error);
     pump_rounds(r, never, 10); /* let the session settle there */
-    int left = mxr_engine_timeout(r->e);
+    int left = mxr__core_timeout(r->e);
     if (left < 0 || left > (int)c->ms) /* a lower bound, never later */
-        fail_msg("%s: engine timeout %d ms, deadline in %u", c->name, left,
+        fail_msg("%s: core timeout %d ms, deadline in %u", c->name, left,
                  c->ms);
     r->now = T0 + c->ms - 1;
-    mxr_engine_process(r->e, MXR_NOFD, MXR_NOFD);
+    mxr__core_process(r->e, MXR_NOFD, MXR_NOFD);
     if (r->ends)
         fail_msg("%s: ended %u ms early at %s", c->name, 1u,
                  mxr_stage_name(r->end.stage));
     r->now = T0 + c->ms;
-    mxr_engine_process(r->e, MXR_NOFD, MXR_NOFD);
+    mxr__core_process(r->e, MXR_NOFD, MXR_NOFD);
     if (r->ends != 1 || r->end.stage != c->stage ||
         r->end.cls != MXR_CLASS_TIMEOUT || strcmp(r->end_text, "timed out"))
         fail_msg("%s: %d ends, last %s %s \"%s\"; want %s timeout", c->name,
@@ -877,13 +873,13 @@ static void test_quit_timeout(void **state)
     assert_int_equal(r->ends, 1);
     assert_false(closed(r));
     r->now = T0 + T_COMMAND - 1;
-    mxr_engine_process(r->e, MXR_NOFD, MXR_NOFD);
+    mxr__core_process(r->e, MXR_NOFD, MXR_NOFD);
     assert_false(closed(r));
     r->now = T0 + T_COMMAND;
-    mxr_engine_process(r->e, MXR_NOFD, MXR_NOFD);
+    mxr__core_process(r->e, MXR_NOFD, MXR_NOFD);
     assert_true(closed(r));
     assert_int_equal(r->ends, 1);
-    assert_int_equal(mxr_engine_timeout(r->e), -1); /* nothing left */
+    assert_int_equal(mxr__core_timeout(r->e), -1); /* nothing left */
     run_free(r);
 }
 
@@ -923,14 +919,15 @@ static void test_cancel(void **state)
     pthread_join(r->srv.thread, NULL); /* it saw the close */
     r->server_started = false;
     close(r->srv.listener);
-    mxr_engine_process(r->e, MXR_NOFD, MXR_NOFD);
-    assert_int_equal(mxr_engine_timeout(r->e), -1); /* freed */
+    mxr__core_process(r->e, MXR_NOFD, MXR_NOFD);
+    assert_int_equal(mxr__core_timeout(r->e), -1); /* freed */
     assert_int_equal(r->ends, 0);
     assert_string_equal(r->srv.log, "EHLO client.test");
     run_free(r);
 }
 
-/* The engine destroyed mid-dialogue: no event, the socket closed. */
+/* The core shut down mid-dialogue (engine destroy): no event, the socket
+ * closed. */
 static void test_destroy_mid_session(void **state)
 {
     (void)state;
@@ -949,12 +946,12 @@ static void test_allocation_failure(void **state)
     mxr__smtp_events ev = {on_rcpt, on_end, r};
     size_t before = r->ta.live;
     r->ta.fail_at = r->ta.calls + 1;
-    assert_null(mxr__smtp_start(r->e, &a, 25, &job, &ev));
+    assert_null(mxr__smtp_start(r->pool, &a, 25, &job, &ev));
     r->ta.fail_at = 0;
     assert_int_equal(r->ta.live, before);
     assert_true(closed(r));
-    assert_int_equal(mxr_engine_timeout(r->e), -1);
-    mxr_engine_process(r->e, MXR_NOFD, MXR_NOFD);
+    assert_int_equal(mxr__core_timeout(r->e), -1);
+    mxr__core_process(r->e, MXR_NOFD, MXR_NOFD);
     assert_int_equal(r->ends, 0);
     run_free(r);
 }

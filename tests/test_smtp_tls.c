@@ -9,7 +9,7 @@
  * SIGPIPE. */
 #include "support.h"
 
-#include "smtp_tls.h"
+#include "smtp/tls.h"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>

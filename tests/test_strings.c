@@ -6,7 +6,7 @@
  * text.h at their boundaries. */
 #include "support.h"
 
-#include "text.h"
+#include "base/text.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -15,6 +15,18 @@
 #define EXIT_SOFTWARE 70
 #define EXIT_TEMPFAIL 75
 
+/* Messages on stderr start with one prefix, "mxroute COMMAND: " (just
+ * "mxroute: " before a command is known). main names the command, and
+ * puts the same name in the command's argv[0] so that getopt's own
+ * messages ("invalid option -- 'f'") carry it too. */
+char *cli_set_command(const char *command);
+const char *cli_prog(void);
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "Try 'mxroute COMMAND --help'." after a usage error; EXIT_USAGE. */
+int cli_try_help(void);
+/* A usage error: one line, then where the help is. Returns EXIT_USAGE. */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* The more severe of two exit codes (70 > 65 > 68 > 75 > 0). */
 int cli_worse_exit(int a, int b);
 int cli_exit_for_result(mxr_result r);
@@ -42,14 +54,51 @@ typedef struct cli_engine_opts {
         {"policy-max-instructions", required_argument, NULL, 0x101},           \
         {"policy-max-ms", required_argument, NULL, 0x102},                     \
         {"policy-max-memory", required_argument, NULL, 0x103},                 \
-        {"policy-on-error", required_argument, NULL, 0x104}
+    {                                                                          \
+        "policy-on-error", required_argument, NULL, 0x104                      \
+    }
 
 int cli_engine_option(mxr_options *opts, int opt, const char *arg);
+/* Set an integer option from the text of the command's option flag (named
+ * in messages). Returns 0 or EXIT_USAGE. */
+int cli_set_int(mxr_options *opts, mxr_option opt, const char *arg,
+                const char *flag);
 /* The option help lines for the shared engine options. */
 void cli_engine_usage(FILE *out);
 /* The same, naming the DNS timeout option dns_timeout_flag (probe and
  * send call it --dns-timeout: their --timeout is SMTP's). */
 void cli_engine_usage_with(FILE *out, const char *dns_timeout_flag);
+
+/* Failover and retry rule options (rule_opts.c), shared by simulate,
+ * probe and send. */
+enum {
+    CLI_OPT_STAY_ON_4XX = 0x300,
+    CLI_OPT_MAX_AGE,
+    CLI_OPT_RETRY_MIN,
+    CLI_OPT_RETRY_MAX,
+    CLI_OPT_MAX_ADDRESSES,
+    CLI_OPT_MAX_SESSIONS,
+    CLI_OPT_COOL_DOWN
+};
+
+#define CLI_RULE_LONGOPTS                                                      \
+    {"stay-on-4xx", no_argument, NULL, CLI_OPT_STAY_ON_4XX},                   \
+        {"max-age", required_argument, NULL, CLI_OPT_MAX_AGE},                 \
+        {"retry-min", required_argument, NULL, CLI_OPT_RETRY_MIN},             \
+        {"retry-max", required_argument, NULL, CLI_OPT_RETRY_MAX},             \
+        {"max-addresses", required_argument, NULL, CLI_OPT_MAX_ADDRESSES},     \
+        {"max-sessions", required_argument, NULL, CLI_OPT_MAX_SESSIONS},       \
+    {                                                                          \
+        "cool-down", required_argument, NULL, CLI_OPT_COOL_DOWN                \
+    }
+
+/* Returns -1 if opt is not a rule option, 0 when taken, or EXIT_USAGE. */
+int cli_rule_option(mxr_rules *rules, int opt, const char *arg);
+void cli_rule_usage(FILE *out);
+/* A whole number 0..max from the text of option opt; 0 or EXIT_USAGE
+ * (said). */
+int cli_parse_count(const char *opt, const char *arg, long long max,
+                    long long *out);
 
 /* Commands. */
 int cmd_route(int argc, char **argv);

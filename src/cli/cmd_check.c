@@ -108,18 +108,14 @@ static int parse_args(int argc, char **argv, check_args *a)
             usage(stdout);
             rc = -1;
         } else {
-            usage(stderr);
-            rc = EXIT_USAGE;
+            rc = cli_try_help(); /* getopt said what was wrong */
         }
     }
     mxr_options_free(probe);
     if (!a->saved || !a->servers)
         return EXIT_SOFTWARE;
-    if (rc == 0 && argc - optind != 1) {
-        fprintf(stderr, "mxroute check: give exactly one DOMAIN (see "
-                        "--help)\n");
-        rc = EXIT_USAGE;
-    }
+    if (rc == 0 && argc - optind != 1)
+        rc = cli_usage_error("give exactly one DOMAIN");
     if (rc == 0)
         a->domain = argv[optind];
     return rc;
@@ -136,7 +132,7 @@ static int route_once(const check_args *a, const char *server, mxr_status *st,
     mxr_engine *e = NULL;
     mxr_status est = mxr_engine_new(o, &e);
     if (est != MXR_OK) {
-        fprintf(stderr, "mxroute check: %s\n", mxr_options_errmsg(o));
+        cli_error("%s", mxr_options_errmsg(o));
         mxr_options_free(o);
         return est == MXR_EZONE || est == MXR_ESERVER || est == MXR_EPOLICY
                    ? EXIT_USAGE
@@ -146,12 +142,12 @@ static int route_once(const check_args *a, const char *server, mxr_status *st,
     *plan = NULL;
     *st = mxr_route_sync(e, a->domain, plan);
     if (*st == MXR_EBADNAME) {
-        fprintf(stderr, "mxroute check: '%s': %s\n", a->domain,
-                mxr_engine_errmsg(e)[0] ? mxr_engine_errmsg(e)
-                                        : mxr_strerror(*st));
+        cli_error("'%s': %s", a->domain,
+                  mxr_engine_errmsg(e)[0] ? mxr_engine_errmsg(e)
+                                          : mxr_strerror(*st));
         rc = EXIT_DATAERR;
     } else if (*st != MXR_OK && !server) {
-        fprintf(stderr, "mxroute check: %s\n", mxr_strerror(*st));
+        cli_error("%s", mxr_strerror(*st));
         rc = EXIT_SOFTWARE;
     }
     mxr_engine_destroy(e);

@@ -115,9 +115,8 @@ static char *trim(char *line)
 static char *next_input(route_run *run)
 {
     if (!run->in)
-        return run->next_arg < run->nargs
-                   ? strdup(run->args[run->next_arg++])
-                   : NULL;
+        return run->next_arg < run->nargs ? strdup(run->args[run->next_arg++])
+                                          : NULL;
     char line[LINE_MAX_BYTES];
     while (fgets(line, sizeof line, run->in)) {
         bool whole = strchr(line, '\n') || feof(run->in);
@@ -177,7 +176,7 @@ static void poll_round(mxr_engine *e)
         if (!pfd[i].revents)
             continue;
         int rd = pfd[i].revents & (POLLIN | POLLERR | POLLHUP) ? pfd[i].fd
-                                                                : MXR_NOFD;
+                                                               : MXR_NOFD;
         int wr = pfd[i].revents & POLLOUT ? pfd[i].fd : MXR_NOFD;
         mxr_engine_process(e, rd, wr);
         handled = true;
@@ -205,8 +204,7 @@ static int parse_window(const char *arg, size_t *out)
     char *end;
     long v = strtol(arg, &end, 10);
     if (*end || v < 1 || v > 1000000) {
-        fprintf(stderr, "mxroute route: --window: '%s' is not 1..1000000\n",
-                arg);
+        cli_error("--window: '%s' is not 1..1000000", arg);
         return EXIT_USAGE;
     }
     *out = (size_t)v;
@@ -243,17 +241,14 @@ static int parse_args(int argc, char **argv, mxr_options *o, route_run *run,
             usage(stdout);
             return -1;
         } else if (c != 'w') {
-            usage(stderr);
-            return EXIT_USAGE;
+            return cli_try_help(); /* getopt said what was wrong */
         }
     }
     run->args = argv + optind;
     run->nargs = argc - optind;
-    if ((run->nargs == 0) == (*batch == NULL)) {
-        fprintf(stderr, "mxroute route: give inputs or --batch, not both "
-                        "and not neither (see --help)\n");
-        return EXIT_USAGE;
-    }
+    if ((run->nargs == 0) == (*batch == NULL))
+        return cli_usage_error("give inputs or --batch, not both and not "
+                               "neither");
     return 0;
 }
 
@@ -276,7 +271,7 @@ static int route_main(mxr_options *o, route_run *run, const char *batch)
         return rc;
     mxr_status st = mxr_engine_new(o, &run->engine);
     if (st != MXR_OK) {
-        fprintf(stderr, "mxroute route: %s\n", mxr_options_errmsg(o));
+        cli_error("%s", mxr_options_errmsg(o));
         return st == MXR_EZONE || st == MXR_ESERVER || st == MXR_EPOLICY
                    ? EXIT_USAGE
                    : EXIT_SOFTWARE;

@@ -8,8 +8,6 @@
 #include "cli.h"
 #include "simulate.h"
 
-#include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -18,39 +16,6 @@
  * whose first_attempt_ms is 0 counts as first tried "now", and host
  * health reads 0 as "never failed". */
 #define SIM_EPOCH_MS UINT64_C(1000000000)
-#define SIM_MAX_ROUNDS 100  /* with --follow: retries are bounded */
-#define SIM_MAX_RCPTS 1000
-#define SIM_AT_MAX_S (10LL * 365 * 86400)
-#define DEFAULT_FROM "sender@example.invalid"
-
-enum {
-    OPT_FROM = 1000,
-    OPT_TO,
-    OPT_OUTCOME,
-    OPT_AT,
-    OPT_FOLLOW,
-    OPT_STAY,
-    OPT_MAX_AGE,
-    OPT_RETRY_MIN,
-    OPT_RETRY_MAX,
-    OPT_MAX_ADDRESSES,
-    OPT_MAX_SESSIONS,
-    OPT_COOL_DOWN,
-    OPT_JSON,
-    OPT_HELP
-};
-
-typedef struct sim_args {
-    const char *input; /* DOMAIN|ADDRESS, or NULL */
-    const char *from;
-    const char **to;
-    size_t nto;
-    sim_spec *specs;
-    size_t nspecs;
-    uint64_t *at_ms;
-    size_t nat;
-    bool follow, json;
-} sim_args;
 
 typedef struct sim {
     const sim_args *args;
@@ -63,258 +28,6 @@ typedef struct sim {
     unsigned rounds; /* rounds run so far */
 } sim;
 
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: mxroute simulate [options] DOMAIN|ADDRESS\n\n"
-            "Route one domain, then walk the failover machine against "
-            "scripted outcomes:\nevery connection, reply and decision, and "
-            "the final state of each recipient.\nHosts without a scripted "
-            "outcome accept everything.\n\n"
-            "message and script:\n"
-            "  --from ADDR          envelope sender (default %s)\n"
-            "  --to ADDR            a recipient (repeatable; default: the "
-            "ADDRESS, or\n"
-            "                       postmaster@DOMAIN); all in one domain\n"
-            "  --outcome SPEC       [@T/]TARGET[:STAGE[:RCPT]]=RESULT "
-            "(repeatable), e.g.\n"
-            "                       mx1.example.com=refused, "
-            "*:rcpt=451/4.7.1/Try later,\n"
-            "                       @0/192.0.2.1:mail=550, "
-            "*:rcpt:2=550/5.1.1/No such user\n"
-            "                       STAGE: connect tls greeting ehlo mail "
-            "rcpt data dot\n"
-            "                       RESULT: refused timeout unreachable "
-            "reset ok, or\n"
-            "                       CODE[/ENHANCED[/TEXT]] (a code needs "
-            "a STAGE)\n"
-            "  --at SECONDS         run a round at this time (repeatable, "
-            "ascending;\n"
-            "                       default 0)\n"
-            "  --follow             then keep retrying when due until no "
-            "recipient is\n"
-            "                       deferred (at most %d rounds)\n"
-            "  --json               one JSON object per round, one per line\n"
-            "failover and retry rules:\n"
-            "  --stay-on-4xx        4xx at MAIL..end-of-data defers instead "
-            "of trying the\n"
-            "                       next host\n"
-            "  --max-age S          bounce what is still deferred after S "
-            "seconds (432000)\n"
-            "  --retry-min S        first retry delay (300)\n"
-            "  --retry-max S        longest retry delay (14400)\n"
-            "  --max-addresses N    addresses tried per round (10)\n"
-            "  --max-sessions N     SMTP sessions per round (5)\n"
-            "  --cool-down S        first cool-down of a failed host (60)\n",
-            DEFAULT_FROM, SIM_MAX_ROUNDS);
-    cli_engine_usage(out);
-    fprintf(out, "\nexit status: 0 every recipient delivered, 75 some "
-                 "deferred, 68 some bounced\nand none deferred, 65 invalid "
-                 "input, 64 usage, 70 internal error.\n");
-}
-
-/* ------------------------------------------------------------ arguments */
-
-static int parse_number(const char *opt, const char *arg, long long max,
-                        long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(arg, &end, 10);
-    if (errno || end == arg || *end || v < 0 || v > max) {
-        fprintf(stderr,
-                "mxroute simulate: %s: '%s' is not a number from 0 "
-                "to %lld\n",
-                opt, arg, max);
-        return EXIT_USAGE;
-    }
-    *out = v;
-    return 0;
-}
-
-static int set_rule(mxr_rules *rules, mxr_rule rule, const char *opt,
-                    const char *arg)
-{
-    long long v;
-    int rc = parse_number(opt, arg, INT32_MAX, &v);
-    if (rc)
-        return rc;
-    if (mxr_rules_set(rules, rule, v) != MXR_OK) {
-        fprintf(stderr,
-                "mxroute simulate: %s: %s is out of range (see "
-                "mxroute(1))\n",
-                opt, arg);
-        return EXIT_USAGE;
-    }
-    return 0;
-}
-
-static int rule_option(mxr_rules *rules, int c, const char *arg)
-{
-    switch (c) {
-    case OPT_STAY:
-        mxr_rules_stay_on_4xx(rules);
-        return 0;
-    case OPT_MAX_AGE:
-        return set_rule(rules, MXR_RULE_MAX_AGE_S, "--max-age", arg);
-    case OPT_RETRY_MIN:
-        return set_rule(rules, MXR_RULE_RETRY_MIN_S, "--retry-min", arg);
-    case OPT_RETRY_MAX:
-        return set_rule(rules, MXR_RULE_RETRY_MAX_S, "--retry-max", arg);
-    case OPT_MAX_ADDRESSES:
-        return set_rule(rules, MXR_RULE_MAX_ADDRESSES, "--max-addresses", arg);
-    case OPT_MAX_SESSIONS:
-        return set_rule(rules, MXR_RULE_MAX_SESSIONS, "--max-sessions", arg);
-    case OPT_COOL_DOWN:
-        return set_rule(rules, MXR_RULE_HEALTH_BASE_S, "--cool-down", arg);
-    }
-    return -1;
-}
-
-/* Grow *arr (of *n elements of size sz) by one; NULL when out of memory. */
-static void *push(void *arr, size_t *n, size_t sz, void **out)
-{
-    void *grown = realloc(arr, (*n + 1) * sz);
-    if (!grown)
-        return NULL;
-    *out = (char *)grown + *n * sz;
-    (*n)++;
-    return grown;
-}
-
-static int add_outcome(sim_args *a, const char *spec)
-{
-    char err[512];
-    void *slot;
-    sim_spec *grown = push(a->specs, &a->nspecs, sizeof *a->specs, &slot);
-    if (!grown)
-        return EXIT_SOFTWARE;
-    a->specs = grown;
-    if (!sim_spec_parse(spec, slot, err, sizeof err)) {
-        fprintf(stderr, "mxroute simulate: %s\n", err);
-        return EXIT_USAGE;
-    }
-    return 0;
-}
-
-/* --at times must grow: a round cannot run before the one before it. */
-static int add_at(sim_args *a, const char *arg)
-{
-    long long s;
-    void *slot;
-    int rc = parse_number("--at", arg, SIM_AT_MAX_S, &s);
-    if (rc)
-        return rc;
-    if (a->nat > 0 && (uint64_t)s * 1000 <= a->at_ms[a->nat - 1]) {
-        fprintf(stderr,
-                "mxroute simulate: --at %s: times must be given in "
-                "ascending order\n",
-                arg);
-        return EXIT_USAGE;
-    }
-    if (a->nat >= SIM_MAX_ROUNDS) {
-        fprintf(stderr, "mxroute simulate: at most %d --at times\n",
-                SIM_MAX_ROUNDS);
-        return EXIT_USAGE;
-    }
-    uint64_t *grown = push(a->at_ms, &a->nat, sizeof *a->at_ms, &slot);
-    if (!grown)
-        return EXIT_SOFTWARE;
-    a->at_ms = grown;
-    *(uint64_t *)slot = (uint64_t)s * 1000;
-    return 0;
-}
-
-static int add_to(sim_args *a, const char *addr)
-{
-    void *slot;
-    if (a->nto >= SIM_MAX_RCPTS) {
-        fprintf(stderr, "mxroute simulate: at most %d recipients\n",
-                SIM_MAX_RCPTS);
-        return EXIT_USAGE;
-    }
-    const char **grown = push(a->to, &a->nto, sizeof *a->to, &slot);
-    if (!grown)
-        return EXIT_SOFTWARE;
-    a->to = grown;
-    *(const char **)slot = addr;
-    return 0;
-}
-
-static int sim_option(sim_args *a, mxr_rules *rules, int c, const char *arg)
-{
-    int rc = rule_option(rules, c, arg);
-    if (rc >= 0)
-        return rc;
-    switch (c) {
-    case OPT_FROM:
-        a->from = arg;
-        return 0;
-    case OPT_TO:
-        return add_to(a, arg);
-    case OPT_OUTCOME:
-        return add_outcome(a, arg);
-    case OPT_AT:
-        return add_at(a, arg);
-    case OPT_FOLLOW:
-        a->follow = true;
-        return 0;
-    case OPT_JSON:
-        a->json = true;
-        return 0;
-    }
-    return -1;
-}
-
-static const struct option longopts[] = {
-    {"from", required_argument, NULL, OPT_FROM},
-    {"to", required_argument, NULL, OPT_TO},
-    {"outcome", required_argument, NULL, OPT_OUTCOME},
-    {"at", required_argument, NULL, OPT_AT},
-    {"follow", no_argument, NULL, OPT_FOLLOW},
-    {"stay-on-4xx", no_argument, NULL, OPT_STAY},
-    {"max-age", required_argument, NULL, OPT_MAX_AGE},
-    {"retry-min", required_argument, NULL, OPT_RETRY_MIN},
-    {"retry-max", required_argument, NULL, OPT_RETRY_MAX},
-    {"max-addresses", required_argument, NULL, OPT_MAX_ADDRESSES},
-    {"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
-    {"cool-down", required_argument, NULL, OPT_COOL_DOWN},
-    {"json", no_argument, NULL, OPT_JSON},
-    {"help", no_argument, NULL, OPT_HELP},
-    CLI_ENGINE_LONGOPTS,
-    {NULL, 0, NULL, 0},
-};
-
-/* Returns 0, an exit code, or -1 after --help. */
-static int parse_args(int argc, char **argv, mxr_options *o, mxr_rules *rules,
-                      sim_args *a)
-{
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "hj", longopts, NULL)) != -1) {
-        int rc = cli_engine_option(o, c, optarg);
-        if (rc < 0)
-            rc = sim_option(a, rules, c == 'j' ? OPT_JSON : c, optarg);
-        if (rc > 0)
-            return rc;
-        if (rc == 0)
-            continue;
-        if (c == 'h' || c == OPT_HELP) {
-            usage(stdout);
-            return -1;
-        }
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    if (argc - optind > 1 || (argc == optind && a->nto == 0)) {
-        fprintf(stderr, "mxroute simulate: give one DOMAIN or ADDRESS (or "
-                        "--to), see --help\n");
-        return EXIT_USAGE;
-    }
-    a->input = optind < argc ? argv[optind] : NULL;
-    return 0;
-}
-
 /* ---------------------------------------------------------------- setup */
 
 static uint64_t sim_clock(void *ud)
@@ -326,12 +39,10 @@ static int route_error(mxr_engine *e, mxr_status st, const char *what,
                        const char *input)
 {
     if (st == MXR_EBADNAME) {
-        fprintf(stderr, "mxroute simulate: %s'%s': %s\n", what, input,
-                mxr_engine_errmsg(e));
+        cli_error("%s'%s': %s", what, input, mxr_engine_errmsg(e));
         return EXIT_DATAERR;
     }
-    fprintf(stderr, "mxroute simulate: %s'%s': %s\n", what, input,
-            mxr_strerror(st));
+    cli_error("%s'%s': %s", what, input, mxr_strerror(st));
     return EXIT_SOFTWARE;
 }
 
@@ -342,8 +53,7 @@ static int check_recipient(sim *s, const char *addr)
 {
     mxr_plan *p = NULL;
     if (!strchr(addr, '@')) {
-        fprintf(stderr, "mxroute simulate: --to '%s' is not an address\n",
-                addr);
+        cli_error("--to '%s' is not an address", addr);
         return EXIT_USAGE;
     }
     mxr_status st = mxr_route_sync(s->e, addr, &p);
@@ -351,10 +61,9 @@ static int check_recipient(sim *s, const char *addr)
         return route_error(s->e, st, "--to ", addr);
     int rc = 0;
     if (strcmp(p->domain, s->plan->domain) != 0) {
-        fprintf(stderr,
-                "mxroute simulate: recipient '%s' is not in %s: one "
-                "simulation routes one domain\n",
-                addr, s->plan->domain);
+        cli_error("recipient '%s' is not in %s: one simulation routes one "
+                  "domain",
+                  addr, s->plan->domain);
         rc = EXIT_USAGE;
     }
     mxr_plan_free(p);
@@ -408,10 +117,8 @@ static int check_spec_recipients(const sim *s)
             found =
                 found || strcasecmp(sp->rcpt_addr, s->rcpts[k].address) == 0;
         if (!found) {
-            fprintf(stderr,
-                    "mxroute simulate: --outcome '%s': no such "
-                    "recipient (%zu given)\n",
-                    sp->source, s->n);
+            cli_error("--outcome '%s': no such recipient (%zu given)",
+                      sp->source, s->n);
             return EXIT_USAGE;
         }
     }
@@ -453,10 +160,8 @@ static int keep_result(sim_rcpt *r, const mxr_rcpt *res, unsigned round,
                        uint64_t epoch)
 {
     if (res->state == MXR_RCPT_PENDING) {
-        fprintf(stderr,
-                "mxroute simulate: internal error: %s left pending "
-                "by a finished attempt\n",
-                r->address);
+        cli_error("internal error: %s left pending by a finished attempt",
+                  r->address);
         return EXIT_SOFTWARE;
     }
     free(r->text);
@@ -596,7 +301,7 @@ static int start_engine(sim *s, mxr_options *o, const mxr_rules *rules)
         st = mxr_engine_new(o, &s->e);
     if (st == MXR_OK)
         return 0;
-    fprintf(stderr, "mxroute simulate: %s\n", mxr_options_errmsg(o));
+    cli_error("%s", mxr_options_errmsg(o));
     return st == MXR_EZONE || st == MXR_ESERVER || st == MXR_EPOLICY
                ? EXIT_USAGE
                : EXIT_SOFTWARE;
@@ -637,10 +342,9 @@ static void warn_unmatched(const sim *s)
 {
     for (size_t i = 0; i < s->args->nspecs; i++)
         if (!spec_in_plan(&s->args->specs[i], s->plan))
-            fprintf(stderr,
-                    "mxroute simulate: warning: --outcome '%s' "
-                    "matches no host or address of %s\n",
-                    s->args->specs[i].source, s->plan->domain);
+            cli_error("warning: --outcome '%s' matches no host or address "
+                      "of %s",
+                      s->args->specs[i].source, s->plan->domain);
 }
 
 static void print_header(const sim *s)
@@ -682,11 +386,7 @@ static void sim_free(sim *s, sim_args *a)
     free(s->rcpts);
     mxr_plan_free(s->plan);
     mxr_engine_destroy(s->e);
-    for (size_t i = 0; i < a->nspecs; i++)
-        sim_spec_free(&a->specs[i]);
-    free(a->specs);
-    free(a->to);
-    free(a->at_ms);
+    sim_args_free(a);
 }
 
 int cmd_simulate(int argc, char **argv)
@@ -699,7 +399,7 @@ int cmd_simulate(int argc, char **argv)
         mxr_options_free(o);
         return EXIT_SOFTWARE;
     }
-    int rc = parse_args(argc, argv, o, rules, &a);
+    int rc = sim_parse_args(argc, argv, o, rules, &a);
     if (rc == 0)
         rc = simulate(&s, o, rules);
     fflush(stdout);

@@ -6,14 +6,16 @@
 #include "simulate.h"
 #include "test_prelude.lua.h"
 
+#include <getopt.h>
 #include <lauxlib.h>
 #include <limits.h>
 #include <lualib.h>
+#include <mxroute/lua.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define TEST_EPOCH_MS UINT64_C(1000000000) /* the fixed clock of a run */
-#define FAIL_MARK "mxroute.test.failed"   /* error value of a failed check */
+#define FAIL_MARK "mxroute.test.failed"    /* error value of a failed check */
 #define MAX_LIST 64
 
 typedef struct tpolicy {
@@ -36,7 +38,7 @@ typedef struct tctx {
     int64_t seed, max_age;
     mxr_engine *engine; /* built lazily, rebuilt after a change */
     mxr_options *opts;
-    const char *test;   /* the running test, or NULL */
+    const char *test; /* the running test, or NULL */
     bool test_failed;
     unsigned passed, failed;
 } tctx;
@@ -261,77 +263,6 @@ static int t_reset(lua_State *L)
 
 /* ------------------------------------------------------ plans as tables */
 
-static void set_s(lua_State *L, const char *k, const char *v)
-{
-    if (v) {
-        lua_pushstring(L, v);
-        lua_setfield(L, -2, k);
-    }
-}
-
-static void set_i(lua_State *L, const char *k, lua_Integer v)
-{
-    lua_pushinteger(L, v);
-    lua_setfield(L, -2, k);
-}
-
-static void push_candidate(lua_State *L, const mxr_candidate *c)
-{
-    char buf[MXR_ADDR_STRLEN];
-    lua_createtable(L, 0, 9);
-    set_s(L, "host", c->host);
-    set_i(L, "preference", c->preference);
-    set_i(L, "port", c->port);
-    lua_pushboolean(L, c->tls_required);
-    lua_setfield(L, -2, "tls");
-    set_s(L, "label", c->label);
-    set_s(L, "source", mxr_source_name(c->source));
-    set_i(L, "ttl", c->ttl);
-    lua_createtable(L, (int)c->naddrs, 0);
-    for (size_t k = 0; k < c->naddrs; k++) {
-        lua_pushstring(L, mxr_addr_format(&c->addrs[k], buf, sizeof buf));
-        lua_rawseti(L, -2, (lua_Integer)k + 1);
-    }
-    lua_setfield(L, -2, "addresses");
-    lua_newtable(L);
-    int n = 0;
-    for (uint32_t bit = 1; bit && bit <= c->notes; bit <<= 1)
-        if ((c->notes & bit) && mxr_note_name(bit)) {
-            lua_pushstring(L, mxr_note_name(bit));
-            lua_rawseti(L, -2, ++n);
-        }
-    lua_setfield(L, -2, "notes");
-}
-
-static void push_plan(lua_State *L, const char *input, const mxr_plan *p)
-{
-    lua_createtable(L, 0, 10);
-    set_s(L, "input", input);
-    set_s(L, "domain", p->domain);
-    set_s(L, "status", mxr_result_name(p->result));
-    if (p->result != MXR_RESULT_OK)
-        set_s(L, "reason", mxr_reason_name(p->reason));
-    lua_pushboolean(L, p->implicit);
-    lua_setfield(L, -2, "implicit");
-    set_i(L, "ttl", p->ttl);
-    set_i(L, "mx_ttl", p->mx_ttl);
-    lua_createtable(L, (int)p->ncandidates, 0);
-    for (size_t i = 0; i < p->ncandidates; i++) {
-        push_candidate(L, &p->candidates[i]);
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-    lua_setfield(L, -2, "candidates");
-    lua_createtable(L, (int)p->nskipped, 0);
-    for (size_t i = 0; i < p->nskipped; i++) {
-        lua_createtable(L, 0, 3);
-        set_s(L, "host", p->skipped[i].host);
-        set_i(L, "preference", p->skipped[i].preference);
-        set_s(L, "reason", mxr_reason_name(p->skipped[i].reason));
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-    lua_setfield(L, -2, "skipped");
-}
-
 /* Route input; on invalid input, a table {input, status = "invalid",
  * error = message}. Raises on engine errors. */
 static mxr_plan *route_or_push_error(lua_State *L, tctx *t, const char *in)
@@ -341,9 +272,9 @@ static mxr_plan *route_or_push_error(lua_State *L, tctx *t, const char *in)
     mxr_status st = mxr_route_sync(e, in, &p);
     if (st == MXR_EBADNAME) {
         lua_createtable(L, 0, 3);
-        set_s(L, "input", in);
-        set_s(L, "status", "invalid");
-        set_s(L, "error", mxr_engine_errmsg(e));
+        mxr_lua_set_string(L, "input", in);
+        mxr_lua_set_string(L, "status", "invalid");
+        mxr_lua_set_string(L, "error", mxr_engine_errmsg(e));
         return NULL;
     }
     if (st != MXR_OK)
@@ -357,7 +288,7 @@ static int t_route(lua_State *L)
     const char *in = luaL_checkstring(L, 1);
     mxr_plan *p = route_or_push_error(L, t, in);
     if (p) {
-        push_plan(L, in, p);
+        mxr_lua_push_plan(L, in, p);
         mxr_plan_free(p);
     }
     return 1;
@@ -373,16 +304,14 @@ typedef struct delivery {
     mxr_message msg;
 } delivery;
 
-static void read_list(lua_State *L, const char *k, const char **out,
-                      size_t *n)
+static void read_list(lua_State *L, const char *k, const char **out, size_t *n)
 {
     if (lua_getfield(L, 1, k) != LUA_TTABLE)
         luaL_error(L, "deliver: '%s' must be a list of strings", k);
     for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, -1); i++) {
         lua_rawgeti(L, -1, i);
         if (*n >= MAX_LIST)
-            luaL_error(L, "deliver: more than %d entries in '%s'", MAX_LIST,
-                       k);
+            luaL_error(L, "deliver: more than %d entries in '%s'", MAX_LIST, k);
         out[(*n)++] = luaL_checkstring(L, -1);
         lua_pop(L, 1); /* the string stays alive in the table */
     }
@@ -439,20 +368,20 @@ static void push_delivery(lua_State *L, const mxr_attempt *a,
                           const sim_round *r)
 {
     lua_createtable(L, 0, 3);
-    set_s(L, "action", verdict_word(a));
+    mxr_lua_set_string(L, "action", verdict_word(a));
     lua_newtable(L);
     for (size_t i = 0; i < mxr_attempt_nrecipients(a); i++) {
         const mxr_rcpt *rc = mxr_attempt_recipient(a, i);
         lua_createtable(L, 0, 7);
-        set_s(L, "address", rc->address);
-        set_s(L, "state", mxr_rcpt_state_name(rc->state));
+        mxr_lua_set_string(L, "address", rc->address);
+        mxr_lua_set_string(L, "state", mxr_rcpt_state_name(rc->state));
         if (rc->code)
-            set_i(L, "code", rc->code);
-        set_s(L, "enhanced", rc->enhanced);
-        set_s(L, "text", rc->text);
-        set_s(L, "host", rc->host);
+            mxr_lua_set_integer(L, "code", rc->code);
+        mxr_lua_set_string(L, "enhanced", rc->enhanced);
+        mxr_lua_set_string(L, "text", rc->text);
+        mxr_lua_set_string(L, "host", rc->host);
         if (rc->state == MXR_RCPT_DEFERRED)
-            set_i(L, "retry_in",
+            mxr_lua_set_integer(L, "retry_in",
                   (lua_Integer)((rc->retry_at_ms - TEST_EPOCH_MS) / 1000));
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
@@ -461,14 +390,14 @@ static void push_delivery(lua_State *L, const mxr_attempt *a,
     for (size_t i = 0; i < r->nsteps; i++) {
         const sim_step *st = &r->steps[i];
         lua_createtable(L, 0, 5);
-        set_s(L, "host", st->host);
-        set_s(L, "address", st->address);
-        set_s(L, "stage", mxr_stage_name(st->stage));
+        mxr_lua_set_string(L, "host", st->host);
+        mxr_lua_set_string(L, "address", st->address);
+        mxr_lua_set_string(L, "stage", mxr_stage_name(st->stage));
         if (!st->no_reply && st->reply.code)
-            set_i(L, "code", st->reply.code);
+            mxr_lua_set_integer(L, "code", st->reply.code);
         else if (!st->no_reply)
-            set_s(L, "class", mxr_class_name(st->reply.cls));
-        set_s(L, "action", mxr_action_name(st->action));
+            mxr_lua_set_string(L, "class", mxr_class_name(st->reply.cls));
+        mxr_lua_set_string(L, "action", mxr_action_name(st->action));
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     lua_setfield(L, -2, "hops");
@@ -562,9 +491,9 @@ static int t_end(lua_State *L)
 static void register_api(lua_State *L, tctx *t)
 {
     static const luaL_Reg fns[] = {
-        {"zone", t_zone},       {"policy", t_policy}, {"options", t_options},
-        {"reset", t_reset},     {"route", t_route},   {"deliver", t_deliver},
-        {"__fail", t_fail},     {"__begin", t_begin}, {"__end", t_end},
+        {"zone", t_zone},   {"policy", t_policy}, {"options", t_options},
+        {"reset", t_reset}, {"route", t_route},   {"deliver", t_deliver},
+        {"__fail", t_fail}, {"__begin", t_begin}, {"__end", t_end},
         {NULL, NULL}};
     lua_pushglobaltable(L);
     lua_pushlightuserdata(L, t);
@@ -588,7 +517,7 @@ static lua_State *test_state(tctx *t)
     }
     register_api(L, t);
     if (luaL_dostring(L, test_prelude) != LUA_OK) {
-        fprintf(stderr, "mxroute test: prelude: %s\n", lua_tostring(L, -1));
+        cli_error("prelude: %s", lua_tostring(L, -1));
         lua_close(L);
         return NULL;
     }
@@ -628,6 +557,16 @@ static int run_file(const char *file, unsigned *passed, unsigned *failed)
             printf("  FAIL (file): error: %s\n", err ? err : "?");
         t.failed++;
     }
+    if (rc == 0 && t.passed + t.failed == 0) {
+        /* A file without a test must not look green, even beside files
+         * that have tests: it fails on its own, by name. */
+        printf("  FAIL (file): no test ran\n");
+        fprintf(stderr,
+                "mxroute test: %s: no test ran (wrap checks in "
+                "test(\"name\", function() ... end))\n",
+                file);
+        t.failed++;
+    }
     *passed += t.passed;
     *failed += t.failed;
     lua_close(L);
@@ -637,38 +576,46 @@ static int run_file(const char *file, unsigned *passed, unsigned *failed)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: mxroute test FILE...\n\n"
+    fprintf(out, "usage: mxroute test [--] FILE...\n\n"
                  "Run Lua policy test files offline (see docs/testing.md): "
                  "zone data inline,\npolicies with their configuration, "
                  "routes, scripted SMTP outcomes and\nassertions. Ends with "
                  "'N passed, N failed'.\n\n"
-                 "exit status: 0 all passed, 1 a test failed or no test ran, "
-                 "64 usage, 66\nunreadable file.\n");
+                 "exit status: 0 all passed, 1 a test failed or a file ran no "
+                 "test,\n64 usage, 66 unreadable file.\n");
+}
+
+/* Only --help: anything else that looks like an option is a mistake (a
+ * file named so goes after "--"). Returns 0, -1 after --help, or 64. */
+static int parse_args(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (c != 'h')
+            return cli_try_help(); /* getopt said what was wrong */
+        usage(stdout);
+        return -1;
+    }
+    if (optind == argc)
+        return cli_usage_error("give at least one FILE");
+    return 0;
 }
 
 int cmd_test(int argc, char **argv)
 {
-    if (argc < 2) {
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        usage(stdout);
-        return EXIT_OK;
-    }
+    int rc = parse_args(argc, argv);
+    if (rc)
+        return rc < 0 ? EXIT_OK : rc;
     unsigned passed = 0, failed = 0;
-    int rc = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = optind; i < argc; i++) {
         int r = run_file(argv[i], &passed, &failed);
         rc = r ? r : rc;
     }
     printf("%u passed, %u failed\n", passed, failed);
     if (rc)
         return rc;
-    if (passed + failed == 0) { /* an empty file must not look green */
-        fprintf(stderr, "mxroute test: no test ran (wrap checks in "
-                        "test(\"name\", function() ... end))\n");
-        return 1;
-    }
     return failed ? 1 : EXIT_OK;
 }

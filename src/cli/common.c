@@ -3,8 +3,53 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+
+static char prog[64] = "mxroute";
+
+char *cli_set_command(const char *command)
+{
+    snprintf(prog, sizeof prog, "mxroute %s", command);
+    return prog;
+}
+
+const char *cli_prog(void)
+{
+    return prog;
+}
+
+static void verror(const char *fmt, va_list ap)
+{
+    fflush(stdout); /* results before the message, also in a pipe */
+    fprintf(stderr, "%s: ", prog);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    verror(fmt, ap);
+    va_end(ap);
+}
+
+int cli_try_help(void)
+{
+    fprintf(stderr, "Try '%s --help'.\n", prog);
+    return EXIT_USAGE;
+}
+
+int cli_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    verror(fmt, ap);
+    va_end(ap);
+    return cli_try_help();
+}
 
 static int severity(int code)
 {
@@ -48,39 +93,56 @@ static int parse_int(const char *arg, const char *what, int64_t *out)
     errno = 0;
     long long v = strtoll(arg, &end, 10);
     if (errno || end == arg || *end) {
-        fprintf(stderr, "mxroute: %s: '%s' is not a number\n", what, arg);
+        cli_error("%s: '%s' is not a number", what, arg);
         return EXIT_USAGE;
     }
     *out = v;
     return 0;
 }
 
-static int set_int(mxr_options *o, mxr_option opt, const char *arg,
-                   const char *what)
+/* mxr_options_set's message, "NAME: V is outside MIN..MAX", without the
+ * library's NAME: the command names its own option (--dns-timeout sets
+ * the library's timeout). */
+static const char *range_error(const mxr_options *o)
+{
+    const char *msg = mxr_options_errmsg(o);
+    const char *rest = strstr(msg, ": ");
+    return rest ? rest + 2 : msg;
+}
+
+int cli_set_int(mxr_options *o, mxr_option opt, const char *arg,
+                const char *what)
 {
     int64_t v;
     int rc = parse_int(arg, what, &v);
     if (rc)
         return rc;
     if (mxr_options_set(o, opt, v) != MXR_OK) {
-        fprintf(stderr, "mxroute: %s: %s\n", what, mxr_options_errmsg(o));
+        cli_error("%s: %s", what, range_error(o));
         return EXIT_USAGE;
     }
     return 0;
 }
 
+/* The library's message names the value, or else it is named here. */
 static int checked(mxr_options *o, mxr_status st, const char *what,
                    const char *arg)
 {
     if (st == MXR_OK)
         return 0;
-    fprintf(stderr, "mxroute: %s '%s': %s\n", what, arg,
-            mxr_options_errmsg(o)[0] ? mxr_options_errmsg(o)
-                                     : mxr_strerror(st));
+    const char *msg = mxr_options_errmsg(o);
+    if (!msg[0])
+        cli_error("%s '%s': %s", what, arg, mxr_strerror(st));
+    else if (arg[0] && strstr(msg, arg))
+        cli_error("%s: %s", what, msg);
+    else
+        cli_error("%s '%s': %s", what, arg, msg);
     return EXIT_USAGE;
 }
 
-/* Policy messages (errors with script:line, print()) go to stderr. */
+/* Policy messages (errors with script:line, print()) go to stderr. They
+ * are the policies' log, in the documented form "mxroute: [LEVEL: ]policy
+ * NAME: ...", not the command's own errors: no command name here. */
 static void log_to_stderr(void *ud, int level, const char *msg)
 {
     static const char *const tags[] = {"", "warning: ", "error: "};
@@ -98,23 +160,21 @@ static int policy_option(mxr_options *o, int opt, const char *arg)
                        arg);
     case 'Y':
         if (mxr_options_set_policy_config(o, arg) != MXR_OK) {
-            fprintf(stderr, "mxroute: --policy-config must follow the "
-                            "--policy it configures\n");
-            return EXIT_USAGE;
+            return cli_usage_error("--policy-config must follow the --policy "
+                                   "it configures");
         }
         return 0;
     case 0x101:
-        return set_int(o, MXR_OPT_POLICY_MAX_INSTRUCTIONS, arg,
-                       "--policy-max-instructions");
+        return cli_set_int(o, MXR_OPT_POLICY_MAX_INSTRUCTIONS, arg,
+                           "--policy-max-instructions");
     case 0x102:
-        return set_int(o, MXR_OPT_POLICY_MAX_MS, arg, "--policy-max-ms");
+        return cli_set_int(o, MXR_OPT_POLICY_MAX_MS, arg, "--policy-max-ms");
     case 0x103:
-        return set_int(o, MXR_OPT_POLICY_MAX_MEMORY, arg,
-                       "--policy-max-memory");
+        return cli_set_int(o, MXR_OPT_POLICY_MAX_MEMORY, arg,
+                           "--policy-max-memory");
     case 0x104:
         if (strcmp(arg, "default") != 0 && strcmp(arg, "defer") != 0) {
-            fprintf(stderr, "mxroute: --policy-on-error: 'default' or "
-                            "'defer'\n");
+            cli_error("--policy-on-error: '%s' is not default or defer", arg);
             return EXIT_USAGE;
         }
         return checked(
@@ -140,17 +200,16 @@ int cli_engine_option(mxr_options *o, int opt, const char *arg)
     case 'f': {
         int f = mxr_family_parse(arg);
         if (f < 0) {
-            fprintf(stderr,
-                    "mxroute: --family: '%s' is not any, ipv4, ipv6, "
-                    "prefer-ipv4 or prefer-ipv6\n",
-                    arg);
+            cli_error("--family: '%s' is not any, ipv4, ipv6, prefer-ipv4 or "
+                      "prefer-ipv6",
+                      arg);
             return EXIT_USAGE;
         }
         return checked(o, mxr_options_set(o, MXR_OPT_FAMILY, f), "--family",
                        arg);
     }
     case 's':
-        return set_int(o, MXR_OPT_SEED, arg, "--seed");
+        return cli_set_int(o, MXR_OPT_SEED, arg, "--seed");
     case 'l':
         return checked(o, mxr_options_set(o, MXR_OPT_ALLOW_LOOPBACK, 1),
                        "--allow-loopback", "");
@@ -158,13 +217,13 @@ int cli_engine_option(mxr_options *o, int opt, const char *arg)
         return checked(o, mxr_options_set(o, MXR_OPT_DENY_PRIVATE, 1),
                        "--deny-private", "");
     case 't':
-        return set_int(o, MXR_OPT_TIMEOUT_MS, arg, "--timeout");
+        return cli_set_int(o, MXR_OPT_TIMEOUT_MS, arg, "--timeout");
     case 'T':
-        return set_int(o, MXR_OPT_TRIES, arg, "--tries");
+        return cli_set_int(o, MXR_OPT_TRIES, arg, "--tries");
     case 'p':
-        return set_int(o, MXR_OPT_PORT, arg, "--port");
+        return cli_set_int(o, MXR_OPT_PORT, arg, "--port");
     case 'I':
-        return set_int(o, MXR_OPT_MAX_INFLIGHT, arg, "--max-inflight");
+        return cli_set_int(o, MXR_OPT_MAX_INFLIGHT, arg, "--max-inflight");
     }
     return -1;
 }

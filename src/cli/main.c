@@ -47,10 +47,14 @@ int main(int argc, char **argv)
         printf("mxroute %s\n", mxr_version_string());
         return EXIT_OK;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        if (strcmp(argv[1], commands[i].name) == 0)
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            /* The command's argv[0] is its name in messages, getopt's
+             * included: "mxroute route: invalid option -- 'f'". */
+            argv[1] = cli_set_command(commands[i].name);
             return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "mxroute: unknown command '%s'\n", argv[1]);
-    usage(stderr);
-    return EXIT_USAGE;
+        }
+    }
+    cli_error("unknown command '%s'", argv[1]);
+    return cli_try_help();
 }

@@ -11,7 +11,6 @@
 
 #define SIM_MAX_HOPS 100000 /* guard: a machine that never ends is a bug */
 
-
 static bool is_connection_class(mxr_class c)
 {
     return c == MXR_CLASS_REFUSED || c == MXR_CLASS_TIMEOUT ||
@@ -84,8 +83,7 @@ static bool tls_in_script(sim_session *ss)
 {
     sim_where w = {
         .round_ms = ss->r->at_ms, .hop = &ss->hop, .stage = MXR_STAGE_TLS};
-    return ss->hop.tls_required ||
-           sim_spec_match(ss->specs, ss->nspecs, &w);
+    return ss->hop.tls_required || sim_spec_match(ss->specs, ss->nspecs, &w);
 }
 
 /* connect .. MAIL, in protocol order: STARTTLS follows EHLO (RFC 3207),
@@ -171,16 +169,12 @@ int sim_walk(sim_session *ss)
         if (st == MXR_EDONE)
             return ss->oom ? EXIT_SOFTWARE : 0;
         if (st != MXR_OK) {
-            fprintf(stderr, "mxroute: mxr_attempt_next: %s\n",
-                    mxr_strerror(st));
+            cli_error("mxr_attempt_next: %s", mxr_strerror(st));
             return EXIT_SOFTWARE;
         }
         mxr_addr_format(&ss->hop.addr, ss->address, sizeof ss->address);
         run_session(ss);
     }
-    fprintf(stderr,
-            "mxroute: the attempt did not end after %d hops\n",
-            SIM_MAX_HOPS);
+    cli_error("the attempt did not end after %d hops", SIM_MAX_HOPS);
     return EXIT_SOFTWARE;
 }
-

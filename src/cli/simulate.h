@@ -108,7 +108,7 @@ typedef struct sim_round {
 typedef struct sim_session {
     const sim_spec *specs;
     size_t nspecs;
-    sim_round *r;      /* steps are recorded here; r->at_ms is the round */
+    sim_round *r; /* steps are recorded here; r->at_ms is the round */
     mxr_attempt *a;
     const size_t *map; /* attempt recipient -> 0-based index for specs,
                           or NULL for the same index */
@@ -128,5 +128,30 @@ void sim_print_round(FILE *out, bool json, const sim_round *r,
 void sim_print_skipped(FILE *out, bool json, uint64_t at_ms, uint64_t due_ms);
 /* Seconds for people: "300s", "331.234s". */
 void sim_print_time(FILE *out, uint64_t ms);
+
+/* ------------------------------------------------ the command's options */
+
+#define SIM_MAX_ROUNDS 100 /* with --follow: retries are bounded */
+#define SIM_MAX_RCPTS 1000
+#define SIM_AT_MAX_S (10LL * 365 * 86400)
+#define DEFAULT_FROM "sender@example.invalid"
+
+typedef struct sim_args {
+    const char *input; /* DOMAIN|ADDRESS, or NULL */
+    const char *from;
+    const char **to;
+    size_t nto;
+    sim_spec *specs;
+    size_t nspecs;
+    uint64_t *at_ms;
+    size_t nat;
+    bool follow, json;
+} sim_args;
+
+/* Parse simulate's options into o (engine), rules and a (simulate_args.c).
+ * Returns 0, an exit code, or -1 after --help. */
+int sim_parse_args(int argc, char **argv, mxr_options *o, mxr_rules *rules,
+                   sim_args *a);
+void sim_args_free(sim_args *a);
 
 #endif

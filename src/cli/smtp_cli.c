@@ -57,6 +57,7 @@ static void usage(FILE *out, bool probe)
             "  --json               one JSON object with every attempt and "
             "recipient\n",
             probe ? "" : "  --to ADDR            a recipient (repeatable)\n");
+    cli_rule_usage(out);
     cli_engine_usage_with(out, "--dns-timeout MS");
     fprintf(out,
             "\nexit status: 0 %s, 75 some recipient deferred, 68 some "
@@ -71,7 +72,7 @@ static int set_all_timeouts(mxr_options *o, const char *arg)
     char *end;
     long long v = strtoll(arg, &end, 10);
     if (end == arg || *end || v < 1 || v > 3600000) {
-        fprintf(stderr, "mxroute: --timeout: '%s' is not 1..3600000 ms\n", arg);
+        cli_error("--timeout: '%s' is not 1..3600000 ms", arg);
         return EXIT_USAGE;
     }
     for (size_t i = 0; i < sizeof smtp_timeouts / sizeof *smtp_timeouts; i++)
@@ -81,7 +82,7 @@ static int set_all_timeouts(mxr_options *o, const char *arg)
 
 static int option_error(mxr_options *o, const char *what)
 {
-    fprintf(stderr, "mxroute: %s: %s\n", what, mxr_options_errmsg(o));
+    cli_error("%s: %s", what, mxr_options_errmsg(o));
     return EXIT_USAGE;
 }
 
@@ -106,10 +107,9 @@ static int smtp_option(mxr_options *o, smtp_args *a, int c, const char *arg)
     case OPT_TLS: {
         int m = mxr_tls_mode_parse(arg);
         if (m < 0) {
-            fprintf(stderr,
-                    "mxroute: --tls: '%s' is not opportunistic, "
-                    "required, verify or none\n",
-                    arg);
+            cli_error("--tls: '%s' is not opportunistic, required, verify or "
+                      "none",
+                      arg);
             return EXIT_USAGE;
         }
         mxr_options_set(o, MXR_OPT_SMTP_TLS, m);
@@ -122,7 +122,7 @@ static int smtp_option(mxr_options *o, smtp_args *a, int c, const char *arg)
     case 't':
         return set_all_timeouts(o, arg);
     case OPT_DNS_TIMEOUT:
-        return cli_engine_option(o, 't', arg) > 0 ? EXIT_USAGE : 0;
+        return cli_set_int(o, MXR_OPT_TIMEOUT_MS, arg, "--dns-timeout");
     }
     return -1;
 }
@@ -142,15 +142,11 @@ static void default_helo(mxr_options *o)
 static int check_operands(int argc, char **argv, bool probe, smtp_args *a)
 {
     int left = argc - optind;
-    if (probe && left != 1) {
-        fprintf(stderr, "mxroute probe: give one ADDRESS or DOMAIN\n");
-        return EXIT_USAGE;
-    }
-    if (!probe && (left > 1 || !a->from || a->nto == 0)) {
-        fprintf(stderr, "mxroute send: --from and at least one --to are "
-                        "required, and at most one FILE\n");
-        return EXIT_USAGE;
-    }
+    if (probe && left != 1)
+        return cli_usage_error("give one ADDRESS or DOMAIN");
+    if (!probe && (left > 1 || !a->from || a->nto == 0))
+        return cli_usage_error("--from and at least one --to are required, "
+                               "and at most one FILE");
     if (probe)
         a->input = argv[optind];
     else if (left == 1)
@@ -170,9 +166,12 @@ int smtp_parse(int argc, char **argv, bool probe, mxr_options *o, smtp_args *a)
         {"dns-timeout", required_argument, NULL, OPT_DNS_TIMEOUT},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
+        CLI_RULE_LONGOPTS,
         {NULL, 0, NULL, 0}};
     memset(a, 0, sizeof *a);
     a->probe = probe;
+    if (mxr_rules_new(&a->rules) != MXR_OK)
+        return EXIT_SOFTWARE;
     default_helo(o);
     optind = 1;
     int c;
@@ -185,11 +184,14 @@ int smtp_parse(int argc, char **argv, bool probe, mxr_options *o, smtp_args *a)
             a->json = true;
             continue;
         }
-        if (c == '?' || (c == OPT_TO && probe)) {
-            usage(stderr, probe);
-            return EXIT_USAGE;
-        }
+        if (c == '?')
+            return cli_try_help(); /* getopt said what was wrong */
+        if (c == OPT_TO && probe)
+            return cli_usage_error("--to is for send: a probe takes one "
+                                   "ADDRESS or DOMAIN");
         int rc = smtp_option(o, a, c, optarg);
+        if (rc < 0)
+            rc = cli_rule_option(a->rules, c, optarg);
         if (rc < 0)
             rc = cli_engine_option(o, c, optarg);
         if (rc > 0)
@@ -352,9 +354,9 @@ static int run_group(mxr_engine *e, const smtp_args *a, const group *g,
         st = mxr_send(e, w.at, msg, len, a->probe ? MXR_SEND_PROBE : 0,
                       on_event, on_done, &w);
     if (st != MXR_OK) {
-        fprintf(stderr, "mxroute: %s: %s\n", g->plan->domain,
-                mxr_engine_errmsg(e)[0] ? mxr_engine_errmsg(e)
-                                        : mxr_strerror(st));
+        cli_error("%s: %s", g->plan->domain,
+                  mxr_engine_errmsg(e)[0] ? mxr_engine_errmsg(e)
+                                          : mxr_strerror(st));
         mxr_attempt_free(w.at);
         return st == MXR_EINVAL ? EXIT_DATAERR : EXIT_SOFTWARE;
     }
@@ -387,9 +389,9 @@ static int make_groups(mxr_engine *e, const smtp_args *a, group *gs, size_t *ng)
         mxr_plan *p = NULL;
         mxr_status st = mxr_route_sync(e, a->to[i], &p);
         if (st != MXR_OK) {
-            fprintf(stderr, "mxroute: '%s': %s\n", a->to[i],
-                    mxr_engine_errmsg(e)[0] ? mxr_engine_errmsg(e)
-                                            : mxr_strerror(st));
+            cli_error("'%s': %s", a->to[i],
+                      mxr_engine_errmsg(e)[0] ? mxr_engine_errmsg(e)
+                                              : mxr_strerror(st));
             return st == MXR_EBADNAME ? EXIT_DATAERR : EXIT_SOFTWARE;
         }
         group *g = find_group(gs, *ng, p->domain);
@@ -471,8 +473,9 @@ static int run_and_print(mxr_options *o, const smtp_args *a,
                          const smtp_command_ops *ops)
 {
     mxr_engine *e = NULL;
-    if (mxr_engine_new(o, &e) != MXR_OK) {
-        fprintf(stderr, "mxroute: %s\n", mxr_options_errmsg(o));
+    if (mxr_options_add_rules(o, NULL, a->rules) != MXR_OK ||
+        mxr_engine_new(o, &e) != MXR_OK) {
+        cli_error("%s", mxr_options_errmsg(o));
         return EXIT_USAGE;
     }
     json_t *report = json_object();
@@ -496,6 +499,7 @@ int smtp_command(int argc, char **argv, const smtp_command_ops *ops)
     if (rc == 0)
         rc = run_and_print(o, &a, ops);
     mxr_options_free(o);
+    mxr_rules_free(a.rules);
     if (a.to != a.probe_to)
         free(a.to);
     free(a.owned);

@@ -22,6 +22,7 @@ typedef struct smtp_args {
     char *owned; /* freed at the end: the message, or the probe's
                     recipient */
     const char *probe_to[1];
+    mxr_rules *rules; /* the failover rules (--stay-on-4xx, --max-age...) */
 } smtp_args;
 
 /* What makes probe and send differ around the shared run. */

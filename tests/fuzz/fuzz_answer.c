@@ -21,7 +21,7 @@
  * to send, and one that calls back from inside the query. */
 #include "harness.h"
 
-#include "engine.h"
+#include "engine/engine.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -164,20 +164,21 @@ static fz_query *fb_pop(fz_backend *fb)
     return q;
 }
 
-static size_t fb_fds(mxr__backend *b, mxr_sock *out, size_t max)
+static fz_backend *of_source(mxr__io_source *src)
 {
-    return 0;
+    return mxr__container_of(src, fz_backend, base.io);
 }
 
-static int fb_timeout(mxr__backend *b, int max_ms)
+static int fb_timeout(mxr__io_source *src, int max_ms)
 {
-    return ((fz_backend *)b)->head ? 0 : -1;
+    return of_source(src)->head ? 0 : -1;
 }
 
 /* Only what was queued before: answers may trigger further queries. */
-static void fb_process(mxr__backend *b, int read_fd, int write_fd)
+static void fb_process(mxr__io_source *src, int fd, mxr__io_handle *h,
+                       bool readable, bool writable)
 {
-    fz_backend *fb = (fz_backend *)b;
+    fz_backend *fb = of_source(src);
     fz_query *last = fb->tail, *q;
     while (last && (q = fb_pop(fb)) != NULL) {
         answer(q);
@@ -188,38 +189,53 @@ static void fb_process(mxr__backend *b, int read_fd, int write_fd)
     }
 }
 
-static void fb_destroy(mxr__backend *b)
+static void fb_shutdown(mxr__io_source *src)
 {
-    fz_backend *fb = (fz_backend *)b;
+    fz_backend *fb = of_source(src);
     fz_query *q;
     while ((q = fb_pop(fb)) != NULL) {
         q->cb(q->arg, MXR__DNS_CANCELLED, NULL, 0);
         mxr__free(fb->a, q);
     }
+}
+
+static void fb_destroy(mxr__backend *b)
+{
+    fz_backend *fb = (fz_backend *)b;
+    fb_shutdown(&fb->base.io);
     mxr__free(fb->a, fb);
 }
 
 static const mxr__backend_ops fb_ops = {
     .query = fb_query,
-    .fds = fb_fds,
-    .timeout = fb_timeout,
-    .process = fb_process,
     .destroy = fb_destroy,
 };
+
+static const mxr__io_ops fb_io_ops = {
+    .name = "fuzz backend",
+    .timeout = fb_timeout,
+    .process = fb_process,
+    .shutdown = fb_shutdown,
+};
+
+static mxr__backend *make_backend(mxr__core *core, void *r)
+{
+    fz_backend *fb = mxr__calloc(&core->a, 1, sizeof *fb);
+    if (!fb)
+        return NULL;
+    fb->base.ops = &fb_ops;
+    fb->base.io.ops = &fb_io_ops;
+    fb->a = &core->a;
+    fb->r = r;
+    mxr__io_register(core, &fb->base.io);
+    return &fb->base;
+}
 
 /* The engine is made with a tiny zone (so no network is touched), then
  * its backend is swapped for ours. */
 static bool swap_backend(mxr_engine *e, fz_reader *r)
 {
-    fz_backend *fb = mxr__calloc(&e->a, 1, sizeof *fb);
-    if (!fb)
-        return false;
-    e->backend->ops->destroy(e->backend);
-    fb->base.ops = &fb_ops;
-    fb->a = &e->a;
-    fb->r = r;
-    e->backend = &fb->base;
-    return true;
+    return mxr__engine_replace_backend(e, make_backend, r) == MXR_OK;
 }
 
 /* ------------------------------------------------------------ routing */

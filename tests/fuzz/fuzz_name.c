@@ -7,8 +7,8 @@
  * take a C string. */
 #include "harness.h"
 
-#include "addr.h"
-#include "name.h"
+#include "base/addr.h"
+#include "base/name.h"
 
 #include <stdlib.h>
 #include <string.h>

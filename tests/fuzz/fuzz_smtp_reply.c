@@ -12,8 +12,8 @@
  * CRLF. */
 #include "harness.h"
 
-#include "smtp_data.h"
-#include "smtp_reply.h"
+#include "smtp/data.h"
+#include "smtp/reply.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -2,8 +2,8 @@
  * memory, the invariants of a plan and a bounded delivery attempt. */
 #include "harness.h"
 
-#include "addr.h"
-#include "name.h"
+#include "base/addr.h"
+#include "base/name.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -11,7 +11,11 @@
 #   expect_jq NAME FILTER  jq -e FILTER holds on stdout; with JQ_SLURP=1
 #                        stdout is read as one array of its JSON lines
 #   harness_end          print "N passed, N failed"; status 1 if any failed
+#   fail_fast P F        with MXR_FAIL_FAST=1, print the count P/F and exit 1
 #
+# MXR_FAIL_FAST=1 (set by tests/broken_binaries.sh) stops a suite at its
+# first FAIL, so a run against a broken binary takes seconds; suites with a
+# fail function of their own call fail_fast from it.
 # The caller sets its own traps (it may have servers to stop).
 
 harness_start() {
@@ -58,7 +62,14 @@ fail() {
   echo "     command:  ${LAST_CMD:-}"
   [ -s "$OUT" ] && echo "     stdout:   $(head -c 1500 "$OUT")"
   [ -s "$ERR" ] && echo "     stderr:   $(head -c 800 "$ERR")"
-  return 0
+  fail_fast "$passed" "$failed"
+}
+
+fail_fast() { # PASSED FAILED
+  [ "${MXR_FAIL_FAST:-0}" = 1 ] || return 0
+  echo "MXR_FAIL_FAST=1: stopped at the first failure"
+  echo "$1 passed, $2 failed"
+  exit 1
 }
 
 expect_rc() { # NAME WANT: the last run exited with WANT

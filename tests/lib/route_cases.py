@@ -20,6 +20,8 @@ import tempfile
 
 EXIT_FOR_STATUS = {"ok": 0, "tempfail": 75, "permfail": 68}
 RUN_TIMEOUT_S = 30
+# MXR_FAIL_FAST=1 (tests/broken_binaries.sh): stop at the first FAIL.
+FAIL_FAST = os.environ.get("MXR_FAIL_FAST") == "1"
 
 
 class Case:
@@ -365,11 +367,15 @@ def run_cases(runner, cases):
         if obj is None:
             errs = [perr, "exit %s" % rc]
         else:
-            errs = check_obj(case, obj, rc, domain)
-            for c in case.checks:
-                if c.startswith("shuffle=") and not errs:
-                    errs += check_shuffle(runner, case, opts, int(c[8:]),
-                                          domain)
+            try:
+                errs = check_obj(case, obj, rc, domain)
+                for c in case.checks:
+                    if c.startswith("shuffle=") and not errs:
+                        errs += check_shuffle(runner, case, opts,
+                                              int(c[8:]), domain)
+            except Exception as e:  # output of the wrong shape: a FAIL
+                errs = ["output of an unexpected shape (%s: %s)" % (
+                    type(e).__name__, e)]
         if errs:
             failed += 1
             print("FAIL %s" % label)
@@ -384,6 +390,8 @@ def run_cases(runner, cases):
             tail = err.decode("utf-8", "replace").strip()
             if tail:
                 print("     stderr: %s" % tail[-600:])
+            if FAIL_FAST:
+                break
         else:
             passed += 1
             print("PASS %s" % label)
@@ -430,6 +438,10 @@ def run_batch(runner, cases):
                     o = json.loads(l)
                 except ValueError:
                     errs.append("line %d: bad JSON: %s" % (i + 1, l[:200]))
+                    continue
+                if not isinstance(o, dict):
+                    errs.append("line %d: not a JSON object: %s" % (
+                        i + 1, l[:200]))
                     continue
                 if o.get("input") != c.input:
                     errs.append("line %d: input %r, expected %r (order)" % (
@@ -478,7 +490,7 @@ def main():
     cases = load_cases(args.cases)
     runner = Runner(args)
     p, f = run_cases(runner, cases)
-    if args.batch and not args.only:
+    if args.batch and not args.only and not (FAIL_FAST and f):
         bp, bf = run_batch(runner, cases)
         p += bp
         f += bf

@@ -1,0 +1,70 @@
+/* answer.h -- a DNS answer reduced to what routing needs: a class of result,
+ * the records of the asked type (following CNAMEs inside the answer), and a
+ * TTL. Parsed from wire bytes by ldns; both resolver backends produce wire
+ * bytes, so every rule is applied by this one parser. */
+#ifndef MXR_ANSWER_H
+#define MXR_ANSWER_H
+
+#include "base/alloc.h"
+
+#define MXR__TYPE_A 1
+#define MXR__TYPE_MX 15
+#define MXR__TYPE_AAAA 28
+#define MXR__CNAME_CHAIN_MAX 8
+
+typedef enum mxr__rcode {
+    MXR__DNS_OK = 0,   /* records of the asked type (count > 0) */
+    MXR__DNS_NODATA,   /* the name exists, no record of that type */
+    MXR__DNS_NXDOMAIN, /* the name does not exist */
+    MXR__DNS_SERVFAIL,
+    MXR__DNS_REFUSED,
+    MXR__DNS_TIMEOUT,
+    MXR__DNS_NETWORK,   /* transport error, or an answer we cannot trust */
+    MXR__DNS_CANCELLED  /* the engine is going away */
+} mxr__rcode;
+
+/* True for results worth retrying later (SERVFAIL ... CANCELLED). */
+bool mxr__rcode_is_temporary(mxr__rcode rc);
+mxr_reason mxr__rcode_reason(mxr__rcode rc);
+
+typedef struct mxr__mx {
+    uint16_t pref;
+    const char *target; /* lower case, no final dot; "" for the root */
+} mxr__mx;
+
+/* One allocation: the struct, the record array and the strings. Shared by
+ * reference between the cache and deliveries in flight. */
+typedef struct mxr__answer {
+    unsigned refs;
+    mxr__rcode rcode;
+    uint16_t qtype;
+    bool via_cname; /* the records belong to a CNAME's target */
+    uint32_t ttl;   /* min TTL of used records, or the negative TTL */
+    uint64_t expires_ms; /* set by the lookup layer when cached */
+    /* When ttl, as served, runs out; set by the lookup layer. Differs from
+     * expires_ms, which the TTL clamps decide. */
+    uint64_t served_until_ms;
+    size_t count;
+    const mxr__mx *mx;     /* qtype MX */
+    const mxr_addr *addrs; /* qtype A / AAAA */
+    /* NOERROR ending at a CNAME whose target's records are not in the
+     * answer (an authoritative server does not chase out of its zones):
+     * the target to ask for next. NULL otherwise. */
+    const char *cname_target;
+} mxr__answer;
+
+/* Parse wire bytes answering (qname, qtype). A mismatched question, a
+ * malformed packet or an unusable rcode gives MXR__DNS_NETWORK; never NULL
+ * unless out of memory. At most max_records records are kept. */
+mxr__answer *mxr__answer_parse(mxr__alloc *a, const uint8_t *wire,
+                               size_t len, const char *qname, uint16_t qtype,
+                               size_t max_records);
+/* An answer carrying only a result class (timeouts and the like). */
+mxr__answer *mxr__answer_error(mxr__alloc *a, mxr__rcode rc, uint16_t qtype,
+                               uint32_t ttl);
+void mxr__answer_ref(mxr__answer *ans);
+void mxr__answer_unref(mxr__alloc *a, mxr__answer *ans);
+/* Bytes held by the answer (for cache accounting). */
+size_t mxr__answer_bytes(const mxr__answer *ans);
+
+#endif

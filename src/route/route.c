@@ -1,0 +1,615 @@
+/* route.c -- one routing request: name -> MX -> addresses of each target
+ * -> plan, following docs/routing-rules.md (RFC 5321 5.1, RFC 7505).
+ *
+ * The deterministic part of a finished plan is cached under the domain, so
+ * a repeated route costs a hash lookup, a memcpy and the tie shuffle. */
+#include "route/route.h"
+#include "base/addr.h"
+#include "base/list.h"
+#include "base/name.h"
+#include "plan/plan.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+typedef struct mxr__route mxr__route;
+typedef struct mxr__target mxr__target;
+
+/* One address lookup of a target (AAAA or A). */
+typedef struct target_query {
+    mxr__lookup_req req;
+    mxr__target *t;
+} target_query;
+
+struct mxr__target {
+    mxr__route *r;
+    target_query q[2];
+    char name[MXR__NAME_MAX + 1];
+    uint16_t pref;
+    bool via_cname;
+    bool temp_failed;
+    uint64_t served_until_ms; /* the earliest of its address answers */
+    mxr_addr *addrs;
+    size_t naddrs;
+};
+
+/* A plan ready to be handed out from the next round (a cached plan). */
+typedef struct ready_plan {
+    mxr_route_cb cb;
+    void *arg;
+    mxr_plan *plan;
+} ready_plan;
+
+struct mxr__router {
+    mxr__core *core;
+    mxr__lookups *dns;
+    mxr__cache *plans;
+    mxr__policies *const *policies;
+    mxr__rng *rng;
+    const mxr__order_config *order;
+    mxr__router_config cfg;
+    mxr__link jobs; /* resolving now, for teardown */
+    /* Cached plans wait here for the next round: a ring that grows, so a
+     * route that was accepted can always be answered. */
+    ready_plan *ready;
+    size_t ready_cap, ready_head, ready_len;
+    mxr__task ready_task;
+    bool ready_queued;
+    mxr__router_stats stats;
+};
+
+struct mxr__route {
+    mxr__link link; /* in the router's jobs */
+    mxr__router *rt;
+    mxr__lookup_req mx_req;
+    mxr__task ready; /* an address literal completes from here */
+    mxr_route_cb cb;
+    void *arg;
+    mxr__input in;
+    size_t outstanding; /* lookups whose callback has not fired */
+    mxr__plan_builder pb;
+    uint64_t mx_served_until_ms; /* end of the MX answer's TTL as served */
+    mxr__target *targets;
+    size_t ntargets;
+    char input[]; /* as given */
+};
+
+/* ---------------------------------------------------- job bookkeeping */
+
+static mxr__route *route_new(mxr__router *rt, const char *input,
+                             mxr_route_cb cb, void *arg)
+{
+    size_t n = strlen(input);
+    mxr__route *r = mxr__calloc(&rt->core->a, 1, sizeof *r + n + 1);
+    if (!r)
+        return NULL;
+    r->rt = rt;
+    r->cb = cb;
+    r->arg = arg;
+    memcpy(r->input, input, n + 1);
+    mxr__pb_init(&r->pb, &rt->core->a);
+    mxr__list_push_front(&rt->jobs, &r->link);
+    return r;
+}
+
+static void route_free(mxr__route *r)
+{
+    mxr__alloc *a = &r->rt->core->a;
+    mxr__list_remove(&r->link);
+    for (size_t i = 0; i < r->ntargets; i++)
+        mxr__free(a, r->targets[i].addrs);
+    mxr__free(a, r->targets);
+    mxr__pb_free(&r->pb);
+    mxr__free(a, r);
+}
+
+/* Fire the user's callback: the one place a request ends. */
+static void finish(mxr__router *rt, mxr_route_cb cb, void *arg, mxr_status st,
+                   mxr_plan *plan)
+{
+    mxr__core_request_end(rt->core);
+    if (rt->core->destroying)
+        st = MXR_EDESTROYED;
+    if (st != MXR_OK) { /* the callee gets a plan only with MXR_OK */
+        mxr_plan_free(plan);
+        plan = NULL;
+    }
+    cb(arg, st, plan);
+}
+
+static void on_policies_done(const mxr__plan_sink *sink, mxr_plan *plan)
+{
+    finish(sink->owner, sink->cb, sink->arg, plan ? MXR_OK : MXR_ENOMEM, plan);
+}
+
+/* Hand the plan over, through the route hooks of the policies that want
+ * this domain first (they may wait for DNS: then it ends later). */
+static void deliver(mxr__router *rt, mxr_route_cb cb, void *arg, mxr_plan *plan)
+{
+    mxr__policies *set = *rt->policies;
+    if (!plan || rt->core->destroying ||
+        !mxr__policies_has(set, MXR__HOOK_ROUTE, plan->domain)) {
+        finish(rt, cb, arg, plan ? MXR_OK : MXR_ENOMEM, plan);
+        return;
+    }
+    mxr__plan_sink sink = {
+        .done = on_policies_done, .owner = rt, .cb = cb, .arg = arg};
+    if (mxr__policies_route(set, plan, &sink) != MXR_OK) {
+        finish(rt, cb, arg, MXR_ENOMEM, NULL);
+        mxr_plan_free(plan);
+    }
+}
+
+/* ----------------------------------------------------- ready plans */
+
+static mxr_status ready_reserve(mxr__router *rt)
+{
+    if (rt->ready_len < rt->ready_cap)
+        return MXR_OK;
+    size_t cap = rt->ready_cap ? rt->ready_cap * 2 : 64;
+    ready_plan *q = mxr__malloc(&rt->core->a, cap * sizeof *q);
+    if (!q)
+        return MXR_ENOMEM;
+    for (size_t i = 0; i < rt->ready_len; i++)
+        q[i] = rt->ready[(rt->ready_head + i) % rt->ready_cap];
+    mxr__free(&rt->core->a, rt->ready);
+    rt->ready = q;
+    rt->ready_cap = cap;
+    rt->ready_head = 0;
+    return MXR_OK;
+}
+
+/* Hands out the plans queued before this round; later ones wait for the
+ * next, so a caller routing from its callbacks cannot starve the loop. */
+static void ready_run(mxr__task *t)
+{
+    mxr__router *rt = mxr__container_of(t, mxr__router, ready_task);
+    rt->ready_queued = false;
+    for (size_t n = rt->ready_len; n > 0; n--) {
+        ready_plan p = rt->ready[rt->ready_head];
+        rt->ready_head = (rt->ready_head + 1) % rt->ready_cap;
+        rt->ready_len--;
+        deliver(rt, p.cb, p.arg, p.plan);
+    }
+    if (rt->ready_len > 0 && !rt->ready_queued) {
+        rt->ready_queued = true;
+        mxr__core_defer(rt->core, &rt->ready_task, ready_run);
+    }
+}
+
+/* Room was reserved: cannot fail. */
+static void ready_push(mxr__router *rt, mxr_route_cb cb, void *arg,
+                       mxr_plan *plan)
+{
+    size_t tail = (rt->ready_head + rt->ready_len) % rt->ready_cap;
+    rt->ready[tail] = (ready_plan){cb, arg, plan};
+    rt->ready_len++;
+    if (!rt->ready_queued) {
+        rt->ready_queued = true;
+        mxr__core_defer(rt->core, &rt->ready_task, ready_run);
+    }
+}
+
+/* --------------------------------------------------------- the plan */
+
+static mxr_plan *user_copy(mxr__router *rt, const mxr_plan *tmpl,
+                           const char *input)
+{
+    mxr_plan *p =
+        mxr__plan_clone_for(tmpl, input, rt->core->a.fn, rt->core->a.ud);
+    if (p)
+        mxr__order_finish(rt->order, rt->rng, p);
+    return p;
+}
+
+static size_t plan_key(char *key, const char *domain)
+{
+    size_t n = strlen(domain);
+    key[0] = 'P';
+    memcpy(key + 1, domain, n);
+    return n + 1;
+}
+
+static void release_plan(void *ctx, void *value)
+{
+    mxr_plan_free(value);
+}
+
+static void cache_plan(mxr__router *rt, const char *domain, mxr_plan *tmpl)
+{
+    char key[MXR__NAME_MAX + 2];
+    if (tmpl->result == MXR_RESULT_TEMPFAIL || tmpl->ttl == 0 ||
+        rt->core->destroying) {
+        mxr_plan_free(tmpl);
+        return;
+    }
+    uint64_t now = mxr__core_now(rt->core);
+    uint64_t expires = now + (uint64_t)tmpl->ttl * 1000;
+    mxr__plan_set_cached(tmpl, now, expires);
+    mxr__cache_put(rt->plans, key, plan_key(key, domain), tmpl,
+                   mxr__plan_bytes(tmpl), expires, release_plan, NULL);
+}
+
+static void targets_to_plan(mxr__route *r);
+
+/* Order, pack, cache and hand out the plan; ends the job. */
+static void route_complete(mxr__route *r)
+{
+    mxr__router *rt = r->rt;
+    bool destroying = rt->core->destroying;
+    mxr_plan *tmpl = NULL, *plan = NULL;
+    targets_to_plan(r);
+    if (!destroying && mxr__order_prepare(rt->order, &r->pb) == 0)
+        tmpl = mxr__plan_pack(&r->pb, "", r->in.domain, mxr__alloc_counted,
+                              &rt->core->a);
+    if (tmpl)
+        plan = user_copy(rt, tmpl, r->input);
+    if (tmpl && r->in.kind == MXR__INPUT_DOMAIN)
+        cache_plan(rt, r->in.domain, tmpl);
+    else
+        mxr_plan_free(tmpl);
+    mxr_route_cb cb = r->cb;
+    void *arg = r->arg;
+    mxr_status st = destroying ? MXR_EDESTROYED : plan ? MXR_OK : MXR_ENOMEM;
+    route_free(r);
+    if (st == MXR_OK)
+        deliver(rt, cb, arg, plan);
+    else
+        finish(rt, cb, arg, st, plan);
+}
+
+static void lookup_done(mxr__route *r)
+{
+    if (--r->outstanding == 0)
+        route_complete(r);
+}
+
+/* ------------------------------------------------------ target lookups */
+
+static void fail_plan(mxr__route *r, mxr_result res, mxr_reason why,
+                      uint32_t ttl)
+{
+    mxr__pb_fail(&r->pb, res, why);
+    mxr__pb_lower_ttl(&r->pb, ttl);
+}
+
+static void on_target_addr(mxr__lookup_req *req, const mxr__answer *ans,
+                           uint32_t ttl)
+{
+    mxr__target *t = mxr__container_of(req, target_query, req)->t;
+    mxr__route *r = t->r;
+    mxr__pb_lower_ttl(&r->pb, ttl);
+    if (ans->rcode == MXR__DNS_OK && ans->count > 0) {
+        if (ans->served_until_ms < t->served_until_ms)
+            t->served_until_ms = ans->served_until_ms;
+        mxr_addr *grown =
+            mxr__realloc(&r->rt->core->a, t->addrs,
+                         (t->naddrs + ans->count) * sizeof *grown);
+        if (grown) {
+            memcpy(grown + t->naddrs, ans->addrs, ans->count * sizeof *grown);
+            t->addrs = grown;
+            t->naddrs += ans->count;
+        } else {
+            t->temp_failed = true;
+        }
+        t->via_cname |= ans->via_cname;
+    } else if (mxr__rcode_is_temporary(ans->rcode)) {
+        t->temp_failed = true;
+    }
+    lookup_done(r);
+}
+
+static bool want_family(const mxr__router *rt, int family)
+{
+    mxr_family f = rt->cfg.family;
+    return family == AF_INET ? f != MXR_FAMILY_IPV6 : f != MXR_FAMILY_IPV4;
+}
+
+static void lookup_target(mxr__route *r, mxr__target *t)
+{
+    static const struct {
+        int family;
+        uint16_t qtype;
+    } kinds[] = {{AF_INET6, MXR__TYPE_AAAA}, {AF_INET, MXR__TYPE_A}};
+    for (size_t i = 0; i < 2; i++) {
+        if (!want_family(r->rt, kinds[i].family))
+            continue;
+        t->q[i].t = t;
+        r->outstanding++;
+        if (mxr__lookup(r->rt->dns, &t->q[i].req, t->name, kinds[i].qtype,
+                        on_target_addr) != MXR_OK) {
+            t->temp_failed = true;
+            r->outstanding--;
+        }
+    }
+}
+
+static bool is_local_name(const mxr__router *rt, const char *name)
+{
+    for (size_t i = 0; i < rt->order->nlocal_names; i++)
+        if (strcmp(rt->order->local_names[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Turn each finished target into a host or a skipped entry. One of our
+ * own names stays a host even without addresses: self-pruning must see it
+ * (if our own lookup failed we are still the MX, not a backup's client).
+ * The served TTLs are read here, so that all of them are as of one time. */
+static void targets_to_plan(mxr__route *r)
+{
+    uint64_t now = mxr__core_now(r->rt->core);
+    r->pb.mx_ttl = mxr__served_ttl_left(r->mx_served_until_ms, now);
+    for (size_t i = 0; i < r->ntargets; i++) {
+        mxr__target *t = &r->targets[i];
+        if (t->naddrs == 0 && !is_local_name(r->rt, t->name)) {
+            mxr_reason why =
+                t->temp_failed ? MXR_REASON_TEMPFAIL : MXR_REASON_NO_ADDRESS;
+            if (r->pb.implicit)
+                mxr__pb_fail(&r->pb,
+                             t->temp_failed ? MXR_RESULT_TEMPFAIL
+                                            : MXR_RESULT_PERMFAIL,
+                             t->temp_failed ? MXR_REASON_TEMPFAIL
+                                            : MXR_REASON_NO_MAIL_HOST);
+            else
+                mxr__pb_skip(&r->pb, t->name, t->pref, why);
+            continue;
+        }
+        mxr_source src = r->pb.implicit ? MXR_SOURCE_IMPLICIT : MXR_SOURCE_MX;
+        mxr__host *h =
+            mxr__pb_add_host(&r->pb, t->name, t->pref, src, r->rt->cfg.port);
+        for (size_t k = 0; h && k < t->naddrs; k++)
+            mxr__pb_add_addr(&r->pb, h, &t->addrs[k]);
+        if (h && t->via_cname)
+            h->notes |= MXR_NOTE_CNAME_TARGET;
+        if (h && t->naddrs)
+            h->ttl = mxr__served_ttl_left(t->served_until_ms, now);
+    }
+}
+
+static mxr__target *add_target(mxr__route *r, const char *name, uint16_t pref)
+{
+    mxr__target *t = &r->targets[r->ntargets++];
+    memset(t, 0, sizeof *t);
+    t->r = r;
+    t->pref = pref;
+    t->served_until_ms = UINT64_MAX; /* lowered by each address answer */
+    strcpy(t->name, name);
+    return t;
+}
+
+/* ------------------------------------------------------- the MX answer */
+
+static int cmp_mx(const void *a, const void *b)
+{
+    const mxr__mx *x = *(const mxr__mx *const *)a;
+    const mxr__mx *y = *(const mxr__mx *const *)b;
+    if (x->pref != y->pref)
+        return x->pref < y->pref ? -1 : 1;
+    return x < y ? -1 : (x > y); /* stable: answer order */
+}
+
+static bool all_root(const mxr__answer *ans)
+{
+    for (size_t i = 0; i < ans->count; i++)
+        if (ans->mx[i].target[0] != '\0')
+            return false;
+    return true;
+}
+
+static bool target_seen(const mxr__route *r, const char *name)
+{
+    for (size_t i = 0; i < r->ntargets; i++)
+        if (strcmp(r->targets[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* Why an MX target cannot be used, or MXR_REASON_NONE. */
+static mxr_reason target_problem(const mxr__route *r, const mxr__mx *mx,
+                                 char norm[MXR__NAME_MAX + 1])
+{
+    if (mx->target[0] == '\0')
+        return MXR_REASON_NULL_MX_ENTRY;
+    if (mxr__name_is_ip_literal(mx->target))
+        return MXR_REASON_IP_LITERAL;
+    if (mxr__hostname_normalize(mx->target, strlen(mx->target), norm, NULL,
+                                0) != MXR_OK)
+        return MXR_REASON_BAD_TARGET;
+    return target_seen(r, norm) ? MXR_REASON_DUPLICATE : MXR_REASON_NONE;
+}
+
+static int take_mx_targets(mxr__route *r, const mxr__answer *ans)
+{
+    mxr__alloc *a = &r->rt->core->a;
+    const mxr__mx **sorted = mxr__malloc(a, ans->count * sizeof *sorted);
+    r->targets = mxr__calloc(a, ans->count, sizeof *r->targets);
+    if (!sorted || !r->targets) {
+        mxr__free(a, sorted);
+        return -1;
+    }
+    for (size_t i = 0; i < ans->count; i++)
+        sorted[i] = &ans->mx[i];
+    qsort(sorted, ans->count, sizeof *sorted, cmp_mx);
+    for (size_t i = 0; i < ans->count; i++) {
+        char norm[MXR__NAME_MAX + 1];
+        mxr_reason why = target_problem(r, sorted[i], norm);
+        if (why == MXR_REASON_NONE)
+            add_target(r, norm, sorted[i]->pref);
+        else
+            mxr__pb_skip(&r->pb,
+                         why == MXR_REASON_NULL_MX_ENTRY ? "."
+                                                         : sorted[i]->target,
+                         sorted[i]->pref, why);
+    }
+    mxr__free(a, sorted);
+    return 0;
+}
+
+/* The MX lookup still counts as outstanding here, so no completion can
+ * happen before every target lookup has been issued. */
+static void start_targets(mxr__route *r)
+{
+    for (size_t i = 0; i < r->ntargets; i++)
+        lookup_target(r, &r->targets[i]);
+}
+
+static void on_mx(mxr__lookup_req *req, const mxr__answer *ans, uint32_t ttl)
+{
+    mxr__route *r = mxr__container_of(req, mxr__route, mx_req);
+    mxr__pb_lower_ttl(&r->pb, ttl);
+    r->mx_served_until_ms = ans->served_until_ms; /* now when it failed */
+    if (ans->rcode == MXR__DNS_OK && all_root(ans))
+        fail_plan(r, MXR_RESULT_PERMFAIL, MXR_REASON_NULL_MX, ttl);
+    else if (ans->rcode == MXR__DNS_OK) {
+        if (take_mx_targets(r, ans) == 0)
+            start_targets(r);
+        else
+            fail_plan(r, MXR_RESULT_TEMPFAIL, MXR_REASON_TEMPFAIL, 0);
+    } else if (ans->rcode == MXR__DNS_NODATA) {
+        r->pb.implicit = true;
+        r->targets = mxr__calloc(&r->rt->core->a, 1, sizeof *r->targets);
+        if (r->targets) {
+            add_target(r, r->in.domain, 0);
+            start_targets(r);
+        } else {
+            fail_plan(r, MXR_RESULT_TEMPFAIL, MXR_REASON_TEMPFAIL, 0);
+        }
+    } else if (ans->rcode == MXR__DNS_NXDOMAIN)
+        fail_plan(r, MXR_RESULT_PERMFAIL, MXR_REASON_NXDOMAIN, ttl);
+    else
+        fail_plan(r, MXR_RESULT_TEMPFAIL, mxr__rcode_reason(ans->rcode), ttl);
+    lookup_done(r);
+}
+
+/* ------------------------------------------------------------ starting */
+
+static void literal_ready(mxr__task *t)
+{
+    route_complete(mxr__container_of(t, mxr__route, ready));
+}
+
+/* An address literal routes to that address: no DNS, but the same safety
+ * filters (a recipient's literal is as untrusted as DNS). */
+static mxr_status route_literal(mxr__router *rt, const mxr__input *in,
+                                const char *input, mxr_route_cb cb, void *arg)
+{
+    mxr__route *r = route_new(rt, input, cb, arg);
+    if (!r)
+        return MXR_ENOMEM;
+    r->in = *in;
+    mxr__host *h = mxr__pb_add_host(&r->pb, in->domain, 0, MXR_SOURCE_LITERAL,
+                                    rt->cfg.port);
+    if (!h || mxr__pb_add_addr(&r->pb, h, &in->literal) != 0) {
+        route_free(r);
+        return MXR_ENOMEM;
+    }
+    mxr__core_defer(rt->core, &r->ready, literal_ready);
+    mxr__core_request_begin(rt->core);
+    return MXR_OK;
+}
+
+static mxr_status route_cached(mxr__router *rt, const mxr_plan *tmpl,
+                               const char *input, mxr_route_cb cb, void *arg)
+{
+    if (ready_reserve(rt) != MXR_OK)
+        return MXR_ENOMEM;
+    mxr_plan *plan = user_copy(rt, tmpl, input);
+    if (!plan)
+        return MXR_ENOMEM;
+    mxr__plan_count_down(plan, tmpl, mxr__core_now(rt->core));
+    ready_push(rt, cb, arg, plan);
+    rt->stats.plan_hits++;
+    mxr__core_request_begin(rt->core);
+    return MXR_OK;
+}
+
+static mxr_status route_resolve(mxr__router *rt, const mxr__input *in,
+                                const char *input, mxr_route_cb cb, void *arg)
+{
+    mxr__route *r = route_new(rt, input, cb, arg);
+    if (!r)
+        return MXR_ENOMEM;
+    r->in = *in;
+    r->outstanding = 1;
+    mxr_status st =
+        mxr__lookup(rt->dns, &r->mx_req, in->domain, MXR__TYPE_MX, on_mx);
+    if (st != MXR_OK) {
+        route_free(r);
+        return st;
+    }
+    mxr__core_request_begin(rt->core);
+    return MXR_OK;
+}
+
+mxr_status mxr__route_start(mxr__router *rt, const char *input, mxr_route_cb cb,
+                            void *arg)
+{
+    mxr__input in;
+    mxr__core *core = rt->core;
+    if (core->destroying)
+        return MXR_EDESTROYED;
+    if (mxr__input_parse(input, &in, core->err, sizeof core->err) != MXR_OK)
+        return MXR_EBADNAME;
+    if (core->pending >= rt->cfg.max_pending) {
+        mxr__core_error(core, "%zu requests pending", core->pending);
+        return MXR_EBUSY;
+    }
+    rt->stats.routes++;
+    if (in.kind == MXR__INPUT_LITERAL)
+        return route_literal(rt, &in, input, cb, arg);
+    char key[MXR__NAME_MAX + 2];
+    const mxr_plan *tmpl = mxr__cache_get(
+        rt->plans, key, plan_key(key, in.domain), mxr__core_now(core));
+    if (tmpl)
+        return route_cached(rt, tmpl, input, cb, arg);
+    return route_resolve(rt, &in, input, cb, arg);
+}
+
+/* ---------------------------------------------------------- lifetime */
+
+mxr__router *mxr__router_new(mxr__core *core, mxr__lookups *dns,
+                             mxr__cache *plans, mxr__policies *const *policies,
+                             mxr__rng *rng, const mxr__order_config *order,
+                             const mxr__router_config *cfg)
+{
+    mxr__router *rt = mxr__calloc(&core->a, 1, sizeof *rt);
+    if (!rt)
+        return NULL;
+    *rt = (mxr__router){.core = core,
+                        .dns = dns,
+                        .plans = plans,
+                        .policies = policies,
+                        .rng = rng,
+                        .order = order,
+                        .cfg = *cfg};
+    mxr__list_init(&rt->jobs);
+    return rt;
+}
+
+/* Engine teardown: lookups were cancelled already, so a job still here
+ * is one that never got its answers; end it once. */
+void mxr__router_abort_all(mxr__router *rt)
+{
+    while (!mxr__list_empty(&rt->jobs)) {
+        mxr__route *r = mxr__list_entry(rt->jobs.next, mxr__route, link);
+        mxr_route_cb cb = r->cb;
+        void *arg = r->arg;
+        route_free(r);
+        finish(rt, cb, arg, MXR_EDESTROYED, NULL);
+    }
+}
+
+void mxr__router_free(mxr__router *rt)
+{
+    if (!rt)
+        return;
+    mxr__free(&rt->core->a, rt->ready);
+    mxr__free(&rt->core->a, rt);
+}
+
+const mxr__router_stats *mxr__router_stats_of(const mxr__router *rt)
+{
+    return &rt->stats;
+}
