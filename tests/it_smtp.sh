@@ -761,4 +761,130 @@ run --help
 grep -q '^  probe ' "$OUT" && grep -q '^  send ' "$OUT" && pass "probe and send in the command list" ||
   fail "probe and send in the command list" "probe, send" "$(cat "$OUT")"
 
+# ============================ STARTTLS refused or broken, stalls at DATA
+# Peers of their own (tests/lib/smtp_peers.py kinds) and a zone of their
+# own, thin.smtp.test, so this section stands apart from the rest:
+#   .42 STARTTLS answered 454  .43 STARTTLS answered 554
+#   .44 closes after the 220 to STARTTLS  .45 plain text after that 220
+#   .46 never answers DATA  .47 never answers the final dot (stores it)
+# Each domain has a backup MX 20: the STARTTLS store at .5 for the TLS
+# cases (it passes --tls required), the plain store at .2 for the stalls;
+# *only has none.
+thin_started=1
+thin_peer() { smtp_peer "$@" || thin_started=0; }
+thin_peer tls454 127.0.0.42 starttls-refuse --starttls-code 454
+thin_peer tls554 127.0.0.43 starttls-refuse --starttls-code 554
+thin_peer tlsabort 127.0.0.44 tls-abort
+thin_peer tlsjunk 127.0.0.45 tls-garbage
+thin_peer stalldata 127.0.0.46 stall-data
+thin_peer stalldot 127.0.0.47 stall-dot
+if [ $thin_started = 1 ]; then pass "thin spots: peers listen"; else
+  fail "thin spots: peers listen" "every peer started" "see stderr above"; fi
+TZONE=$TMP/thin.smtp.test.zone
+smtp_zone "$TZONE" thin.smtp.test <<'ZONE'
+backup		A	127.0.0.2
+tlsbackup	A	127.0.0.5
+mx.tls454	A	127.0.0.42
+tls454		MX	10 mx.tls454
+tls454		MX	20 tlsbackup
+mx.tls554	A	127.0.0.43
+tls554		MX	10 mx.tls554
+tls554		MX	20 tlsbackup
+mx.tlsabort	A	127.0.0.44
+tlsabort	MX	10 mx.tlsabort
+tlsabort	MX	20 tlsbackup
+mx.tlsjunk	A	127.0.0.45
+tlsjunk		MX	10 mx.tlsjunk
+tlsjunk		MX	20 tlsbackup
+mx.stalldata	A	127.0.0.46
+stalldata	MX	10 mx.stalldata
+stalldata	MX	20 backup
+mx.stalldot	A	127.0.0.47
+stalldot	MX	10 mx.stalldot
+stalldot	MX	20 backup
+stalldotonly	MX	10 mx.stalldot
+ZONE
+T=(--zone "$TZONE" --allow-loopback --port "$PORT")
+TB='.host == "tlsbackup.thin.smtp.test" and .attempts[-1].host == "tlsbackup.thin.smtp.test"
+  and .attempts[-1].stage == "rcpt" and .attempts[-1].class == "ok" and .attempts[-1].tls
+  and .verdict == "accepted"'
+
+# A refused STARTTLS (docs/smtp-client.md section 4): opportunistic goes
+# on in clear with the same server; required ends the session at tls with
+# the reply's class, and the table moves to the next host.
+for code in 454 554; do
+  run probe --json "${T[@]}" --timeout 2000 tls$code.thin.smtp.test
+  expect_rc "STARTTLS $code, opportunistic: accepted" 0
+  expect_jq "STARTTLS $code, opportunistic: same host, in clear" \
+    "(.attempts | length) == 1 and .host == \"mx.tls$code.thin.smtp.test\"
+     and $a0.tls == false and $a0.stage == \"rcpt\" and $a0.class == \"ok\""
+  if jq -e -s 'map(.event) | index("starttls") as $t | index("mail") as $m
+               | $t != null and $m != null and $t < $m' "$SMTP_DIR/tls$code.log" >/dev/null; then
+    pass "STARTTLS $code, opportunistic: MAIL sent after the refusal"
+  else
+    fail "STARTTLS $code, opportunistic: MAIL sent after the refusal" "starttls, then mail" \
+      "$(jq -r .event "$SMTP_DIR/tls$code.log" | tr '\n' ' ')"
+  fi
+done
+for code in 454:4xx 554:5xx; do
+  cls=${code#*:} code=${code%:*}
+  run probe --json "${T[@]}" --timeout 2000 --tls required tls$code.thin.smtp.test
+  expect_rc "STARTTLS $code, --tls required: backup" 0
+  expect_jq "STARTTLS $code, --tls required: tls $cls $code, next host" \
+    "$a0.host == \"mx.tls$code.thin.smtp.test\" and $a0.stage == \"tls\" and $a0.class == \"$cls\"
+     and $a0.code == $code and $a0.tls == false and $a0.action == \"next-host\" and $TB"
+done
+
+# A handshake that fails is tls, 5xx, code 0 in every mode, even
+# opportunistic (the connection is no longer usable in clear): next host.
+# The reply says which way it failed.
+for peer in "tlsabort:connection closed during the TLS handshake" "tlsjunk:TLS handshake failed: "; do
+  why=${peer#*:} peer=${peer%%:*}
+  for mode in opportunistic required; do
+    run probe --json "${T[@]}" --timeout 2000 --tls $mode $peer.thin.smtp.test
+    expect_rc "$peer, --tls $mode: backup" 0
+    expect_jq "$peer, --tls $mode: tls 5xx code 0, next host" \
+      "$a0.host == \"mx.$peer.thin.smtp.test\" and $a0.stage == \"tls\" and $a0.class == \"5xx\"
+       and $a0.code == 0 and $a0.tls == false and $a0.action == \"next-host\"
+       and ($a0.reply | startswith(\"$why\")) and $TB"
+  done
+done
+n=$(smtp_events tlsjunk drop | grep -c .)
+if [ "$n" = 2 ]; then pass "tls-garbage: plain text answered both ClientHellos"; else
+  fail "tls-garbage: plain text answered both ClientHellos" "2 drop events" "$n"; fi
+
+# Stalls: --timeout 1000 sets the DATA and end-of-data timeouts. A stall
+# after DATA is data, timeout: the next address (here the next host).
+# stall_send NAME RCPT RC JQ: send RCPT --timeout 1000, exit RC, JQ
+# holds, and the run lasted at least the timeout.
+stall_send() {
+  local t0 ms
+  t0=$(date +%s%N)
+  run send --json "${T[@]}" --timeout 1000 --from "$FROM" --to "$2" "$M/crlf.eml"
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  expect_rc "$1" "$3"
+  expect_jq "$1: outcome" "$4"
+  if [ "$ms" -ge 900 ]; then pass "$1: waited for the timeout (${ms} ms)"; else
+    fail "$1: waited for the timeout" ">= 900 ms" "$ms ms"; fi
+}
+t_a0='.domains[0].attempts[0]'
+stall_send "no 354 to DATA: delivered by the backup" sd@stalldata.thin.smtp.test 0 \
+  "$t_a0.host == \"mx.stalldata.thin.smtp.test\" and $t_a0.stage == \"data\"
+   and $t_a0.class == \"timeout\" and $t_a0.reply == \"timed out\" and $t_a0.action == \"next-address\"
+   and .recipients[0].state == \"delivered\" and .recipients[0].host == \"backup.thin.smtp.test\""
+stored_equals "no 354 to DATA: the backup stored it" backup sd@stalldata.thin.smtp.test "$M/crlf.eml"
+
+# A stall after the final dot is dot, timeout: the next address, although
+# the server may have taken the message (docs/smtp-client.md section 3,
+# the RFC 1047 risk). This one did: the message exists twice.
+stall_send "no reply to the final dot: delivered by the backup" st@stalldot.thin.smtp.test 0 \
+  "$t_a0.host == \"mx.stalldot.thin.smtp.test\" and $t_a0.stage == \"dot\"
+   and $t_a0.class == \"timeout\" and $t_a0.reply == \"timed out\" and $t_a0.action == \"next-address\"
+   and .recipients[0].state == \"delivered\" and .recipients[0].host == \"backup.thin.smtp.test\""
+stored_equals "no reply to the final dot: the silent server has a copy" stalldot st@stalldot.thin.smtp.test "$M/crlf.eml"
+stored_equals "no reply to the final dot: and the backup another" backup st@stalldot.thin.smtp.test "$M/crlf.eml"
+stall_send "no reply to the final dot on the only host: defer" so@stalldotonly.thin.smtp.test 75 \
+  ".verdict == \"defer\" and .recipients[0].state == \"deferred\" and $t_a0.stage == \"dot\"
+   and $t_a0.class == \"timeout\" and $t_a0.action == \"defer\""
+
 harness_end

@@ -14,7 +14,9 @@
  * process under a wall-clock limit, so a regression fails instead of
  * hanging the suite; every other test runs under an alarm() watchdog.
  *
- * Tests named test_regress_* show library bugs: they fail until it is fixed. */
+ * Tests named test_regress_* each pin a library bug that was found and fixed
+ * (the "BUG:" comment above each says what it was): they fail if it comes
+ * back. */
 #include "support.h"
 
 #include <arpa/inet.h>

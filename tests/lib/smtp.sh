@@ -13,8 +13,10 @@
 #       127.0.0.1..127.0.0.63). smtp_init sets SMTP_PORT with it.
 #   smtp_peer NAME ADDR KIND [OPTIONS...]
 #       Start tests/lib/smtp_peers.py KIND on ADDR:$SMTP_PORT and wait until it
-#       listens. KIND: store | silent | drop-data | odd | multiline | helo-only.
-#       store, odd, multiline and helo-only store messages in $SMTP_DIR/NAME/
+#       listens. KIND: store | silent | trickle | drop-data | odd | multiline |
+#       helo-only | starttls-refuse | tls-abort | tls-garbage | stall-data |
+#       stall-dot (see smtp_peers.py). store, odd, multiline, helo-only and
+#       stall-dot store messages in $SMTP_DIR/NAME/
 #       (NAME-NNNN.eml + .json, see smtp_peers.py); every kind logs its events
 #       to $SMTP_DIR/NAME.log (JSON Lines) and its stderr to $SMTP_DIR/NAME.err.
 #   smtp_sink NAME ADDR [SMTP-SINK-OPTIONS...]
@@ -139,7 +141,7 @@ smtp_peer() {
   shift 3
   local extra=()
   case $kind in
-    store|odd|multiline|helo-only) extra=(--dir "$SMTP_DIR/$name") ;;
+    store|odd|multiline|helo-only|stall-dot) extra=(--dir "$SMTP_DIR/$name") ;;
   esac
   rm -f "$SMTP_DIR/$name.ready"
   "$SMTP_PYTHON" "$SMTP_PEERS_PY" "$kind" --listen "$addr:$SMTP_PORT" \

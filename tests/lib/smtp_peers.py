@@ -60,6 +60,25 @@ Kinds:
             --dir DIR            store accepted messages
           Presets: `multiline` = odd with a three-line greeting and a
           multi-line EHLO reply; `helo-only` = odd with EHLO answered 502.
+  The TLS and stall kinds are `odd` servers (same options) that break one
+  step of the dialogue; the log shows where ("starttls", "data", "dot"):
+  starttls-refuse
+          offers STARTTLS (no certificate needed) and answers it with
+          --starttls-code CODE (default 454); then goes on in clear
+  tls-abort
+          offers STARTTLS, answers 220, then closes the connection before
+          any TLS byte (event "drop")
+  tls-garbage
+          offers STARTTLS, answers 220, reads the start of the ClientHello
+          and answers it with lines of plain text (event "drop"); keeps
+          the connection open until the client closes it
+  stall-data
+          never answers DATA (no 354): reads and waits until the client
+          closes the connection
+  stall-dot
+          answers DATA 354, reads the message to the final dot, stores it
+          like `odd` (--dir) and never answers it: the message is there,
+          the client never hears so
 """
 
 import argparse
@@ -260,6 +279,12 @@ def make_store_server(opts, listen_addr, listen_port):
 
 # ---------------------------------------- silent, drop-data, odd (raw asyncio)
 
+# odd kinds that offer STARTTLS and then break it (no certificate needed).
+TLS_BREAK_KINDS = ("starttls-refuse", "tls-abort", "tls-garbage")
+# odd kinds that go quiet at one step of DATA.
+STALL_KINDS = ("stall-data", "stall-dot")
+ODD_KINDS = ("odd", "multiline", "helo-only") + TLS_BREAK_KINDS + STALL_KINDS
+
 async def serve_silent(listen, reader, writer):
     peer = writer.get_extra_info("peername")
     log_event(listen, peer, "connect")
@@ -307,6 +332,11 @@ def make_raw_handler(opts, listen, kind):
             writer.write(b"".join(l.encode() + b"\r\n" for l in lines))
             await writer.drain()
 
+        async def until_closed():
+            """Say nothing more; read until the client closes."""
+            while await reader.read(4096):
+                pass
+
         extended = False
         tls_on = False
         helo = None
@@ -329,10 +359,29 @@ def make_raw_handler(opts, listen, kind):
                         continue
                     extended, helo = True, arg
                     mail_from, rcpts = None, []
-                    starttls = ["250-STARTTLS"] if tls_ctx and not tls_on else []
+                    offer = tls_ctx or kind in TLS_BREAK_KINDS
+                    starttls = ["250-STARTTLS"] if offer and not tls_on else []
                     await reply("250-%s greets %s" % (opts.hostname, arg),
                                 *starttls, "250-8BITMIME",
                                 "250-ENHANCEDSTATUSCODES", "250 SIZE 10240000")
+                elif verb == "STARTTLS" and kind in TLS_BREAK_KINDS:
+                    log_event(listen, peer, "starttls")
+                    if kind == "starttls-refuse":
+                        code = opts.starttls_code
+                        await reply("%s %s.7.0 TLS not available" % (code, code[0]))
+                        continue
+                    await reply("220 2.0.0 Ready to start TLS")
+                    if kind == "tls-garbage":
+                        # Plain text where the ServerHello belongs: after
+                        # the ClientHello, which the client would otherwise
+                        # drop with the rest of what came in clear.
+                        await reader.read(1)
+                        writer.write(b"this is not TLS\r\n" * 8)
+                        await writer.drain()
+                    log_event(listen, peer, "drop", kind)
+                    if kind == "tls-garbage":
+                        await until_closed()
+                    break
                 elif verb == "STARTTLS" and tls_ctx and not tls_on:
                     log_event(listen, peer, "starttls")
                     # --inject: a reply sent in clear right behind the 220,
@@ -372,6 +421,9 @@ def make_raw_handler(opts, listen, kind):
                     if not rcpts:
                         await reply("503 5.5.1 Error: need RCPT command")
                         continue
+                    if kind == "stall-data":
+                        await until_closed()
+                        break
                     await reply("354 End data with <CR><LF>.<CR><LF>")
                     if kind == "drop-data":
                         got = 0
@@ -396,9 +448,12 @@ def make_raw_handler(opts, listen, kind):
                             "mail_from": mail_from, "rcpt_tos": rcpts,
                             "mail_options": mail_opts, "rcpt_options": [],
                             "smtp_utf8": "SMTPUTF8" in mail_opts, "helo": helo,
-                            "extended": extended, "tls": False,
+                            "extended": extended, "tls": tls_on,
                             "peer": "%s:%s" % peer[:2]})
                     log_event(listen, peer, "dot", {"stored": name, "size": len(data)})
+                    if kind == "stall-dot":
+                        await until_closed()
+                        break
                     mail_from, rcpts = None, []
                     await reply("250 2.0.0 Ok: queued as %s" % name)
                 elif verb == "RSET":
@@ -453,7 +508,7 @@ def build_parser():
     sub.add_parser("trickle", parents=[common])
     d = sub.add_parser("drop-data", parents=[common])
     d.add_argument("--after", type=int, default=1, metavar="BYTES")
-    for name in ("odd", "multiline", "helo-only"):
+    for name in ODD_KINDS:
         o = sub.add_parser(name, parents=[common])
         o.add_argument("--greeting", action="append", metavar="LINE")
         o.add_argument("--ehlo-code")
@@ -462,6 +517,8 @@ def build_parser():
         o.add_argument("--tls-key")
         o.add_argument("--inject", action="append", metavar="LINE",
                        help="sent in clear right after the 220 to STARTTLS")
+        o.add_argument("--starttls-code", default="454", metavar="CODE",
+                       help="starttls-refuse: the reply to STARTTLS")
     return p
 
 
