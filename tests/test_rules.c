@@ -5,6 +5,7 @@
  * and the choice of per-domain rules (exact, longest ".suffix", default).
  * The decision table cell by cell is test_attempt.c's business. */
 #include "support.h"
+#include "base/enums.h"
 
 #include "deliver/rules.h"
 
@@ -51,9 +52,9 @@ static void test_words(void **state)
         {classes, COUNT(classes), class_name, mxr_class_parse, NULL, 0},
         {actions, COUNT(actions), action_name, mxr_action_parse, NULL, 0},
     };
-    assert_int_equal(COUNT(stages), MXR_STAGE_COUNT_);
-    assert_int_equal(COUNT(classes), MXR_CLASS_COUNT_);
-    assert_int_equal(COUNT(actions), MXR_ACTION_COUNT_);
+    assert_int_equal(COUNT(stages), MXR__STAGE_N);
+    assert_int_equal(COUNT(classes), MXR__CLASS_N);
+    assert_int_equal(COUNT(actions), MXR__ACTION_N);
     for (size_t i = 0; i < COUNT(tables); i++) {
         mxr_test_words t = tables[i];
         t.bad = not_words;
@@ -99,16 +100,16 @@ static void test_connection_classes(void **state)
 {
     (void)state;
     /* mxroute.h: refused, timeout, unreachable, reset or 421. */
-    static const bool conn[MXR_CLASS_COUNT_] = {[MXR_CLASS_REFUSED] = true,
+    static const bool conn[MXR__CLASS_N] = {[MXR_CLASS_REFUSED] = true,
                                                 [MXR_CLASS_TIMEOUT] = true,
                                                 [MXR_CLASS_UNREACHABLE] = true,
                                                 [MXR_CLASS_RESET] = true,
                                                 [MXR_CLASS_421] = true};
-    for (int c = 0; c < MXR_CLASS_COUNT_; c++) {
+    for (int c = 0; c < MXR__CLASS_N; c++) {
         assert_int_equal(mxr_class_is_connection((mxr_class)c), conn[c]);
         assert_int_equal(mxr__class_is_connection((mxr_class)c), conn[c]);
     }
-    assert_false(mxr_class_is_connection(MXR_CLASS_COUNT_));
+    assert_false(mxr_class_is_connection(MXR__CLASS_N));
     assert_false(mxr_class_is_connection((mxr_class)-1));
 }
 
@@ -131,7 +132,7 @@ static const struct {
 static void test_rule_ranges(void **state)
 {
     (void)state;
-    assert_int_equal(COUNT(ranges), MXR_RULE_COUNT_);
+    assert_int_equal(COUNT(ranges), MXR__RULE_N);
     mxr_rules *r = NULL;
     assert_int_equal(mxr_rules_new(&r), MXR_OK);
     for (size_t i = 0; i < COUNT(ranges); i++) {
@@ -150,7 +151,7 @@ static void test_rule_ranges(void **state)
     }
     assert_int_equal(mxr_rules_set(r, (mxr_rule)-1, 1), MXR_EINVAL);
     assert_int_equal(mxr_rules_get(r, (mxr_rule)-1), -1);
-    assert_int_equal(mxr_rules_get(NULL, MXR_RULE_COUNT_), -1);
+    assert_int_equal(mxr_rules_get(NULL, MXR__RULE_N), -1);
     mxr_rules_free(r);
     mxr_rules_free(NULL);
 }
@@ -164,11 +165,11 @@ static void test_action_bad_cells(void **state)
     assert_int_equal(mxr_rules_new(&r), MXR_OK);
     const mxr_rules *both[] = {r, NULL};
     for (size_t i = 0; i < 2; i++) {
-        assert_int_equal(mxr_rules_action(both[i], MXR_STAGE_COUNT_, 0),
+        assert_int_equal(mxr_rules_action(both[i], MXR__STAGE_N, 0),
                          MXR_ACTION_NEXT_HOST);
         assert_int_equal(mxr_rules_action(both[i], (mxr_stage)-1, 0),
                          MXR_ACTION_NEXT_HOST);
-        assert_int_equal(mxr_rules_action(both[i], 0, MXR_CLASS_COUNT_),
+        assert_int_equal(mxr_rules_action(both[i], 0, MXR__CLASS_N),
                          MXR_ACTION_NEXT_HOST);
         assert_int_equal(mxr_rules_action(both[i], 0, (mxr_class)-1),
                          MXR_ACTION_NEXT_HOST);
@@ -185,12 +186,12 @@ static void test_new_rules_are_the_defaults(void **state)
     (void)state;
     mxr_rules *r = NULL;
     assert_int_equal(mxr_rules_new(&r), MXR_OK);
-    for (int s = 0; s < MXR_STAGE_COUNT_; s++)
-        for (int c = 0; c < MXR_CLASS_COUNT_; c++)
+    for (int s = 0; s < MXR__STAGE_N; s++)
+        for (int c = 0; c < MXR__CLASS_N; c++)
             assert_int_equal(mxr_rules_action(r, s, c),
                              mxr_rules_action(NULL, s, c));
     /* Success continues, except at end-of-data where it delivers. */
-    for (int s = 0; s < MXR_STAGE_COUNT_; s++)
+    for (int s = 0; s < MXR__STAGE_N; s++)
         assert_int_equal(mxr_rules_action(r, s, MXR_CLASS_OK),
                          s == MXR_STAGE_DOT ? MXR_ACTION_DELIVERED
                                             : MXR_ACTION_CONTINUE);

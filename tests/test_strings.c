@@ -5,6 +5,7 @@
  * is a parser; values outside each table; and the two text helpers of
  * text.h at their boundaries. */
 #include "support.h"
+#include "base/enums.h"
 
 #include "base/text.h"
 
@@ -78,10 +79,10 @@ static void test_reason_words(void **state)
                                        "limit",
                                        "bad-target",
                                        "policy"};
-    assert_int_equal(COUNT(want), MXR_REASON_COUNT_);
+    assert_int_equal(COUNT(want), MXR__REASON_N);
     for (size_t i = 0; i < COUNT(want); i++)
         assert_string_equal(mxr_reason_name((mxr_reason)i), want[i]);
-    assert_string_equal(mxr_reason_name(MXR_REASON_COUNT_), "unknown");
+    assert_string_equal(mxr_reason_name(MXR__REASON_N), "unknown");
     assert_string_equal(mxr_reason_name((mxr_reason)-1), "unknown");
 }
 
