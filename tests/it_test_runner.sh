@@ -32,6 +32,26 @@ out=$("$MXROUTE" test "$dir/pass_test.lua" "$notest" 2>&1); rc=$?
 check "a file without tests fails beside a passing one" "$([ $rc = 1 ] &&
   echo "$out" | grep -qF "$notest: no test ran" && echo "$out" | grep -qx '6 passed, 1 failed'; echo $?)"
 rm -f "$notest"
+# deliver{} whose engine cannot be made (its policy is missing) fails
+# that test with the reason and frees what it had parsed: under the ASan
+# pass a leak turns the exit code into LeakSanitizer's.
+lost="${TMPDIR:-/tmp}/mxr-lostpolicy_test.lua"
+cat > "$lost" <<'LUA'
+zone [[
+$ORIGIN lost.test.
+@ SOA ns hostmaster 1 3600 600 86400 300
+@ MX 10 mx
+mx A 192.0.2.1
+]]
+policy("no-such-policy.lua")
+test("deliver with a missing policy", function()
+  deliver{ to = { "a@lost.test" }, outcomes = { "mx.lost.test=refused", "*:rcpt=451" } }
+end)
+LUA
+out=$("$MXROUTE" test "$lost" 2>&1); rc=$?
+check "deliver with a missing policy: failed test, the reason, nothing leaked" "$([ $rc = 1 ] &&
+  echo "$out" | grep -q 'no-such-policy.lua: cannot be read' && echo "$out" | grep -qx '0 passed, 1 failed'; echo $?)"
+rm -f "$lost"
 out=$("$MXROUTE" test 2>&1); rc=$?
 check "no file is a usage error" "$([ $rc = 64 ]; echo $?)"
 echo "$pass passed, $fail failed"

@@ -296,13 +296,48 @@ static int t_route(lua_State *L)
 
 /* ------------------------------------------------------------ deliver */
 
+/* What deliver{} holds while it runs. It lives in a to-be-closed Lua
+ * userdata: when deliver returns, or a Lua error raised halfway (a bad
+ * field, a policy that does not load, memory) unwinds it, __close frees
+ * it at once, while the engine the attempt belongs to is still there. */
 typedef struct delivery {
     const char *to[MAX_LIST];
     size_t nto;
     sim_spec specs[MAX_LIST];
     size_t nspecs;
     mxr_message msg;
+    mxr_plan *plan;
+    mxr_attempt *attempt;
+    sim_round round;
 } delivery;
+
+static int delivery_close(lua_State *L)
+{
+    delivery *d = lua_touserdata(L, 1);
+    for (size_t i = 0; i < d->nspecs; i++)
+        sim_spec_free(&d->specs[i]);
+    d->nspecs = 0;
+    mxr_attempt_free(d->attempt);
+    d->attempt = NULL;
+    mxr_plan_free(d->plan);
+    d->plan = NULL;
+    free(d->round.steps);
+    d->round.steps = NULL;
+    return 0;
+}
+
+static delivery *delivery_new(lua_State *L)
+{
+    delivery *d = lua_newuserdatauv(L, sizeof *d, 0);
+    memset(d, 0, sizeof *d);
+    if (luaL_newmetatable(L, "mxroute.test.delivery")) {
+        lua_pushcfunction(L, delivery_close);
+        lua_setfield(L, -2, "__close");
+    }
+    lua_setmetatable(L, -2);
+    lua_toclose(L, -1);
+    return d;
+}
 
 static void read_list(lua_State *L, const char *k, const char **out, size_t *n)
 {
@@ -332,13 +367,9 @@ static void read_delivery(lua_State *L, delivery *d)
     } else {
         lua_pop(L, 1);
     }
-    for (size_t i = 0; i < nout; i++, d->nspecs++) {
-        if (sim_spec_parse(outcomes[i], &d->specs[i], err, sizeof err))
-            continue;
-        for (size_t k = 0; k < d->nspecs; k++) /* no leak on the error */
-            sim_spec_free(&d->specs[k]);
-        luaL_error(L, "deliver: outcome '%s': %s", outcomes[i], err);
-    }
+    for (size_t i = 0; i < nout; i++, d->nspecs++)
+        if (!sim_spec_parse(outcomes[i], &d->specs[i], err, sizeof err))
+            luaL_error(L, "deliver: outcome '%s': %s", outcomes[i], err);
     lua_getfield(L, 1, "from");
     d->msg.sender = luaL_optstring(L, -1, "sender@example.invalid");
     lua_pop(L, 1);
@@ -381,8 +412,9 @@ static void push_delivery(lua_State *L, const mxr_attempt *a,
         mxr_lua_set_string(L, "text", rc->text);
         mxr_lua_set_string(L, "host", rc->host);
         if (rc->state == MXR_RCPT_DEFERRED)
-            mxr_lua_set_integer(L, "retry_in",
-                  (lua_Integer)((rc->retry_at_ms - TEST_EPOCH_MS) / 1000));
+            mxr_lua_set_integer(
+                L, "retry_in",
+                (lua_Integer)((rc->retry_at_ms - TEST_EPOCH_MS) / 1000));
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     lua_setfield(L, -2, "recipients");
@@ -403,18 +435,16 @@ static void push_delivery(lua_State *L, const mxr_attempt *a,
     lua_setfield(L, -2, "hops");
 }
 
-static int walk_delivery(lua_State *L, tctx *t, delivery *d,
-                         const mxr_plan *plan)
+static int walk_delivery(lua_State *L, tctx *t, delivery *d)
 {
-    sim_round r = {.number = 1, .domain = plan->domain};
-    sim_session ss = {.specs = d->specs, .nspecs = d->nspecs, .r = &r};
-    if (mxr_attempt_new(t->engine, plan, &d->msg, &ss.a) != MXR_OK)
+    d->round = (sim_round){.number = 1, .domain = d->plan->domain};
+    sim_session ss = {.specs = d->specs, .nspecs = d->nspecs, .r = &d->round};
+    if (mxr_attempt_new(t->engine, d->plan, &d->msg, &d->attempt) != MXR_OK)
         return -1;
+    ss.a = d->attempt;
     int rc = sim_walk(&ss);
     if (rc == 0)
-        push_delivery(L, ss.a, &r);
-    mxr_attempt_free(ss.a);
-    free(r.steps);
+        push_delivery(L, d->attempt, &d->round);
     return rc;
 }
 
@@ -423,15 +453,12 @@ static int walk_delivery(lua_State *L, tctx *t, delivery *d,
 static int t_deliver(lua_State *L)
 {
     tctx *t = ctx_of(L);
-    delivery d;
-    memset(&d, 0, sizeof d);
-    read_delivery(L, &d);
-    mxr_plan *plan = route_or_push_error(L, t, d.to[0]);
-    int rc = plan ? walk_delivery(L, t, &d, plan) : 0;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    delivery *d = delivery_new(L); /* closed on return or error */
+    read_delivery(L, d);
+    d->plan = route_or_push_error(L, t, d->to[0]);
+    int rc = d->plan ? walk_delivery(L, t, d) : 0;
     /* (walk_delivery pushed the result, or nothing when rc != 0) */
-    mxr_plan_free(plan);
-    for (size_t i = 0; i < d.nspecs; i++)
-        sim_spec_free(&d.specs[i]);
     if (rc != 0)
         return luaL_error(L, "deliver: the failover machine failed");
     return 1;
