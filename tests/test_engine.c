@@ -803,6 +803,29 @@ static void test_enums_out_of_range(void **state)
 /* the callback contract                                                */
 /* =================================================================== */
 
+/* mxr_engine_run_once: one round at a time, control back between rounds,
+ * the callback exactly once. */
+static void test_run_once(void **state)
+{
+    fixture *f = *state;
+    mxr_engine *e = start_rules(f);
+    rec r = {0};
+    assert_int_equal(mxr_route(e, "tie.rules.test", on_route, &r), MXR_OK);
+    int rounds = 0;
+    while (!r.fired && rounds < 100) {
+        assert_int_equal(mxr_engine_run_once(e, 1000), MXR_OK);
+        rounds++;
+    }
+    assert_int_equal(r.fired, 1);
+    assert_true(rounds >= 2); /* the MX answer, then the addresses */
+    assert_int_equal(r.status, MXR_OK);
+    assert_int_equal(mxr_engine_pending(e), 0);
+    assert_int_equal(mxr_engine_run_once(e, 0), MXR_OK); /* idle: returns */
+    assert_int_equal(r.fired, 1);
+    assert_int_equal(mxr_engine_run_once(NULL, 0), MXR_EINVAL);
+    rec_clear(&r);
+}
+
 /* mxr_route never calls back from inside itself, whatever path the
  * request takes; mxr_engine_run then fires each exactly once. */
 static void test_contract_never_inside_route(void **state)
@@ -2007,6 +2030,7 @@ int main(void)
         T(test_stats_sized),
         T(test_hop_sized),
         T(test_enums_out_of_range),
+        T(test_run_once),
         T(test_contract_never_inside_route),
         T(test_contract_invalid_input),
         T(test_contract_busy),

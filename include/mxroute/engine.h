@@ -90,6 +90,13 @@ MXR_EXTERN void mxr_engine_process(mxr_engine *engine, int read_fd,
 /* Run until no request is pending or timeout_ms passes (-1 = no bound).
  * Returns the number of requests still pending. */
 MXR_EXTERN size_t mxr_engine_run(mxr_engine *engine, int timeout_ms);
+/* One round of the engine's own poll loop, for a program that has nothing
+ * else to watch but wants control back between rounds (to feed more
+ * requests): wait for the engine's descriptors at most max_ms (-1: as long
+ * as the engine's timeout says, at most a second), then process. MXR_OK,
+ * or MXR_ENOMEM when the descriptor list could not be built (the engine's
+ * error message says so). */
+MXR_EXTERN mxr_status mxr_engine_run_once(mxr_engine *engine, int max_ms);
 /* Requests accepted whose callback has not fired yet. */
 MXR_EXTERN size_t mxr_engine_pending(const mxr_engine *engine);
 

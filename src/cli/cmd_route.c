@@ -5,13 +5,11 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define WINDOW_DEFAULT 1000
 #define LINE_MAX_BYTES 4096
-#define POLL_MAX 64
 
 typedef struct slot {
     char *input;
@@ -219,43 +217,23 @@ static bool fill(route_run *run)
 
 /* ------------------------------------------------------- the event loop */
 
-static void poll_round(mxr_engine *e)
-{
-    mxr_sock socks[POLL_MAX];
-    struct pollfd pfd[POLL_MAX];
-    size_t n = mxr_engine_fds(e, socks, POLL_MAX);
-    n = n < POLL_MAX ? n : POLL_MAX;
-    for (size_t i = 0; i < n; i++)
-        pfd[i] = (struct pollfd){
-            .fd = socks[i].fd,
-            .events = (short)((socks[i].want & MXR_WANT_READ ? POLLIN : 0) |
-                              (socks[i].want & MXR_WANT_WRITE ? POLLOUT : 0))};
-    int t = mxr_engine_timeout(e);
-    int ready = poll(pfd, (nfds_t)n, t < 0 ? 1000 : t);
-    bool handled = false;
-    for (size_t i = 0; ready > 0 && i < n; i++) {
-        if (!pfd[i].revents)
-            continue;
-        int rd = pfd[i].revents & (POLLIN | POLLERR | POLLHUP) ? pfd[i].fd
-                                                               : MXR_NOFD;
-        int wr = pfd[i].revents & POLLOUT ? pfd[i].fd : MXR_NOFD;
-        mxr_engine_process(e, rd, wr);
-        handled = true;
-    }
-    if (!handled)
-        mxr_engine_process(e, MXR_NOFD, MXR_NOFD);
-}
-
-static void run_all(route_run *run)
+/* 0, or EXIT_SOFTWARE when the engine's loop cannot go on (out of
+ * memory): the inputs in flight are then answered by the engine's
+ * teardown, so every line still gets its answer. */
+static int run_all(route_run *run)
 {
     bool more = true;
     while (more || run->count > 0) {
         if (more)
             more = fill(run);
         flush_done(run);
-        if (run->count > 0 && mxr_engine_pending(run->engine) > 0)
-            poll_round(run->engine);
+        if (run->count > 0 && mxr_engine_pending(run->engine) > 0 &&
+            mxr_engine_run_once(run->engine, -1) != MXR_OK) {
+            cli_error("%s", mxr_engine_errmsg(run->engine));
+            return EXIT_SOFTWARE;
+        }
     }
+    return 0;
 }
 
 /* -------------------------------------------------------------- command */
@@ -338,13 +316,16 @@ static int route_main(mxr_options *o, route_run *run, const char *batch)
         mxr_engine_destroy(run->engine);
         return EXIT_SOFTWARE;
     }
-    run_all(run);
+    int loop_rc = run_all(run);
     mxr_engine_destroy(run->engine);
+    flush_done(run);
     free(run->slots);
     if (run->in && run->in != stdin)
         fclose(run->in);
     if (run->read_errno) /* the lines read were answered; the rest not */
         return cli_read_error("--batch", batch, run->read_errno);
+    if (loop_rc)
+        return loop_rc;
     return run->batch && run->exit_code != EXIT_SOFTWARE ? EXIT_OK
                                                          : run->exit_code;
 }

@@ -319,6 +319,13 @@ size_t mxr_engine_pending(const mxr_engine *e)
     return e->core.pending;
 }
 
+mxr_status mxr_engine_run_once(mxr_engine *e, int max_ms)
+{
+    if (!e)
+        return MXR_EINVAL;
+    return mxr__core_poll_once(&e->core, max_ms);
+}
+
 size_t mxr_engine_run(mxr_engine *e, int timeout_ms)
 {
     uint64_t start = mxr__monotonic_ms(NULL);
