@@ -59,6 +59,10 @@ void chk_add(chk_report *r, chk_sev sev, const char *code,
              const char *const *records, const char *fix, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 void chk_report_free(chk_report *r);
+/* Add with one record (owned: freed here, may be NULL) and a finished
+ * message. */
+void chk_add1(chk_report *r, chk_sev sev, const char *code, char *rec,
+              const char *fix, const char *msg);
 
 /* Derive every finding from the plan (and the resolvers' plans). */
 void chk_findings(chk_report *r);

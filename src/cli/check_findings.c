@@ -1,6 +1,8 @@
 /* check_findings.c -- the rules of `mxroute check`: each reads the routing
  * plan (result, reason, candidates, skipped hosts, ttl) and adds findings
- * with a severity, a stable code, the records involved and a fix. */
+ * to the report (check_report.c) with a severity, a stable code, the
+ * records involved and a fix. Skipped MX targets go by a table: one row a
+ * reason. */
 #include "check.h"
 
 #include <stdarg.h>
@@ -10,144 +12,12 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-const char *chk_sev_name(chk_sev s)
-{
-    return s == CHK_ERROR ? "error" : s == CHK_WARNING ? "warning" : "info";
-}
-
-static char *vfmt(const char *fmt, va_list ap)
-{
-    va_list cp;
-    va_copy(cp, ap);
-    int n = vsnprintf(NULL, 0, fmt, cp);
-    va_end(cp);
-    if (n < 0)
-        return NULL;
-    char *s = malloc((size_t)n + 1);
-    if (s)
-        vsnprintf(s, (size_t)n + 1, fmt, ap);
-    return s;
-}
-
-char *chk_fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    char *s = vfmt(f, ap);
-    va_end(ap);
-    return s;
-}
-
-void chk_add(chk_report *r, chk_sev sev, const char *code,
-             const char *const *records, const char *fix, const char *f, ...)
-{
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 16;
-        chk_finding *nf = realloc(r->f, cap * sizeof *nf);
-        if (!nf)
-            return;
-        r->f = nf;
-        r->cap = cap;
-    }
-    chk_finding *x = &r->f[r->n++];
-    memset(x, 0, sizeof *x);
-    x->sev = sev;
-    x->code = code;
-    va_list ap;
-    va_start(ap, f);
-    x->message = vfmt(f, ap);
-    va_end(ap);
-    x->fix = strdup(fix ? fix : "");
-    size_t n = 0;
-    while (records && records[n])
-        n++;
-    x->records = calloc(n + 1, sizeof *x->records);
-    for (size_t i = 0; x->records && i < n; i++)
-        x->records[x->nrecords++] = strdup(records[i]);
-}
-
-void chk_report_free(chk_report *r)
-{
-    for (size_t i = 0; i < r->n; i++) {
-        free(r->f[i].message);
-        free(r->f[i].fix);
-        for (size_t j = 0; j < r->f[i].nrecords; j++)
-            free(r->f[i].records[j]);
-        free(r->f[i].records);
-    }
-    free(r->f);
-    r->f = NULL;
-    r->n = r->cap = 0;
-}
-
-size_t chk_count(const chk_report *r, chk_sev s)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < r->n; i++)
-        n += r->f[i].sev == s;
-    return n;
-}
-
-void chk_sort(chk_report *r)
-{
-    /* insertion sort: stable, the lists are short */
-    for (size_t i = 1; i < r->n; i++) {
-        chk_finding x = r->f[i];
-        size_t j = i;
-        while (j > 0 && r->f[j - 1].sev > x.sev) {
-            r->f[j] = r->f[j - 1];
-            j--;
-        }
-        r->f[j] = x;
-    }
-}
-
 /* ------------------------------------------------------------ helpers */
-
-const char *chk_target(const char *host)
-{
-    return !host || !*host || strcmp(host, ".") == 0 ? "" : host;
-}
 
 /* "example.com. MX 10 mx.example.com." */
 static char *mx_rr(const mxr_plan *p, unsigned pref, const char *host)
 {
     return chk_fmt("%s. MX %u %s.", p->domain, pref, chk_target(host));
-}
-
-static int cmp_mx(const void *a, const void *b)
-{
-    const chk_mx *x = a, *y = b;
-    if (x->pref != y->pref)
-        return x->pref < y->pref ? -1 : 1;
-    return strcmp(x->host, y->host);
-}
-
-size_t chk_mx_records(const mxr_plan *p, bool mx_only, chk_mx **out)
-{
-    size_t n = 0;
-    chk_mx *v = calloc(p->ncandidates + p->nskipped + 1, sizeof *v);
-    for (size_t i = 0; v && i < p->ncandidates; i++)
-        if (!mx_only || p->candidates[i].source == MXR_SOURCE_MX)
-            v[n++] =
-                (chk_mx){p->candidates[i].preference, p->candidates[i].host};
-    for (size_t i = 0; v && i < p->nskipped; i++)
-        v[n++] = (chk_mx){p->skipped[i].preference,
-                          *chk_target(p->skipped[i].host) ? p->skipped[i].host
-                                                          : "."};
-    if (v)
-        qsort(v, n, sizeof *v, cmp_mx);
-    *out = v;
-    return n;
-}
-
-/* Add with one owned record string (freed here). */
-static void add1(chk_report *r, chk_sev sev, const char *code, char *rec,
-                 const char *fix, const char *msg)
-{
-    const char *recs[] = {rec, NULL};
-    chk_add(r, sev, code, rec ? recs : NULL, fix, "%s", msg ? msg : "");
-    free(rec);
 }
 
 static char *addr_rr(const mxr_candidate *c, const mxr_addr *a)
@@ -172,11 +42,11 @@ static void rule_result(chk_report *r)
         char *msg = chk_fmt("%s has no MX record: senders fall back to its "
                             "address (implicit MX)",
                             p->domain);
-        add1(r, CHK_WARNING, "MX-NONE-IMPLICIT",
-             chk_fmt("%s. MX (none); %s. A/AAAA", p->domain, p->domain),
-             "publish an MX record naming the mail host, or a null MX "
-             "(MX 0 .) if the domain takes no mail",
-             msg);
+        chk_add1(r, CHK_WARNING, "MX-NONE-IMPLICIT",
+                 chk_fmt("%s. MX (none); %s. A/AAAA", p->domain, p->domain),
+                 "publish an MX record naming the mail host, or a null MX "
+                 "(MX 0 .) if the domain takes no mail",
+                 msg);
         free(msg);
     }
     if (p->result == MXR_RESULT_OK)
@@ -187,61 +57,160 @@ static void rule_result(chk_report *r)
         msg = chk_fmt("%s publishes a null MX (RFC 7505): it takes no mail, "
                       "senders bounce at once",
                       p->domain);
-        add1(r, CHK_INFO, "NULL-MX", chk_fmt("%s. MX 0 .", p->domain),
-             "nothing to fix if the domain sends no mail replies; replace "
-             "the null MX with real MX records to receive mail",
-             msg);
+        chk_add1(r, CHK_INFO, "NULL-MX", chk_fmt("%s. MX 0 .", p->domain),
+                 "nothing to fix if the domain sends no mail replies; replace "
+                 "the null MX with real MX records to receive mail",
+                 msg);
         break;
     case MXR_REASON_NXDOMAIN:
         msg = chk_fmt("%s does not exist (NXDOMAIN): mail to it bounces",
                       p->domain);
-        add1(r, CHK_ERROR, "NXDOMAIN", chk_fmt("%s. (NXDOMAIN)", p->domain),
-             "create the domain in DNS with MX records, or check the "
-             "spelling",
-             msg);
+        chk_add1(r, CHK_ERROR, "NXDOMAIN", chk_fmt("%s. (NXDOMAIN)", p->domain),
+                 "create the domain in DNS with MX records, or check the "
+                 "spelling",
+                 msg);
         break;
     case MXR_REASON_NO_MAIL_HOST:
         msg = chk_fmt("%s has no MX record and no address: there is no mail "
                       "host",
                       p->domain);
-        add1(r, CHK_ERROR, "MX-NONE", chk_fmt("%s. MX (none)", p->domain),
-             "publish MX records for the domain, or a null MX (MX 0 .) to "
-             "say it takes no mail",
-             msg);
+        chk_add1(r, CHK_ERROR, "MX-NONE", chk_fmt("%s. MX (none)", p->domain),
+                 "publish MX records for the domain, or a null MX (MX 0 .) to "
+                 "say it takes no mail",
+                 msg);
         break;
     case MXR_REASON_NO_USABLE_HOST:
         msg = chk_fmt("every mail host of %s is unusable: mail bounces",
                       p->domain);
-        add1(r, CHK_ERROR, "NO-USABLE-HOST", NULL,
-             "fix the MX targets listed in the other findings", msg);
+        chk_add1(r, CHK_ERROR, "NO-USABLE-HOST", NULL,
+                 "fix the MX targets listed in the other findings", msg);
         break;
     case MXR_REASON_LOOPS_TO_SELF:
         msg = chk_fmt("we are the most preferred MX of %s (mail loops back)",
                       p->domain);
-        add1(r, CHK_ERROR, "LOOPS-TO-SELF", NULL,
-             "deliver locally, or remove our name from --local-name", msg);
+        chk_add1(r, CHK_ERROR, "LOOPS-TO-SELF", NULL,
+                 "deliver locally, or remove our name from --local-name", msg);
         break;
     default:
         if (p->result == MXR_RESULT_TEMPFAIL) {
             msg = chk_fmt("the lookup of %s failed temporarily (%s): senders "
                           "queue and retry",
                           p->domain, mxr_reason_name(p->reason));
-            add1(r, CHK_ERROR, "LOOKUP-TEMPFAIL",
-                 chk_fmt("%s. MX (%s)", p->domain, mxr_reason_name(p->reason)),
-                 "make the domain's name servers answer (check delegation "
-                 "and the servers' health)",
-                 msg);
+            chk_add1(
+                r, CHK_ERROR, "LOOKUP-TEMPFAIL",
+                chk_fmt("%s. MX (%s)", p->domain, mxr_reason_name(p->reason)),
+                "make the domain's name servers answer (check delegation "
+                "and the servers' health)",
+                msg);
         } else {
             msg = chk_fmt("mail to %s fails permanently (%s)", p->domain,
                           mxr_reason_name(p->reason));
-            add1(r, CHK_ERROR, "PERMFAIL", NULL, "fix the domain's MX records",
-                 msg);
+            chk_add1(r, CHK_ERROR, "PERMFAIL", NULL,
+                     "fix the domain's MX records", msg);
         }
     }
     free(msg);
 }
 
 /* ------------------------------------------------------- skipped hosts */
+
+/* What a finding's message is made of, besides its format. */
+typedef enum skip_args {
+    ARGS_HOST,       /* "%s": the target */
+    ARGS_PREF,       /* "%u": the preference */
+    ARGS_HOST_PREF,  /* "%s ... %u" */
+    ARGS_HOST_REASON /* "%s ... %s": the target, the reason word */
+} skip_args;
+
+/* One row per reason a sender skips an MX target for. */
+typedef struct skip_rule {
+    mxr_reason reason;
+    chk_sev sev;
+    const char *code;
+    const char *fix;
+    skip_args args;
+    const char *msg;
+} skip_rule;
+
+static const skip_rule skip_rules[] = {
+    {MXR_REASON_NULL_MX_ENTRY, CHK_ERROR, "NULL-MX-MIXED",
+     "remove the '.' MX record if the domain takes mail, or every other MX "
+     "record if it does not",
+     ARGS_PREF,
+     "null MX (MX %u .) mixed with other MX records: RFC 7505 forbids it, "
+     "senders ignore the entry"},
+    {MXR_REASON_IP_LITERAL, CHK_ERROR, "TARGET-IP-LITERAL",
+     "point the MX at a host name that has an A/AAAA record", ARGS_HOST,
+     "MX target %s is an IP address, not a host name: senders skip it"},
+    {MXR_REASON_NO_ADDRESS, CHK_ERROR, "TARGET-NO-ADDRESS",
+     "add an A or AAAA record for the target, or remove the MX record",
+     ARGS_HOST, "MX target %s has no A/AAAA record: senders skip it"},
+    {MXR_REASON_UNROUTABLE_ADDRESS, CHK_ERROR, "TARGET-UNROUTABLE",
+     "give the target a public address", ARGS_HOST,
+     "MX target %s resolves only to loopback or unroutable addresses: "
+     "senders skip it"},
+    {MXR_REASON_PRIVATE_ADDRESS, CHK_ERROR, "TARGET-PRIVATE",
+     "publish the host's public address (split-horizon DNS keeps private "
+     "ones inside)",
+     ARGS_HOST,
+     "MX target %s resolves only to private addresses: senders outside your "
+     "network cannot reach it"},
+    {MXR_REASON_DUPLICATE, CHK_WARNING, "DUPLICATE-TARGET",
+     "keep one MX record per host", ARGS_HOST_PREF,
+     "MX target %s is listed more than once (the MX %u record is ignored)"},
+    {MXR_REASON_BAD_TARGET, CHK_ERROR, "TARGET-INVALID",
+     "use a host name of letters, digits and hyphens", ARGS_HOST,
+     "MX target %s is not a valid host name"},
+};
+
+/* A temporary failure of the target's lookup, whatever its kind. */
+static const skip_rule skip_tempfail = {
+    MXR_REASON_TEMPFAIL,
+    CHK_WARNING,
+    "LOOKUP-TEMPFAIL",
+    "make the target's name servers answer",
+    ARGS_HOST_REASON,
+    "the address lookup of MX target %s failed temporarily (%s)"};
+
+/* Any other reason: worth a line, not an alarm. */
+static const skip_rule skip_other = {
+    MXR_REASON_NONE,  CHK_INFO,
+    "TARGET-SKIPPED", "nothing to fix unless this is unexpected",
+    ARGS_HOST_REASON, "MX target %s is skipped (%s)"};
+
+static bool is_temporary(mxr_reason r)
+{
+    return r == MXR_REASON_TEMPFAIL || r == MXR_REASON_SERVFAIL ||
+           r == MXR_REASON_REFUSED || r == MXR_REASON_TIMEOUT ||
+           r == MXR_REASON_NETWORK;
+}
+
+static const skip_rule *skip_rule_for(mxr_reason reason)
+{
+    for (size_t i = 0; i < sizeof skip_rules / sizeof *skip_rules; i++)
+        if (skip_rules[i].reason == reason)
+            return &skip_rules[i];
+    return is_temporary(reason) ? &skip_tempfail : &skip_other;
+}
+
+/* The formats are the table's own, one per args kind. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+static char *skip_message(const skip_rule *rule, const mxr_skipped *s)
+{
+    const char *h = chk_target(s->host);
+    switch (rule->args) {
+    case ARGS_PREF:
+        return chk_fmt(rule->msg, s->preference);
+    case ARGS_HOST_PREF:
+        return chk_fmt(rule->msg, h, s->preference);
+    case ARGS_HOST_REASON:
+        return chk_fmt(rule->msg, h, mxr_reason_name(s->reason));
+    default:
+        return chk_fmt(rule->msg, h);
+    }
+}
+#pragma GCC diagnostic pop
 
 static void rule_skipped(chk_report *r)
 {
@@ -253,79 +222,10 @@ static void rule_skipped(chk_report *r)
             nlimit++;
             continue;
         }
-        const char *h = chk_target(s->host);
-        char *rec = mx_rr(p, s->preference, s->host);
-        char *msg = NULL;
-        switch (s->reason) {
-        case MXR_REASON_NULL_MX_ENTRY:
-            msg = chk_fmt("null MX (MX %u .) mixed with other MX records: RFC "
-                          "7505 forbids it, senders ignore the entry",
-                          s->preference);
-            add1(r, CHK_ERROR, "NULL-MX-MIXED", rec,
-                 "remove the '.' MX record if the domain takes mail, or "
-                 "every other MX record if it does not",
-                 msg);
-            break;
-        case MXR_REASON_IP_LITERAL:
-            msg = chk_fmt("MX target %s is an IP address, not a host name: "
-                          "senders skip it",
-                          h);
-            add1(r, CHK_ERROR, "TARGET-IP-LITERAL", rec,
-                 "point the MX at a host name that has an A/AAAA record", msg);
-            break;
-        case MXR_REASON_NO_ADDRESS:
-            msg = chk_fmt("MX target %s has no A/AAAA record: senders skip it",
-                          h);
-            add1(r, CHK_ERROR, "TARGET-NO-ADDRESS", rec,
-                 "add an A or AAAA record for the target, or remove the MX "
-                 "record",
-                 msg);
-            break;
-        case MXR_REASON_UNROUTABLE_ADDRESS:
-            msg = chk_fmt("MX target %s resolves only to loopback or "
-                          "unroutable addresses: senders skip it",
-                          h);
-            add1(r, CHK_ERROR, "TARGET-UNROUTABLE", rec,
-                 "give the target a public address", msg);
-            break;
-        case MXR_REASON_PRIVATE_ADDRESS:
-            msg = chk_fmt("MX target %s resolves only to private addresses: "
-                          "senders outside your network cannot reach it",
-                          h);
-            add1(r, CHK_ERROR, "TARGET-PRIVATE", rec,
-                 "publish the host's public address (split-horizon DNS "
-                 "keeps private ones inside)",
-                 msg);
-            break;
-        case MXR_REASON_DUPLICATE:
-            msg = chk_fmt("MX target %s is listed more than once (the MX %u "
-                          "record is ignored)",
-                          h, s->preference);
-            add1(r, CHK_WARNING, "DUPLICATE-TARGET", rec,
-                 "keep one MX record per host", msg);
-            break;
-        case MXR_REASON_BAD_TARGET:
-            msg = chk_fmt("MX target %s is not a valid host name", h);
-            add1(r, CHK_ERROR, "TARGET-INVALID", rec,
-                 "use a host name of letters, digits and hyphens", msg);
-            break;
-        case MXR_REASON_TEMPFAIL:
-        case MXR_REASON_SERVFAIL:
-        case MXR_REASON_REFUSED:
-        case MXR_REASON_TIMEOUT:
-        case MXR_REASON_NETWORK:
-            msg = chk_fmt("the address lookup of MX target %s failed "
-                          "temporarily (%s)",
-                          h, mxr_reason_name(s->reason));
-            add1(r, CHK_WARNING, "LOOKUP-TEMPFAIL", rec,
-                 "make the target's name servers answer", msg);
-            break;
-        default:
-            msg = chk_fmt("MX target %s is skipped (%s)", h,
-                          mxr_reason_name(s->reason));
-            add1(r, CHK_INFO, "TARGET-SKIPPED", rec,
-                 "nothing to fix unless this is unexpected", msg);
-        }
+        const skip_rule *rule = skip_rule_for(s->reason);
+        char *msg = skip_message(rule, s);
+        chk_add1(r, rule->sev, rule->code, mx_rr(p, s->preference, s->host),
+                 rule->fix, msg);
         free(msg);
     }
     if (nlimit)
@@ -350,16 +250,18 @@ static void rule_candidates(chk_report *r)
             char *msg = chk_fmt("MX target %s is an alias (CNAME): RFC 5321 "
                                 "forbids it, some senders refuse it",
                                 c->host);
-            add1(r, CHK_WARNING, "TARGET-CNAME", rec ? strdup(rec) : NULL,
-                 "point the MX at the canonical name the CNAME leads to", msg);
+            chk_add1(r, CHK_WARNING, "TARGET-CNAME", rec ? strdup(rec) : NULL,
+                     "point the MX at the canonical name the CNAME leads to",
+                     msg);
             free(msg);
         }
         if (c->notes & MXR_NOTE_FILTERED) {
             char *msg = chk_fmt("some addresses of %s are unusable (loopback, "
                                 "link-local, ...) and are skipped",
                                 c->host);
-            add1(r, CHK_WARNING, "TARGET-UNROUTABLE", rec ? strdup(rec) : NULL,
-                 "remove the unusable A/AAAA records of the host", msg);
+            chk_add1(r, CHK_WARNING, "TARGET-UNROUTABLE",
+                     rec ? strdup(rec) : NULL,
+                     "remove the unusable A/AAAA records of the host", msg);
             free(msg);
         }
         bool pub = false;
@@ -453,10 +355,10 @@ static void rule_mxset(chk_report *r)
                 : chk_fmt("a single MX with one address (%s): no redundancy, "
                           "senders queue while it is down",
                           c->host);
-        add1(r, c->naddrs > 1 ? CHK_INFO : CHK_WARNING, "SINGLE-MX", rec,
-             "add a second MX at a higher preference (e.g. MX 20) on "
-             "another network",
-             msg);
+        chk_add1(r, c->naddrs > 1 ? CHK_INFO : CHK_WARNING, "SINGLE-MX", rec,
+                 "add a second MX at a higher preference (e.g. MX 20) on "
+                 "another network",
+                 msg);
         free(msg);
     }
     /* SAME-NETWORK and SAME-SUFFIX (2 hosts or more) */
@@ -582,54 +484,4 @@ void chk_findings(chk_report *r)
     chk_rules_ttl(r);
     rule_resolvers(r);
     chk_sort(r);
-}
-
-/* ------------------------------------------------------------ tiers */
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-size_t chk_tiers(const mxr_plan *p, chk_tier **out)
-{
-    *out = NULL;
-    if (!p || p->ncandidates == 0)
-        return 0;
-    chk_tier *t = calloc(p->ncandidates, sizeof *t);
-    if (!t)
-        return 0;
-    size_t n = 0;
-    for (size_t i = 0; i < p->ncandidates; i++) {
-        const mxr_candidate *c = &p->candidates[i];
-        size_t k = 0;
-        while (k < n && t[k].preference != c->preference)
-            k++;
-        if (k == n) {
-            t[n].preference = c->preference;
-            t[n].hosts = calloc(p->ncandidates, sizeof *t[n].hosts);
-            n++;
-        }
-        if (t[k].hosts)
-            t[k].hosts[t[k].nhosts++] = c->host;
-    }
-    for (size_t i = 1; i < n; i++) /* by preference */
-        for (size_t j = i; j > 0 && t[j - 1].preference > t[j].preference;
-             j--) {
-            chk_tier x = t[j];
-            t[j] = t[j - 1];
-            t[j - 1] = x;
-        }
-    for (size_t i = 0; i < n; i++)
-        if (t[i].hosts)
-            qsort(t[i].hosts, t[i].nhosts, sizeof *t[i].hosts, cmp_str);
-    *out = t;
-    return n;
-}
-
-void chk_tiers_free(chk_tier *t, size_t n)
-{
-    for (size_t i = 0; t && i < n; i++)
-        free(t[i].hosts);
-    free(t);
 }
