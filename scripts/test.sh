@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # test.sh -- the whole test suite, from a clean clone on Debian 12:
 # dependencies, a warning-free build with gcc (and a compile check with
-# clang), every unit and integration test (with a short libFuzzer run of
-# each fuzz target, in a clang build of its own), then the same suite again
-# built with AddressSanitizer + UndefinedBehaviorSanitizer.
+# clang), every unit and integration test, the layering check, the public
+# headers compiled alone, the documents' transcripts, every integration
+# suite against broken binaries (each must fail), and a short libFuzzer run
+# of each fuzz target in a clang build of its own; then the same suite
+# again built with AddressSanitizer + UndefinedBehaviorSanitizer.
+# docs/testing.md, "The project's test suite", says what each part is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
