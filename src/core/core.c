@@ -15,22 +15,6 @@ uint64_t mxr__monotonic_ms(void *ud)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-uint32_t mxr__seconds_left(uint64_t until_ms, uint64_t now_ms)
-{
-    if (until_ms <= now_ms)
-        return 0;
-    uint64_t s = (until_ms - now_ms) / 1000;
-    return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
-}
-
-uint32_t mxr__served_ttl_left(uint64_t until_ms, uint64_t now_ms)
-{
-    if (until_ms <= now_ms)
-        return 0;
-    uint64_t d = until_ms - now_ms, s = d / 1000 + (d % 1000 != 0);
-    return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
-}
-
 void mxr__core_init(mxr__core *c, const mxr__alloc *a, mxr_clock_fn clock,
                     void *clock_ud, mxr_sock_fn sock_cb, void *sock_ud)
 {

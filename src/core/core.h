@@ -172,11 +172,25 @@ mxr_status mxr__core_poll_once(mxr__core *c, int max_ms);
 uint64_t mxr__monotonic_ms(void *ud);
 
 /* Whole seconds from now_ms until until_ms, 0 once it has passed: how
- * long a plan or a cached answer may still be used. */
-uint32_t mxr__seconds_left(uint64_t until_ms, uint64_t now_ms);
+ * long a plan or a cached answer may still be used. Inline: every cached
+ * route counts its TTLs down with these. */
+static inline uint32_t mxr__seconds_left(uint64_t until_ms, uint64_t now_ms)
+{
+    if (until_ms <= now_ms)
+        return 0;
+    uint64_t s = (until_ms - now_ms) / 1000;
+    return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+}
+
 /* What is left at now_ms of a TTL as served that ends at until_ms: the TTL
  * less the whole seconds elapsed, as caching resolvers count, so that a
  * fresh answer shows the TTL it came with. */
-uint32_t mxr__served_ttl_left(uint64_t until_ms, uint64_t now_ms);
+static inline uint32_t mxr__served_ttl_left(uint64_t until_ms, uint64_t now_ms)
+{
+    if (until_ms <= now_ms)
+        return 0;
+    uint64_t d = until_ms - now_ms, s = d / 1000 + (d % 1000 != 0);
+    return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+}
 
 #endif

@@ -50,8 +50,9 @@ struct mxr__router {
     const mxr__order_config *order;
     mxr__router_config cfg;
     mxr__link jobs; /* resolving now, for teardown */
-    /* Cached plans wait here for the next round: a ring that grows, so a
-     * route that was accepted can always be answered. */
+    /* Cached plans wait here for the next round: a ring that grows (a
+     * power of two, indexed by mask), so a route that was accepted can
+     * always be answered. */
     ready_plan *ready;
     size_t ready_cap, ready_head, ready_len;
     mxr__task ready_task;
@@ -152,7 +153,7 @@ static mxr_status ready_reserve(mxr__router *rt)
     if (!q)
         return MXR_ENOMEM;
     for (size_t i = 0; i < rt->ready_len; i++)
-        q[i] = rt->ready[(rt->ready_head + i) % rt->ready_cap];
+        q[i] = rt->ready[(rt->ready_head + i) & (rt->ready_cap - 1)];
     mxr__free(&rt->core->a, rt->ready);
     rt->ready = q;
     rt->ready_cap = cap;
@@ -168,7 +169,7 @@ static void ready_run(mxr__task *t)
     rt->ready_queued = false;
     for (size_t n = rt->ready_len; n > 0; n--) {
         ready_plan p = rt->ready[rt->ready_head];
-        rt->ready_head = (rt->ready_head + 1) % rt->ready_cap;
+        rt->ready_head = (rt->ready_head + 1) & (rt->ready_cap - 1);
         rt->ready_len--;
         deliver(rt, p.cb, p.arg, p.plan);
     }
@@ -182,7 +183,7 @@ static void ready_run(mxr__task *t)
 static void ready_push(mxr__router *rt, mxr_route_cb cb, void *arg,
                        mxr_plan *plan)
 {
-    size_t tail = (rt->ready_head + rt->ready_len) % rt->ready_cap;
+    size_t tail = (rt->ready_head + rt->ready_len) & (rt->ready_cap - 1);
     rt->ready[tail] = (ready_plan){cb, arg, plan};
     rt->ready_len++;
     if (!rt->ready_queued) {

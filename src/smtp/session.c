@@ -814,6 +814,8 @@ static void pool_process(mxr__io_source *src, int fd, mxr__io_handle *h,
                          bool readable, bool writable)
 {
     mxr__smtp_pool *p = pool_of(src);
+    if (!h && mxr__list_empty(&p->sessions))
+        return; /* the common round: no session, not even a clock read */
     uint64_t now = mxr__core_now(p->core);
     if (h) {
         mxr__smtp *s = mxr__container_of(h, mxr__smtp, io);
