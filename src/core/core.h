@@ -113,7 +113,7 @@ struct mxr__core {
     void *log_ud;
     size_t pending;  /* accepted requests whose callback has not fired */
     bool destroying; /* set first in teardown: no new work is accepted */
-    /* private to core.c */
+    /* private to core/: task.c (the queue), io.c (the registry), poll.c */
     mxr__task *tasks_head, *tasks_tail;
     mxr__io_source *sources;
     mxr__io_entry *by_fd; /* indexed by descriptor */

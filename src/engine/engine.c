@@ -433,11 +433,6 @@ size_t mxr_engine_stats_sized(const mxr_engine *e, mxr_stats *out, size_t size)
 
 /* ------------------------------------------------- tests and fuzzing */
 
-mxr__core *mxr__engine_core(mxr_engine *e)
-{
-    return &e->core;
-}
-
 mxr__health *mxr__engine_health(mxr_engine *e)
 {
     return e->deliver.health;

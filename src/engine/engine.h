@@ -36,11 +36,10 @@ struct mxr_options {
     char err[256];
 };
 
-/* For tests and fuzz targets only: the engine's core and host-health
- * memory, and a way to put another DNS backend in place of the one the
- * options chose (the old one is shut down and freed; make builds the new
- * one on the core, registered as an I/O source). */
-mxr__core *mxr__engine_core(mxr_engine *e);
+/* For tests and fuzz targets only: the engine's host-health memory, and a
+ * way to put another DNS backend in place of the one the options chose
+ * (the old one is shut down and freed; make builds the new one on the
+ * core, registered as an I/O source). */
 mxr__health *mxr__engine_health(mxr_engine *e);
 mxr_status mxr__engine_replace_backend(
     mxr_engine *e, mxr__backend *(*make)(mxr__core *core, void *ud), void *ud);
