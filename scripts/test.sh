@@ -20,7 +20,7 @@ scripts/install-deps.sh
 report_skips() { # build-dir, ctest output file
   local skips
   skips=$( { sed -nE 's/^[[:space:]]*[0-9]+ - ([^ ]+) \((Skipped|Not Run|Disabled)\)$/ctest: \1 (\2)/p' "$2"
-             grep -hE '^SKIP ' "$1/Testing/Temporary/LastTest.log" 2>/dev/null; } | sort -u)
+             grep -hE '^SKIP ' "$1/Testing/Temporary/LastTest.log" 2>/dev/null || true; } | sort -u)
   [ -z "$skips" ] && return 0
   echo "== skipped in $1:"
   printf '%s\n' "$skips" | sed 's/^/   /'
