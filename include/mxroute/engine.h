@@ -28,6 +28,7 @@
 #ifndef MXROUTE_ENGINE_H
 #define MXROUTE_ENGINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -97,6 +98,43 @@ MXR_EXTERN size_t mxr_engine_run(mxr_engine *engine, int timeout_ms);
  * or MXR_ENOMEM when the descriptor list could not be built (the engine's
  * error message says so). */
 MXR_EXTERN mxr_status mxr_engine_run_once(mxr_engine *engine, int max_ms);
+/* Descriptors of the program's own in the engine's loop: a listener, its
+ * clients, an HTTP server. A source registers its operations once and
+ * tells the engine which descriptors to watch; the engine's loop
+ * (mxr_engine_fds/timeout/process, mxr_engine_run_once) then serves them
+ * beside its own DNS and SMTP sockets, and hands each ready descriptor to
+ * process() with the fd_ud given when it was watched.
+ *
+ * timeout: ms until process() must run with nothing ready (at most
+ *   max_ms), -1 when the source waits for nothing; NULL: always -1.
+ * process: fd ready (readable/writable), or fd MXR_NOFD and fd_ud NULL for
+ *   a round in which none of the source's descriptors was ready.
+ * shutdown: the engine is being destroyed: called once, after the
+ *   engine's own requests have ended (their callbacks fired with
+ *   MXR_EDESTROYED); NULL: nothing to do. The engine then unwatches and
+ *   frees the source: do not call mxr_io_remove after it.
+ * Callbacks may call mxr_route and mxr_io_watch; a source may remove
+ * itself from process(). */
+typedef struct mxr_io mxr_io;
+typedef struct mxr_io_ops {
+    int (*timeout)(void *ud, int max_ms);
+    void (*process)(void *ud, int fd, void *fd_ud, bool readable,
+                    bool writable);
+    void (*shutdown)(void *ud);
+} mxr_io_ops;
+
+/* ops must outlive the source. MXR_EINVAL without ops->process. */
+MXR_EXTERN mxr_status mxr_engine_add_io(mxr_engine *engine,
+                                        const mxr_io_ops *ops, void *ud,
+                                        mxr_io **out);
+/* Watch fd for want (MXR_WANT_*; 0: no longer), handing fd_ud back with
+ * its events. The socket-state callback hears of each change, as of the
+ * engine's own descriptors. MXR_ENOMEM when the engine's descriptor table
+ * cannot grow (nothing is watched then), MXR_EINVAL for a negative fd. */
+MXR_EXTERN mxr_status mxr_io_watch(mxr_io *io, int fd, int want, void *fd_ud);
+/* Unwatch every descriptor of the source and free it (not its ud). */
+MXR_EXTERN void mxr_io_remove(mxr_io *io);
+
 /* Requests accepted whose callback has not fired yet. */
 MXR_EXTERN size_t mxr_engine_pending(const mxr_engine *engine);
 

@@ -37,8 +37,10 @@ void mxr__core_error(mxr__core *c, const char *fmt, ...)
 void mxr__core_shutdown(mxr__core *c)
 {
     c->destroying = true;
-    for (mxr__io_source *s = c->sources; s; s = s->next)
+    for (mxr__io_source *s = c->sources, *next; s; s = next) {
+        next = s->next; /* a source may unregister and free itself */
         s->ops->shutdown(s);
+    }
     mxr__core_drain(c);
 }
 

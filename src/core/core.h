@@ -64,7 +64,8 @@ typedef struct mxr__io_ops {
      * what is due. */
     void (*process)(mxr__io_source *src, int fd, mxr__io_handle *h,
                     bool readable, bool writable);
-    /* Engine teardown: stop, fail what is pending, unwatch everything. */
+    /* Engine teardown: stop, fail what is pending, unwatch everything. It
+     * may unregister and free the source. */
     void (*shutdown)(mxr__io_source *src);
 } mxr__io_ops;
 

@@ -431,6 +431,11 @@ size_t mxr_engine_stats_sized(const mxr_engine *e, mxr_stats *out, size_t size)
     return mxr__copy_sized(out, size, &s, sizeof s);
 }
 
+mxr__core *mxr__engine_core(mxr_engine *e)
+{
+    return &e->core;
+}
+
 /* ------------------------------------------------- tests and fuzzing */
 
 mxr__health *mxr__engine_health(mxr_engine *e)

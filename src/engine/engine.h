@@ -36,6 +36,9 @@ struct mxr_options {
     char err[256];
 };
 
+/* The engine's core, for the program's own I/O sources (source.c). */
+mxr__core *mxr__engine_core(mxr_engine *e);
+
 /* For tests and fuzz targets only: the engine's host-health memory, and a
  * way to put another DNS backend in place of the one the options chose
  * (the old one is shut down and freed; make builds the new one on the
