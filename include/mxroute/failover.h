@@ -243,6 +243,39 @@ MXR_EXTERN bool mxr_attempt_done(const mxr_attempt *attempt);
  * CONTINUE while it is not done. */
 MXR_EXTERN mxr_action mxr_attempt_verdict(const mxr_attempt *attempt);
 
+/* ------------------------------------------------------- host health */
+
+/* Outcomes learnt outside an attempt: a daemon whose MTA reports how a
+ * connection went (mxroute serve's "outcome" request), or a program that
+ * delivers on its own. A connection-level class (refused, timeout,
+ * unreachable, reset, 421) puts the address and the host into their
+ * cool-down, as mxr_attempt_outcome would; any other class clears them.
+ * host and addr may each be NULL (not both). Later plans order hosts by
+ * this memory (mxr_attempt_new). MXR_EBADNAME for a host that is not a
+ * host name, MXR_EINVAL for a NULL outcome or neither host nor addr. */
+MXR_EXTERN mxr_status mxr_engine_report(mxr_engine *engine, const char *host,
+                                        const mxr_addr *addr,
+                                        const mxr_outcome *outcome);
+
+/* What the engine's host-health memory knows of a host (addr NULL) or of
+ * one address (host NULL). Size-versioned like mxr_stats: the library
+ * writes exactly size bytes (data that fits, then zeros); fields may be
+ * added at the end. */
+typedef struct mxr_health {
+    bool down;                /* cooling down now */
+    unsigned failures;        /* consecutive failures remembered */
+    uint64_t down_until_ms;   /* engine clock; 0 if never failed */
+    uint64_t last_failure_ms; /* engine clock; 0 if none */
+} mxr_health;
+
+MXR_EXTERN mxr_status mxr_engine_health_sized(mxr_engine *engine,
+                                              const char *host,
+                                              const mxr_addr *addr,
+                                              mxr_health *out, size_t size);
+#define mxr_engine_health(engine, host, addr, out)                             \
+    mxr_engine_health_sized((engine), (host), (addr), (out),                   \
+                            sizeof(mxr_health))
+
 #ifdef __cplusplus
 }
 #endif

@@ -103,6 +103,9 @@ typedef struct mxr_addr {
 /* Format as text (inet_ntop); returns buf, or NULL if len is too small.
  * MXR_ADDR_STRLEN is always enough. */
 #define MXR_ADDR_STRLEN 46
+/* Parse numeric IPv4 or IPv6 text (no brackets, no zone id) into out;
+ * false (out unchanged) when text is not an address. */
+MXR_EXTERN bool mxr_addr_parse(const char *text, mxr_addr *out);
 MXR_EXTERN const char *mxr_addr_format(const mxr_addr *addr, char *buf,
                                        size_t len);
 

@@ -130,3 +130,12 @@ const char *mxr_addr_format(const mxr_addr *addr, char *buf, size_t len)
     socklen_t n = len > MXR_ADDR_STRLEN ? MXR_ADDR_STRLEN : (socklen_t)len;
     return inet_ntop(addr->family, addr->bytes, buf, n);
 }
+
+bool mxr_addr_parse(const char *text, mxr_addr *out)
+{
+    mxr_addr a;
+    if (!text || !out || !mxr__addr_parse(text, &a))
+        return false;
+    *out = a;
+    return true;
+}

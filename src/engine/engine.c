@@ -4,6 +4,7 @@
  * each subsystem with descriptors registered there as an I/O source. */
 #include "engine/engine.h"
 #include "base/addr.h"
+#include "base/name.h"
 #include "base/text.h"
 #include "core/core.h"
 #include "deliver/deliver.h"
@@ -402,6 +403,65 @@ mxr_status mxr_send(mxr_engine *e, mxr_attempt *at, const char *msg, size_t len,
         return MXR_EINVAL;
     return mxr__send_start(&e->deliver, at, msg, len, flags, on_event, on_done,
                            arg);
+}
+
+/* ---------------------------------------------------------- host health */
+
+/* The name as the health memory keys it (plans carry normalised names). */
+static mxr_status health_key(mxr_engine *e, const char *host,
+                             char out[MXR__NAME_MAX + 1])
+{
+    if (!host)
+        return MXR_OK;
+    char err[128];
+    mxr_status st =
+        mxr__hostname_normalize(host, strlen(host), out, err, sizeof err);
+    if (st != MXR_OK)
+        mxr__core_error(&e->core, "%s", err);
+    return st;
+}
+
+mxr_status mxr_engine_report(mxr_engine *e, const char *host,
+                             const mxr_addr *addr, const mxr_outcome *o)
+{
+    char name[MXR__NAME_MAX + 1];
+    if (!e || !o || (!host && !addr))
+        return MXR_EINVAL;
+    mxr_status st = health_key(e, host, name);
+    if (st != MXR_OK)
+        return st;
+    const char *h = host ? name : NULL;
+    uint64_t now = mxr__core_now(&e->core);
+    if (mxr_class_is_connection(o->cls))
+        mxr__health_fail(e->deliver.health, h, addr, now);
+    else
+        mxr__health_ok(e->deliver.health, h, addr, now);
+    return MXR_OK;
+}
+
+mxr_status mxr_engine_health_sized(mxr_engine *e, const char *host,
+                                   const mxr_addr *addr, mxr_health *out,
+                                   size_t size)
+{
+    char name[MXR__NAME_MAX + 1];
+    if (!e || !out || size == 0 || (!host == !addr))
+        return MXR_EINVAL;
+    mxr_status st = health_key(e, host, name);
+    if (st != MXR_OK)
+        return st;
+    uint64_t now = mxr__core_now(&e->core);
+    mxr__health_state hs = host
+                               ? mxr__health_host(e->deliver.health, name, now)
+                               : mxr__health_addr(e->deliver.health, addr, now);
+    mxr_health h = {.down = hs.down,
+                    .failures = hs.failures,
+                    .down_until_ms = hs.down_until,
+                    .last_failure_ms = hs.last_fail};
+    size_t n = size < sizeof h ? size : sizeof h;
+    memcpy(out, &h, n);
+    if (size > n)
+        memset((char *)out + n, 0, size - n);
+    return MXR_OK;
 }
 
 /* ----------------------------------------------------------- statistics */

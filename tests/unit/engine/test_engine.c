@@ -657,6 +657,68 @@ static void assert_sized_write(const unsigned char *buf, size_t total,
 /* mxr_engine_stats_sized writes exactly size bytes: the statistics the
  * library has (as many as fit), then zeros; never past size, whether the
  * caller's struct is the library's, older (smaller) or newer (larger). */
+/* Outcomes reported outside an attempt reach the host-health memory:
+ * the refused host is down and goes last in the next attempt's plan;
+ * a later success clears it. */
+static void test_report_and_health(void **state)
+{
+    fixture *f = *state;
+    mxr_engine *e = start_rules(f);
+    mxr_health h;
+    memset(&h, 0xff, sizeof h);
+    assert_int_equal(mxr_engine_health(e, "mx1.plain.rules.test", NULL, &h),
+                     MXR_OK);
+    assert_false(h.down);
+    assert_int_equal(h.failures, 0);
+    mxr_outcome refused = {MXR_STAGE_CONNECT, MXR_CLASS_REFUSED, 0, NULL,
+                           "refused"};
+    /* any spelling of the name: case and a trailing dot */
+    assert_int_equal(mxr_engine_report(e, "MX1.plain.rules.test.", NULL,
+                                       &refused),
+                     MXR_OK);
+    assert_int_equal(mxr_engine_health(e, "mx1.plain.rules.test", NULL, &h),
+                     MXR_OK);
+    assert_true(h.down);
+    assert_int_equal(h.failures, 1);
+    assert_true(h.down_until_ms > h.last_failure_ms);
+    mxr_plan *p = route_sync_ok(e, "plain.rules.test");
+    const char *rcpt[] = {"a@plain.rules.test"};
+    mxr_message m = {.sender = "s@x.test", .recipients = rcpt,
+                     .nrecipients = 1};
+    mxr_attempt *a;
+    assert_int_equal(mxr_attempt_new(e, p, &m, &a), MXR_OK);
+    const mxr_plan *ordered = mxr_attempt_plan(a);
+    assert_string_equal(ordered->candidates[0].host, "mx2.plain.rules.test");
+    assert_string_equal(ordered->candidates[1].host, "mx1.plain.rules.test");
+    assert_true(ordered->candidates[1].notes & MXR_NOTE_DOWN);
+    mxr_attempt_free(a);
+    mxr_plan_free(p);
+    mxr_outcome ok = {MXR_STAGE_DOT, MXR_CLASS_OK, 250, NULL, "ok"};
+    assert_int_equal(mxr_engine_report(e, "mx1.plain.rules.test", NULL, &ok),
+                     MXR_OK);
+    assert_int_equal(mxr_engine_health(e, "mx1.plain.rules.test", NULL, &h),
+                     MXR_OK);
+    assert_false(h.down);
+    assert_int_equal(h.failures, 0);
+    /* misuse */
+    assert_int_equal(mxr_engine_report(e, "bad..name", NULL, &refused),
+                     MXR_EBADNAME);
+    assert_int_equal(mxr_engine_report(e, NULL, NULL, &refused), MXR_EINVAL);
+    assert_int_equal(mxr_engine_report(e, "x.test", NULL, NULL), MXR_EINVAL);
+    mxr_addr ad;
+    assert_true(mxr_addr_parse("192.0.2.11", &ad));
+    assert_int_equal(mxr_engine_health(e, "x.test", &ad, &h), MXR_EINVAL);
+    /* an address alone, and a smaller (older) struct written exactly */
+    assert_int_equal(mxr_engine_report(e, NULL, &ad, &refused), MXR_OK);
+    unsigned char buf[sizeof(mxr_health) + 8];
+    memset(buf, 0xAB, sizeof buf);
+    assert_int_equal(mxr_engine_health_sized(e, NULL, &ad, (mxr_health *)buf,
+                                             sizeof(bool)),
+                     MXR_OK);
+    assert_int_equal(buf[0], 1); /* down */
+    assert_int_equal(buf[sizeof(bool)], 0xAB); /* nothing past it */
+}
+
 static void test_stats_sized(void **state)
 {
     fixture *f = *state;
@@ -2030,6 +2092,7 @@ int main(void)
         T(test_stats_sized),
         T(test_hop_sized),
         T(test_enums_out_of_range),
+        T(test_report_and_health),
         T(test_run_once),
         T(test_contract_never_inside_route),
         T(test_contract_invalid_input),
