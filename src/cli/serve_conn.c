@@ -401,10 +401,15 @@ void serve_reap(server *srv)
  * the socket is new, its buffer empty. */
 static void refuse(server *srv, serve_listener *l, int fd)
 {
-    static const char sm[] = "20:PERM too many clients,";
+    static const char text[] = "PERM too many clients";
     static const char js[] = "{\"id\":null,\"error\":\"too many clients\"}\n";
-    const char *m = l->proto == PROTO_SOCKETMAP ? sm : js;
-    size_t n = l->proto == PROTO_SOCKETMAP ? sizeof sm - 1 : sizeof js - 1;
+    char sm[64];
+    size_t n = sm_netstring(sm, sizeof sm, text, sizeof text - 1);
+    const char *m = sm;
+    if (l->proto != PROTO_SOCKETMAP) {
+        m = js;
+        n = sizeof js - 1;
+    }
     ssize_t w = send(fd, m, n, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)w;
     close(fd);
