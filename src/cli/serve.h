@@ -51,7 +51,7 @@ bool sm_key_domain(const char *key, size_t key_len, char *out, size_t size);
 bool serve_domain_listed(const char *list, const char *domain);
 
 /* The reply data (not yet a netstring) for a routing result, at most
- * max bytes (max >= 64) written to out with its NUL; returns its length.
+ * max bytes (max >= 32) written to out with its NUL; returns its length.
  * A plan: "OK TRANSPORT:[addr]:port, [addr]:port, ..." cut at a whole
  * next hop; a permanent failure "OK error:5.X.Y reason"; a temporary one
  * "TEMP reason". */
