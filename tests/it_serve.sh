@@ -161,7 +161,8 @@ run route --json --zone "$ZONE" --allow-loopback --seed 7 user@plain.rules.test 
 cp "$OUT" "$TMP/route.json"
 cl json "127.0.0.1:$PORT" '{"id":1,"op":"route","input":"user@plain.rules.test"}' \
   '{"id":"two","op":"route","input":"nullmx.rules.test"}' 'not json' \
-  '{"id":[3],"op":"frobnicate"}' '{"id":4,"op":"stats"}'
+  '{"id":[3],"op":"frobnicate"}' '{"id":4,"op":"stats"}' \
+  '{"id":5,"op":"route","input":"user@example.org"}'
 cp "$OUT" "$TMP/serve.json"
 # The TTLs count down in the daemon's cache: compared without them.
 nottl='walk(if type == "object" then del(.ttl, .mx_ttl, .id) else . end)'
@@ -170,11 +171,12 @@ if [ -s "$TMP/route.json" ] && [ "$(jq -c "$nottl" <(head -2 "$TMP/serve.json") 
 else
   fail "json route = route --json" "$(cat "$TMP/route.json")" "$(head -2 "$TMP/serve.json")"
 fi
-JQ_SLURP=1 expect_jq "json: ids echoed in order, errors keep the connection, stats" \
-  'length == 5 and .[0].id == 1 and .[1].id == "two" and .[1].status == "permfail"
+JQ_SLURP=1 expect_jq "json: ids echoed in order, errors keep the connection, stats, --domains" \
+  'length == 6 and .[0].id == 1 and .[1].id == "two" and .[1].status == "permfail"
    and (.[2].error | test("bad JSON")) and .[2].id == null
    and .[3].id == [3] and (.[3].error | test("unknown")) and .[4].id == 4
-   and .[4].routes >= 2 and (.[4].clients | type) == "number"'
+   and .[4].routes >= 2 and (.[4].clients | type) == "number"
+   and .[5].id == 5 and .[5].status == "notfound"'
 
 # ---- SIGTERM with a request in flight (fault-timeout: --timeout 1500)
 LAST_CMD="kill -TERM daemon with a request in flight"

@@ -79,6 +79,8 @@ char *js_route_reply(void *id, const char *input, mxr_status st,
                      const mxr_plan *p, const char *err);
 char *js_stats_reply(void *id, const mxr_stats *s, size_t clients);
 char *js_error_reply(void *id, const char *why);
+/* {"input":..., "status":"notfound"}: outside --domains. */
+char *js_notfound_reply(void *id, const char *input);
 
 /* ------------------------------------------------------- the daemon */
 

@@ -208,7 +208,13 @@ static bool js_step(serve_conn *c)
         void *id = NULL;
         const char *why = NULL;
         js_op op = js_parse(c->in + a, n - a, &id, &r->input, &why);
-        if (op == JS_ROUTE) {
+        char domain[256];
+        if (op == JS_ROUTE && c->srv->cfg.domains &&
+            (!sm_key_domain(r->input, strlen(r->input), domain,
+                            sizeof domain) ||
+             !serve_domain_listed(c->srv->cfg.domains, domain))) {
+            req_set_reply(r, c->proto, js_notfound_reply(id, r->input));
+        } else if (op == JS_ROUTE) {
             r->id = id;
             start_route(c, r, r->input);
         } else if (op == JS_STATS) {

@@ -98,3 +98,10 @@ char *js_error_reply(void *id, const char *why)
         json_object_set_new(o, "id", json_null());
     return line_of(id, o);
 }
+
+char *js_notfound_reply(void *id, const char *input)
+{
+    return line_of(id, json_pack("{s:o, s:s, s:s}", "input",
+                                 cli_json_text(input), "status", "notfound",
+                                 "message", "not in --domains"));
+}
