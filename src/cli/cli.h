@@ -116,6 +116,7 @@ int cmd_test(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_send(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* Output of one routing result. Once out_set_offline was called (a
  * --zone was given), a REFUSED plan is explained as a name outside every
@@ -125,6 +126,11 @@ void out_text(FILE *out, const char *input, mxr_status st, const mxr_plan *p,
               const char *err);
 void out_json(FILE *out, const char *input, mxr_status st, const mxr_plan *p,
               const char *err);
+/* The object out_json prints (NULL: no memory), for `mxroute serve`. */
+json_t *out_json_object(const char *input, mxr_status st, const mxr_plan *p,
+                        const char *err);
+/* One line on what a failed plan's reason means, for people. */
+const char *out_explain(mxr_reason r);
 
 /* A JSON string for untrusted bytes (non-UTF-8 bytes become '?'), or
  * null for NULL. */

@@ -19,6 +19,8 @@ static const command commands[] = {
     {"probe", cmd_probe,
      "walk the plan against the real SMTP servers, up to RCPT"},
     {"send", cmd_send, "deliver a message along the plan and failover rules"},
+    {"serve", cmd_serve,
+     "answer routing questions on sockets (Postfix socketmap, JSON Lines)"},
 };
 
 static void usage(FILE *out)

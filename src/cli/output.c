@@ -17,7 +17,7 @@ void out_set_offline(void)
 }
 
 /* One line on what a failure means, for people. */
-static const char *explain(mxr_reason r)
+const char *out_explain(mxr_reason r)
 {
     if (r == MXR_REASON_REFUSED && offline)
         return "no --zone covers the domain (or its zone says "
@@ -88,7 +88,7 @@ void out_text(FILE *out, const char *input, mxr_status st, const mxr_plan *p,
                 p->implicit ? " (implicit MX)" : "", (unsigned)p->ttl);
     else
         fprintf(out, ": %s (%s): %s\n", mxr_result_name(p->result),
-                mxr_reason_name(p->reason), explain(p->reason));
+                mxr_reason_name(p->reason), out_explain(p->reason));
     for (size_t i = 0; i < p->ncandidates; i++) {
         const mxr_candidate *c = &p->candidates[i];
         fprintf(out, "  %5u  %-32s ", (unsigned)c->preference, c->host);
@@ -175,7 +175,8 @@ static json_t *json_plan(const char *input, const mxr_plan *p)
                   "ttl", (json_int_t)p->ttl, "mx_ttl", (json_int_t)p->mx_ttl);
     /* a failure also says, for people, what its reason means here */
     if (obj && p->result != MXR_RESULT_OK)
-        json_object_set_new(obj, "message", json_string(explain(p->reason)));
+        json_object_set_new(obj, "message",
+                            json_string(out_explain(p->reason)));
     return obj;
 }
 
@@ -190,11 +191,16 @@ static json_t *json_error(const char *input, mxr_status st, const char *err)
                      "error", cli_json_text(err ? err : mxr_strerror(st)));
 }
 
+json_t *out_json_object(const char *input, mxr_status st, const mxr_plan *p,
+                        const char *err)
+{
+    return st == MXR_OK ? json_plan(input, p) : json_error(input, st, err);
+}
+
 void out_json(FILE *out, const char *input, mxr_status st, const mxr_plan *p,
               const char *err)
 {
-    json_t *obj =
-        st == MXR_OK ? json_plan(input, p) : json_error(input, st, err);
+    json_t *obj = out_json_object(input, st, p, err);
     char *s = obj ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
     if (s)
         fprintf(out, "%s\n", s);

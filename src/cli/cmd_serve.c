@@ -1,0 +1,506 @@
+/* cmd_serve.c -- `mxroute serve`: a daemon that answers routing questions
+ * on sockets (the Postfix socketmap protocol, JSON Lines), in the
+ * foreground. The listeners, the clients and a signalfd are descriptors
+ * of one I/O source in the engine's own loop (mxr_engine_add_io); the
+ * loop is mxr_engine_run_once until SIGTERM or SIGINT. Then: stop
+ * accepting, let requests in flight finish (at most --drain seconds),
+ * remove the unix sockets created, exit 0. */
+#define _GNU_SOURCE /* accept4 */
+#include "cli.h"
+#include "serve.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define MAX_LISTEN 16
+
+enum {
+    OPT_LISTEN = 0x400,
+    OPT_DOMAINS,
+    OPT_TRANSPORT,
+    OPT_MAX_CLIENTS,
+    OPT_MAX_REQUEST,
+    OPT_MAX_PIPELINE,
+    OPT_MAX_OUTPUT,
+    OPT_IDLE_TIMEOUT,
+    OPT_DRAIN,
+    OPT_PIDFILE,
+    OPT_QUIET
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: mxroute serve [options] --listen PROTO:ADDR...\n\n"
+            "Answer routing questions on sockets, in the foreground, until "
+            "SIGTERM or\nSIGINT. PROTO: socketmap (Postfix socketmap_table(5), "
+            "map name 'transport')\nor json (JSON Lines). ADDR: unix:/path or "
+            "inet:HOST:PORT (IPv6: inet:[::1]:PORT).\n\n"
+            "serve options:\n"
+            "  --listen PROTO:ADDR  a socket to serve (repeatable, up to %d)\n"
+            "  --domains LIST       answer only for these domains "
+            "(comma-separated;\n"
+            "                       .example.com: its subdomains); others are "
+            "not found\n"
+            "  --transport NAME     the Postfix transport in socketmap replies "
+            "(default smtp)\n"
+            "  --max-clients N      clients at once (default 256)\n"
+            "  --max-request BYTES  one request (default 8192)\n"
+            "  --max-pipeline N     requests in flight per client (default "
+            "64)\n"
+            "  --max-output BYTES   replies waiting for a client to read "
+            "(default 1048576)\n"
+            "  --idle-timeout S     close a client idle this long (default "
+            "60)\n"
+            "  --drain S            at SIGTERM, time for requests in flight "
+            "(default 5)\n"
+            "  --pidfile FILE       write the process id there\n"
+            "  --quiet              log errors only\n",
+            MAX_LISTEN);
+    cli_engine_usage(out);
+    fprintf(out, "\nexit status: 0 stopped by SIGTERM/SIGINT, 64 usage, 66 "
+                 "unreadable input file,\n70 internal error (a socket that "
+                 "cannot be opened, ...).\n");
+}
+
+/* ------------------------------------------------------------ sockets */
+
+static int fail_listen(serve_listener *l, const char *what, int fd)
+{
+    cli_error("--listen %s: %s: %s", l->spec, what, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return EXIT_SOFTWARE;
+}
+
+static int listen_unix(serve_listener *l, const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (!path[0] || strlen(path) >= sizeof sa.sun_path) {
+        cli_error("--listen %s: the socket path is empty or too long", l->spec);
+        return EXIT_USAGE;
+    }
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return fail_listen(l, "socket", -1);
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        /* a socket file left by a daemon that died: take it over, unless
+         * someone still answers on it */
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool alive = probe >= 0 &&
+                     connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0;
+        if (probe >= 0)
+            close(probe);
+        if (alive) {
+            errno = EADDRINUSE;
+            return fail_listen(l, "another process listens there", fd);
+        }
+        unlink(path);
+    }
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+        return fail_listen(l, "bind", fd);
+    l->unix_path = strdup(path);
+    if (listen(fd, 128) != 0)
+        return fail_listen(l, "listen", fd);
+    l->fd = fd;
+    return 0;
+}
+
+static int listen_inet(serve_listener *l, const char *hostport)
+{
+    char host[256];
+    const char *port;
+    if (hostport[0] == '[') {
+        const char *e = strchr(hostport, ']');
+        if (!e || e[1] != ':' || (size_t)(e - hostport) >= sizeof host)
+            return cli_usage_error("--listen %s: not inet:[IPV6]:PORT",
+                                   l->spec);
+        memcpy(host, hostport + 1, (size_t)(e - hostport - 1));
+        host[e - hostport - 1] = '\0';
+        port = e + 2;
+    } else {
+        const char *c = strrchr(hostport, ':');
+        if (!c || (size_t)(c - hostport) >= sizeof host ||
+            strchr(hostport, ':') != c)
+            return cli_usage_error("--listen %s: not inet:HOST:PORT", l->spec);
+        memcpy(host, hostport, (size_t)(c - hostport));
+        host[c - hostport] = '\0';
+        port = c + 1;
+    }
+    char *end;
+    long p = strtol(port, &end, 10);
+    if (!*port || *end || p < 0 || p > 65535)
+        return cli_usage_error("--listen %s: bad port '%s'", l->spec, port);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+                    *res = NULL;
+    int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+    if (gai != 0) {
+        cli_error("--listen %s: %s", l->spec, gai_strerror(gai));
+        return EXIT_USAGE;
+    }
+    int fd =
+        socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        freeaddrinfo(res);
+        return fail_listen(l, "socket", -1);
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (res->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    int rc = bind(fd, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    if (rc != 0)
+        return fail_listen(l, "bind", fd);
+    if (listen(fd, 128) != 0)
+        return fail_listen(l, "listen", fd);
+    l->fd = fd;
+    return 0;
+}
+
+/* PROTO:unix:/path or PROTO:inet:HOST:PORT */
+static int parse_listen(serve_listener *l, const char *arg)
+{
+    l->kind = KIND_LISTENER;
+    l->fd = -1;
+    l->spec = strdup(arg);
+    const char *addr;
+    if (strncmp(arg, "socketmap:", 10) == 0) {
+        l->proto = PROTO_SOCKETMAP;
+        addr = arg + 10;
+    } else if (strncmp(arg, "json:", 5) == 0) {
+        l->proto = PROTO_JSON;
+        addr = arg + 5;
+    } else if (strncmp(arg, "metrics:", 8) == 0) {
+        return cli_usage_error("--listen %s: metrics is not yet supported",
+                               arg);
+    } else {
+        return cli_usage_error("--listen %s: PROTO must be socketmap or json",
+                               arg);
+    }
+    if (strncmp(addr, "unix:", 5) == 0)
+        return 0;
+    if (strncmp(addr, "inet:", 5) == 0)
+        return 0;
+    return cli_usage_error("--listen %s: ADDR must be unix:/PATH or "
+                           "inet:HOST:PORT",
+                           arg);
+}
+
+static int open_listener(serve_listener *l)
+{
+    const char *addr = strchr(l->spec, ':') + 1;
+    return strncmp(addr, "unix:", 5) == 0 ? listen_unix(l, addr + 5)
+                                          : listen_inet(l, addr + 5);
+}
+
+/* ------------------------------------------------------ the I/O source */
+
+static void accept_some(server *srv, serve_listener *l)
+{
+    for (int i = 0; i < 64 && !srv->stop; i++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                errno != ECONNABORTED)
+                serve_log(srv, "%s: accept: %s", l->spec, strerror(errno));
+            return;
+        }
+        serve_accept(srv, l, fd);
+    }
+}
+
+static void read_signals(server *srv)
+{
+    struct signalfd_siginfo si;
+    while (read(srv->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (!srv->stop)
+            serve_log(srv, "signal %u: stopping", (unsigned)si.ssi_signo);
+        srv->stop = true;
+    }
+}
+
+static void src_process(void *ud, int fd, void *fd_ud, bool readable,
+                        bool writable)
+{
+    server *srv = ud;
+    if (fd_ud) {
+        serve_kind kind = *(serve_kind *)fd_ud;
+        if (kind == KIND_SIGNAL)
+            read_signals(srv);
+        else if (kind == KIND_LISTENER)
+            accept_some(srv, fd_ud);
+        else
+            serve_conn_event(fd_ud, readable, writable);
+    }
+    serve_expire(srv, serve_now_ms());
+    serve_reap(srv);
+}
+
+static int src_timeout(void *ud, int max_ms)
+{
+    server *srv = ud;
+    int ms = serve_expire(srv, serve_now_ms());
+    serve_reap(srv);
+    return ms < 0 || ms > max_ms ? (max_ms >= 0 ? max_ms : ms) : ms;
+}
+
+static const mxr_io_ops serve_ops = {
+    .timeout = src_timeout,
+    .process = src_process,
+    .shutdown = NULL,
+};
+
+/* ------------------------------------------------------------ the run */
+
+static int setup(server *srv)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) != 0 ||
+        (srv->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
+        cli_error("signalfd: %s", strerror(errno));
+        return EXIT_SOFTWARE;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (mxr_engine_add_io(srv->engine, &serve_ops, srv, &srv->io) != MXR_OK ||
+        mxr_io_watch(srv->io, srv->sigfd, MXR_WANT_READ, srv) != MXR_OK) {
+        cli_error("%s", mxr_engine_errmsg(srv->engine));
+        return EXIT_SOFTWARE;
+    }
+    for (size_t i = 0; i < srv->nls; i++) {
+        int rc = open_listener(&srv->ls[i]);
+        if (rc)
+            return rc;
+        if (mxr_io_watch(srv->io, srv->ls[i].fd, MXR_WANT_READ, &srv->ls[i]) !=
+            MXR_OK) {
+            cli_error("%s", mxr_engine_errmsg(srv->engine));
+            return EXIT_SOFTWARE;
+        }
+        serve_log(srv, "listening on %s", srv->ls[i].spec);
+    }
+    return 0;
+}
+
+static void close_listeners(server *srv)
+{
+    for (size_t i = 0; i < srv->nls; i++) {
+        serve_listener *l = &srv->ls[i];
+        if (l->fd >= 0) {
+            if (srv->io)
+                mxr_io_watch(srv->io, l->fd, 0, NULL);
+            close(l->fd);
+            l->fd = -1;
+        }
+        if (l->unix_path) {
+            unlink(l->unix_path);
+            free(l->unix_path);
+            l->unix_path = NULL;
+        }
+    }
+}
+
+static int run(server *srv)
+{
+    while (!srv->stop) {
+        if (mxr_engine_run_once(srv->engine, -1) != MXR_OK) {
+            cli_error("%s", mxr_engine_errmsg(srv->engine));
+            return EXIT_SOFTWARE;
+        }
+    }
+    close_listeners(srv);
+    serve_drain(srv);
+    serve_reap(srv);
+    uint64_t deadline = serve_now_ms() + (uint64_t)srv->cfg.drain_ms;
+    while (srv->nconns > 0 && serve_now_ms() < deadline) {
+        uint64_t left = deadline - serve_now_ms();
+        if (mxr_engine_run_once(srv->engine, left > 100 ? 100 : (int)left) !=
+            MXR_OK)
+            break;
+        serve_reap(srv);
+    }
+    if (srv->nconns > 0)
+        serve_log(srv, "%zu client(s) still waiting after --drain: closed",
+                  srv->nconns);
+    while (srv->conns)
+        serve_conn_close(srv->conns, NULL);
+    serve_reap(srv);
+    serve_log(srv, "stopped after %llu request(s)",
+              (unsigned long long)srv->requests);
+    return EXIT_OK;
+}
+
+static int parse_size(const char *opt, const char *arg, long long min,
+                      long long max, size_t *out)
+{
+    long long v;
+    int rc = cli_parse_count(opt, arg, max, &v);
+    if (rc)
+        return rc;
+    if (v < min)
+        return cli_usage_error("%s: '%s' is below %lld", opt, arg, min);
+    *out = (size_t)v;
+    return 0;
+}
+
+static int serve_option(server *srv, int c, const char *arg,
+                        const char **pidfile)
+{
+    serve_cfg *g = &srv->cfg;
+    size_t v = 0;
+    int rc = 0;
+    switch (c) {
+    case OPT_LISTEN:
+        if (srv->nls == MAX_LISTEN)
+            return cli_usage_error("at most %d --listen", MAX_LISTEN);
+        return parse_listen(&srv->ls[srv->nls++], arg);
+    case OPT_DOMAINS:
+        g->domains = arg;
+        return 0;
+    case OPT_TRANSPORT:
+        if (!arg[0] || strpbrk(arg, ": \t,[]\r\n"))
+            return cli_usage_error("--transport: '%s' is not a transport "
+                                   "name",
+                                   arg);
+        g->transport = arg;
+        return 0;
+    case OPT_MAX_CLIENTS:
+        return parse_size("--max-clients", arg, 1, 100000, &g->max_clients);
+    case OPT_MAX_REQUEST:
+        return parse_size("--max-request", arg, 64, 1 << 20, &g->max_request);
+    case OPT_MAX_PIPELINE:
+        return parse_size("--max-pipeline", arg, 1, 100000, &g->max_pipeline);
+    case OPT_MAX_OUTPUT:
+        return parse_size("--max-output", arg, 200000, 1LL << 30,
+                          &g->max_output);
+    case OPT_IDLE_TIMEOUT:
+        if (!(rc = parse_size("--idle-timeout", arg, 1, 86400, &v)))
+            g->idle_ms = (int)v * 1000;
+        return rc;
+    case OPT_DRAIN:
+        if (!(rc = parse_size("--drain", arg, 0, 3600, &v)))
+            g->drain_ms = (int)v * 1000;
+        return rc;
+    case OPT_PIDFILE:
+        *pidfile = arg;
+        return 0;
+    case OPT_QUIET:
+        g->quiet = true;
+        return 0;
+    }
+    return cli_try_help();
+}
+
+static int parse_args(int argc, char **argv, mxr_options *o, server *srv,
+                      const char **pidfile)
+{
+    static const struct option longopts[] = {
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"domains", required_argument, NULL, OPT_DOMAINS},
+        {"transport", required_argument, NULL, OPT_TRANSPORT},
+        {"max-clients", required_argument, NULL, OPT_MAX_CLIENTS},
+        {"max-request", required_argument, NULL, OPT_MAX_REQUEST},
+        {"max-pipeline", required_argument, NULL, OPT_MAX_PIPELINE},
+        {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
+        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+        {"drain", required_argument, NULL, OPT_DRAIN},
+        {"pidfile", required_argument, NULL, OPT_PIDFILE},
+        {"quiet", no_argument, NULL, OPT_QUIET},
+        {"help", no_argument, NULL, 'h'},
+        CLI_ENGINE_LONGOPTS,
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        int rc = cli_engine_option(o, c, optarg);
+        if (rc > 0)
+            return rc;
+        if (rc == 0)
+            continue;
+        if (c == 'h') {
+            usage(stdout);
+            return -1;
+        }
+        if (c == '?' || (rc = serve_option(srv, c, optarg, pidfile)))
+            return c == '?' ? cli_try_help() : rc;
+    }
+    if (optind < argc)
+        return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    if (srv->nls == 0)
+        return cli_usage_error("give at least one --listen PROTO:ADDR");
+    return 0;
+}
+
+static int write_pidfile(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0) {
+        cli_error("--pidfile %s: %s", path, strerror(errno));
+        return EXIT_SOFTWARE;
+    }
+    return 0;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    static serve_listener listeners[MAX_LISTEN];
+    server srv = {.kind = KIND_SIGNAL,
+                  .ls = listeners,
+                  .sigfd = -1,
+                  .cfg = {.max_clients = 256,
+                          .max_request = 8192,
+                          .max_pipeline = 64,
+                          .max_output = 1 << 20,
+                          .idle_ms = 60000,
+                          .drain_ms = 5000,
+                          .transport = "smtp"}};
+    mxr_options *o = NULL;
+    const char *pidfile = NULL;
+    if (mxr_options_new(&o) != MXR_OK)
+        return EXIT_SOFTWARE;
+    int rc = parse_args(argc, argv, o, &srv, &pidfile);
+    if (rc == 0) {
+        mxr_status st = mxr_engine_new(o, &srv.engine);
+        if (st != MXR_OK) {
+            cli_error("%s", mxr_options_errmsg(o));
+            rc = st == MXR_EZONE || st == MXR_ESERVER || st == MXR_EPOLICY
+                     ? EXIT_USAGE
+                     : EXIT_SOFTWARE;
+        }
+    }
+    mxr_options_free(o);
+    if (rc == 0)
+        rc = setup(&srv);
+    if (rc == 0 && pidfile)
+        rc = write_pidfile(pidfile);
+    if (rc == 0)
+        rc = run(&srv);
+    close_listeners(&srv);
+    while (srv.conns)
+        serve_conn_close(srv.conns, NULL);
+    serve_reap(&srv);
+    mxr_engine_destroy(srv.engine); /* frees the source; orphans answered */
+    if (srv.sigfd >= 0)
+        close(srv.sigfd);
+    if (pidfile && rc != -1 && srv.io)
+        unlink(pidfile);
+    for (size_t i = 0; i < srv.nls; i++)
+        free(listeners[i].spec);
+    return rc < 0 ? EXIT_OK : rc;
+}

@@ -1,0 +1,177 @@
+/* serve.h -- `mxroute serve`: the daemon's pieces. The protocol parsers
+ * and reply formatters (serve_socketmap.c, serve_json.c) are pure
+ * functions over byte buffers, unit-tested in tests/unit/cli/; the
+ * connections (serve_conn.c) and the command (cmd_serve.c) drive them
+ * from the engine's loop, through the public API only. */
+#ifndef MXR_CLI_SERVE_H
+#define MXR_CLI_SERVE_H
+
+#include "mxroute.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Postfix's socketmap client refuses a reply longer than this
+ * (socketmap_table(5): 100000 bytes of netstring data). */
+#define SM_MAX_REPLY 100000
+
+typedef enum serve_proto { PROTO_SOCKETMAP, PROTO_JSON } serve_proto;
+
+/* --------------------------------------------------------- socketmap */
+
+typedef enum sm_parse_rc {
+    SM_MORE = 0, /* not a whole netstring yet */
+    SM_REQUEST,  /* one request: name and key point into the buffer */
+    SM_BAD       /* malformed: *why says how; close after the reply */
+} sm_parse_rc;
+
+typedef struct sm_request {
+    const char *name; /* the map name, NUL-free, name_len bytes */
+    size_t name_len;
+    const char *key; /* the key, NUL-free, key_len bytes */
+    size_t key_len;
+    size_t used; /* bytes of the buffer the netstring took */
+} sm_request;
+
+/* Parse one netstring request "LEN:NAME KEY," at the start of buf (len
+ * bytes), whose data may be at most max bytes. A length over max is SM_BAD
+ * as soon as its digits show it, without waiting for the data. */
+sm_parse_rc sm_parse(const char *buf, size_t len, size_t max, sm_request *out,
+                     const char **why);
+
+/* The domain a Postfix key stands for, lower-cased into out (size
+ * bytes): after the last '@' of an address, the key itself otherwise,
+ * without a trailing dot. false when the key names no domain we answer
+ * for ("*", ".parent" lookups, empty, NUL bytes, too long). */
+bool sm_key_domain(const char *key, size_t key_len, char *out, size_t size);
+
+/* Domain list of --domains: "example.com" matches that domain,
+ * ".example.com" its subdomains (transport(5)). NULL list: everything. */
+bool serve_domain_listed(const char *list, const char *domain);
+
+/* The reply data (not yet a netstring) for a routing result, at most
+ * max bytes (max >= 32) written to out with its NUL; returns its length.
+ * A plan: "OK TRANSPORT:[addr]:port, [addr]:port, ..." cut at a whole
+ * next hop; a permanent failure "OK error:5.X.Y reason"; a temporary one
+ * "TEMP reason". */
+size_t sm_format_result(char *out, size_t max, const char *transport,
+                        mxr_status st, const mxr_plan *p, const char *err);
+
+/* The enhanced status code (RFC 3463) of a permanent routing failure. */
+const char *sm_perm_code(mxr_reason r);
+
+/* "LEN:DATA," into out (size >= len + 12); returns its length. */
+size_t sm_netstring(char *out, size_t size, const char *data, size_t len);
+
+/* ------------------------------------------------------------- json */
+
+typedef enum js_op { JS_ROUTE, JS_STATS, JS_ERROR } js_op;
+
+/* One request line (without its newline). On JS_ROUTE *input is a
+ * malloc'ed copy of "input"; on JS_ERROR *why says what was wrong. *id is
+ * the request's "id" (a new reference, or NULL when there was none). */
+js_op js_parse(const char *line, size_t len, void **id, char **input,
+               const char **why);
+/* Response lines, each malloc'ed and ending in '\n' (NULL: no memory).
+ * They take the id reference. */
+char *js_route_reply(void *id, const char *input, mxr_status st,
+                     const mxr_plan *p, const char *err);
+char *js_stats_reply(void *id, const mxr_stats *s, size_t clients);
+char *js_error_reply(void *id, const char *why);
+/* {"input":..., "status":"notfound"}: outside --domains. */
+char *js_notfound_reply(void *id, const char *input);
+
+/* ------------------------------------------------------- the daemon */
+
+typedef struct serve_cfg {
+    size_t max_clients;  /* connections at once (all listeners) */
+    size_t max_request;  /* bytes of one request (netstring data, line) */
+    size_t max_pipeline; /* requests in flight per client */
+    size_t max_output;   /* bytes waiting for a client to read */
+    int idle_ms;         /* an idle client is closed after this */
+    int drain_ms;        /* at SIGTERM, time left for requests in flight */
+    const char *domains; /* --domains, or NULL */
+    const char *transport;
+    bool quiet;
+} serve_cfg;
+
+/* What a watched descriptor is: the first member of its fd_ud. */
+typedef enum serve_kind { KIND_SIGNAL, KIND_LISTENER, KIND_CONN } serve_kind;
+
+typedef struct serve_listener {
+    serve_kind kind;
+    int fd;
+    serve_proto proto;
+    char *spec;      /* as given, for messages */
+    char *unix_path; /* a socket file we created, removed at exit */
+} serve_listener;
+
+struct serve_conn;
+
+/* One request: its reply is written when every request before it on the
+ * connection has been. It outlives a connection closed under it (conn
+ * NULL): the route callback still owes it, and frees it then. */
+typedef struct serve_req {
+    struct serve_req *next;
+    struct serve_conn *conn;
+    bool done;
+    char *reply; /* the bytes to send (a netstring, a JSON line) */
+    size_t len;
+    void *id;    /* json: the request's "id" (a jansson reference) */
+    char *input; /* what was routed */
+} serve_req;
+
+typedef struct server server;
+
+typedef struct serve_conn {
+    serve_kind kind;
+    struct serve_conn *prev, *next;
+    server *srv;
+    int fd;
+    serve_proto proto;
+    char *in;
+    size_t in_len, in_cap;
+    char *out;
+    size_t out_len, out_off;
+    serve_req *head, *tail;
+    size_t inflight;  /* requests not yet moved to out */
+    uint64_t touched; /* ms of the last byte read or written */
+    bool closing;     /* a PERM reply is the last: close once it is sent */
+    bool eof;         /* the client closed its side */
+    int want;
+} serve_conn;
+
+struct server {
+    serve_kind kind; /* KIND_SIGNAL: the signalfd's fd_ud */
+    mxr_engine *engine;
+    mxr_io *io;
+    serve_cfg cfg;
+    serve_listener *ls;
+    size_t nls;
+    serve_conn *conns;
+    size_t nconns;
+    serve_conn *dead; /* closed in this round, freed after it */
+    int sigfd;
+    bool stop;
+    bool draining;
+    uint64_t requests, refused;
+};
+
+uint64_t serve_now_ms(void);
+void serve_log(const server *srv, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A new client (non-blocking fd): watched, or refused with one error
+ * reply and closed when there are max_clients already. */
+void serve_accept(server *srv, serve_listener *l, int fd);
+void serve_conn_event(serve_conn *c, bool readable, bool writable);
+/* Close idle clients; ms until the next deadline, or -1. */
+int serve_expire(server *srv, uint64_t now);
+/* Stop reading from every client: each is closed once its replies are
+ * out. */
+void serve_drain(server *srv);
+void serve_conn_close(serve_conn *c, const char *why);
+/* Free the connections closed since the last call. */
+void serve_reap(server *srv);
+
+#endif

@@ -1,0 +1,487 @@
+/* serve_conn.c -- one client of `mxroute serve`: its input buffer (at
+ * most one request and a little), its FIFO of requests (answered in
+ * order, at most max_pipeline in flight: past it the client is not read
+ * until replies drain), its output buffer (bounded: a client that does
+ * not read is closed, it cannot grow memory or block others) and its
+ * idle deadline. Every descriptor is non-blocking and watched through
+ * the command's one I/O source (cmd_serve.c). */
+#include "serve.h"
+
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t serve_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void serve_log(const server *srv, const char *fmt, ...)
+{
+    if (srv->cfg.quiet)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", cli_prog());
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static void req_free(serve_req *r)
+{
+    free(r->reply);
+    free(r->input);
+    json_decref(r->id);
+    free(r);
+}
+
+/* The reply as the protocol frames it: a netstring, or the line as is. */
+static void req_set_reply(serve_req *r, serve_proto proto, char *text)
+{
+    if (!text) {
+        r->reply = NULL;
+        r->len = 0;
+    } else if (proto == PROTO_SOCKETMAP) {
+        size_t n = strlen(text);
+        r->reply = malloc(n + 16);
+        r->len = r->reply ? sm_netstring(r->reply, n + 16, text, n) : 0;
+        free(text);
+    } else {
+        r->reply = text;
+        r->len = strlen(text);
+    }
+    r->done = true;
+}
+
+static char *sm_text(const char *fmt, const char *arg)
+{
+    size_t n = strlen(fmt) + (arg ? strlen(arg) : 0) + 1;
+    char *t = malloc(n);
+    if (t)
+        snprintf(t, n, fmt, arg ? arg : "");
+    return t;
+}
+
+static void watch(serve_conn *c);
+static void flush(serve_conn *c);
+
+static void on_route(void *arg, mxr_status st, mxr_plan *plan)
+{
+    serve_req *r = arg;
+    serve_conn *c = r->conn;
+    if (!c) { /* the client went away */
+        mxr_plan_free(plan);
+        req_free(r);
+        return;
+    }
+    const char *err = st == MXR_OK ? NULL : mxr_strerror(st);
+    if (c->proto == PROTO_SOCKETMAP) {
+        char *t = malloc(SM_MAX_REPLY + 1);
+        if (t)
+            sm_format_result(t, SM_MAX_REPLY + 1, c->srv->cfg.transport, st,
+                             plan, err);
+        req_set_reply(r, c->proto, t);
+    } else {
+        void *id = r->id;
+        r->id = NULL;
+        req_set_reply(r, c->proto, js_route_reply(id, r->input, st, plan, err));
+    }
+    mxr_plan_free(plan);
+    flush(c);
+}
+
+static serve_req *req_push(serve_conn *c)
+{
+    serve_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->conn = c;
+    if (c->tail)
+        c->tail->next = r;
+    else
+        c->head = r;
+    c->tail = r;
+    c->inflight++;
+    c->srv->requests++;
+    return r;
+}
+
+/* Route input for r; the reply comes from on_route, or now when the
+ * engine refuses it. */
+static void start_route(serve_conn *c, serve_req *r, const char *input)
+{
+    mxr_status st = mxr_route(c->srv->engine, input, on_route, r);
+    if (st == MXR_OK)
+        return;
+    const char *err = mxr_engine_errmsg(c->srv->engine);
+    if (c->proto == PROTO_SOCKETMAP) {
+        char *t = malloc(512);
+        if (t)
+            sm_format_result(t, 512, c->srv->cfg.transport, st, NULL, err);
+        req_set_reply(r, c->proto, t);
+    } else {
+        void *id = r->id;
+        r->id = NULL;
+        req_set_reply(r, c->proto, js_route_reply(id, r->input, st, NULL, err));
+    }
+}
+
+/* ------------------------------------------------------------ parsing */
+
+static bool sm_step(serve_conn *c)
+{
+    sm_request q;
+    const char *why = NULL;
+    sm_parse_rc rc =
+        sm_parse(c->in, c->in_len, c->srv->cfg.max_request, &q, &why);
+    if (rc == SM_MORE)
+        return false;
+    serve_req *r = req_push(c);
+    if (!r) {
+        serve_conn_close(c, "out of memory");
+        return false;
+    }
+    if (rc == SM_BAD) {
+        serve_log(c->srv, "client sent a malformed request: %s", why);
+        req_set_reply(r, c->proto, sm_text("PERM %s", why));
+        c->closing = true;
+        return false;
+    }
+    if (q.name_len != 9 || memcmp(q.name, "transport", 9) != 0) {
+        serve_log(c->srv, "client asked an unknown map");
+        req_set_reply(
+            r, c->proto,
+            sm_text("PERM unknown map name (only 'transport')", NULL));
+        c->closing = true;
+        return false;
+    }
+    char domain[256];
+    if (!sm_key_domain(q.key, q.key_len, domain, sizeof domain) ||
+        !serve_domain_listed(c->srv->cfg.domains, domain)) {
+        req_set_reply(r, c->proto, sm_text("NOTFOUND ", NULL));
+    } else if (!(r->input = strdup(domain))) {
+        req_set_reply(r, c->proto, sm_text("TEMP out of memory", NULL));
+    } else {
+        start_route(c, r, r->input);
+    }
+    memmove(c->in, c->in + q.used, c->in_len - q.used);
+    c->in_len -= q.used;
+    return true;
+}
+
+static bool js_step(serve_conn *c)
+{
+    char *nl = memchr(c->in, '\n', c->in_len);
+    if (!nl) {
+        if (c->in_len <= c->srv->cfg.max_request)
+            return false;
+        serve_req *r = req_push(c);
+        if (r)
+            req_set_reply(r, c->proto,
+                          js_error_reply(NULL, "request line too long"));
+        serve_log(c->srv, "client sent a line over --max-request");
+        c->closing = true;
+        return false;
+    }
+    size_t used = (size_t)(nl - c->in) + 1, n = used - 1;
+    if (n > 0 && c->in[n - 1] == '\r')
+        n--;
+    size_t a = 0;
+    while (a < n && (c->in[a] == ' ' || c->in[a] == '\t'))
+        a++;
+    if (a < n) {
+        serve_req *r = req_push(c);
+        if (!r) {
+            serve_conn_close(c, "out of memory");
+            return false;
+        }
+        void *id = NULL;
+        const char *why = NULL;
+        js_op op = js_parse(c->in + a, n - a, &id, &r->input, &why);
+        char domain[256];
+        if (op == JS_ROUTE && c->srv->cfg.domains &&
+            (!sm_key_domain(r->input, strlen(r->input), domain,
+                            sizeof domain) ||
+             !serve_domain_listed(c->srv->cfg.domains, domain))) {
+            req_set_reply(r, c->proto, js_notfound_reply(id, r->input));
+        } else if (op == JS_ROUTE) {
+            r->id = id;
+            start_route(c, r, r->input);
+        } else if (op == JS_STATS) {
+            mxr_stats s;
+            mxr_engine_stats(c->srv->engine, &s);
+            req_set_reply(r, c->proto, js_stats_reply(id, &s, c->srv->nconns));
+        } else {
+            req_set_reply(r, c->proto, js_error_reply(id, why));
+        }
+    }
+    memmove(c->in, c->in + used, c->in_len - used);
+    c->in_len -= used;
+    return true;
+}
+
+static void parse(serve_conn *c)
+{
+    while (c->fd >= 0 && !c->closing && c->in_len > 0 &&
+           c->inflight < c->srv->cfg.max_pipeline &&
+           (c->proto == PROTO_SOCKETMAP ? sm_step(c) : js_step(c)))
+        ;
+}
+
+/* ------------------------------------------------------------ output */
+
+/* Finished replies from the head of the FIFO into the output buffer, then
+ * as much of it to the socket as it takes. */
+static void flush(serve_conn *c)
+{
+    while (c->head && c->head->done) {
+        serve_req *r = c->head;
+        size_t pending = c->out_len - c->out_off;
+        if (!r->reply) {
+            serve_conn_close(c, "out of memory");
+            return;
+        }
+        if (pending + r->len > c->srv->cfg.max_output) {
+            serve_conn_close(c, "the client does not read its replies "
+                                "(--max-output)");
+            return;
+        }
+        if (c->out_off > 0) {
+            memmove(c->out, c->out + c->out_off, pending);
+            c->out_len = pending;
+            c->out_off = 0;
+        }
+        char *o = realloc(c->out, c->out_len + r->len);
+        if (!o) {
+            serve_conn_close(c, "out of memory");
+            return;
+        }
+        c->out = o;
+        memcpy(c->out + c->out_len, r->reply, r->len);
+        c->out_len += r->len;
+        c->head = r->next;
+        if (!c->head)
+            c->tail = NULL;
+        c->inflight--;
+        req_free(r);
+    }
+    while (c->out_off < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            serve_conn_close(c, NULL); /* the client went away */
+            return;
+        }
+        c->out_off += (size_t)n;
+        c->touched = serve_now_ms();
+    }
+    if (c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    if ((c->closing || c->eof) && !c->head && c->out_len == 0) {
+        serve_conn_close(c, NULL);
+        return;
+    }
+    /* a reply drained: the pipeline may take what is buffered */
+    size_t before = c->inflight;
+    parse(c);
+    if (c->fd < 0)
+        return;
+    if (c->inflight != before && c->head && c->head->done) {
+        flush(c); /* replies made at once (NOTFOUND, errors) */
+        return;
+    }
+    watch(c);
+}
+
+static void watch(serve_conn *c)
+{
+    bool can_read = !c->closing && !c->eof && !c->srv->draining &&
+                    c->inflight < c->srv->cfg.max_pipeline &&
+                    c->in_len < c->in_cap;
+    int want = (can_read ? MXR_WANT_READ : 0) |
+               (c->out_off < c->out_len ? MXR_WANT_WRITE : 0);
+    if (want == c->want)
+        return;
+    if (mxr_io_watch(c->srv->io, c->fd, want, c) != MXR_OK) {
+        serve_conn_close(c, "cannot watch the connection (out of memory)");
+        return;
+    }
+    c->want = want;
+}
+
+static void do_read(serve_conn *c)
+{
+    if (c->in_len >= c->in_cap)
+        return;
+    ssize_t n =
+        recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n < 0) {
+        serve_conn_close(c, NULL);
+        return;
+    }
+    if (n == 0) {
+        c->eof = true; /* a partial request left is dropped */
+        c->in_len = 0;
+        return;
+    }
+    c->in_len += (size_t)n;
+    c->touched = serve_now_ms();
+}
+
+void serve_conn_event(serve_conn *c, bool readable, bool writable)
+{
+    if (readable) {
+        do_read(c);
+        if (c->fd < 0)
+            return;
+        parse(c);
+        if (c->fd < 0)
+            return;
+    }
+    flush(c);
+}
+
+/* ------------------------------------------------------- life and death */
+
+void serve_conn_close(serve_conn *c, const char *why)
+{
+    server *srv = c->srv;
+    if (c->fd < 0)
+        return;
+    if (why)
+        serve_log(srv, "client closed: %s", why);
+    if (c->want)
+        mxr_io_watch(srv->io, c->fd, 0, NULL);
+    close(c->fd);
+    c->fd = -1;
+    for (serve_req *r = c->head, *next; r; r = next) {
+        next = r->next;
+        if (r->done)
+            req_free(r);
+        else
+            r->conn = NULL; /* on_route frees it */
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->nconns--;
+    free(c->in);
+    free(c->out);
+    c->in = c->out = NULL;
+    c->head = c->tail = NULL;
+    /* callers up the stack still look at c->fd: freed by serve_reap */
+    c->prev = NULL;
+    c->next = srv->dead;
+    srv->dead = c;
+}
+
+void serve_reap(server *srv)
+{
+    while (srv->dead) {
+        serve_conn *c = srv->dead;
+        srv->dead = c->next;
+        free(c);
+    }
+}
+
+/* One reply and the door: too many clients. Best effort, never waiting:
+ * the socket is new, its buffer empty. */
+static void refuse(server *srv, serve_listener *l, int fd)
+{
+    static const char text[] = "PERM too many clients";
+    static const char js[] = "{\"id\":null,\"error\":\"too many clients\"}\n";
+    char sm[64];
+    size_t n = sm_netstring(sm, sizeof sm, text, sizeof text - 1);
+    const char *m = sm;
+    if (l->proto != PROTO_SOCKETMAP) {
+        m = js;
+        n = sizeof js - 1;
+    }
+    ssize_t w = send(fd, m, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)w;
+    close(fd);
+    if (srv->refused++ % 100 == 0)
+        serve_log(srv, "%s: too many clients (--max-clients %zu): refused",
+                  l->spec, srv->cfg.max_clients);
+}
+
+void serve_accept(server *srv, serve_listener *l, int fd)
+{
+    if (srv->nconns >= srv->cfg.max_clients) {
+        refuse(srv, l, fd);
+        return;
+    }
+    serve_conn *c = calloc(1, sizeof *c);
+    size_t cap = srv->cfg.max_request + 16; /* netstring "LEN:" and ',' */
+    if (c)
+        c->in = malloc(cap);
+    if (!c || !c->in) {
+        free(c);
+        close(fd);
+        serve_log(srv, "out of memory: client refused");
+        return;
+    }
+    c->kind = KIND_CONN;
+    c->srv = srv;
+    c->fd = fd;
+    c->proto = l->proto;
+    c->in_cap = cap;
+    c->touched = serve_now_ms();
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->nconns++;
+    watch(c);
+}
+
+int serve_expire(server *srv, uint64_t now)
+{
+    int next = -1;
+    for (serve_conn *c = srv->conns, *n; c; c = n) {
+        n = c->next;
+        bool busy = c->head && !c->head->done; /* routing: DNS has bounds */
+        if (busy)
+            continue;
+        uint64_t due = c->touched + (uint64_t)srv->cfg.idle_ms;
+        if (now >= due) {
+            serve_conn_close(c, c->out_len ? "the client does not read "
+                                             "(--idle-timeout)"
+                                           : NULL);
+            continue;
+        }
+        int ms = (int)(due - now);
+        if (next < 0 || ms < next)
+            next = ms;
+    }
+    return next;
+}
+
+void serve_drain(server *srv)
+{
+    srv->draining = true;
+    for (serve_conn *c = srv->conns, *n; c; c = n) {
+        n = c->next;
+        c->eof = true;
+        flush(c);
+    }
+}

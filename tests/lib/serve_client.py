@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""serve_client.py -- a raw client of `mxroute serve` for tests/it_serve.sh
+(stdlib only). Every wait is bounded; what it saw is printed, the suite
+compares.
+
+  sm SOCK KEY...          pipelined socketmap requests on one connection
+                          (one write); prints each reply's data, one a line,
+                          then CLOSED or OPEN
+  raw SOCK TEXT           send TEXT (Python escapes) as is; prints the
+                          replies, then CLOSED or OPEN
+  partial SOCK            half a request, then close; prints nothing
+  slow SOCK N KEY         a client that sends N requests and never reads,
+                          while a second asks KEY: prints the second's
+                          reply and its latency, then whether the first was
+                          closed before getting all N replies (SLOW-CLOSED)
+  flood SOCK N KEY        N clients at once, each asks KEY: prints
+                          answered=A refused=R other=O
+  json HOST:PORT LINE...  pipelined JSON lines; prints each response line
+  freeport                a free TCP port on 127.0.0.1
+"""
+import socket
+import sys
+import threading
+import time
+
+
+def netstring(s):
+    b = s.encode() if isinstance(s, str) else s
+    return str(len(b)).encode() + b":" + b + b","
+
+
+def read_netstrings(sock, want, limit=5.0):
+    """Up to `want` netstrings; returns (list, closed)."""
+    sock.settimeout(0.2)
+    buf, out, end = b"", [], time.time() + limit
+    closed = False
+    while len(out) < want and time.time() < end:
+        try:
+            d = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            closed = True
+            break
+        if not d:
+            closed = True
+            break
+        buf += d
+        while True:
+            c = buf.find(b":")
+            if c < 0 or not buf[:c].isdigit():
+                break
+            n = int(buf[:c])
+            if len(buf) < c + 1 + n + 1:
+                break
+            out.append(buf[c + 1:c + 1 + n].decode(errors="replace"))
+            buf = buf[c + 2 + n:]
+    if buf and len(out) < want:
+        out.append("UNPARSED " + buf[:200].decode(errors="replace"))
+    return out, closed
+
+
+def is_closed(sock, limit=3.0):
+    sock.settimeout(limit)
+    try:
+        return sock.recv(1) == b""
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+
+
+def connect_unix(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(path)
+    return s
+
+
+def cmd_sm(path, keys):
+    s = connect_unix(path)
+    s.sendall(b"".join(netstring("transport " + k) for k in keys))
+    out, closed = read_netstrings(s, len(keys))
+    for o in out:
+        print(o)
+    print("CLOSED" if closed or is_closed(s, 0.5) else "OPEN")
+
+
+def cmd_raw(path, text):
+    s = connect_unix(path)
+    s.sendall(text.encode().decode("unicode_escape").encode("latin-1"))
+    out, closed = read_netstrings(s, 1, 3.0)
+    for o in out:
+        print(o)
+    print("CLOSED" if closed or is_closed(s) else "OPEN")
+
+
+def cmd_partial(path):
+    s = connect_unix(path)
+    s.sendall(b"40:transport user@pla")
+    s.close()
+
+
+def cmd_slow(path, n, key):
+    a = connect_unix(path)
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    req = netstring("transport " + key)
+    stop = threading.Event()
+
+    def flood():
+        a.settimeout(0.5)
+        for _ in range(n):
+            if stop.is_set():
+                return
+            try:
+                a.sendall(req)
+            except OSError:
+                return
+    t = threading.Thread(target=flood, daemon=True)
+    t.start()
+    time.sleep(0.5)
+    t0 = time.time()
+    b = connect_unix(path)
+    b.sendall(req)
+    out, _ = read_netstrings(b, 1)
+    print(out[0] if out else "NO-REPLY")
+    print("latency-ok" if time.time() - t0 < 3 else "latency-bad")
+    t.join(10)
+    stop.set()
+    time.sleep(1.0)
+    got, closed = read_netstrings(a, n, 10.0)
+    print("SLOW-CLOSED" if closed and len(got) < n else
+          "SLOW-OPEN got=%d closed=%s" % (len(got), closed))
+
+
+def cmd_flood(path, n, key):
+    socks, res = [], {"answered": 0, "refused": 0, "other": 0}
+    for _ in range(n):
+        try:
+            s = connect_unix(path)
+        except OSError:
+            res["other"] += 1
+            continue
+        socks.append(s)
+        try:  # a refused client may find the door closed already
+            s.sendall(netstring("transport " + key))
+        except OSError:
+            pass
+    for s in socks:
+        out, closed = read_netstrings(s, 1, 5.0)
+        if out and out[0].startswith("OK "):
+            res["answered"] += 1
+        elif out and out[0] == "PERM too many clients" and (
+                closed or is_closed(s)):
+            res["refused"] += 1
+        else:
+            res["other"] += 1
+    for s in socks:  # all open until every one was read
+        s.close()
+    print("answered=%(answered)d refused=%(refused)d other=%(other)d" % res)
+
+
+def cmd_json(hostport, lines):
+    host, port = hostport.rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=5)
+    s.sendall("".join(l + "\n" for l in lines).encode())
+    s.settimeout(0.2)
+    buf, end = b"", time.time() + 5
+    while buf.count(b"\n") < len(lines) and time.time() < end:
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            continue
+        if not d:
+            break
+        buf += d
+    sys.stdout.write(buf.decode(errors="replace"))
+
+
+def main():
+    a = sys.argv[1:]
+    if a[0] == "sm":
+        cmd_sm(a[1], a[2:])
+    elif a[0] == "raw":
+        cmd_raw(a[1], a[2])
+    elif a[0] == "partial":
+        cmd_partial(a[1])
+    elif a[0] == "slow":
+        cmd_slow(a[1], int(a[2]), a[3])
+    elif a[0] == "flood":
+        cmd_flood(a[1], int(a[2]), a[3])
+    elif a[0] == "json":
+        cmd_json(a[1], a[2:])
+    elif a[0] == "freeport":
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        print(s.getsockname()[1])
+    else:
+        sys.exit("unknown command " + a[0])
+
+
+if __name__ == "__main__":
+    main()
