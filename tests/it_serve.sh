@@ -215,4 +215,44 @@ else fail "metrics" "exit 64, 'not yet supported'" "exit $RC"; fi
 run serve --zone "$ZONE"
 expect_rc "no --listen is a usage error" 64
 
+# ---- out of descriptors: the daemon pauses accepting instead of spinning
+# on a listener that stays readable, and serves again once descriptors
+# are free. Its CPU time while 40 connections wait must stay far below
+# the wall time (a spin burns a whole core).
+SOCK2=$TMP/sm2.sock
+LAST_CMD="prlimit --nofile=24 mxroute serve --listen socketmap:unix:$SOCK2"
+prlimit --nofile=24:24 "$MXROUTE" serve --zone "$ZONE" --allow-loopback \
+  --listen "socketmap:unix:$SOCK2" 2>"$TMP/emfile.log" &
+DPID=$!
+for i in $(seq 50); do [ -S "$SOCK2" ] && break; sleep 0.1; done
+if [ ! -S "$SOCK2" ]; then
+  fail "out of descriptors: daemon starts" "socket $SOCK2" "$(cat "$TMP/emfile.log")"
+else
+  $PY "$CLIENT" hold "$SOCK2" 40 2.5 >"$TMP/hold" 2>&1 &
+  hpid=$!
+  sleep 0.5
+  cpu() { awk '{print $14 + $15}' "/proc/$DPID/stat" 2>/dev/null || echo 0; }
+  t0=$(cpu)
+  sleep 1
+  t1=$(cpu)
+  hz=$(getconf CLK_TCK)
+  used=$(( (t1 - t0) * 1000 / hz ))
+  if [ "$used" -lt 300 ]; then
+    pass "out of descriptors: ${used} ms of CPU in 1 s with connections waiting (no spin)"
+  else
+    fail "out of descriptors: no spin" "< 300 ms CPU in 1 s" "${used} ms"
+  fi
+  grep -q "not accepting for" "$TMP/emfile.log" &&
+    pass "out of descriptors: the pause is logged" ||
+    fail "out of descriptors: logged" "not accepting for ... ms" "$(head -c 300 "$TMP/emfile.log")"
+  wait "$hpid"
+  if $PY "$CLIENT" sm "$SOCK2" user@plain.rules.test >"$OUT" 2>"$ERR" &&
+    grep -q "OK smtp:" "$OUT"; then
+    pass "out of descriptors: served again once they are free"
+  else
+    fail "out of descriptors: served again" "OK smtp:..." "$(cat "$OUT" "$ERR")"
+  fi
+fi
+stop_daemon
+
 harness_end

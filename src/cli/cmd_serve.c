@@ -209,13 +209,50 @@ static int open_listener(serve_listener *l)
 
 /* ------------------------------------------------------ the I/O source */
 
+#define ACCEPT_PAUSE_MS 200 /* out of descriptors: try again after this */
+
+/* Out of descriptors (or memory), a pending connection stays pending and
+ * the listener stays readable: stop watching it for a while instead of
+ * spinning on accept. */
+static void pause_listener(server *srv, serve_listener *l)
+{
+    serve_log(srv, "%s: accept: %s; not accepting for %d ms", l->spec,
+              strerror(errno), ACCEPT_PAUSE_MS);
+    l->paused_until = serve_now_ms() + ACCEPT_PAUSE_MS;
+    (void)mxr_io_watch(srv->io, l->fd, 0, NULL);
+}
+
+/* Watch paused listeners again once their pause is over; the ms until the
+ * next one is due, or -1. */
+static int resume_listeners(server *srv, uint64_t now)
+{
+    int next = -1;
+    for (size_t i = 0; i < srv->nls; i++) {
+        serve_listener *l = &srv->ls[i];
+        if (!l->paused_until || srv->stop)
+            continue;
+        if (now >= l->paused_until) {
+            l->paused_until = 0;
+            (void)mxr_io_watch(srv->io, l->fd, MXR_WANT_READ, l);
+            continue;
+        }
+        int ms = (int)(l->paused_until - now);
+        if (next < 0 || ms < next)
+            next = ms;
+    }
+    return next;
+}
+
 static void accept_some(server *srv, serve_listener *l)
 {
     for (int i = 0; i < 64 && !srv->stop; i++) {
         int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-                errno != ECONNABORTED)
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                errno == ENOMEM)
+                pause_listener(srv, l);
+            else if (errno != EAGAIN && errno != EWOULDBLOCK &&
+                     errno != EINTR && errno != ECONNABORTED)
                 serve_log(srv, "%s: accept: %s", l->spec, strerror(errno));
             return;
         }
@@ -246,14 +283,22 @@ static void src_process(void *ud, int fd, void *fd_ud, bool readable,
         else
             serve_conn_event(fd_ud, readable, writable);
     }
-    serve_expire(srv, serve_now_ms());
+    uint64_t now = serve_now_ms();
+    serve_expire(srv, now);
+    resume_listeners(srv, now);
     serve_reap(srv);
+}
+
+static int earliest(int a, int b)
+{
+    return a < 0 ? b : b < 0 ? a : a < b ? a : b;
 }
 
 static int src_timeout(void *ud, int max_ms)
 {
     server *srv = ud;
-    int ms = serve_expire(srv, serve_now_ms());
+    uint64_t now = serve_now_ms();
+    int ms = earliest(serve_expire(srv, now), resume_listeners(srv, now));
     serve_reap(srv);
     return ms < 0 || ms > max_ms ? (max_ms >= 0 ? max_ms : ms) : ms;
 }

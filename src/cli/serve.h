@@ -105,6 +105,7 @@ typedef struct serve_listener {
     serve_proto proto;
     char *spec;      /* as given, for messages */
     char *unix_path; /* a socket file we created, removed at exit */
+    uint64_t paused_until; /* out of descriptors: not watched until then */
 } serve_listener;
 
 struct serve_conn;

@@ -177,6 +177,21 @@ def cmd_json(hostport, lines):
     sys.stdout.write(buf.decode(errors="replace"))
 
 
+def cmd_hold(path, n, seconds):
+    """Open n connections (as many as the daemon accepts or the backlog
+    holds), keep them open for the given seconds, then close them all."""
+    socks = []
+    for _ in range(n):
+        try:
+            socks.append(connect_unix(path))
+        except OSError:
+            break
+    print(len(socks), flush=True)
+    time.sleep(seconds)
+    for s in socks:
+        s.close()
+
+
 def main():
     a = sys.argv[1:]
     if a[0] == "sm":
@@ -191,6 +206,8 @@ def main():
         cmd_flood(a[1], int(a[2]), a[3])
     elif a[0] == "json":
         cmd_json(a[1], a[2:])
+    elif a[0] == "hold":
+        cmd_hold(a[1], int(a[2]), float(a[3]))
     elif a[0] == "freeport":
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
