@@ -66,8 +66,10 @@ bool sm_key_domain(const char *key, size_t key_len, char *out, size_t size)
     }
     if (n > 0 && d[n - 1] == '.')
         n--;
-    if (n == 0 || n >= size || d[0] == '.' || memchr(d, '\0', n) ||
-        (n == 1 && d[0] == '*'))
+    /* One trailing dot is the root; a second one (an empty label) makes
+     * no domain (found by fuzz_serve). */
+    if (n == 0 || n >= size || d[0] == '.' || d[n - 1] == '.' ||
+        memchr(d, '\0', n) || (n == 1 && d[0] == '*'))
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = d[i];
