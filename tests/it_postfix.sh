@@ -130,6 +130,29 @@ if ! PF_SMTP_FLAGS=-v pf_init "$TMP/pf" "$PFPORT" "$MAP" 2>"$ERR" || ! pf_start 
 fi
 pass "private Postfix $(postconf -d -h mail_version 2>/dev/null) listens on 127.0.0.1:$PFPORT"
 
+# docs/postfix.md shows main.cf and master.cf as run here, with /srv/pf,
+# port 2525 (smtpd) and 10027 (the daemon); the smtp service's -v is
+# the test's own.
+docblock() { # NAME: the fenced block after "<!-- it_postfix: NAME -->"
+  awk -v m="<!-- it_postfix: $1 -->" '
+    $0 == m { s = 1; next }
+    s == 1 && /^```/ { s = 2; next }
+    s == 2 && /^```/ { exit }
+    s == 2 { print }' "$SRC/docs/postfix.md"
+}
+for f in main.cf master.cf; do
+  LAST_CMD="diff docs/postfix.md ($f block) $PF_DIR/$f"
+  sed -e "s|$PF_DIR|/srv/pf|g" -e "s|^127\.0\.0\.1:$PFPORT |127.0.0.1:2525 |" \
+    -e "s|:127\.0\.0\.1:$MPORT:|:127.0.0.1:10027:|" -e 's|^\(smtp .*smtp\) -v$|\1|' \
+    "$PF_DIR/$f" >"$TMP/$f.run"
+  docblock "$f" >"$TMP/$f.doc"
+  if [ -s "$TMP/$f.doc" ] && diff "$TMP/$f.doc" "$TMP/$f.run" >"$OUT" 2>&1; then
+    pass "docs/postfix.md shows the $f this Postfix runs with"
+  else
+    fail "docs/postfix.md $f" "the block after '<!-- it_postfix: $f -->' = $PF_DIR/$f" "a difference (diff on stdout)"
+  fi
+done
+
 # send NAME FROM TO SUBJECT: submit; the queue id in $QID.
 send() {
   LAST_CMD="SMTP to 127.0.0.1:$PFPORT: MAIL FROM:<$2> RCPT TO:<$3>"
