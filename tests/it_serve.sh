@@ -24,7 +24,14 @@ harness_start it_serve
 
 POSTMAP=$(command -v postmap || echo /usr/sbin/postmap)
 DPID=
-stop_daemon() { [ -n "$DPID" ] && kill -KILL "$DPID" 2>/dev/null; DPID=; }
+# The daemon runs in a process group of its own (setsid): a wrapper
+# script in place of the binary (tests/broken_binaries.sh) goes with it.
+stop_daemon() {
+  [ -n "$DPID" ] || return 0
+  kill -KILL -- "-$DPID" 2>/dev/null
+  wait "$DPID" 2>/dev/null
+  DPID=
+}
 trap 'stop_daemon; rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM
 
@@ -37,7 +44,7 @@ mkdir -p "$TMP/postfix" && : >"$TMP/postfix/main.cf"
 # start_daemon ARGS...: mxroute serve in the background; waits (at most
 # 5 s) for the socket and the port. 0 when both answer.
 start_daemon() {
-  "$MXROUTE" serve --zone "$ZONE" --allow-loopback --seed 7 "$@" 2>"$LOG" &
+  setsid "$MXROUTE" serve --zone "$ZONE" --allow-loopback --seed 7 "$@" 2>"$LOG" &
   DPID=$!
   local i
   for i in $(seq 50); do
@@ -221,7 +228,7 @@ expect_rc "no --listen is a usage error" 64
 # the wall time (a spin burns a whole core).
 SOCK2=$TMP/sm2.sock
 LAST_CMD="prlimit --nofile=24 mxroute serve --listen socketmap:unix:$SOCK2"
-prlimit --nofile=24:24 "$MXROUTE" serve --zone "$ZONE" --allow-loopback \
+setsid prlimit --nofile=24:24 "$MXROUTE" serve --zone "$ZONE" --allow-loopback \
   --listen "socketmap:unix:$SOCK2" 2>"$TMP/emfile.log" &
 DPID=$!
 for i in $(seq 50); do [ -S "$SOCK2" ] && break; sleep 0.1; done

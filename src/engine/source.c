@@ -1,15 +1,15 @@
 /* source.c -- the program's own I/O sources in the engine's loop
  * (mxr_engine_add_io): a public face on the core's I/O-source
- * registry. The core hands a ready descriptor to its handle; here each
- * watched descriptor has one (a slot in a table by descriptor), which
- * carries the program's fd_ud. */
+ * registry. The source keeps each watched descriptor's fd_ud in a table
+ * by descriptor and finds it from the descriptor the core hands back: no
+ * handle points into the table, which moves when it grows. */
 #include "engine/engine.h"
 #include "core/core.h"
 
 #include <string.h>
 
 typedef struct source_fd {
-    mxr__io_handle io; /* io.fd < 0: the slot is free */
+    bool watched;
     void *fd_ud;
 } source_fd;
 
@@ -37,7 +37,9 @@ static void src_process(mxr__io_source *s, int fd, mxr__io_handle *h,
                         bool readable, bool writable)
 {
     mxr_io *src = of(s);
-    void *fd_ud = h ? mxr__container_of(h, source_fd, io)->fd_ud : NULL;
+    void *fd_ud = fd >= 0 && (size_t)fd < src->nfds && src->fds[fd].watched
+                      ? src->fds[fd].fd_ud
+                      : NULL;
     src->ops->process(src->ud, fd, fd_ud, readable, writable);
 }
 
@@ -50,7 +52,7 @@ static void source_free(mxr_io *src)
 static void unwatch_all(mxr_io *src)
 {
     for (size_t fd = 0; fd < src->nfds; fd++)
-        if (src->fds[fd].io.fd >= 0)
+        if (src->fds[fd].watched)
             (void)mxr__io_watch(src->core, &src->io, (int)fd, 0, NULL);
 }
 
@@ -102,7 +104,7 @@ static mxr_status grow_slots(mxr_io *src, int fd)
     if (!t)
         return MXR_ENOMEM;
     for (size_t i = src->nfds; i < n; i++)
-        t[i] = (source_fd){.io.fd = -1};
+        t[i] = (source_fd){0};
     src->fds = t;
     src->nfds = n;
     return MXR_OK;
@@ -114,7 +116,7 @@ mxr_status mxr_io_watch(mxr_io *src, int fd, int want, void *fd_ud)
         return MXR_EINVAL;
     if (want == 0) {
         if ((size_t)fd < src->nfds)
-            src->fds[fd].io.fd = -1;
+            src->fds[fd] = (source_fd){0};
         return mxr__io_watch(src->core, &src->io, fd, 0, NULL);
     }
     if (grow_slots(src, fd) != MXR_OK) {
@@ -124,10 +126,9 @@ mxr_status mxr_io_watch(mxr_io *src, int fd, int want, void *fd_ud)
                         fd);
         return MXR_ENOMEM;
     }
-    source_fd *slot = &src->fds[fd];
-    mxr_status st = mxr__io_watch(src->core, &src->io, fd, want, &slot->io);
+    mxr_status st = mxr__io_watch(src->core, &src->io, fd, want, NULL);
     if (st == MXR_OK)
-        *slot = (source_fd){.io.fd = fd, .fd_ud = fd_ud};
+        src->fds[fd] = (source_fd){.watched = true, .fd_ud = fd_ud};
     return st;
 }
 

@@ -126,6 +126,35 @@ static void test_source_in_the_loop(void **state)
     }
 }
 
+/* The source's table grows as descriptors are watched: an early
+ * descriptor's fd_ud must survive every growth (a handle into the old
+ * table was a use after free). */
+static void test_source_table_growth(void **state)
+{
+    mxr_engine *e = engine();
+    prog p = {.timeout_ms = -1, .e = e};
+    mxr_io *s;
+    assert_int_equal(mxr_engine_add_io(e, &ops, &p, &s), MXR_OK);
+    enum { N = 120 };
+    static int fds[N][2];
+    static int tags[N];
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(pipe(fds[i]), 0);
+        assert_int_equal(mxr_io_watch(s, fds[i][0], MXR_WANT_READ, &tags[i]),
+                         MXR_OK);
+    }
+    assert_int_equal(write(fds[0][1], "x", 1), 1);
+    assert_int_equal(mxr_engine_run_once(e, 1000), MXR_OK);
+    assert_int_equal(p.ready, 1);
+    assert_int_equal(p.last_fd, fds[0][0]);
+    assert_ptr_equal(p.last_ud, &tags[0]);
+    mxr_engine_destroy(e);
+    for (int i = 0; i < N; i++) {
+        close(fds[i][0]);
+        close(fds[i][1]);
+    }
+}
+
 static void test_source_shutdown_on_destroy(void **state)
 {
     mxr_engine *e = engine();
@@ -158,6 +187,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_source_in_the_loop),
+        cmocka_unit_test(test_source_table_growth),
         cmocka_unit_test(test_source_shutdown_on_destroy),
         cmocka_unit_test(test_source_bad_arguments),
     };
