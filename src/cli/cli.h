@@ -12,9 +12,12 @@
 #define EXIT_USAGE 64
 #define EXIT_DATAERR 65
 #define EXIT_NOINPUT 66
+#define EXIT_NOUSER 67
 #define EXIT_NOHOST 68
 #define EXIT_SOFTWARE 70
 #define EXIT_TEMPFAIL 75
+#define EXIT_NOPERM 77
+#define EXIT_CONFIG 78
 
 /* Messages on stderr start with one prefix, "mxroute COMMAND: " (just
  * "mxroute: " before a command is known). main names the command, and
@@ -27,6 +30,10 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_try_help(void);
 /* A usage error: one line, then where the help is. Returns EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Where the arguments being parsed come from ("FILE:LINE" of a
+ * configuration file), put after the prefix of every message until it
+ * is set back to NULL. */
+void cli_set_where(const char *where);
 
 /* Input files. An option that names a file the command must read is
  * checked when it is parsed, so that every option reports the same way:

@@ -12,7 +12,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <netdb.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #define MAX_LISTEN 16
@@ -35,7 +38,12 @@ enum {
     OPT_IDLE_TIMEOUT,
     OPT_DRAIN,
     OPT_PIDFILE,
-    OPT_QUIET
+    OPT_QUIET,
+    OPT_CONFIG,
+    OPT_CHECK_CONFIG,
+    OPT_USER,
+    OPT_LOG,
+    OPT_LOG_LEVEL
 };
 
 static void usage(FILE *out)
@@ -65,12 +73,25 @@ static void usage(FILE *out)
             "  --drain S            at SIGTERM, time for requests in flight "
             "(default 5)\n"
             "  --pidfile FILE       write the process id there\n"
-            "  --quiet              log errors only\n",
+            "  --config FILE        read options from FILE, one a line: "
+            "'name value'\n"
+            "                       or 'name' (the command line overrides "
+            "it)\n"
+            "  --check-config       check the options, zones and policies, "
+            "then exit\n"
+            "                       (0 valid, 78 not)\n"
+            "  --user USER          once listening, run as USER\n"
+            "  --log stderr|syslog  where the log goes (default stderr)\n"
+            "  --log-level error|warning|info  (default info)\n"
+            "  --quiet              log errors only (--log-level error)\n",
             MAX_LISTEN);
     cli_engine_usage(out);
-    fprintf(out, "\nexit status: 0 stopped by SIGTERM/SIGINT, 64 usage, 66 "
-                 "unreadable input file,\n70 internal error (a socket that "
-                 "cannot be opened, ...).\n");
+    fprintf(out,
+            "\nexit status: 0 stopped by SIGTERM/SIGINT, 64 usage, 66 "
+            "unreadable input file,\n67 no such --user, 70 internal error (a "
+            "socket that cannot be opened,\n...), 77 cannot switch to "
+            "--user, 78 a bad --config file line or\n--check-config "
+            "found a problem.\n");
 }
 
 /* ------------------------------------------------------------ sockets */
@@ -216,8 +237,9 @@ static int open_listener(serve_listener *l)
  * spinning on accept. */
 static void pause_listener(server *srv, serve_listener *l)
 {
-    serve_log(srv, "%s: accept: %s; not accepting for %d ms", l->spec,
-              strerror(errno), ACCEPT_PAUSE_MS);
+    serve_log_at(srv, SERVE_LOG_WARNING,
+                 "%s: accept: %s; not accepting for %d ms", l->spec,
+                 strerror(errno), ACCEPT_PAUSE_MS);
     l->paused_until = serve_now_ms() + ACCEPT_PAUSE_MS;
     (void)mxr_io_watch(srv->io, l->fd, 0, NULL);
 }
@@ -253,7 +275,8 @@ static void accept_some(server *srv, serve_listener *l)
                 pause_listener(srv, l);
             else if (errno != EAGAIN && errno != EWOULDBLOCK &&
                      errno != EINTR && errno != ECONNABORTED)
-                serve_log(srv, "%s: accept: %s", l->spec, strerror(errno));
+                serve_log_at(srv, SERVE_LOG_WARNING, "%s: accept: %s", l->spec,
+                             strerror(errno));
             return;
         }
         serve_accept(srv, l, fd);
@@ -353,7 +376,9 @@ static void close_listeners(server *srv)
             l->fd = -1;
         }
         if (l->unix_path) {
-            unlink(l->unix_path);
+            if (unlink(l->unix_path) != 0 && errno != ENOENT)
+                serve_log_at(srv, SERVE_LOG_WARNING, "cannot remove %s: %s",
+                             l->unix_path, strerror(errno));
             free(l->unix_path);
             l->unix_path = NULL;
         }
@@ -380,8 +405,9 @@ static int run(server *srv)
         serve_reap(srv);
     }
     if (srv->nconns > 0)
-        serve_log(srv, "%zu client(s) still waiting after --drain: closed",
-                  srv->nconns);
+        serve_log_at(srv, SERVE_LOG_WARNING,
+                     "%zu client(s) still waiting after --drain: closed",
+                     srv->nconns);
     while (srv->conns)
         serve_conn_close(srv->conns, NULL);
     serve_reap(srv);
@@ -403,8 +429,21 @@ static int parse_size(const char *opt, const char *arg, long long min,
     return 0;
 }
 
-static int serve_option(server *srv, int c, const char *arg,
-                        const char **pidfile)
+/* What the run does besides serving: from options that are not the
+ * server's own. */
+typedef struct run_opts {
+    const char *pidfile;
+    const char *user;
+    bool check;      /* --check-config */
+    int configs;     /* --config options getopt saw */
+    int nconfig;     /* --config options the prescan saw */
+    bool file_error; /* the option that failed came from the --config file */
+    uid_t uid;
+    gid_t gid;
+    char *user_name;
+} run_opts;
+
+static int serve_option(server *srv, int c, const char *arg, run_opts *ro)
 {
     serve_cfg *g = &srv->cfg;
     size_t v = 0;
@@ -442,54 +481,123 @@ static int serve_option(server *srv, int c, const char *arg,
             g->drain_ms = (int)v * 1000;
         return rc;
     case OPT_PIDFILE:
-        *pidfile = arg;
+        ro->pidfile = arg;
         return 0;
     case OPT_QUIET:
-        g->quiet = true;
+        g->log_level = SERVE_LOG_ERROR;
+        return 0;
+    case OPT_CONFIG:
+        ro->configs++;
+        return 0;
+    case OPT_CHECK_CONFIG:
+        ro->check = true;
+        return 0;
+    case OPT_USER:
+        if (!arg[0])
+            return cli_usage_error("--user: empty user name");
+        ro->user = arg;
+        return 0;
+    case OPT_LOG:
+        if (strcmp(arg, "stderr") != 0 && strcmp(arg, "syslog") != 0)
+            return cli_usage_error("--log: '%s' is not stderr or syslog", arg);
+        g->log_syslog = arg[1] == 'y';
+        return 0;
+    case OPT_LOG_LEVEL:
+        if (strcmp(arg, "error") == 0)
+            g->log_level = SERVE_LOG_ERROR;
+        else if (strcmp(arg, "warning") == 0)
+            g->log_level = SERVE_LOG_WARNING;
+        else if (strcmp(arg, "info") == 0)
+            g->log_level = SERVE_LOG_INFO;
+        else
+            return cli_usage_error("--log-level: '%s' is not error, warning "
+                                   "or info",
+                                   arg);
         return 0;
     }
     return cli_try_help();
 }
 
-static int parse_args(int argc, char **argv, mxr_options *o, server *srv,
-                      const char **pidfile)
+static const struct option longopts[] = {
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"domains", required_argument, NULL, OPT_DOMAINS},
+    {"transport", required_argument, NULL, OPT_TRANSPORT},
+    {"max-clients", required_argument, NULL, OPT_MAX_CLIENTS},
+    {"max-request", required_argument, NULL, OPT_MAX_REQUEST},
+    {"max-pipeline", required_argument, NULL, OPT_MAX_PIPELINE},
+    {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+    {"drain", required_argument, NULL, OPT_DRAIN},
+    {"pidfile", required_argument, NULL, OPT_PIDFILE},
+    {"quiet", no_argument, NULL, OPT_QUIET},
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
+    {"user", required_argument, NULL, OPT_USER},
+    {"log", required_argument, NULL, OPT_LOG},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"help", no_argument, NULL, 'h'},
+    CLI_ENGINE_LONGOPTS,
+    {NULL, 0, NULL, 0},
+};
+
+static int take_option(mxr_options *o, server *srv, run_opts *ro, int c)
 {
-    static const struct option longopts[] = {
-        {"listen", required_argument, NULL, OPT_LISTEN},
-        {"domains", required_argument, NULL, OPT_DOMAINS},
-        {"transport", required_argument, NULL, OPT_TRANSPORT},
-        {"max-clients", required_argument, NULL, OPT_MAX_CLIENTS},
-        {"max-request", required_argument, NULL, OPT_MAX_REQUEST},
-        {"max-pipeline", required_argument, NULL, OPT_MAX_PIPELINE},
-        {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
-        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
-        {"drain", required_argument, NULL, OPT_DRAIN},
-        {"pidfile", required_argument, NULL, OPT_PIDFILE},
-        {"quiet", no_argument, NULL, OPT_QUIET},
-        {"help", no_argument, NULL, 'h'},
-        CLI_ENGINE_LONGOPTS,
-        {NULL, 0, NULL, 0},
-    };
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        int rc = cli_engine_option(o, c, optarg);
-        if (rc > 0)
-            return rc;
-        if (rc == 0)
-            continue;
-        if (c == 'h') {
-            usage(stdout);
-            return -1;
-        }
-        if (c == '?' || (rc = serve_option(srv, c, optarg, pidfile)))
-            return c == '?' ? cli_try_help() : rc;
+    int rc = cli_engine_option(o, c, optarg);
+    if (rc >= 0)
+        return rc;
+    if (c == 'h') {
+        usage(stdout);
+        return -1;
     }
-    if (optind < argc)
-        return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    return c == '?' ? cli_try_help() : serve_option(srv, c, optarg, ro);
+}
+
+/* The file's options first (messages then name FILE:LINE), then the
+ * command line's: the same table, the later value of an option wins. */
+static int parse_args(serve_args *a, mxr_options *o, server *srv, run_opts *ro)
+{
+    size_t k = 0;
+    optind = 1;
+    for (;;) {
+        cli_set_where(k < a->nfile ? a->where[k] : NULL);
+        int c = getopt_long(a->argc, a->argv, "h", longopts, NULL);
+        if (c == -1)
+            break;
+        bool from_file = k++ < a->nfile;
+        int rc = take_option(o, srv, ro, c);
+        if (rc) {
+            ro->file_error = from_file && rc > 0;
+            cli_set_where(NULL);
+            return rc;
+        }
+    }
+    cli_set_where(NULL);
+    if (optind < a->argc)
+        return cli_usage_error("unexpected argument '%s'", a->argv[optind]);
+    if (ro->configs != ro->nconfig)
+        return cli_usage_error("write --config FILE in full");
     if (srv->nls == 0)
         return cli_usage_error("give at least one --listen PROTO:ADDR");
     return 0;
+}
+
+/* --config and --check-config are needed before parsing: the file makes
+ * the arguments, and --check-config changes the exit status of errors. */
+static int prescan(int argc, char **argv, const char **config, bool *check)
+{
+    int n = 0;
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            *config = argv[++i];
+            n++;
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            *config = argv[i] + 9;
+            n++;
+        } else if (strcmp(argv[i], "--check-config") == 0) {
+            *check = true;
+        }
+    }
+    return n;
 }
 
 static int write_pidfile(const char *path)
@@ -500,6 +608,97 @@ static int write_pidfile(const char *path)
         return EXIT_SOFTWARE;
     }
     return 0;
+}
+
+static int lookup_user(run_opts *ro)
+{
+    errno = 0;
+    struct passwd *pw = getpwnam(ro->user);
+    if (!pw) {
+        cli_error("--user %s: %s", ro->user,
+                  errno ? strerror(errno) : "no such user");
+        return EXIT_NOUSER;
+    }
+    ro->uid = pw->pw_uid;
+    ro->gid = pw->pw_gid;
+    if (!(ro->user_name = strdup(pw->pw_name))) {
+        cli_error("out of memory");
+        return EXIT_SOFTWARE;
+    }
+    return 0;
+}
+
+static int own(const char *path, const run_opts *ro)
+{
+    if (chown(path, ro->uid, ro->gid) == 0)
+        return 0;
+    cli_error("--user %s: chown %s: %s", ro->user, path, strerror(errno));
+    return EXIT_NOPERM;
+}
+
+/* Once listening: the unix sockets and the pid file become the user's
+ * (the daemon removes them at exit), then the process does. */
+static int become_user(server *srv, const run_opts *ro)
+{
+    if (ro->uid == geteuid() && ro->gid == getegid())
+        return 0;
+    for (size_t i = 0; i < srv->nls; i++)
+        if (srv->ls[i].unix_path && own(srv->ls[i].unix_path, ro))
+            return EXIT_NOPERM;
+    if (ro->pidfile && own(ro->pidfile, ro))
+        return EXIT_NOPERM;
+    if (initgroups(ro->user_name, ro->gid) != 0 || setgid(ro->gid) != 0 ||
+        setuid(ro->uid) != 0) {
+        cli_error("--user %s: %s", ro->user, strerror(errno));
+        return EXIT_NOPERM;
+    }
+    if (ro->uid != 0 && setuid(0) == 0) {
+        cli_error("--user %s: root privileges could be taken back", ro->user);
+        return EXIT_NOPERM;
+    }
+    serve_log(srv, "running as %s (uid %ld, gid %ld)", ro->user_name,
+              (long)ro->uid, (long)ro->gid);
+    return 0;
+}
+
+static int build_engine(mxr_options *o, server *srv)
+{
+    mxr_options_set_log(o, serve_engine_log, srv);
+    mxr_status st = mxr_engine_new(o, &srv->engine);
+    if (st == MXR_OK)
+        return 0;
+    cli_error("%s", mxr_options_errmsg(o));
+    return st == MXR_EZONE || st == MXR_ESERVER || st == MXR_EPOLICY
+               ? EXIT_USAGE
+               : EXIT_SOFTWARE;
+}
+
+/* Parse, look the user up, load zones and policies: what --check-config
+ * checks, and what a run does before it opens its sockets. */
+static int configure(int argc, char **argv, server *srv, run_opts *ro,
+                     serve_args *a)
+{
+    const char *config = NULL;
+    int nconfig = ro->nconfig = prescan(argc, argv, &config, &ro->check);
+    if (nconfig > 1)
+        return cli_usage_error("--config: give one file");
+    int rc = serve_args_build(a, config, longopts, argc, argv);
+    if (rc)
+        return rc;
+    mxr_options *o = NULL;
+    if (mxr_options_new(&o) != MXR_OK)
+        return EXIT_SOFTWARE;
+    rc = parse_args(a, o, srv, ro);
+    if (rc == 0 && ro->user)
+        rc = lookup_user(ro);
+    if (rc == 0 && srv->cfg.log_syslog)
+        openlog("mxroute", LOG_PID, LOG_MAIL);
+    if (rc == 0)
+        rc = build_engine(o, srv);
+    mxr_options_free(o);
+    if (rc > 0 && (ro->check || (ro->file_error && rc == EXIT_USAGE)))
+        rc = EXIT_CONFIG;
+    return rc;
 }
 
 int cmd_serve(int argc, char **argv)
@@ -514,26 +713,21 @@ int cmd_serve(int argc, char **argv)
                           .max_output = 1 << 20,
                           .idle_ms = 60000,
                           .drain_ms = 5000,
-                          .transport = "smtp"}};
-    mxr_options *o = NULL;
-    const char *pidfile = NULL;
-    if (mxr_options_new(&o) != MXR_OK)
-        return EXIT_SOFTWARE;
-    int rc = parse_args(argc, argv, o, &srv, &pidfile);
-    if (rc == 0) {
-        mxr_status st = mxr_engine_new(o, &srv.engine);
-        if (st != MXR_OK) {
-            cli_error("%s", mxr_options_errmsg(o));
-            rc = st == MXR_EZONE || st == MXR_ESERVER || st == MXR_EPOLICY
-                     ? EXIT_USAGE
-                     : EXIT_SOFTWARE;
-        }
+                          .transport = "smtp",
+                          .log_level = SERVE_LOG_INFO}};
+    run_opts ro = {0};
+    serve_args a = {0};
+    int rc = configure(argc, argv, &srv, &ro, &a);
+    if (rc == 0 && ro.check) {
+        printf("%s: configuration OK\n", cli_prog());
+        rc = -1;
     }
-    mxr_options_free(o);
     if (rc == 0)
         rc = setup(&srv);
-    if (rc == 0 && pidfile)
-        rc = write_pidfile(pidfile);
+    if (rc == 0 && ro.pidfile)
+        rc = write_pidfile(ro.pidfile);
+    if (rc == 0 && ro.user)
+        rc = become_user(&srv, &ro);
     if (rc == 0)
         rc = run(&srv);
     close_listeners(&srv);
@@ -543,9 +737,13 @@ int cmd_serve(int argc, char **argv)
     mxr_engine_destroy(srv.engine); /* frees the source; orphans answered */
     if (srv.sigfd >= 0)
         close(srv.sigfd);
-    if (pidfile && rc != -1 && srv.io)
-        unlink(pidfile);
+    if (ro.pidfile && rc != -1 && srv.io)
+        unlink(ro.pidfile);
     for (size_t i = 0; i < srv.nls; i++)
         free(listeners[i].spec);
+    free(ro.user_name);
+    serve_args_free(&a);
+    if (srv.cfg.log_syslog)
+        closelog();
     return rc < 0 ? EXIT_OK : rc;
 }

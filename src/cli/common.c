@@ -46,10 +46,19 @@ const char *cli_prog(void)
     return prog;
 }
 
+static const char *where;
+
+void cli_set_where(const char *w)
+{
+    where = w;
+}
+
 static void verror(const char *fmt, va_list ap)
 {
     fflush(stdout); /* results before the message, also in a pipe */
     fprintf(stderr, "%s: ", prog);
+    if (where)
+        fprintf(stderr, "%s: ", where);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
 }

@@ -93,8 +93,13 @@ typedef struct serve_cfg {
     int drain_ms;        /* at SIGTERM, time left for requests in flight */
     const char *domains; /* --domains, or NULL */
     const char *transport;
-    bool quiet;
+    int log_level;   /* SERVE_LOG_*: lines above it are dropped */
+    bool log_syslog; /* --log syslog */
 } serve_cfg;
+
+/* Levels of --log-level, and of the engine's log (0 info, 1 warning,
+ * 2 error) once mapped. */
+enum { SERVE_LOG_ERROR, SERVE_LOG_WARNING, SERVE_LOG_INFO };
 
 /* What a watched descriptor is: the first member of its fd_ud. */
 typedef enum serve_kind { KIND_SIGNAL, KIND_LISTENER, KIND_CONN } serve_kind;
@@ -103,8 +108,8 @@ typedef struct serve_listener {
     serve_kind kind;
     int fd;
     serve_proto proto;
-    char *spec;      /* as given, for messages */
-    char *unix_path; /* a socket file we created, removed at exit */
+    char *spec;            /* as given, for messages */
+    char *unix_path;       /* a socket file we created, removed at exit */
     uint64_t paused_until; /* out of descriptors: not watched until then */
 } serve_listener;
 
@@ -160,8 +165,38 @@ struct server {
 };
 
 uint64_t serve_now_ms(void);
+/* The daemon's log: its own lines and the policies' messages go through
+ * serve_log_line, to stderr ("mxroute serve: [warning: |error: ]...") or
+ * to syslog (LOG_MAIL, ident mxroute, with the pid), those above
+ * --log-level dropped. serve_log is an info line. */
+void serve_log_line(const server *srv, int level, const char *msg);
+void serve_log_at(const server *srv, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void serve_log(const server *srv, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* An mxr_log_fn for the engine (ud: the server). */
+void serve_engine_log(void *ud, int level, const char *msg);
+
+/* -------------------------------------------------- the --config file */
+
+struct option;
+
+/* The arguments to parse: the file's lines as "--name=value" (argv[1]
+ * to argv[nfile]; where[i] is "FILE:LINE" of argv[i + 1]), then the
+ * command line's argv[1..]. */
+typedef struct serve_args {
+    char **argv;
+    int argc;
+    char **where;
+    size_t nfile;
+} serve_args;
+
+/* path NULL: the command line only. 0, or an exit code (said): 66 the
+ * file cannot be read, 78 a line that names no option of opts (or
+ * config, check-config, help), or lacks or has a value it must not. */
+int serve_args_build(serve_args *a, const char *path, const struct option *opts,
+                     int argc, char **argv);
+void serve_args_free(serve_args *a);
 /* A new client (non-blocking fd): watched, or refused with one error
  * reply and closed when there are max_clients already. */
 void serve_accept(server *srv, serve_listener *l, int fd);

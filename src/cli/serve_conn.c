@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,16 +26,55 @@ uint64_t serve_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-void serve_log(const server *srv, const char *fmt, ...)
+void serve_log_line(const server *srv, int level, const char *msg)
 {
-    if (srv->cfg.quiet)
+    static const char *const tags[] = {"error: ", "warning: ", ""};
+    static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO};
+    if (level < SERVE_LOG_ERROR)
+        level = SERVE_LOG_ERROR;
+    if (level > SERVE_LOG_INFO)
+        level = SERVE_LOG_INFO;
+    if (level > srv->cfg.log_level)
         return;
+    if (srv->cfg.log_syslog) {
+        syslog(prio[level], "%s%s", tags[level], msg);
+        return;
+    }
+    fflush(stdout);
+    fprintf(stderr, "%s: %s%s\n", cli_prog(), tags[level], msg);
+}
+
+static void vlog(const server *srv, int level, const char *fmt, va_list ap)
+{
+    char msg[2048];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    serve_log_line(srv, level, msg);
+}
+
+void serve_log_at(const server *srv, int level, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: ", cli_prog());
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vlog(srv, level, fmt, ap);
     va_end(ap);
+}
+
+void serve_log(const server *srv, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(srv, SERVE_LOG_INFO, fmt, ap);
+    va_end(ap);
+}
+
+/* The engine's levels: 0 info, 1 warning, 2 error. */
+void serve_engine_log(void *ud, int level, const char *msg)
+{
+    serve_log_line(ud,
+                   level >= 2   ? SERVE_LOG_ERROR
+                   : level == 1 ? SERVE_LOG_WARNING
+                                : SERVE_LOG_INFO,
+                   msg);
 }
 
 static void req_free(serve_req *r)
