@@ -27,7 +27,14 @@ harness_start it_serve_config
 
 POSTMAP=$(command -v postmap || echo /usr/sbin/postmap)
 DPID=
-stop_daemon() { [ -n "$DPID" ] && kill -KILL "$DPID" 2>/dev/null; DPID=; }
+# The daemon runs in a process group of its own (setsid): a wrapper
+# script in place of the binary (tests/broken_binaries.sh) goes with it.
+stop_daemon() {
+  [ -n "$DPID" ] || return 0
+  kill -KILL -- "-$DPID" 2>/dev/null
+  wait "$DPID" 2>/dev/null
+  DPID=
+}
 trap 'stop_daemon; rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM
 
@@ -46,7 +53,7 @@ PLAN2525="smtp:[2001:db8::11]:2525, [192.0.2.11]:2525, [2001:db8::12]:2525, [192
 # most 5 s) for $SOCK. 0 when it is there.
 start_daemon() {
   LAST_CMD="mxroute serve $(printf '%q ' "$@")"
-  "$MXROUTE" serve "$@" 2>"$LOG" &
+  setsid "$MXROUTE" serve "$@" 2>"$LOG" &
   DPID=$!
   local i
   for i in $(seq 50); do
