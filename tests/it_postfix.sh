@@ -32,15 +32,7 @@ PY=/usr/bin/python3
 . "$SRC/tests/lib/postfix.sh"
 harness_start it_postfix
 
-DPID=
-# The daemon runs in a process group of its own (setsid): a wrapper
-# script in place of the binary (tests/broken_binaries.sh) goes with it.
-stop_daemon() {
-  [ -n "$DPID" ] || return 0
-  kill -KILL -- "-$DPID" 2>/dev/null
-  wait "$DPID" 2>/dev/null
-  DPID=
-}
+. "$SRC/tests/lib/daemon.sh"
 trap 'pf_stop; stop_daemon; smtp_stop_all; rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM
 

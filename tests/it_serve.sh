@@ -23,15 +23,7 @@ ZONE=$SRC/tests/zones/rules.test.zone
 harness_start it_serve
 
 POSTMAP=$(command -v postmap || echo /usr/sbin/postmap)
-DPID=
-# The daemon runs in a process group of its own (setsid): a wrapper
-# script in place of the binary (tests/broken_binaries.sh) goes with it.
-stop_daemon() {
-  [ -n "$DPID" ] || return 0
-  kill -KILL -- "-$DPID" 2>/dev/null
-  wait "$DPID" 2>/dev/null
-  DPID=
-}
+. "$SRC/tests/lib/daemon.sh"
 trap 'stop_daemon; rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM
 
