@@ -177,11 +177,40 @@ JQ_SLURP=1 expect_jq "json: ids echoed in order, errors keep the connection, sta
    and .[4].routes >= 2 and (.[4].clients | type) == "number"
    and .[5].id == 5 and .[5].status == "notfound"'
 
+# ---- outcome and health: what an MTA reports reorders later plans
+PLAN_MX1="OK smtp:[2001:db8::11]:25, [192.0.2.11]:25, [2001:db8::12]:25, [192.0.2.12]:25"
+PLAN_MX2="OK smtp:[2001:db8::12]:25, [192.0.2.12]:25, [2001:db8::11]:25, [192.0.2.11]:25"
+cl json "127.0.0.1:$PORT" '{"id":1,"op":"health","host":"mx1.plain.rules.test"}' \
+  '{"id":2,"op":"outcome","host":"mx1.plain.rules.test","stage":"connect","class":"refused"}' \
+  '{"id":3,"op":"route","input":"plain.rules.test"}' \
+  '{"id":4,"op":"outcome","host":"mx1.plain.rules.test","class":"bogus"}' \
+  '{"id":5,"op":"health","host":"MX1.Plain.Rules.Test."}' \
+  '{"id":6,"op":"health","addr":"192.0.2.11"}' \
+  '{"id":7,"op":"outcome","host":"bad..name","class":"refused"}'
+JQ_SLURP=1 expect_jq "json outcome: refused marks mx1 down, health shows it, the next plan tries mx2 first" \
+  'length == 7 and .[0].down == false and .[0].failures == 0 and .[0].last_failure_ago_ms == null
+   and .[1].recorded == true and .[1].down == true and .[1].failures == 1 and .[1].down_for_ms > 0
+   and ([.[2].candidates[].host] == ["mx2.plain.rules.test", "mx1.plain.rules.test"])
+   and (.[2].candidates[1].notes | index("down")) != null
+   and (.[3].error | test("class")) and .[4].down == true and .[4].failures == 1
+   and .[5].addr == "192.0.2.11" and .[5].down == false
+   and .[6].id == 7 and (.[6].error | length) > 0'
+cl sm "$SOCK" plain.rules.test
+expect_out "socketmap after the outcome: mx2's hops first" "$PLAN_MX2
+OPEN"
+cl json "127.0.0.1:$PORT" '{"id":8,"op":"outcome","host":"mx1.plain.rules.test","stage":"dot","class":"ok","code":250}'
+JQ_SLURP=1 expect_jq "json outcome ok: mx1 is up again" '.[0].recorded == true and .[0].down == false and .[0].failures == 0'
+cl sm "$SOCK" plain.rules.test
+expect_out "socketmap after the success: plan order again" "$PLAN_MX1
+OPEN"
+
 # ---- SIGTERM with a request in flight (fault-timeout: --timeout 1500)
 LAST_CMD="kill -TERM daemon with a request in flight"
-$PY "$CLIENT" sm "$SOCK" fault-timeout.rules.test plain.rules.test >"$TMP/inflight" 2>&1 &
+$PY "$CLIENT" sm "$SOCK" fault-timeout.rules.test plain.rules.test >"$TMP/inflight" 2>"$TMP/inflight.err" &
 cpid=$!
-sleep 0.3
+# SIGTERM once the requests are sent (the client says so), at most 5 s
+for i in $(seq 50); do grep -q sent "$TMP/inflight.err" 2>/dev/null && break; sleep 0.1; done
+sleep 0.2
 kill -TERM -- "-$DPID" # the group: a wrapper's daemon too
 start=$(date +%s)
 for i in $(seq 80); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.1; done
@@ -198,6 +227,7 @@ else
 fi
 wait "$cpid"
 cp "$TMP/inflight" "$OUT"
+cp "$TMP/inflight.err" "$ERR"
 expect_out "SIGTERM: the request in flight answered first" \
   "TEMP timeout: the DNS server did not answer in time
 OK smtp:[2001:db8::11]:25, [192.0.2.11]:25, [2001:db8::12]:25, [192.0.2.12]:25

@@ -132,6 +132,38 @@ else
 fi
 stop_term
 
+# ---- --label-transport: a policy's label picks the master.cf service;
+# --socket-mode: the unix socket's mode, whatever the umask
+RELAYCFG='{relays = {{host = "relay.rules.test", port = 587, addresses = {"192.0.2.99"}}}, domains = {"plain.rules.test"}}'
+old_umask=$(umask)
+umask 077
+start_daemon --zone "$ZONE" --allow-loopback --listen "socketmap:unix:$SOCK" \
+  --policy "$SRC/policies/smarthost.lua" --policy-config "$RELAYCFG" \
+  --label-transport smarthost=relay --label-transport other=nope --socket-mode 0666
+started=$?
+umask "$old_umask"
+if [ $started = 0 ]; then
+  pq user@plain.rules.test
+  expect_out "--label-transport: the smart host's label selects service 'relay'" "relay:[192.0.2.99]:587"
+  pq user@alias.rules.test
+  expect_out "--label-transport: unlabelled candidates keep --transport" \
+    "smtp:[2001:db8::11]:25, [192.0.2.11]:25, [2001:db8::12]:25, [192.0.2.12]:25"
+  mode=$(stat -c %a "$SOCK" 2>/dev/null)
+  if [ "$mode" = 666 ]; then pass "--socket-mode 0666 under umask 077: the socket is 666"
+  else fail "--socket-mode 0666" "666" "${mode:-no socket}"; fi
+else
+  cp "$LOG" "$ERR"; fail "daemon with --label-transport starts" "socket $SOCK" "not there"
+fi
+stop_term
+for bad in "--label-transport smarthost" "--label-transport =relay" \
+  "--label-transport smarthost=a:b" "--socket-mode 0999" "--socket-mode rw"; do
+  # shellcheck disable=SC2086
+  run serve --zone "$ZONE" --listen "socketmap:unix:$SOCK" $bad
+  if [ "$RC" = 64 ] && [ "$(wc -l <"$ERR")" -le 2 ] && grep -q -- "${bad%% *}" "$ERR"; then
+    pass "serve $bad: usage error 64 naming the option"
+  else fail "serve $bad" "exit 64, the option named" "exit $RC: $(head -c 300 "$ERR")"; fi
+done
+
 # ---- --check-config
 run serve --config "$CONF" --check-config
 if [ "$RC" = 0 ] && [ "$(cat "$OUT")" = "mxroute serve: configuration OK" ]; then

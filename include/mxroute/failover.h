@@ -273,8 +273,18 @@ MXR_EXTERN mxr_status mxr_engine_health_sized(mxr_engine *engine,
                                               const mxr_addr *addr,
                                               mxr_health *out, size_t size);
 #define mxr_engine_health(engine, host, addr, out)                             \
-    mxr_engine_health_sized((engine), (host), (addr), (out),                   \
-                            sizeof(mxr_health))
+    mxr_engine_health_sized((engine), (host), (addr), (out), sizeof(mxr_health))
+
+/* Reorder plan in place by the host-health memory, as mxr_attempt_new
+ * orders its copy: hosts cooling down move to the end (never out), and
+ * within each host addresses cooling down move after the others; hosts
+ * cooling down carry MXR_NOTE_DOWN. For a program that hands plans to
+ * another deliverer (mxroute serve answering Postfix or Exim) and learns
+ * outcomes through mxr_engine_report. The plan must be one the caller owns
+ * (from mxr_route or mxr_route_sync). MXR_EINVAL for a NULL
+ * engine or plan. */
+MXR_EXTERN mxr_status mxr_engine_order_by_health(mxr_engine *engine,
+                                                 mxr_plan *plan);
 
 #ifdef __cplusplus
 }

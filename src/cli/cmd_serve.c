@@ -43,7 +43,9 @@ enum {
     OPT_CHECK_CONFIG,
     OPT_USER,
     OPT_LOG,
-    OPT_LOG_LEVEL
+    OPT_LOG_LEVEL,
+    OPT_LABEL_TRANSPORT,
+    OPT_SOCKET_MODE
 };
 
 static void usage(FILE *out)
@@ -62,6 +64,9 @@ static void usage(FILE *out)
             "not found\n"
             "  --transport NAME     the Postfix transport in socketmap replies "
             "(default smtp)\n"
+            "  --label-transport LABEL=NAME  candidates a policy labelled "
+            "LABEL go to\n"
+            "                       the master.cf service NAME (repeatable)\n"
             "  --max-clients N      clients at once (default 256)\n"
             "  --max-request BYTES  one request (default 8192)\n"
             "  --max-pipeline N     requests in flight per client (default "
@@ -72,6 +77,8 @@ static void usage(FILE *out)
             "60)\n"
             "  --drain S            at SIGTERM, time for requests in flight "
             "(default 5)\n"
+            "  --socket-mode MODE   octal mode of the unix sockets (default: "
+            "the umask's)\n"
             "  --pidfile FILE       write the process id there\n"
             "  --config FILE        read options from FILE, one a line: "
             "'name value'\n"
@@ -104,7 +111,7 @@ static int fail_listen(serve_listener *l, const char *what, int fd)
     return EXIT_SOFTWARE;
 }
 
-static int listen_unix(serve_listener *l, const char *path)
+static int listen_unix(serve_listener *l, const char *path, int mode)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (!path[0] || strlen(path) >= sizeof sa.sun_path) {
@@ -133,6 +140,8 @@ static int listen_unix(serve_listener *l, const char *path)
     if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
         return fail_listen(l, "bind", fd);
     l->unix_path = strdup(path);
+    if (mode >= 0 && chmod(path, (mode_t)mode) != 0)
+        return fail_listen(l, "chmod", fd);
     if (listen(fd, 128) != 0)
         return fail_listen(l, "listen", fd);
     l->fd = fd;
@@ -221,10 +230,10 @@ static int parse_listen(serve_listener *l, const char *arg)
                            arg);
 }
 
-static int open_listener(serve_listener *l)
+static int open_listener(serve_listener *l, int mode)
 {
     const char *addr = strchr(l->spec, ':') + 1;
-    return strncmp(addr, "unix:", 5) == 0 ? listen_unix(l, addr + 5)
+    return strncmp(addr, "unix:", 5) == 0 ? listen_unix(l, addr + 5, mode)
                                           : listen_inet(l, addr + 5);
 }
 
@@ -352,7 +361,7 @@ static int setup(server *srv)
         return EXIT_SOFTWARE;
     }
     for (size_t i = 0; i < srv->nls; i++) {
-        int rc = open_listener(&srv->ls[i]);
+        int rc = open_listener(&srv->ls[i], srv->cfg.socket_mode);
         if (rc)
             return rc;
         if (mxr_io_watch(srv->io, srv->ls[i].fd, MXR_WANT_READ, &srv->ls[i]) !=
@@ -443,6 +452,42 @@ typedef struct run_opts {
     char *user_name;
 } run_opts;
 
+/* A master.cf service name as a next hop's transport: no separator of a
+ * next-hop list. */
+static bool is_transport_name(const char *s)
+{
+    return s[0] && !strpbrk(s, ": \t,[]\r\n");
+}
+
+/* LABEL=SERVICE; arg outlives the run (argv or the --config file's). */
+static int parse_label_transport(serve_cfg *g, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg || !is_transport_name(eq + 1))
+        return cli_usage_error("--label-transport: '%s' is not "
+                               "LABEL=SERVICE",
+                               arg);
+    if (g->nlabels == SM_MAX_LABELS)
+        return cli_usage_error("at most %d --label-transport", SM_MAX_LABELS);
+    char *label = strndup(arg, (size_t)(eq - arg));
+    if (!label)
+        return EXIT_SOFTWARE;
+    g->labels[g->nlabels++] = (sm_label_transport){label, eq + 1};
+    return 0;
+}
+
+static int parse_socket_mode(serve_cfg *g, const char *arg)
+{
+    char *end;
+    long m = strtol(arg, &end, 8);
+    if (!arg[0] || *end || m < 0 || m > 0777)
+        return cli_usage_error("--socket-mode: '%s' is not an octal mode "
+                               "(0 to 0777)",
+                               arg);
+    g->socket_mode = (int)m;
+    return 0;
+}
+
 static int serve_option(server *srv, int c, const char *arg, run_opts *ro)
 {
     serve_cfg *g = &srv->cfg;
@@ -457,12 +502,16 @@ static int serve_option(server *srv, int c, const char *arg, run_opts *ro)
         g->domains = arg;
         return 0;
     case OPT_TRANSPORT:
-        if (!arg[0] || strpbrk(arg, ": \t,[]\r\n"))
+        if (!is_transport_name(arg))
             return cli_usage_error("--transport: '%s' is not a transport "
                                    "name",
                                    arg);
         g->transport = arg;
         return 0;
+    case OPT_LABEL_TRANSPORT:
+        return parse_label_transport(g, arg);
+    case OPT_SOCKET_MODE:
+        return parse_socket_mode(g, arg);
     case OPT_MAX_CLIENTS:
         return parse_size("--max-clients", arg, 1, 100000, &g->max_clients);
     case OPT_MAX_REQUEST:
@@ -522,6 +571,8 @@ static const struct option longopts[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
     {"domains", required_argument, NULL, OPT_DOMAINS},
     {"transport", required_argument, NULL, OPT_TRANSPORT},
+    {"label-transport", required_argument, NULL, OPT_LABEL_TRANSPORT},
+    {"socket-mode", required_argument, NULL, OPT_SOCKET_MODE},
     {"max-clients", required_argument, NULL, OPT_MAX_CLIENTS},
     {"max-request", required_argument, NULL, OPT_MAX_REQUEST},
     {"max-pipeline", required_argument, NULL, OPT_MAX_PIPELINE},
@@ -714,6 +765,7 @@ int cmd_serve(int argc, char **argv)
                           .idle_ms = 60000,
                           .drain_ms = 5000,
                           .transport = "smtp",
+                          .socket_mode = -1,
                           .log_level = SERVE_LOG_INFO}};
     run_opts ro = {0};
     serve_args a = {0};
@@ -741,6 +793,8 @@ int cmd_serve(int argc, char **argv)
         unlink(ro.pidfile);
     for (size_t i = 0; i < srv.nls; i++)
         free(listeners[i].spec);
+    for (size_t i = 0; i < srv.cfg.nlabels; i++)
+        free((char *)srv.cfg.labels[i].label);
     free(ro.user_name);
     serve_args_free(&a);
     if (srv.cfg.log_syslog)

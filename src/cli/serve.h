@@ -50,12 +50,32 @@ bool sm_key_domain(const char *key, size_t key_len, char *out, size_t size);
  * ".example.com" its subdomains (transport(5)). NULL list: everything. */
 bool serve_domain_listed(const char *list, const char *domain);
 
+/* --label-transport LABEL=SERVICE: a candidate labelled LABEL (by a
+ * policy) is delivered by the master.cf service SERVICE. */
+#define SM_MAX_LABELS 32
+typedef struct sm_label_transport {
+    const char *label;
+    const char *transport;
+} sm_label_transport;
+
+typedef struct sm_transports {
+    const char *fallback; /* --transport: unlabelled or unmapped */
+    const sm_label_transport *map;
+    size_t nmap;
+} sm_transports;
+
+/* The service for a candidate's label (NULL: none): the last mapping of
+ * that label, or the fallback. */
+const char *sm_transport_of(const sm_transports *t, const char *label);
+
 /* The reply data (not yet a netstring) for a routing result, at most
  * max bytes (max >= 32) written to out with its NUL; returns its length.
  * A plan: "OK TRANSPORT:[addr]:port, [addr]:port, ..." cut at a whole
- * next hop; a permanent failure "OK error:5.X.Y reason"; a temporary one
+ * next hop, TRANSPORT the first candidate's service and the hops those of
+ * the candidates with that same service (Postfix takes one transport for
+ * a list); a permanent failure "OK error:5.X.Y reason"; a temporary one
  * "TEMP reason". */
-size_t sm_format_result(char *out, size_t max, const char *transport,
+size_t sm_format_result(char *out, size_t max, const sm_transports *t,
                         mxr_status st, const mxr_plan *p, const char *err);
 
 /* The enhanced status code (RFC 3463) of a permanent routing failure. */
@@ -66,7 +86,13 @@ size_t sm_netstring(char *out, size_t size, const char *data, size_t len);
 
 /* ------------------------------------------------------------- json */
 
-typedef enum js_op { JS_ROUTE, JS_STATS, JS_ERROR } js_op;
+typedef enum js_op {
+    JS_ROUTE,
+    JS_STATS,
+    JS_OUTCOME,
+    JS_HEALTH,
+    JS_ERROR
+} js_op;
 
 /* One request line (without its newline). On JS_ROUTE *input is a
  * malloc'ed copy of "input"; on JS_ERROR *why says what was wrong. *id is
@@ -82,6 +108,28 @@ char *js_error_reply(void *id, const char *why);
 /* {"input":..., "status":"notfound"}: outside --domains. */
 char *js_notfound_reply(void *id, const char *input);
 
+/* What an outcome or health request names: a host, an address or both
+ * (health: exactly one), and for outcome how the connection went. */
+typedef struct js_host_req {
+    char host[256]; /* "" when absent */
+    bool has_addr;
+    mxr_addr addr;
+    mxr_outcome outcome; /* its strings point into enhanced and text */
+    char enhanced[16];
+    char text[256]; /* cut to fit: only logged */
+} js_host_req;
+
+/* The fields of an outcome or health request line (js_parse said which
+ * op): false with *why when one is missing, of the wrong type or out of
+ * range. */
+bool js_host_parse(const char *line, size_t len, js_op op, js_host_req *out,
+                   const char **why);
+/* What the health memory knows of q's host (or address), at engine time
+ * now: {"host"|"addr":..., "down":..., "failures":..., "down_for_ms":...,
+ * "last_failure_ago_ms":...}, plus "recorded":true for an outcome. */
+char *js_health_reply(void *id, const js_host_req *q, const mxr_health *h,
+                      uint64_t now, bool recorded);
+
 /* ------------------------------------------------------- the daemon */
 
 typedef struct serve_cfg {
@@ -93,6 +141,9 @@ typedef struct serve_cfg {
     int drain_ms;        /* at SIGTERM, time left for requests in flight */
     const char *domains; /* --domains, or NULL */
     const char *transport;
+    sm_label_transport labels[SM_MAX_LABELS]; /* --label-transport */
+    size_t nlabels;
+    int socket_mode; /* --socket-mode, or -1: the umask decides */
     int log_level;   /* SERVE_LOG_*: lines above it are dropped */
     bool log_syslog; /* --log syslog */
 } serve_cfg;

@@ -115,6 +115,18 @@ static char *sm_text(const char *fmt, const char *arg)
 static void watch(serve_conn *c);
 static void flush(serve_conn *c);
 
+/* The socketmap reply text of a routing result (NULL: no memory). */
+static char *sm_reply_text(const server *srv, size_t max, mxr_status st,
+                           const mxr_plan *plan, const char *err)
+{
+    const serve_cfg *g = &srv->cfg;
+    sm_transports tp = {g->transport, g->labels, g->nlabels};
+    char *t = malloc(max + 1);
+    if (t)
+        sm_format_result(t, max + 1, &tp, st, plan, err);
+    return t;
+}
+
 static void on_route(void *arg, mxr_status st, mxr_plan *plan)
 {
     serve_req *r = arg;
@@ -125,12 +137,11 @@ static void on_route(void *arg, mxr_status st, mxr_plan *plan)
         return;
     }
     const char *err = st == MXR_OK ? NULL : mxr_strerror(st);
+    if (plan) /* outcomes reported since (JSON "outcome") reorder it */
+        mxr_engine_order_by_health(c->srv->engine, plan);
     if (c->proto == PROTO_SOCKETMAP) {
-        char *t = malloc(SM_MAX_REPLY + 1);
-        if (t)
-            sm_format_result(t, SM_MAX_REPLY + 1, c->srv->cfg.transport, st,
-                             plan, err);
-        req_set_reply(r, c->proto, t);
+        req_set_reply(r, c->proto,
+                      sm_reply_text(c->srv, SM_MAX_REPLY, st, plan, err));
     } else {
         void *id = r->id;
         r->id = NULL;
@@ -165,15 +176,35 @@ static void start_route(serve_conn *c, serve_req *r, const char *input)
         return;
     const char *err = mxr_engine_errmsg(c->srv->engine);
     if (c->proto == PROTO_SOCKETMAP) {
-        char *t = malloc(512);
-        if (t)
-            sm_format_result(t, 512, c->srv->cfg.transport, st, NULL, err);
-        req_set_reply(r, c->proto, t);
+        req_set_reply(r, c->proto, sm_reply_text(c->srv, 511, st, NULL, err));
     } else {
         void *id = r->id;
         r->id = NULL;
         req_set_reply(r, c->proto, js_route_reply(id, r->input, st, NULL, err));
     }
+}
+
+/* An outcome or health request: the reply, at once. An outcome goes to
+ * the host-health memory, which orders later plans. */
+static char *host_request(serve_conn *c, js_op op, const char *line, size_t len,
+                          void *id)
+{
+    js_host_req q;
+    const char *why;
+    if (!js_host_parse(line, len, op, &q, &why))
+        return js_error_reply(id, why);
+    mxr_engine *e = c->srv->engine;
+    const char *host = q.host[0] ? q.host : NULL;
+    const mxr_addr *addr = q.has_addr ? &q.addr : NULL;
+    mxr_status st = MXR_OK;
+    if (op == JS_OUTCOME)
+        st = mxr_engine_report(e, host, addr, &q.outcome);
+    mxr_health h;
+    if (st == MXR_OK)
+        st = mxr_engine_health(e, host, host ? NULL : addr, &h);
+    if (st != MXR_OK)
+        return js_error_reply(id, mxr_engine_errmsg(e));
+    return js_health_reply(id, &q, &h, mxr_engine_now(e), op == JS_OUTCOME);
 }
 
 /* ------------------------------------------------------------ parsing */
@@ -261,6 +292,9 @@ static bool js_step(serve_conn *c)
             mxr_stats s;
             mxr_engine_stats(c->srv->engine, &s);
             req_set_reply(r, c->proto, js_stats_reply(id, &s, c->srv->nconns));
+        } else if (op == JS_OUTCOME || op == JS_HEALTH) {
+            req_set_reply(r, c->proto,
+                          host_request(c, op, c->in + a, n - a, id));
         } else {
             req_set_reply(r, c->proto, js_error_reply(id, why));
         }

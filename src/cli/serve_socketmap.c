@@ -145,20 +145,33 @@ static size_t put_reason(char *out, size_t at, size_t max, mxr_reason r)
     return put_text(out, at, max, out_explain(r));
 }
 
-/* Every address of every candidate, in plan order, each a whole next hop
- * "[addr]:port" (IPv6 without the "ipv6:" tag: Postfix's SMTP client
- * takes "[2001:db8::1]:25" as an address literal, and a next-hop list
- * is "smtp:[a]:25, [b]:25", one transport for all). A hop that would
- * pass max is left out with the rest: the reply stays whole. */
-static size_t put_hops(char *out, size_t max, const char *transport,
+const char *sm_transport_of(const sm_transports *t, const char *label)
+{
+    for (size_t i = t->nmap; label && i-- > 0;)
+        if (strcmp(t->map[i].label, label) == 0)
+            return t->map[i].transport;
+    return t->fallback;
+}
+
+/* Every address of every candidate delivered by the first candidate's
+ * service, in plan order, each a whole next hop "[addr]:port" (IPv6
+ * without the "ipv6:" tag: Postfix's SMTP client takes "[2001:db8::1]:25"
+ * as an address literal, and a next-hop list is "smtp:[a]:25, [b]:25", one
+ * transport for all). A candidate of another service is left out: a plan
+ * mixing them is a policy's choice, and Postfix cannot follow it. A hop
+ * that would pass max is left out with the rest: the reply stays whole. */
+static size_t put_hops(char *out, size_t max, const sm_transports *t,
                        const mxr_plan *p, size_t *nhops)
 {
-    size_t at = (size_t)snprintf(out, max, "OK %s:", transport);
+    const char *service = sm_transport_of(t, p->candidates[0].label);
+    size_t at = (size_t)snprintf(out, max, "OK %s:", service);
     if (at >= max)
         return 0;
     char addr[MXR_ADDR_STRLEN], hop[MXR_ADDR_STRLEN + 16];
     for (size_t i = 0; i < p->ncandidates; i++) {
         const mxr_candidate *c = &p->candidates[i];
+        if (strcmp(sm_transport_of(t, c->label), service) != 0)
+            continue;
         for (size_t k = 0; k < c->naddrs; k++) {
             int n = snprintf(hop, sizeof hop, "%s[%s]:%u", *nhops ? ", " : "",
                              mxr_addr_format(&c->addrs[k], addr, sizeof addr),
@@ -173,7 +186,7 @@ static size_t put_hops(char *out, size_t max, const char *transport,
     return at;
 }
 
-size_t sm_format_result(char *out, size_t max, const char *transport,
+size_t sm_format_result(char *out, size_t max, const sm_transports *t,
                         mxr_status st, const mxr_plan *p, const char *err)
 {
     size_t at = 0;
@@ -186,7 +199,8 @@ size_t sm_format_result(char *out, size_t max, const char *transport,
     }
     if (p->result == MXR_RESULT_OK) {
         size_t nhops = 0;
-        at = put_hops(out, max, transport, p, &nhops);
+        if (p->ncandidates > 0)
+            at = put_hops(out, max, t, p, &nhops);
         if (nhops > 0)
             return at;
         return put_text(out, 0, max, "TEMP no address to deliver to");

@@ -464,6 +464,14 @@ mxr_status mxr_engine_health_sized(mxr_engine *e, const char *host,
     return MXR_OK;
 }
 
+mxr_status mxr_engine_order_by_health(mxr_engine *e, mxr_plan *plan)
+{
+    if (!e || !plan)
+        return MXR_EINVAL;
+    mxr__health_reorder(e->deliver.health, plan, mxr__core_now(&e->core));
+    return MXR_OK;
+}
+
 /* ----------------------------------------------------------- statistics */
 
 /* Size-versioned (mxroute/engine.h): never more than size bytes at out. */

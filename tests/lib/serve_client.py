@@ -80,6 +80,8 @@ def connect_unix(path):
 def cmd_sm(path, keys):
     s = connect_unix(path)
     s.sendall(b"".join(netstring("transport " + k) for k in keys))
+    # "sent" on stderr: a test may act once the requests are in flight
+    print("sent", file=sys.stderr, flush=True)
     out, closed = read_netstrings(s, len(keys))
     for o in out:
         print(o)

@@ -107,6 +107,9 @@ static void test_domains_listed(void **state)
     assert_false(serve_domain_listed("", "example.com"));
 }
 
+static const sm_transports relay = {"relay", NULL, 0};
+static const sm_transports smtp = {"smtp", NULL, 0};
+
 /* A plan of n hosts, two addresses each (192.0.2.i, 2001:db8::i). */
 typedef struct fake {
     mxr_plan p;
@@ -140,17 +143,17 @@ static void test_sm_format_plan(void **state)
     fake f;
     char out[SM_MAX_REPLY + 1];
     make_plan(&f, 2);
-    size_t n = sm_format_result(out, sizeof out, "relay", MXR_OK, &f.p, NULL);
+    size_t n = sm_format_result(out, sizeof out, &relay, MXR_OK, &f.p, NULL);
     assert_string_equal(out, "OK relay:[192.0.2.1]:2525, [2001:db8::1]:2525, "
                              "[192.0.2.2]:25, [2001:db8::2]:25");
     assert_int_equal(n, strlen(out));
     /* cut at a whole next hop, never inside one */
-    n = sm_format_result(out, 50, "smtp", MXR_OK, &f.p, NULL);
+    n = sm_format_result(out, 50, &smtp, MXR_OK, &f.p, NULL);
     assert_string_equal(out, "OK smtp:[192.0.2.1]:2525, [2001:db8::1]:2525");
     assert_int_equal(n, strlen(out));
     /* a plan without any address is not an empty next-hop list */
     f.c[0].naddrs = f.c[1].naddrs = 0;
-    sm_format_result(out, sizeof out, "smtp", MXR_OK, &f.p, NULL);
+    sm_format_result(out, sizeof out, &smtp, MXR_OK, &f.p, NULL);
     assert_string_equal(out, "TEMP no address to deliver to");
 }
 
@@ -162,10 +165,10 @@ static void test_sm_format_failures(void **state)
     make_plan(&f, 0);
     f.p.result = MXR_RESULT_PERMFAIL;
     f.p.reason = MXR_REASON_NULL_MX;
-    sm_format_result(out, sizeof out, "smtp", MXR_OK, &f.p, NULL);
+    sm_format_result(out, sizeof out, &smtp, MXR_OK, &f.p, NULL);
     assert_true(strncmp(out, "OK error:5.1.10 null-mx: ", 25) == 0);
     f.p.reason = MXR_REASON_NXDOMAIN;
-    sm_format_result(out, sizeof out, "smtp", MXR_OK, &f.p, NULL);
+    sm_format_result(out, sizeof out, &smtp, MXR_OK, &f.p, NULL);
     assert_true(strncmp(out, "OK error:5.1.2 nxdomain: ", 25) == 0);
     assert_string_equal(sm_perm_code(MXR_REASON_NO_MAIL_HOST), "5.4.4");
     assert_string_equal(sm_perm_code(MXR_REASON_NO_USABLE_HOST), "5.4.4");
@@ -173,12 +176,113 @@ static void test_sm_format_failures(void **state)
     assert_string_equal(sm_perm_code(MXR_REASON_POLICY), "5.7.1");
     f.p.result = MXR_RESULT_TEMPFAIL;
     f.p.reason = MXR_REASON_SERVFAIL;
-    sm_format_result(out, sizeof out, "smtp", MXR_OK, &f.p, NULL);
+    sm_format_result(out, sizeof out, &smtp, MXR_OK, &f.p, NULL);
     assert_true(strncmp(out, "TEMP servfail: ", 15) == 0);
-    sm_format_result(out, sizeof out, "smtp", MXR_EBADNAME, NULL, "bad");
+    sm_format_result(out, sizeof out, &smtp, MXR_EBADNAME, NULL, "bad");
     assert_string_equal(out, "NOTFOUND ");
-    sm_format_result(out, sizeof out, "smtp", MXR_ENOMEM, NULL, "no\nmemory");
+    sm_format_result(out, sizeof out, &smtp, MXR_ENOMEM, NULL, "no\nmemory");
     assert_string_equal(out, "TEMP internal error: no?memory");
+}
+
+/* --label-transport: the first candidate's label picks the service, and
+ * the list keeps the hops of that service only; the last mapping of a
+ * label wins; unmapped labels take --transport. */
+static void test_sm_format_labels(void **state)
+{
+    (void)state;
+    static const sm_label_transport map[] = {
+        {"smarthost", "relay"}, {"gateway", "tls"}, {"smarthost", "relay2"}};
+    const sm_transports t = {"smtp", map, 3};
+    assert_string_equal(sm_transport_of(&t, NULL), "smtp");
+    assert_string_equal(sm_transport_of(&t, "other"), "smtp");
+    assert_string_equal(sm_transport_of(&t, "gateway"), "tls");
+    assert_string_equal(sm_transport_of(&t, "smarthost"), "relay2");
+    fake f;
+    char out[512];
+    make_plan(&f, 3);
+    f.c[0].label = "gateway";
+    f.c[2].label = "gateway";
+    sm_format_result(out, sizeof out, &t, MXR_OK, &f.p, NULL);
+    assert_string_equal(out, "OK tls:[192.0.2.1]:2525, [2001:db8::1]:2525, "
+                             "[192.0.2.3]:25, [2001:db8::3]:25");
+    f.c[0].label = "other"; /* unmapped: --transport, with host 2 */
+    sm_format_result(out, sizeof out, &t, MXR_OK, &f.p, NULL);
+    assert_string_equal(out, "OK smtp:[192.0.2.1]:2525, [2001:db8::1]:2525, "
+                             "[192.0.2.2]:25, [2001:db8::2]:25");
+}
+
+/* outcome and health requests: what they name, and every refusal */
+static void test_js_host_parse(void **state)
+{
+    (void)state;
+    js_host_req q;
+    const char *why;
+    const char *l = "{\"op\":\"outcome\",\"host\":\"mx1.example.com\","
+                    "\"addr\":\"2001:db8::1\",\"stage\":\"rcpt\","
+                    "\"class\":\"421\",\"code\":421,\"enhanced\":\"4.3.2\","
+                    "\"text\":\"closing\"}";
+    assert_true(js_host_parse(l, strlen(l), JS_OUTCOME, &q, &why));
+    assert_string_equal(q.host, "mx1.example.com");
+    assert_true(q.has_addr);
+    assert_int_equal(q.addr.family, AF_INET6);
+    assert_int_equal(q.outcome.stage, MXR_STAGE_RCPT);
+    assert_int_equal(q.outcome.cls, MXR_CLASS_421);
+    assert_int_equal(q.outcome.code, 421);
+    assert_string_equal(q.outcome.enhanced, "4.3.2");
+    assert_string_equal(q.outcome.text, "closing");
+    l = "{\"op\":\"outcome\",\"addr\":\"192.0.2.1\",\"class\":\"refused\"}";
+    assert_true(js_host_parse(l, strlen(l), JS_OUTCOME, &q, &why));
+    assert_string_equal(q.host, "");
+    assert_int_equal(q.outcome.stage, MXR_STAGE_CONNECT); /* the default */
+    assert_null(q.outcome.enhanced);
+    assert_null(q.outcome.text);
+    l = "{\"op\":\"health\",\"host\":\"mx1.example.com\"}";
+    assert_true(js_host_parse(l, strlen(l), JS_HEALTH, &q, &why));
+    assert_false(q.has_addr);
+    static const char *const bad[] = {
+        "{\"op\":\"health\"}",
+        "{\"op\":\"health\",\"host\":\"a.test\",\"addr\":\"192.0.2.1\"}",
+        "{\"op\":\"health\",\"host\":\"\"}",
+        "{\"op\":\"health\",\"host\":7}",
+        "{\"op\":\"health\",\"host\":\"a\\u0000b\"}",
+        "{\"op\":\"health\",\"addr\":\"[192.0.2.1]\"}",
+        "{\"op\":\"outcome\",\"host\":\"a.test\"}",
+        "{\"op\":\"outcome\",\"host\":\"a.test\",\"class\":\"broken\"}",
+        "{\"op\":\"outcome\",\"host\":\"a.test\",\"class\":\"4xx\","
+        "\"stage\":\"later\"}",
+        "{\"op\":\"outcome\",\"host\":\"a.test\",\"class\":\"4xx\","
+        "\"code\":600}",
+        "{\"op\":\"outcome\",\"host\":\"a.test\",\"class\":\"4xx\","
+        "\"text\":5}",
+        "[1]",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        why = NULL;
+        assert_false(js_host_parse(
+            bad[i], strlen(bad[i]),
+            strstr(bad[i], "outcome") ? JS_OUTCOME : JS_HEALTH, &q, &why));
+        assert_non_null(why);
+    }
+}
+
+static void test_js_health_reply(void **state)
+{
+    (void)state;
+    js_host_req q = {.host = "mx1.example.com"};
+    mxr_health h = {true, 2, 5000, 1000};
+    char *r = js_health_reply(json_integer(4), &q, &h, 3000, true);
+    assert_string_equal(r, "{\"recorded\":true,\"host\":\"mx1.example.com\","
+                           "\"down\":true,\"failures\":2,\"down_for_ms\":2000,"
+                           "\"last_failure_ago_ms\":2000,\"id\":4}\n");
+    free(r);
+    q.host[0] = '\0';
+    q.has_addr = mxr_addr_parse("192.0.2.1", &q.addr);
+    h = (mxr_health){0};
+    r = js_health_reply(NULL, &q, &h, 3000, false);
+    assert_string_equal(r, "{\"addr\":\"192.0.2.1\",\"down\":false,"
+                           "\"failures\":0,\"down_for_ms\":0,"
+                           "\"last_failure_ago_ms\":null}\n");
+    free(r);
 }
 
 static void test_sm_netstring(void **state)
@@ -209,6 +313,11 @@ static void test_js_parse(void **state)
     l = "{\"op\":\"stats\"}";
     assert_int_equal(js_parse(l, strlen(l), &id, &input, &why), JS_STATS);
     assert_null(id);
+    l = "{\"op\":\"outcome\"}";
+    assert_int_equal(js_parse(l, strlen(l), &id, &input, &why), JS_OUTCOME);
+    l = "{\"op\":\"health\"}";
+    assert_int_equal(js_parse(l, strlen(l), &id, &input, &why), JS_HEALTH);
+    assert_null(input);
     l = "{\"id\":\"a\",\"op\":\"nope\"}";
     assert_int_equal(js_parse(l, strlen(l), &id, &input, &why), JS_ERROR);
     assert_non_null(strstr(why, "unknown"));
@@ -236,6 +345,9 @@ int main(void)
         cmocka_unit_test(test_domains_listed),
         cmocka_unit_test(test_sm_format_plan),
         cmocka_unit_test(test_sm_format_failures),
+        cmocka_unit_test(test_sm_format_labels),
+        cmocka_unit_test(test_js_host_parse),
+        cmocka_unit_test(test_js_health_reply),
         cmocka_unit_test(test_sm_netstring),
         cmocka_unit_test(test_js_parse),
     };

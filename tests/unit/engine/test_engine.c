@@ -673,9 +673,8 @@ static void test_report_and_health(void **state)
     mxr_outcome refused = {MXR_STAGE_CONNECT, MXR_CLASS_REFUSED, 0, NULL,
                            "refused"};
     /* any spelling of the name: case and a trailing dot */
-    assert_int_equal(mxr_engine_report(e, "MX1.plain.rules.test.", NULL,
-                                       &refused),
-                     MXR_OK);
+    assert_int_equal(
+        mxr_engine_report(e, "MX1.plain.rules.test.", NULL, &refused), MXR_OK);
     assert_int_equal(mxr_engine_health(e, "mx1.plain.rules.test", NULL, &h),
                      MXR_OK);
     assert_true(h.down);
@@ -683,8 +682,8 @@ static void test_report_and_health(void **state)
     assert_true(h.down_until_ms > h.last_failure_ms);
     mxr_plan *p = route_sync_ok(e, "plain.rules.test");
     const char *rcpt[] = {"a@plain.rules.test"};
-    mxr_message m = {.sender = "s@x.test", .recipients = rcpt,
-                     .nrecipients = 1};
+    mxr_message m = {
+        .sender = "s@x.test", .recipients = rcpt, .nrecipients = 1};
     mxr_attempt *a;
     assert_int_equal(mxr_attempt_new(e, p, &m, &a), MXR_OK);
     const mxr_plan *ordered = mxr_attempt_plan(a);
@@ -712,11 +711,36 @@ static void test_report_and_health(void **state)
     assert_int_equal(mxr_engine_report(e, NULL, &ad, &refused), MXR_OK);
     unsigned char buf[sizeof(mxr_health) + 8];
     memset(buf, 0xAB, sizeof buf);
-    assert_int_equal(mxr_engine_health_sized(e, NULL, &ad, (mxr_health *)buf,
-                                             sizeof(bool)),
-                     MXR_OK);
-    assert_int_equal(buf[0], 1); /* down */
+    assert_int_equal(
+        mxr_engine_health_sized(e, NULL, &ad, (mxr_health *)buf, sizeof(bool)),
+        MXR_OK);
+    assert_int_equal(buf[0], 1);               /* down */
     assert_int_equal(buf[sizeof(bool)], 0xAB); /* nothing past it */
+}
+
+/* A plan handed to another deliverer is ordered as an attempt would
+ * order it: the refused host last, marked down; a plan routed before the
+ * report changes only when ordered. */
+static void test_order_by_health(void **state)
+{
+    fixture *f = *state;
+    mxr_engine *e = start_rules(f);
+    mxr_plan *p = route_sync_ok(e, "plain.rules.test");
+    assert_int_equal(mxr_engine_order_by_health(e, p), MXR_OK);
+    assert_string_equal(p->candidates[0].host, "mx1.plain.rules.test");
+    assert_false(p->candidates[0].notes & MXR_NOTE_DOWN);
+    mxr_outcome refused = {MXR_STAGE_CONNECT, MXR_CLASS_REFUSED, 0, NULL,
+                           "refused"};
+    assert_int_equal(
+        mxr_engine_report(e, "mx1.plain.rules.test", NULL, &refused), MXR_OK);
+    assert_string_equal(p->candidates[0].host, "mx1.plain.rules.test");
+    assert_int_equal(mxr_engine_order_by_health(e, p), MXR_OK);
+    assert_string_equal(p->candidates[0].host, "mx2.plain.rules.test");
+    assert_string_equal(p->candidates[1].host, "mx1.plain.rules.test");
+    assert_true(p->candidates[1].notes & MXR_NOTE_DOWN);
+    mxr_plan_free(p);
+    assert_int_equal(mxr_engine_order_by_health(e, NULL), MXR_EINVAL);
+    assert_int_equal(mxr_engine_order_by_health(NULL, NULL), MXR_EINVAL);
 }
 
 static void test_stats_sized(void **state)
@@ -2093,6 +2117,7 @@ int main(void)
         T(test_hop_sized),
         T(test_enums_out_of_range),
         T(test_report_and_health),
+        T(test_order_by_health),
         T(test_run_once),
         T(test_contract_never_inside_route),
         T(test_contract_invalid_input),
