@@ -55,6 +55,25 @@ static void socketmap_stream(const char *buf, size_t len)
     }
 }
 
+/* outcome and health: a request is refused with a reason, or names a
+ * host (NUL-free, shorter than its buffer) or an address, and its reply
+ * is one JSON line. */
+static void host_request(const char *line, size_t n, js_op op)
+{
+    js_host_req q;
+    const char *why = NULL;
+    if (!js_host_parse(line, n, op, &q, &why)) {
+        FZ_ASSERT(why && *why);
+        return;
+    }
+    FZ_ASSERT(q.host[0] || q.has_addr);
+    FZ_ASSERT(strlen(q.host) < sizeof q.host);
+    mxr_health h = {0};
+    char *r = js_health_reply(NULL, &q, &h, 0, op == JS_OUTCOME);
+    FZ_ASSERT(r && strchr(r, '\n') == r + strlen(r) - 1);
+    free(r);
+}
+
 static void json_lines(const char *buf, size_t len)
 {
     size_t off = 0;
@@ -65,11 +84,14 @@ static void json_lines(const char *buf, size_t len)
         char *input = NULL;
         const char *why = NULL;
         js_op op = js_parse(buf + off, n, &id, &input, &why);
-        FZ_ASSERT(op == JS_ROUTE || op == JS_STATS || op == JS_ERROR);
+        FZ_ASSERT(op == JS_ROUTE || op == JS_STATS || op == JS_OUTCOME ||
+                  op == JS_HEALTH || op == JS_ERROR);
         if (op == JS_ROUTE)
             FZ_ASSERT(input != NULL);
         if (op == JS_ERROR)
             FZ_ASSERT(why && *why);
+        if (op == JS_OUTCOME || op == JS_HEALTH)
+            host_request(buf + off, n, op);
         free(input);
         json_decref(id);
         off += n + 1;
