@@ -243,9 +243,31 @@ done
 say "mxroute serve over TCP, and pipelined ($PIPE in flight per connection)"
 TCP=$(load mxroute-tcp "$MXR_PID" "inet:127.0.0.1:$SM_PORT" transport \
   -c "$CONNS" --seconds "$SECS")
+BESIDE=
 PIPED=$(load mxroute-pipelined "$MXR_PID" "unix:$WORK/mxroute.sock" transport \
   -c "$CONNS" -d "$PIPE" --seconds "$SECS")
 MXR_REQS=$((MXR_REQS + $(num "$TCP" requests) + $(num "$PIPED" requests)))
+
+# The idle clients are held while a busy run goes on beside them: the
+# RSS with none and with IDLE, and what IDLE idle clients cost the others.
+say "RSS with $IDLE idle clients; the 32-connection run beside them"
+"$LOAD" idle --connect "unix:$WORK/mxroute.sock" --keys "$KEYS" -n "$IDLE" \
+  --pid "$MXR_PID" --hold "$((SECS + 5))" --timeout 60 >"$WORK/idle.out" 2>&1 &
+IDLE_LOADER=$!
+if wait_for 60 grep -q '^HELD' "$WORK/idle.out"; then
+  BESIDE=$(load mxroute-beside-idle "$MXR_PID" "unix:$WORK/mxroute.sock" \
+    transport -c "$CONNS" --seconds "$SECS")
+  MXR_REQS=$((MXR_REQS + $(num "$BESIDE" requests)))
+else
+  echo "serve.sh: the idle clients were not all answered within 60 s" >&2
+  echo "RUN FAILED: idle-mxroute (no HELD)" >>"$LOG"
+fi
+wait "$IDLE_LOADER" || echo "RUN FAILED: idle-mxroute" >>"$WORK/idle.out"
+cat "$WORK/idle.out" >>"$LOG"
+IDLE_MXR=$(grep '^RESULT' "$WORK/idle.out" || true)
+IDLE_INT=$(run idle-internal "$LOAD" idle --connect "unix:$WORK/internal.sock" \
+  --keys "$KEYS" --map postfix -n "$IDLE" --pid "$STS_INT_PID" --hold 1 \
+  --timeout 60)
 
 # Every lookup measured was a cached decision: as many plan-cache hits as
 # requests, no DNS question sent.
@@ -253,9 +275,9 @@ STATS1=$(mxr_stats)
 delta() { echo $(($(jq -r ".$1" <<<"$STATS1") - $(jq -r ".$1" <<<"$STATS0"))); }
 HITS=$(delta plan_hits)
 QUERIES=$(delta queries_sent)
-if [ "$HITS" != "$MXR_REQS" ] || [ "$QUERIES" != 0 ]; then
-  echo "serve.sh: mxroute serve: $MXR_REQS lookups measured, $HITS plan" \
-    "cache hits, $QUERIES DNS queries" >&2
+if [ "$HITS" != "$((MXR_REQS + IDLE))" ] || [ "$QUERIES" != 0 ]; then
+  echo "serve.sh: mxroute serve: $MXR_REQS lookups measured and $IDLE idle" \
+    "clients' one each, $HITS plan cache hits, $QUERIES DNS queries" >&2
   FAILED=1
 fi
 NET_SQL1=$(net_out "$STS_SQL_PID")
@@ -266,12 +288,6 @@ if [ "$NET_SQL1" != "$NET_SQL0" ] || [ "$NET_INT1" != "$NET_INT0" ]; then
   FAILED=1
 fi
 
-say "RSS with $IDLE idle clients"
-IDLE_MXR=$(run idle-mxroute "$LOAD" idle --connect "unix:$WORK/mxroute.sock" \
-  --keys "$KEYS" -n "$IDLE" --pid "$MXR_PID" --timeout 60)
-IDLE_INT=$(run idle-internal "$LOAD" idle --connect "unix:$WORK/internal.sock" \
-  --keys "$KEYS" --map postfix -n "$IDLE" --pid "$STS_INT_PID" --timeout 60)
-
 cleanup
 trap - EXIT
 
@@ -279,7 +295,7 @@ trap - EXIT
 M=$(median "${MXR[@]}"); I=$(median "${INP[@]}")
 S=$(median "${SQL[@]}"); N=$(median "${INT[@]}")
 kb() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1024 }'; }
-row() { printf '%-36s %10s %9s %9s %9s  %s\n' "$@"; }
+row() { printf '%-40s %10s %9s %9s %9s  %s\n' "$@"; }
 {
   echo "mxroute serve benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -r)"
@@ -296,27 +312,30 @@ row() { printf '%-36s %10s %9s %9s %9s  %s\n' "$@"; }
   row "  same, unix, $PIPE in flight per conn" "$(field "$PIPED" rps)" \
     "$(field "$PIPED" p50_us)" "$(field "$PIPED" p99_us)" \
     "$(field "$PIPED" daemon_cpu_us_per_req)" "(one run)"
+  row "  same, unix, beside $IDLE idle clients" "$(field "$BESIDE" rps)" \
+    "$(field "$BESIDE" p50_us)" "$(field "$BESIDE" p99_us)" \
+    "$(field "$BESIDE" daemon_cpu_us_per_req)" "(one run)"
   row "mta-sts-resolver, sqlite cache" "$S" "$(median "${SQL_P50[@]}")" \
     "$(median "${SQL_P99[@]}")" "$(median "${SQL_CPU[@]}")" "${SQL[*]}"
   row "mta-sts-resolver, internal cache" "$N" "$(median "${INT_P50[@]}")" \
     "$(median "${INT_P99[@]}")" "$(median "${INT_CPU[@]}")" "${INT[*]}"
   echo
-  printf '%-36s %10s %8s %8s  %s\n' "ratio" "measured" "goal" "" "per round"
-  printf '%-36s %10s %8s %8s  %s\n' "mxroute serve / in-process" \
+  printf '%-40s %10s %8s %8s  %s\n' "ratio" "measured" "goal" "" "per round"
+  printf '%-40s %10s %8s %8s  %s\n' "mxroute serve / in-process" \
     "$(ratio "$M" "$I")" "" "(no goal)" "${R_INP[*]}"
-  printf '%-36s %10s %8s %8s  %s\n' "mxroute serve / mta-sts sqlite" \
+  printf '%-40s %10s %8s %8s  %s\n' "mxroute serve / mta-sts sqlite" \
     "$(ratio "$M" "$S")" ">= 10" "$(verdict "$(ratio "$M" "$S")" 10)" "${R_SQL[*]}"
-  printf '%-36s %10s %8s %8s  %s\n' "mxroute serve / mta-sts internal" \
+  printf '%-40s %10s %8s %8s  %s\n' "mxroute serve / mta-sts internal" \
     "$(ratio "$M" "$N")" ">= 10" "$(verdict "$(ratio "$M" "$N")" 10)" "${R_INT[*]}"
   echo
-  echo "RSS (KiB)                            no client  $IDLE idle  per client (bytes)"
+  echo "RSS (KiB)                                no client  $IDLE idle  per client (bytes)"
   for l in "mxroute serve:$IDLE_MXR" "mta-sts-resolver, internal:$IDLE_INT"; do
     v=${l#*:}
-    printf '%-36s %10s %10s %10s\n' "${l%%:*}" "$(kb "$(field "$v" rss_before)")" \
+    printf '%-40s %10s %10s %10s\n' "${l%%:*}" "$(kb "$(field "$v" rss_before)")" \
       "$(kb "$(field "$v" rss_held)")" "$(field "$v" rss_bytes_per_client)"
   done
   echo
-  echo "checks: mxroute serve answered $MXR_REQS measured lookups with $HITS plan-cache hits and $QUERIES DNS queries;"
+  echo "checks: mxroute serve answered $MXR_REQS measured lookups (and $IDLE idle clients' one each) with $HITS plan-cache hits and $QUERIES DNS queries;"
   echo "  mta-sts-resolver namespaces, UDP datagrams and TCP opens while measured: sqlite $NET_SQL0 -> $NET_SQL1, internal $NET_INT0 -> $NET_INT1"
 } | tee "$OUT/serve_results.txt"
 bench_exit

@@ -14,12 +14,13 @@
  *         the latency percentiles, exact over every request (from just
  *         before its send to the read that completed its reply).
  *   idle  opens N connections (default 1000), asks one question on each
- *         (so the daemon has accepted and served every one), holds them
- *         for H seconds (--hold), then closes them.
+ *         (so the daemon has accepted and served every one), prints
+ *         "HELD N", holds them for H seconds (--hold), then closes them.
  *
  * --pid PID names the daemon: load mode then reports its CPU time per
  * request (utime + stime from /proc/PID/stat, steadier than wall time on
- * a shared machine), idle mode its VmRSS before, while held and after.
+ * a shared machine), idle mode its VmRSS before, once every client is
+ * answered (before HELD) and after they are closed.
  *
  * Usage: serve_load load|idle --connect unix:PATH|inet:HOST:PORT
  *        --keys FILE [--map NAME] [--expect PREFIX] [-c C] [-d D]
@@ -496,17 +497,17 @@ static int mode_idle(void)
     open_conns(&r, cfg.idle);
     drive(&r); /* one question each: every connection was accepted */
     sleep_s(0.2);
-    size_t rss1 = daemon_rss();
+    size_t held = daemon_rss();
+    /* a script may now measure a load beside the idle clients */
+    printf("HELD %zu\n", cfg.idle);
     sleep_s(cfg.hold);
-    size_t rss2 = daemon_rss();
     close_conns(&r);
     sleep_s(0.5); /* the daemon sees the closes */
-    size_t rss3 = daemon_rss();
-    size_t held = rss1 > rss2 ? rss1 : rss2;
+    size_t after = daemon_rss();
     printf("RESULT serve_load_idle connect=%s clients=%zu answered=%llu "
            "rss_before=%zu rss_held=%zu rss_after=%zu "
            "rss_bytes_per_client=%.0f\n",
-           cfg.connect, cfg.idle, (unsigned long long)r.done, rss0, held, rss3,
+           cfg.connect, cfg.idle, (unsigned long long)r.done, rss0, held, after,
            held > rss0 ? (double)(held - rss0) / (double)cfg.idle : 0);
     return 0;
 }
