@@ -327,6 +327,11 @@ row() { printf '%-40s %10s %9s %9s %9s  %s\n' "$@"; }
     "$(ratio "$M" "$S")" ">= 10" "$(verdict "$(ratio "$M" "$S")" 10)" "${R_SQL[*]}"
   printf '%-40s %10s %8s %8s  %s\n' "mxroute serve / mta-sts internal" \
     "$(ratio "$M" "$N")" ">= 10" "$(verdict "$(ratio "$M" "$N")" 10)" "${R_INT[*]}"
+  cpu() { ratio "$(median "$@")" "$(median "${MXR_CPU[@]}")"; }
+  printf '%-40s %10s %8s %8s  %s\n' "  CPU per lookup, sqlite / mxroute" \
+    "$(cpu "${SQL_CPU[@]}")" "" "" "(daemons' utime + stime)"
+  printf '%-40s %10s %8s %8s  %s\n' "  CPU per lookup, internal / mxroute" \
+    "$(cpu "${INT_CPU[@]}")" "" "" ""
   echo
   echo "RSS (KiB)                                no client  $IDLE idle  per client (bytes)"
   for l in "mxroute serve:$IDLE_MXR" "mta-sts-resolver, internal:$IDLE_INT"; do
