@@ -25,10 +25,11 @@ static inline double bench_cpu(void)
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-/* VmRSS from /proc/self/status, in bytes (0 if unknown). */
-static inline size_t bench_rss(void)
+/* VmRSS from a /proc/PID/status file, in bytes (0 if unknown): this
+ * process's, or a daemon's under load (serve_load). */
+static inline size_t bench_rss_of(const char *status_path)
 {
-    FILE *f = fopen("/proc/self/status", "r");
+    FILE *f = fopen(status_path, "r");
     char line[256];
     size_t kb = 0;
     if (!f)
@@ -40,6 +41,11 @@ static inline size_t bench_rss(void)
         }
     fclose(f);
     return kb * 1024;
+}
+
+static inline size_t bench_rss(void)
+{
+    return bench_rss_of("/proc/self/status");
 }
 
 /* Reads one name per line; returns the count, *out an array of strings

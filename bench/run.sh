@@ -36,17 +36,8 @@ OUT=$HERE/out
 LOG=$OUT/raw.log
 T=120 # seconds any single measurement may take
 
-say() { printf '== %s\n' "$*" >&2; }
-
-# ------------------------------------------------------------------ build
-say "building (Release) in $BUILD"
-# No -Werror here: a new compiler warning must not stop a measurement.
-cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMXR_TESTS=OFF \
-  -DMXR_WERROR=OFF >/dev/null
-cmake --build "$BUILD" -j2 --target mxroute_static >/dev/null
-cmake -S "$HERE" -B "$BUILD/bench" -DCMAKE_BUILD_TYPE=Release \
-  -DMXROUTE_BUILD_DIR="$BUILD" >/dev/null
-cmake --build "$BUILD/bench" -j2 >/dev/null
+. "$HERE/lib.sh"
+bench_build
 RAW=$BUILD/bench/raw_cares
 MXR=$BUILD/bench/bench_mxroute
 command -v node >/dev/null || { echo "run.sh: node not found" >&2; exit 2; }
@@ -71,24 +62,6 @@ kdig @127.0.0.1 -p "$KNOT_PORT" +short MX "d$((N - 1)).bench.test" \
 say "knotd pid $KNOT_PID on $SERVER ($(nproc) CPUs)"
 
 : >"$LOG"
-FAILED=0
-# run NAME CMD... : run one measurement, keep its RESULT line in the log.
-run() {
-  local name=$1 out
-  shift
-  if ! out=$(timeout "$T" "$@" 2>&1); then
-    echo "run.sh: $name failed:" >&2
-    printf '%s\n' "$out" >&2
-    FAILED=1
-  fi
-  printf '%s\n' "$out" >>"$LOG"
-  # a crashed run has no RESULT line: report it empty, keep going
-  printf '%s\n' "$out" | { grep '^RESULT' || true; } | tail -1
-}
-# field LINE KEY: the value of KEY=... in a RESULT line
-field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 
 # -------------------------------------------------------------- cold runs
 # Interleaved rounds: a noisy moment hits all three clients alike.
@@ -154,7 +127,6 @@ trap - EXIT
 R=$(median "${R_DPS[@]}"); M=$(median "${M_DPS[@]}"); NO=$(median "${N_DPS[@]}")
 C=$(median "${C_DPS[@]}"); PN=$(median "${P_NOOP[@]}"); PR=$(median "${P_REWRITE[@]}")
 RR=$(ratio "$M" "$R"); RN=$(ratio "$M" "$NO")
-verdict() { awk -v v="$1" -v g="$2" 'BEGIN { print (v + 0 >= g + 0 ? "met" : "MISSED") }'; }
 {
   echo "mxroute benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -r)"
@@ -195,5 +167,4 @@ verdict() { awk -v v="$1" -v g="$2" 'BEGIN { print (v + 0 >= g + 0 ? "met" : "MI
     printf '%-34s %12s %s\n' "node, targets in parallel" "$(field "$X_NODEP" dps)" "domains/s (up to 2W in flight)"
   fi
 } | tee "$OUT/results.txt"
-[ "$FAILED" = 0 ] || echo "run.sh: some runs failed, see $LOG" >&2
-exit "$FAILED"
+bench_exit

@@ -11,6 +11,7 @@ PACKAGES=(
   knot knot-dnsutils
   python3 python3-dnslib python3-aiosmtpd
   postfix swaks nodejs valgrind jq
+  postfix-mta-sts-resolver python3-uvloop iproute2
 )
 
 missing=()
@@ -64,6 +65,8 @@ if [ $postfix_was_installed -eq 0 ]; then
 fi
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
   "${SUDO[@]}" systemctl disable --now knot >/dev/null 2>&1 || true
+  # bench/serve.sh starts its own, on a unix socket of its own
+  "${SUDO[@]}" systemctl disable --now postfix-mta-sts-resolver >/dev/null 2>&1 || true
 fi
 
 # smtp-sink lives outside PATH on Debian.
