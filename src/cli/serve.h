@@ -213,6 +213,7 @@ struct server {
     bool stop;
     bool draining;
     uint64_t requests, refused;
+    uint64_t expire_at; /* serve_expire: no client is due before this */
 };
 
 uint64_t serve_now_ms(void);

@@ -115,16 +115,19 @@ static char *sm_text(const char *fmt, const char *arg)
 static void watch(serve_conn *c);
 static void flush(serve_conn *c);
 
-/* The socketmap reply text of a routing result (NULL: no memory). */
+/* The socketmap reply text of a routing result, at most max bytes
+ * (NULL: no memory). Formatted in one buffer for the whole daemon (it has
+ * one thread), then copied at its size: not 100 kB per reply. */
 static char *sm_reply_text(const server *srv, size_t max, mxr_status st,
                            const mxr_plan *plan, const char *err)
 {
+    static char text[SM_MAX_REPLY + 1];
     const serve_cfg *g = &srv->cfg;
     sm_transports tp = {g->transport, g->labels, g->nlabels};
-    char *t = malloc(max + 1);
-    if (t)
-        sm_format_result(t, max + 1, &tp, st, plan, err);
-    return t;
+    size_t n =
+        sm_format_result(text, (max < SM_MAX_REPLY ? max : SM_MAX_REPLY) + 1,
+                         &tp, st, plan, err);
+    return strndup(text, n);
 }
 
 static void on_route(void *arg, mxr_status st, mxr_plan *plan)
@@ -530,6 +533,12 @@ void serve_accept(server *srv, serve_listener *l, int fd)
 
 int serve_expire(server *srv, uint64_t now)
 {
+    /* No deadline is before the earliest the last walk saw: a byte moved
+     * only pushes a client's deadline later, and a new client's is a
+     * whole --idle-timeout away. So the walk over every client runs once
+     * per deadline, not once per event. */
+    if (now < srv->expire_at)
+        return (int)(srv->expire_at - now);
     int next = -1;
     for (serve_conn *c = srv->conns, *n; c; c = n) {
         n = c->next;
@@ -547,6 +556,8 @@ int serve_expire(server *srv, uint64_t now)
         if (next < 0 || ms < next)
             next = ms;
     }
+    /* all busy (or none): walk again next time */
+    srv->expire_at = next < 0 ? 0 : now + (uint64_t)next;
     return next;
 }
 
