@@ -673,9 +673,8 @@ static void test_report_and_health(void **state)
     mxr_outcome refused = {MXR_STAGE_CONNECT, MXR_CLASS_REFUSED, 0, NULL,
                            "refused"};
     /* any spelling of the name: case and a trailing dot */
-    assert_int_equal(mxr_engine_report(e, "MX1.plain.rules.test.", NULL,
-                                       &refused),
-                     MXR_OK);
+    assert_int_equal(
+        mxr_engine_report(e, "MX1.plain.rules.test.", NULL, &refused), MXR_OK);
     assert_int_equal(mxr_engine_health(e, "mx1.plain.rules.test", NULL, &h),
                      MXR_OK);
     assert_true(h.down);
@@ -683,8 +682,8 @@ static void test_report_and_health(void **state)
     assert_true(h.down_until_ms > h.last_failure_ms);
     mxr_plan *p = route_sync_ok(e, "plain.rules.test");
     const char *rcpt[] = {"a@plain.rules.test"};
-    mxr_message m = {.sender = "s@x.test", .recipients = rcpt,
-                     .nrecipients = 1};
+    mxr_message m = {
+        .sender = "s@x.test", .recipients = rcpt, .nrecipients = 1};
     mxr_attempt *a;
     assert_int_equal(mxr_attempt_new(e, p, &m, &a), MXR_OK);
     const mxr_plan *ordered = mxr_attempt_plan(a);
@@ -712,10 +711,10 @@ static void test_report_and_health(void **state)
     assert_int_equal(mxr_engine_report(e, NULL, &ad, &refused), MXR_OK);
     unsigned char buf[sizeof(mxr_health) + 8];
     memset(buf, 0xAB, sizeof buf);
-    assert_int_equal(mxr_engine_health_sized(e, NULL, &ad, (mxr_health *)buf,
-                                             sizeof(bool)),
-                     MXR_OK);
-    assert_int_equal(buf[0], 1); /* down */
+    assert_int_equal(
+        mxr_engine_health_sized(e, NULL, &ad, (mxr_health *)buf, sizeof(bool)),
+        MXR_OK);
+    assert_int_equal(buf[0], 1);               /* down */
     assert_int_equal(buf[sizeof(bool)], 0xAB); /* nothing past it */
 }
 
@@ -1191,6 +1190,10 @@ static void test_ares_timeout(void **state)
     assert_int_equal(p->reason, MXR_REASON_TIMEOUT);
     assert_int_equal(p->ncandidates, 0);
     mxr_plan_free(p);
+    /* every query sent to the silent port timed out */
+    mxr_stats s = stats_of(e);
+    assert_true(s.queries_sent >= 1);
+    assert_int_equal(s.queries_timed_out, s.queries_sent);
     close(fd);
 }
 
@@ -1403,6 +1406,8 @@ static void test_route_failures(void **state)
                      mxr_reason_name(p->reason));
         assert_int_equal(p->ncandidates, 0);
         mxr_plan_free(p);
+        /* only the zone's timeout fault is a timed-out query */
+        assert_int_equal(stats_of(e).queries_timed_out, i >= 1 ? 1 : 0);
     }
 }
 
