@@ -209,9 +209,9 @@ else fail "SIGTERM cleanup" "no $SOCK, no pidfile" "$(ls "$TMP")"; fi
 run serve --help
 if [ "$RC" = 0 ] && grep -q -- "--listen PROTO:ADDR" "$OUT"; then pass "serve --help prints the usage"
 else fail "serve --help" "exit 0, usage with --listen on stdout" "exit $RC"; fi
-run serve --zone "$ZONE" --listen "metrics:inet:127.0.0.1:$PORT"
-if [ "$RC" = 64 ] && grep -q "not yet supported" "$ERR"; then pass "metrics: not yet supported (exit 64)"
-else fail "metrics" "exit 64, 'not yet supported'" "exit $RC"; fi
+run serve --zone "$ZONE" --listen "gopher:inet:127.0.0.1:$PORT"
+if [ "$RC" = 64 ] && grep -q "PROTO must be socketmap, json or metrics" "$ERR"; then pass "an unknown PROTO is a usage error (exit 64)"
+else fail "unknown PROTO" "exit 64, 'PROTO must be socketmap, json or metrics'" "exit $RC"; fi
 run serve --zone "$ZONE"
 expect_rc "no --listen is a usage error" 64
 
