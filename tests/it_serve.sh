@@ -211,20 +211,10 @@ cpid=$!
 # SIGTERM once the requests are sent (the client says so), at most 5 s
 for i in $(seq 50); do grep -q sent "$TMP/inflight.err" 2>/dev/null && break; sleep 0.1; done
 sleep 0.2
-kill -TERM -- "-$DPID" # the group: a wrapper's daemon too
 start=$(date +%s)
-for i in $(seq 80); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$DPID" 2>/dev/null; then
-  fail "SIGTERM" "exit within 8 s" "still running"
-  stop_daemon
-else
-  wait "$DPID"
-  rc=$?
-  kill -KILL -- "-$DPID" 2>/dev/null
-  DPID=
-  if [ "$rc" = 0 ]; then pass "SIGTERM: exit 0 within $(($(date +%s) - start)) s"
-  else fail "SIGTERM" "exit 0" "exit $rc"; fi
-fi
+term_daemon 8
+if [ "$DAEMON_RC" = 0 ]; then pass "SIGTERM: exit 0 within $(($(date +%s) - start)) s"
+else fail "SIGTERM" "exit 0 within 8 s" "$DAEMON_RC"; fi
 wait "$cpid"
 cp "$TMP/inflight" "$OUT"
 cp "$TMP/inflight.err" "$ERR"
@@ -239,9 +229,9 @@ else fail "SIGTERM cleanup" "no $SOCK, no pidfile" "$(ls "$TMP")"; fi
 run serve --help
 if [ "$RC" = 0 ] && grep -q -- "--listen PROTO:ADDR" "$OUT"; then pass "serve --help prints the usage"
 else fail "serve --help" "exit 0, usage with --listen on stdout" "exit $RC"; fi
-run serve --zone "$ZONE" --listen "metrics:inet:127.0.0.1:$PORT"
-if [ "$RC" = 64 ] && grep -q "not yet supported" "$ERR"; then pass "metrics: not yet supported (exit 64)"
-else fail "metrics" "exit 64, 'not yet supported'" "exit $RC"; fi
+run serve --zone "$ZONE" --listen "gopher:inet:127.0.0.1:$PORT"
+if [ "$RC" = 64 ] && grep -q "PROTO must be socketmap, json or metrics" "$ERR"; then pass "an unknown PROTO is a usage error (exit 64)"
+else fail "unknown PROTO" "exit 64, 'PROTO must be socketmap, json or metrics'" "exit $RC"; fi
 run serve --zone "$ZONE"
 expect_rc "no --listen is a usage error" 64
 

@@ -155,6 +155,10 @@ typedef struct mxr_stats {
     size_t bytes_allocated; /* by the engine's allocator, now */
     uint64_t policy_calls;  /* hook calls */
     uint64_t policy_errors; /* hook calls stopped (error, budget, ...) */
+    /* since 0.2.0's mxroute serve metrics */
+    uint64_t queries_timed_out;   /* DNS queries that got no answer in time */
+    uint64_t policy_budget_kills; /* hook calls stopped by their instruction
+                                     or time budget (also policy_errors) */
 } mxr_stats;
 
 /* Fill the size bytes at out (size: the caller's sizeof(mxr_stats)) and

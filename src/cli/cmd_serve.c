@@ -1,6 +1,7 @@
 /* cmd_serve.c -- `mxroute serve`: a daemon that answers routing questions
- * on sockets (the Postfix socketmap protocol, JSON Lines), in the
- * foreground. The listeners, the clients and a signalfd are descriptors
+ * on sockets (the Postfix socketmap protocol, JSON Lines) and serves its
+ * metrics over HTTP, in the foreground. The listeners, the clients, the
+ * metrics listeners' epoll descriptors and a signalfd are descriptors
  * of one I/O source in the engine's own loop (mxr_engine_add_io); the
  * loop is mxr_engine_run_once until SIGTERM or SIGINT. Then: stop
  * accepting, let requests in flight finish (at most --drain seconds),
@@ -23,6 +24,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_LISTEN 16
@@ -54,8 +56,9 @@ static void usage(FILE *out)
             "usage: mxroute serve [options] --listen PROTO:ADDR...\n\n"
             "Answer routing questions on sockets, in the foreground, until "
             "SIGTERM or\nSIGINT. PROTO: socketmap (Postfix socketmap_table(5), "
-            "map name 'transport')\nor json (JSON Lines). ADDR: unix:/path or "
-            "inet:HOST:PORT (IPv6: inet:[::1]:PORT).\n\n"
+            "map name 'transport'),\njson (JSON Lines) or metrics "
+            "(Prometheus text over HTTP: GET /metrics).\nADDR: unix:/path "
+            "or inet:HOST:PORT (IPv6: inet:[::1]:PORT).\n\n"
             "serve options:\n"
             "  --listen PROTO:ADDR  a socket to serve (repeatable, up to %d)\n"
             "  --domains LIST       answer only for these domains "
@@ -215,10 +218,11 @@ static int parse_listen(serve_listener *l, const char *arg)
         l->proto = PROTO_JSON;
         addr = arg + 5;
     } else if (strncmp(arg, "metrics:", 8) == 0) {
-        return cli_usage_error("--listen %s: metrics is not yet supported",
-                               arg);
+        l->proto = PROTO_METRICS;
+        addr = arg + 8;
     } else {
-        return cli_usage_error("--listen %s: PROTO must be socketmap or json",
+        return cli_usage_error("--listen %s: PROTO must be socketmap, json "
+                               "or metrics",
                                arg);
     }
     if (strncmp(addr, "unix:", 5) == 0)
@@ -312,9 +316,11 @@ static void src_process(void *ud, int fd, void *fd_ud, bool readable,
             read_signals(srv);
         else if (kind == KIND_LISTENER)
             accept_some(srv, fd_ud);
-        else
+        else if (kind == KIND_CONN)
             serve_conn_event(fd_ud, readable, writable);
     }
+    serve_http_run(srv,
+                   fd_ud && *(serve_kind *)fd_ud == KIND_HTTP ? fd_ud : NULL);
     uint64_t now = serve_now_ms();
     serve_expire(srv, now);
     resume_listeners(srv, now);
@@ -331,6 +337,7 @@ static int src_timeout(void *ud, int max_ms)
     server *srv = ud;
     uint64_t now = serve_now_ms();
     int ms = earliest(serve_expire(srv, now), resume_listeners(srv, now));
+    ms = earliest(ms, serve_http_timeout(srv));
     serve_reap(srv);
     return ms < 0 || ms > max_ms ? (max_ms >= 0 ? max_ms : ms) : ms;
 }
@@ -342,6 +349,18 @@ static const mxr_io_ops serve_ops = {
 };
 
 /* ------------------------------------------------------------ the run */
+
+/* A metrics listener's socket goes to its HTTP daemon, which watches
+ * its own descriptor. */
+static int watch_listener(server *srv, serve_listener *l)
+{
+    if (l->proto == PROTO_METRICS)
+        return serve_http_start(srv, l);
+    if (mxr_io_watch(srv->io, l->fd, MXR_WANT_READ, l) == MXR_OK)
+        return 0;
+    cli_error("%s", mxr_engine_errmsg(srv->engine));
+    return EXIT_SOFTWARE;
+}
 
 static int setup(server *srv)
 {
@@ -362,13 +381,10 @@ static int setup(server *srv)
     }
     for (size_t i = 0; i < srv->nls; i++) {
         int rc = open_listener(&srv->ls[i], srv->cfg.socket_mode);
+        if (!rc)
+            rc = watch_listener(srv, &srv->ls[i]);
         if (rc)
             return rc;
-        if (mxr_io_watch(srv->io, srv->ls[i].fd, MXR_WANT_READ, &srv->ls[i]) !=
-            MXR_OK) {
-            cli_error("%s", mxr_engine_errmsg(srv->engine));
-            return EXIT_SOFTWARE;
-        }
         serve_log(srv, "listening on %s", srv->ls[i].spec);
     }
     return 0;
@@ -378,6 +394,7 @@ static void close_listeners(server *srv)
 {
     for (size_t i = 0; i < srv->nls; i++) {
         serve_listener *l = &srv->ls[i];
+        serve_http_stop(srv, l); /* a metrics listener's fd is its */
         if (l->fd >= 0) {
             if (srv->io)
                 mxr_io_watch(srv->io, l->fd, 0, NULL);
@@ -769,6 +786,7 @@ int cmd_serve(int argc, char **argv)
                           .log_level = SERVE_LOG_INFO}};
     run_opts ro = {0};
     serve_args a = {0};
+    srv.tally.started = (int64_t)time(NULL);
     int rc = configure(argc, argv, &srv, &ro, &a);
     if (rc == 0 && ro.check) {
         printf("%s: configuration OK\n", cli_prog());

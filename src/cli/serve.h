@@ -11,12 +11,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Postfix's socketmap client refuses a reply longer than this
  * (socketmap_table(5): 100000 bytes of netstring data). */
 #define SM_MAX_REPLY 100000
 
-typedef enum serve_proto { PROTO_SOCKETMAP, PROTO_JSON } serve_proto;
+typedef enum serve_proto {
+    PROTO_SOCKETMAP,
+    PROTO_JSON,
+    PROTO_METRICS /* HTTP: the listener is libmicrohttpd's (serve_http.c) */
+} serve_proto;
 
 /* --------------------------------------------------------- socketmap */
 
@@ -130,6 +135,72 @@ bool js_host_parse(const char *line, size_t len, js_op op, js_host_req *out,
 char *js_health_reply(void *id, const js_host_req *q, const mxr_health *h,
                       uint64_t now, bool recorded);
 
+/* ---------------------------------------------------------- metrics */
+
+/* The "map" label of a request: the socketmap map name (transport, or
+ * one we do not serve), the JSON op; none when the request was too
+ * malformed to name one. Fixed values: a client cannot make new series. */
+typedef enum serve_map {
+    MAP_NONE,
+    MAP_TRANSPORT,
+    MAP_OTHER,
+    MAP_ROUTE,
+    MAP_STATS,
+    MAP_OUTCOME,
+    MAP_HEALTH,
+    MAP_N
+} serve_map;
+
+/* The "result" label: what the reply said. */
+typedef enum serve_result {
+    RES_OK,       /* next hops (json: status ok; the stats answer) */
+    RES_NOTFOUND, /* not answered for: outside --domains, no domain */
+    RES_TEMP,     /* a temporary failure: Postfix defers */
+    RES_PERM,     /* a permanent failure: null MX, NXDOMAIN, ... */
+    RES_INVALID,  /* json: the input is no domain or address */
+    RES_ERROR,    /* a bad request (PERM, json "error") or engine error */
+    RES_DROPPED,  /* the client left before its answer */
+    RES_N
+} serve_result;
+
+/* Upper bounds of the latency histogram, in ns (+Inf after them). */
+#define SERVE_LATENCY_BUCKETS 16
+
+/* The daemon's own counters (the engine's are in mxr_stats). */
+typedef struct serve_tally {
+    uint64_t requests[2][MAP_N][RES_N];             /* [proto][map][result] */
+    uint64_t latency[2][SERVE_LATENCY_BUCKETS + 1]; /* per bucket, +Inf */
+    uint64_t latency_ns[2];                         /* their sum */
+    int64_t started;                                /* unix time */
+} serve_tally;
+
+/* What a scrape shows, gathered from the server at scrape time. */
+typedef struct serve_snapshot {
+    mxr_stats engine; /* counters: live engine + retired; gauges: live */
+    const serve_tally *tally;
+    size_t clients[2];   /* connected, by protocol */
+    size_t http_clients; /* connected to the metrics listeners */
+    uint64_t refused;    /* --max-clients */
+    uint64_t reloads_ok, reloads_failed;
+} serve_snapshot;
+
+/* The result of a socketmap reply, from its data ("OK error:..." is a
+ * permanent failure); of a JSON route answer, from the routing result. */
+serve_result serve_sm_result(const char *data);
+serve_result serve_js_result(mxr_status st, const mxr_plan *p);
+/* Count one request: its answer is made (or the client left), ns after
+ * it was parsed. */
+void serve_tally_request(serve_tally *t, serve_proto proto, serve_map map,
+                         serve_result res, uint64_t ns);
+/* Counters of retired engines added to a live one's (gauges untouched). */
+void serve_stats_add(mxr_stats *to, const mxr_stats *from);
+/* The Prometheus text exposition (format 0.0.4) of a snapshot, malloc'ed
+ * (*len bytes, NUL-terminated); NULL when out of memory. */
+char *serve_metrics_render(const serve_snapshot *s, size_t *len);
+/* label="value" with the value escaped (\, ", \n) into out. */
+void serve_metrics_label(FILE *out, const char *name, const char *value);
+uint64_t serve_now_ns(void);
+
 /* ------------------------------------------------------- the daemon */
 
 typedef struct serve_cfg {
@@ -153,15 +224,23 @@ typedef struct serve_cfg {
 enum { SERVE_LOG_ERROR, SERVE_LOG_WARNING, SERVE_LOG_INFO };
 
 /* What a watched descriptor is: the first member of its fd_ud. */
-typedef enum serve_kind { KIND_SIGNAL, KIND_LISTENER, KIND_CONN } serve_kind;
+typedef enum serve_kind {
+    KIND_SIGNAL,
+    KIND_LISTENER,
+    KIND_CONN,
+    KIND_HTTP /* a metrics listener's libmicrohttpd epoll descriptor */
+} serve_kind;
+
+struct serve_http;
 
 typedef struct serve_listener {
     serve_kind kind;
     int fd;
     serve_proto proto;
-    char *spec;            /* as given, for messages */
-    char *unix_path;       /* a socket file we created, removed at exit */
-    uint64_t paused_until; /* out of descriptors: not watched until then */
+    char *spec;              /* as given, for messages */
+    char *unix_path;         /* a socket file we created, removed at exit */
+    uint64_t paused_until;   /* out of descriptors: not watched until then */
+    struct serve_http *http; /* metrics: the HTTP daemon that owns fd */
 } serve_listener;
 
 struct serve_conn;
@@ -175,8 +254,11 @@ typedef struct serve_req {
     bool done;
     char *reply; /* the bytes to send (a netstring, a JSON line) */
     size_t len;
-    void *id;    /* json: the request's "id" (a jansson reference) */
-    char *input; /* what was routed */
+    void *id;            /* json: the request's "id" (a jansson reference) */
+    char *input;         /* what was routed */
+    uint64_t parsed_ns;  /* when the request was parsed (metrics) */
+    serve_map map;       /* its labels */
+    serve_result result; /* json: set before the reply is made */
 } serve_req;
 
 typedef struct server server;
@@ -214,6 +296,9 @@ struct server {
     bool draining;
     uint64_t requests, refused;
     uint64_t expire_at; /* serve_expire: no client is due before this */
+    serve_tally tally;
+    mxr_stats retired_stats; /* counters of engines retired by reloads */
+    uint64_t reloads_ok, reloads_failed;
 };
 
 uint64_t serve_now_ms(void);
@@ -261,5 +346,22 @@ void serve_drain(server *srv);
 void serve_conn_close(serve_conn *c, const char *why);
 /* Free the connections closed since the last call. */
 void serve_reap(server *srv);
+
+/* ------------------------------------------- the metrics listeners */
+
+/* Hand a metrics listener's bound socket to a libmicrohttpd daemon run
+ * from the engine's loop (no thread) and watch its epoll descriptor.
+ * 0, or an exit code (said). */
+int serve_http_start(server *srv, serve_listener *l);
+/* Stop it: its connections and the listening socket are closed. */
+void serve_http_stop(server *srv, serve_listener *l);
+/* Run the daemons: h the one whose descriptor is ready (or NULL); the
+ * others when their timeout is due. */
+void serve_http_run(server *srv, struct serve_http *h);
+/* ms until a daemon must run, or -1. */
+int serve_http_timeout(const server *srv);
+/* Watch every metrics descriptor again in srv->io (a reload moved the
+ * source to a new engine). */
+void serve_metrics_rewatch(server *srv);
 
 #endif

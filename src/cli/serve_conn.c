@@ -85,9 +85,20 @@ static void req_free(serve_req *r)
     free(r);
 }
 
-/* The reply as the protocol frames it: a netstring, or the line as is. */
+/* One request counted for the metrics: answered, or its client gone. */
+static void req_count(server *srv, serve_proto proto, serve_req *r)
+{
+    serve_tally_request(&srv->tally, proto, r->map, r->result,
+                        serve_now_ns() - r->parsed_ns);
+}
+
+/* The reply as the protocol frames it: a netstring, or the line as is.
+ * A socketmap reply's result is what it says; a JSON one's was set. */
 static void req_set_reply(serve_req *r, serve_proto proto, char *text)
 {
+    if (proto == PROTO_SOCKETMAP)
+        r->result = serve_sm_result(text);
+    req_count(r->conn->srv, proto, r);
     if (!text) {
         r->reply = NULL;
         r->len = 0;
@@ -148,6 +159,7 @@ static void on_route(void *arg, mxr_status st, mxr_plan *plan)
     } else {
         void *id = r->id;
         r->id = NULL;
+        r->result = serve_js_result(st, plan);
         req_set_reply(r, c->proto, js_route_reply(id, r->input, st, plan, err));
     }
     mxr_plan_free(plan);
@@ -160,6 +172,8 @@ static serve_req *req_push(serve_conn *c)
     if (!r)
         return NULL;
     r->conn = c;
+    r->parsed_ns = serve_now_ns();
+    r->result = RES_ERROR; /* json: until the answer says otherwise */
     if (c->tail)
         c->tail->next = r;
     else
@@ -183,14 +197,15 @@ static void start_route(serve_conn *c, serve_req *r, const char *input)
     } else {
         void *id = r->id;
         r->id = NULL;
+        r->result = serve_js_result(st, NULL);
         req_set_reply(r, c->proto, js_route_reply(id, r->input, st, NULL, err));
     }
 }
 
 /* An outcome or health request: the reply, at once. An outcome goes to
  * the host-health memory, which orders later plans. */
-static char *host_request(serve_conn *c, js_op op, const char *line, size_t len,
-                          void *id)
+static char *host_request(serve_conn *c, serve_req *r, js_op op,
+                          const char *line, size_t len, void *id)
 {
     js_host_req q;
     const char *why;
@@ -207,6 +222,7 @@ static char *host_request(serve_conn *c, js_op op, const char *line, size_t len,
         st = mxr_engine_health(e, host, host ? NULL : addr, &h);
     if (st != MXR_OK)
         return js_error_reply(id, mxr_engine_errmsg(e));
+    r->result = RES_OK;
     return js_health_reply(id, &q, &h, mxr_engine_now(e), op == JS_OUTCOME);
 }
 
@@ -231,7 +247,9 @@ static bool sm_step(serve_conn *c)
         c->closing = true;
         return false;
     }
+    r->map = MAP_TRANSPORT;
     if (q.name_len != 9 || memcmp(q.name, "transport", 9) != 0) {
+        r->map = MAP_OTHER;
         serve_log(c->srv, "client asked an unknown map");
         req_set_reply(
             r, c->proto,
@@ -282,11 +300,17 @@ static bool js_step(serve_conn *c)
         void *id = NULL;
         const char *why = NULL;
         js_op op = js_parse(c->in + a, n - a, &id, &r->input, &why);
+        r->map = op == JS_ROUTE     ? MAP_ROUTE
+                 : op == JS_STATS   ? MAP_STATS
+                 : op == JS_OUTCOME ? MAP_OUTCOME
+                 : op == JS_HEALTH  ? MAP_HEALTH
+                                    : MAP_NONE;
         char domain[256];
         if (op == JS_ROUTE && c->srv->cfg.domains &&
             (!sm_key_domain(r->input, strlen(r->input), domain,
                             sizeof domain) ||
              !serve_domain_listed(c->srv->cfg.domains, domain))) {
+            r->result = RES_NOTFOUND;
             req_set_reply(r, c->proto, js_notfound_reply(id, r->input));
         } else if (op == JS_ROUTE) {
             r->id = id;
@@ -294,10 +318,11 @@ static bool js_step(serve_conn *c)
         } else if (op == JS_STATS) {
             mxr_stats s;
             mxr_engine_stats(c->srv->engine, &s);
+            r->result = RES_OK;
             req_set_reply(r, c->proto, js_stats_reply(id, &s, c->srv->nconns));
         } else if (op == JS_OUTCOME || op == JS_HEALTH) {
             req_set_reply(r, c->proto,
-                          host_request(c, op, c->in + a, n - a, id));
+                          host_request(c, r, op, c->in + a, n - a, id));
         } else {
             req_set_reply(r, c->proto, js_error_reply(id, why));
         }
@@ -449,10 +474,13 @@ void serve_conn_close(serve_conn *c, const char *why)
     c->fd = -1;
     for (serve_req *r = c->head, *next; r; r = next) {
         next = r->next;
-        if (r->done)
+        if (r->done) {
             req_free(r);
-        else
-            r->conn = NULL; /* on_route frees it */
+            continue;
+        }
+        r->result = RES_DROPPED;
+        req_count(srv, c->proto, r);
+        r->conn = NULL; /* on_route frees it */
     }
     if (c->prev)
         c->prev->next = c->next;

@@ -166,6 +166,8 @@ static void on_dns(void *arg, mxr__rcode rc, const uint8_t *wire, size_t len)
              : mxr__answer_error(a, rc, pq->qtype, 0);
     static const mxr__answer oom = {.rcode = MXR__DNS_NETWORK};
     l->stats.inflight--;
+    if (!wire && rc == MXR__DNS_TIMEOUT)
+        l->stats.queries_timed_out++;
     if (chase_cname(l, pq, ans)) {
         mxr__answer_unref(a, ans);
         return;

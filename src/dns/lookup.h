@@ -37,6 +37,7 @@ typedef struct mxr__lookup_stats {
     uint64_t queries_sent;
     uint64_t queries_coalesced;
     uint64_t cache_hits;
+    uint64_t queries_timed_out; /* answered by the backend's timeout */
     size_t inflight, inflight_max;
 } mxr__lookup_stats;
 

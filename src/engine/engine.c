@@ -495,6 +495,8 @@ size_t mxr_engine_stats_sized(const mxr_engine *e, mxr_stats *out, size_t size)
         .bytes_allocated = e->core.a.bytes,
         .policy_calls = e->policy_env.calls,
         .policy_errors = e->policy_env.errors,
+        .queries_timed_out = ls->queries_timed_out,
+        .policy_budget_kills = e->policy_env.budget_kills,
     };
     return mxr__copy_sized(out, size, &s, sizeof s);
 }

@@ -617,6 +617,8 @@ void mxr__call_fail(mxr__call *c, const char *fmt, ...)
     }
     mxr__policy_env *env = c->pol->set->env;
     env->errors++;
+    if (c->killed)
+        env->budget_kills++;
     mxr__policy_log(env, 2, "policy %s: %s hook: %s; %s", c->pol->name,
                     hook_names[c->hook], msg,
                     c->pol->set->lim.defer_on_error ? "deferring"

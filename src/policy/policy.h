@@ -39,13 +39,14 @@ typedef enum mxr__hook {
 /* What policies reach of the engine, owned by the engine and set before
  * the first load. */
 typedef struct mxr__policy_env {
-    mxr__core *core;   /* allocator, clock, log */
-    mxr__lookups *dns; /* the mx module's lookups */
-    mxr_family family; /* which address lookups mx.resolve makes */
-    uint16_t port;     /* plan:add's default port */
-    int64_t seed;      /* math.random's seed; < 0: random */
-    uint64_t calls;    /* hook calls (mxr_stats.policy_calls) */
-    uint64_t errors;   /* hook calls stopped (mxr_stats.policy_errors) */
+    mxr__core *core;       /* allocator, clock, log */
+    mxr__lookups *dns;     /* the mx module's lookups */
+    mxr_family family;     /* which address lookups mx.resolve makes */
+    uint16_t port;         /* plan:add's default port */
+    int64_t seed;          /* math.random's seed; < 0: random */
+    uint64_t calls;        /* hook calls (mxr_stats.policy_calls) */
+    uint64_t errors;       /* hook calls stopped (mxr_stats.policy_errors) */
+    uint64_t budget_kills; /* of those, by the instruction or time budget */
 } mxr__policy_env;
 
 /* A loaded set of policies, refcounted: a reload swaps the engine's set

@@ -6,11 +6,34 @@
 #   DPID               the pid of the group leader (set by the caller:
 #                      `setsid "$MXROUTE" serve ... & DPID=$!`)
 #   stop_daemon        SIGKILL to the whole group, reap it, clear DPID
+#   term_daemon [S]    SIGTERM to the group, then wait up to S seconds (8)
+#                      for the daemon to exit: DAEMON_RC is its exit status,
+#                      or "running" (then it is killed); DPID is cleared
 
 DPID=
 stop_daemon() {
   [ -n "$DPID" ] || return 0
   kill -KILL -- "-$DPID" 2>/dev/null
   wait "$DPID" 2>/dev/null
+  DPID=
+}
+
+term_daemon() {
+  local i
+  DAEMON_RC=
+  [ -n "$DPID" ] || return 0
+  kill -TERM -- "-$DPID" 2>/dev/null # the group: a wrapper's daemon too
+  for i in $(seq $((${1:-8} * 10))); do
+    kill -0 "$DPID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$DPID" 2>/dev/null; then
+    DAEMON_RC=running
+    stop_daemon
+    return 0
+  fi
+  wait "$DPID"
+  DAEMON_RC=$?
+  kill -KILL -- "-$DPID" 2>/dev/null
   DPID=
 }

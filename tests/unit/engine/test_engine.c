@@ -1215,6 +1215,10 @@ static void test_ares_timeout(void **state)
     assert_int_equal(p->reason, MXR_REASON_TIMEOUT);
     assert_int_equal(p->ncandidates, 0);
     mxr_plan_free(p);
+    /* every query sent to the silent port timed out */
+    mxr_stats s = stats_of(e);
+    assert_true(s.queries_sent >= 1);
+    assert_int_equal(s.queries_timed_out, s.queries_sent);
     close(fd);
 }
 
@@ -1427,6 +1431,8 @@ static void test_route_failures(void **state)
                      mxr_reason_name(p->reason));
         assert_int_equal(p->ncandidates, 0);
         mxr_plan_free(p);
+        /* only the zone's timeout fault is a timed-out query */
+        assert_int_equal(stats_of(e).queries_timed_out, i >= 1 ? 1 : 0);
     }
 }
 

@@ -538,6 +538,10 @@ static int child_route_case(const void *arg, char *msg, size_t len)
     mxr_engine_stats(e, &s);
     CHECK(s.policy_errors == 1, "policy_errors %llu, want 1",
           (unsigned long long)s.policy_errors);
+    /* a budget kill is also counted apart; other failures are not */
+    uint64_t kills = strstr(log.text, "budget exceeded") ? 1 : 0;
+    CHECK(s.policy_budget_kills == kills, "policy_budget_kills %llu, want %llu",
+          (unsigned long long)s.policy_budget_kills, (unsigned long long)kills);
     mxr_plan_free(p);
     p = NULL;
     /* the policy still works */
@@ -2256,6 +2260,7 @@ static void test_hook_error_message(void **state)
                                      "used\n");
     assert_errors(f, 1);
     assert_int_equal(stats_of(f).policy_calls - calls0, 1);
+    assert_int_equal(stats_of(f).policy_budget_kills, 0); /* an error */
 }
 
 ROUTE_CASE(test_budget_infinite_loop, "  while true do end",
