@@ -361,17 +361,9 @@ fi
 # ---- stop: Postfix, then the daemon (SIGTERM: exit 0)
 pf_stop
 LAST_CMD="kill -TERM mxroute serve"
-kill -TERM -- "-$DPID" 2>/dev/null
-for i in $(seq 80); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$DPID" 2>/dev/null; then
-  fail "daemon stops" "exit within 8 s of SIGTERM" "still running"
-  stop_daemon
-else
-  wait "$DPID"
-  rc=$?
-  DPID=
-  if [ "$rc" = 0 ]; then pass "daemon: SIGTERM, exit 0"; else fail "daemon stops" "exit 0" "exit $rc"; fi
-fi
+term_daemon 8
+if [ "$DAEMON_RC" = 0 ]; then pass "daemon: SIGTERM, exit 0"
+else fail "daemon stops" "exit 0 within 8 s of SIGTERM" "$DAEMON_RC"; fi
 smtp_stop_all
 
 harness_end

@@ -58,15 +58,8 @@ start_daemon() {
 
 # stop_term: SIGTERM, wait at most 8 s; 0 when it exited 0.
 stop_term() {
-  kill -TERM -- "-$DPID" 2>/dev/null # the group: a wrapper's daemon too
-  local i
-  for i in $(seq 80); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$DPID" 2>/dev/null; then stop_daemon; return 1; fi
-  wait "$DPID"
-  local rc=$?
-  kill -KILL -- "-$DPID" 2>/dev/null
-  DPID=
-  return $rc
+  term_daemon 8
+  [ "$DAEMON_RC" = 0 ]
 }
 
 pq() { # KEY: postmap -q KEY against the daemon; $OUT, $ERR, $RC
