@@ -177,6 +177,17 @@ JQ_SLURP=1 expect_jq "json: ids echoed in order, errors keep the connection, sta
    and .[4].routes >= 2 and (.[4].clients | type) == "number"
    and .[5].id == 5 and .[5].status == "notfound"'
 
+# ---- a client that half-closes after its requests (Exim's ${readsocket}
+# does): every reply, the last line's too though it has no newline, then
+# the daemon closes.
+cl halfclose "127.0.0.1:$PORT" '{"id":1,"op":"stats"}\n{"id":2,"op":"route","input":"nullmx.rules.test"}'
+if [ "$(tail -n 1 "$OUT")" = EOF ] && [ "$(head -n -1 "$OUT" | jq -s -c 'map(.id)' 2>&1)" = "[1,2]" ] &&
+  [ "$(sed -n 2p "$OUT" | jq -r .status 2>&1)" = permfail ]; then
+  pass "json: a client that half-closes gets every reply, then the daemon closes"
+else
+  fail "json half-close" "the replies to ids 1 and 2 (permfail), then EOF" "$(cat "$OUT")"
+fi
+
 # ---- SIGTERM with a request in flight (fault-timeout: --timeout 1500)
 LAST_CMD="kill -TERM daemon with a request in flight"
 $PY "$CLIENT" sm "$SOCK" fault-timeout.rules.test plain.rules.test >"$TMP/inflight" 2>&1 &

@@ -1,5 +1,6 @@
 /* serve.h -- `mxroute serve`: the daemon's pieces. The protocol parsers
- * and reply formatters (serve_socketmap.c, serve_json.c) are pure
+ * and reply formatters (serve_socketmap.c, serve_json.c, serve_exim.c)
+ * are pure
  * functions over byte buffers, unit-tested in tests/unit/cli/; the
  * connections (serve_conn.c) and the command (cmd_serve.c) drive them
  * from the engine's loop, through the public API only. */
@@ -16,7 +17,11 @@
  * (socketmap_table(5): 100000 bytes of netstring data). */
 #define SM_MAX_REPLY 100000
 
-typedef enum serve_proto { PROTO_SOCKETMAP, PROTO_JSON } serve_proto;
+typedef enum serve_proto {
+    PROTO_SOCKETMAP,
+    PROTO_JSON,
+    PROTO_EXIM
+} serve_proto;
 
 /* --------------------------------------------------------- socketmap */
 
@@ -58,6 +63,13 @@ bool serve_domain_listed(const char *list, const char *domain);
 size_t sm_format_result(char *out, size_t max, const char *transport,
                         mxr_status st, const mxr_plan *p, const char *err);
 
+/* Every address of every candidate, in plan order, each "[addr]:port",
+ * sep between them, written at out + at (out holds max bytes); a hop
+ * that would not fit is left out with the rest. Returns the new length;
+ * *nhops counts the hops written. */
+size_t serve_put_hops(char *out, size_t at, size_t max, const char *sep,
+                      const mxr_plan *p, size_t *nhops);
+
 /* The enhanced status code (RFC 3463) of a permanent routing failure. */
 const char *sm_perm_code(mxr_reason r);
 
@@ -81,6 +93,22 @@ char *js_stats_reply(void *id, const mxr_stats *s, size_t clients);
 char *js_error_reply(void *id, const char *why);
 /* {"input":..., "status":"notfound"}: outside --domains. */
 char *js_notfound_reply(void *id, const char *input);
+
+/* ------------------------------------------------------------- exim */
+
+/* Reply lines of the exim protocol (Exim's ${readsocket}), written to out
+ * (max >= 64 bytes) with their newline and NUL; each returns its length.
+ *   a plan               action=route hosts=<;[addr]:port;[addr]:port
+ *                        (Exim's host-list syntax, cut at a whole hop)
+ *   a permanent failure  action=fail message="5.X.Y REASON: ..."
+ *   a temporary one      action=defer message="REASON: ..."
+ *   an invalid name      action=decline message="invalid-name: ..." */
+size_t ex_format_result(char *out, size_t max, mxr_status st, const mxr_plan *p,
+                        const char *err);
+/* action=ACTION message="PREFIXMESSAGE": the value quoted and escaped
+ * for ${extract}, control bytes made '?'. */
+size_t ex_format_message(char *out, size_t max, const char *action,
+                         const char *prefix, const char *message);
 
 /* ------------------------------------------------------- the daemon */
 

@@ -115,6 +115,25 @@ static char *sm_text(const char *fmt, const char *arg)
 static void watch(serve_conn *c);
 static void flush(serve_conn *c);
 
+/* The reply to a route request in the connection's protocol (NULL: no
+ * memory); takes the request's JSON id. */
+static char *route_reply(serve_conn *c, serve_req *r, mxr_status st,
+                         const mxr_plan *plan, const char *err)
+{
+    if (c->proto == PROTO_JSON) {
+        void *id = r->id;
+        r->id = NULL;
+        return js_route_reply(id, r->input, st, plan, err);
+    }
+    char *t = malloc(SM_MAX_REPLY + 1);
+    if (t && c->proto == PROTO_EXIM)
+        ex_format_result(t, SM_MAX_REPLY + 1, st, plan, err);
+    else if (t)
+        sm_format_result(t, SM_MAX_REPLY + 1, c->srv->cfg.transport, st, plan,
+                         err);
+    return t;
+}
+
 static void on_route(void *arg, mxr_status st, mxr_plan *plan)
 {
     serve_req *r = arg;
@@ -125,17 +144,7 @@ static void on_route(void *arg, mxr_status st, mxr_plan *plan)
         return;
     }
     const char *err = st == MXR_OK ? NULL : mxr_strerror(st);
-    if (c->proto == PROTO_SOCKETMAP) {
-        char *t = malloc(SM_MAX_REPLY + 1);
-        if (t)
-            sm_format_result(t, SM_MAX_REPLY + 1, c->srv->cfg.transport, st,
-                             plan, err);
-        req_set_reply(r, c->proto, t);
-    } else {
-        void *id = r->id;
-        r->id = NULL;
-        req_set_reply(r, c->proto, js_route_reply(id, r->input, st, plan, err));
-    }
+    req_set_reply(r, c->proto, route_reply(c, r, st, plan, err));
     mxr_plan_free(plan);
     flush(c);
 }
@@ -164,16 +173,7 @@ static void start_route(serve_conn *c, serve_req *r, const char *input)
     if (st == MXR_OK)
         return;
     const char *err = mxr_engine_errmsg(c->srv->engine);
-    if (c->proto == PROTO_SOCKETMAP) {
-        char *t = malloc(512);
-        if (t)
-            sm_format_result(t, 512, c->srv->cfg.transport, st, NULL, err);
-        req_set_reply(r, c->proto, t);
-    } else {
-        void *id = r->id;
-        r->id = NULL;
-        req_set_reply(r, c->proto, js_route_reply(id, r->input, st, NULL, err));
-    }
+    req_set_reply(r, c->proto, route_reply(c, r, st, NULL, err));
 }
 
 /* ------------------------------------------------------------ parsing */
@@ -270,11 +270,61 @@ static bool js_step(serve_conn *c)
     return true;
 }
 
+/* A reply line of the exim protocol (NULL: no memory). */
+static char *ex_text(const char *action, const char *message)
+{
+    size_t max = strlen(message) * 2 + 64;
+    char *t = malloc(max);
+    if (t)
+        ex_format_message(t, max, action, NULL, message);
+    return t;
+}
+
+/* The exim protocol: one request line per connection, whose reply is the
+ * last (Exim's ${readsocket} reads until the daemon closes). */
+static bool ex_step(serve_conn *c)
+{
+    char *nl = memchr(c->in, '\n', c->in_len);
+    if (!nl && c->in_len <= c->srv->cfg.max_request)
+        return false;
+    serve_req *r = req_push(c);
+    if (!r) {
+        serve_conn_close(c, "out of memory");
+        return false;
+    }
+    c->closing = true;
+    if (!nl) {
+        serve_log(c->srv, "client sent a line over --max-request");
+        req_set_reply(r, c->proto, ex_text("defer", "request line too long"));
+        return false;
+    }
+    size_t a = 0, n = (size_t)(nl - c->in);
+    while (n > 0 && (c->in[n - 1] == '\r' || c->in[n - 1] == ' '))
+        n--;
+    while (a < n && c->in[a] == ' ')
+        a++;
+    char domain[256];
+    if (!sm_key_domain(c->in + a, n - a, domain, sizeof domain))
+        req_set_reply(r, c->proto,
+                      ex_text("defer", "bad request: not a domain or an "
+                                       "address"));
+    else if (!serve_domain_listed(c->srv->cfg.domains, domain))
+        req_set_reply(r, c->proto, ex_text("decline", "not in --domains"));
+    else if (!(r->input = strdup(domain)))
+        req_set_reply(r, c->proto, ex_text("defer", "out of memory"));
+    else
+        start_route(c, r, r->input);
+    c->in_len = 0;
+    return false;
+}
+
 static void parse(serve_conn *c)
 {
     while (c->fd >= 0 && !c->closing && c->in_len > 0 &&
            c->inflight < c->srv->cfg.max_pipeline &&
-           (c->proto == PROTO_SOCKETMAP ? sm_step(c) : js_step(c)))
+           (c->proto == PROTO_SOCKETMAP ? sm_step(c)
+            : c->proto == PROTO_JSON    ? js_step(c)
+                                        : ex_step(c)))
         ;
 }
 
@@ -363,6 +413,17 @@ static void watch(serve_conn *c)
     c->want = want;
 }
 
+/* At the client's end of file: a last line without its newline is a
+ * request all the same (`printf '%s' DOMAIN | nc`, an Exim readsocket
+ * request without "\n"); a partial netstring is dropped. */
+static void end_last_line(serve_conn *c)
+{
+    if (c->proto != PROTO_SOCKETMAP && c->in_len > 0 && c->in_len < c->in_cap)
+        c->in[c->in_len++] = '\n';
+    else
+        c->in_len = 0;
+}
+
 static void do_read(serve_conn *c)
 {
     if (c->in_len >= c->in_cap)
@@ -376,8 +437,8 @@ static void do_read(serve_conn *c)
         return;
     }
     if (n == 0) {
-        c->eof = true; /* a partial request left is dropped */
-        c->in_len = 0;
+        c->eof = true;
+        end_last_line(c);
         return;
     }
     c->in_len += (size_t)n;
@@ -447,16 +508,13 @@ void serve_reap(server *srv)
  * the socket is new, its buffer empty. */
 static void refuse(server *srv, serve_listener *l, int fd)
 {
-    static const char text[] = "PERM too many clients";
+    static const char sm[] = "21:PERM too many clients,";
     static const char js[] = "{\"id\":null,\"error\":\"too many clients\"}\n";
-    char sm[64];
-    size_t n = sm_netstring(sm, sizeof sm, text, sizeof text - 1);
-    const char *m = sm;
-    if (l->proto != PROTO_SOCKETMAP) {
-        m = js;
-        n = sizeof js - 1;
-    }
-    ssize_t w = send(fd, m, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    static const char ex[] = "action=defer message=\"too many clients\"\n";
+    const char *m = l->proto == PROTO_SOCKETMAP ? sm
+                    : l->proto == PROTO_JSON    ? js
+                                                : ex;
+    ssize_t w = send(fd, m, strlen(m), MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)w;
     close(fd);
     if (srv->refused++ % 100 == 0)

@@ -148,19 +148,17 @@ static size_t put_reason(char *out, size_t at, size_t max, mxr_reason r)
 /* Every address of every candidate, in plan order, each a whole next hop
  * "[addr]:port" (IPv6 without the "ipv6:" tag: Postfix's SMTP client
  * takes "[2001:db8::1]:25" as an address literal, and a next-hop list
- * is "smtp:[a]:25, [b]:25", one transport for all). A hop that would
- * pass max is left out with the rest: the reply stays whole. */
-static size_t put_hops(char *out, size_t max, const char *transport,
-                       const mxr_plan *p, size_t *nhops)
+ * is "smtp:[a]:25, [b]:25", one transport for all; Exim's manualroute
+ * takes the same items). A hop that would pass max is left out with the
+ * rest: the reply stays whole. */
+size_t serve_put_hops(char *out, size_t at, size_t max, const char *sep,
+                      const mxr_plan *p, size_t *nhops)
 {
-    size_t at = (size_t)snprintf(out, max, "OK %s:", transport);
-    if (at >= max)
-        return 0;
     char addr[MXR_ADDR_STRLEN], hop[MXR_ADDR_STRLEN + 16];
     for (size_t i = 0; i < p->ncandidates; i++) {
         const mxr_candidate *c = &p->candidates[i];
         for (size_t k = 0; k < c->naddrs; k++) {
-            int n = snprintf(hop, sizeof hop, "%s[%s]:%u", *nhops ? ", " : "",
+            int n = snprintf(hop, sizeof hop, "%s[%s]:%u", *nhops ? sep : "",
                              mxr_addr_format(&c->addrs[k], addr, sizeof addr),
                              (unsigned)c->port);
             if (n < 0 || (size_t)n >= sizeof hop || at + (size_t)n >= max)
@@ -186,7 +184,9 @@ size_t sm_format_result(char *out, size_t max, const char *transport,
     }
     if (p->result == MXR_RESULT_OK) {
         size_t nhops = 0;
-        at = put_hops(out, max, transport, p, &nhops);
+        at = (size_t)snprintf(out, max, "OK %s:", transport);
+        if (at < max)
+            at = serve_put_hops(out, at, max, ", ", p, &nhops);
         if (nhops > 0)
             return at;
         return put_text(out, 0, max, "TEMP no address to deliver to");
