@@ -125,13 +125,7 @@ pass "private Postfix $(postconf -d -h mail_version 2>/dev/null) listens on 127.
 # docs/postfix.md shows main.cf and master.cf as run here, with /srv/pf,
 # port 2525 (smtpd) and 10027 (the daemon); the smtp service's -v is
 # the test's own.
-docblock() { # NAME: the fenced block after "<!-- it_postfix: NAME -->"
-  awk -v m="<!-- it_postfix: $1 -->" '
-    $0 == m { s = 1; next }
-    s == 1 && /^```/ { s = 2; next }
-    s == 2 && /^```/ { exit }
-    s == 2 { print }' "$SRC/docs/postfix.md"
-}
+docblock() { doc_block "$SRC/docs/postfix.md" "it_postfix: $1"; }
 for f in main.cf master.cf; do
   LAST_CMD="diff docs/postfix.md ($f block) $PF_DIR/$f"
   sed -e "s|$PF_DIR|/srv/pf|g" -e "s|^127\.0\.0\.1:$PFPORT |127.0.0.1:2525 |" \

@@ -204,6 +204,17 @@ cl sm "$SOCK" plain.rules.test
 expect_out "socketmap after the success: plan order again" "$PLAN_MX1
 OPEN"
 
+# ---- a client that half-closes after its requests (Exim's ${readsocket}
+# does): every reply, the last line's too though it has no newline, then
+# the daemon closes.
+cl halfclose "127.0.0.1:$PORT" '{"id":1,"op":"stats"}\n{"id":2,"op":"route","input":"nullmx.rules.test"}'
+if [ "$(tail -n 1 "$OUT")" = EOF ] && [ "$(head -n -1 "$OUT" | jq -s -c 'map(.id)' 2>&1)" = "[1,2]" ] &&
+  [ "$(sed -n 2p "$OUT" | jq -r .status 2>&1)" = permfail ]; then
+  pass "json: a client that half-closes gets every reply, then the daemon closes"
+else
+  fail "json half-close" "the replies to ids 1 and 2 (permfail), then EOF" "$(cat "$OUT")"
+fi
+
 # ---- SIGTERM with a request in flight (fault-timeout: --timeout 1500)
 LAST_CMD="kill -TERM daemon with a request in flight"
 $PY "$CLIENT" sm "$SOCK" fault-timeout.rules.test plain.rules.test >"$TMP/inflight" 2>"$TMP/inflight.err" &
@@ -230,8 +241,8 @@ run serve --help
 if [ "$RC" = 0 ] && grep -q -- "--listen PROTO:ADDR" "$OUT"; then pass "serve --help prints the usage"
 else fail "serve --help" "exit 0, usage with --listen on stdout" "exit $RC"; fi
 run serve --zone "$ZONE" --listen "gopher:inet:127.0.0.1:$PORT"
-if [ "$RC" = 64 ] && grep -q "PROTO must be socketmap, json or metrics" "$ERR"; then pass "an unknown PROTO is a usage error (exit 64)"
-else fail "unknown PROTO" "exit 64, 'PROTO must be socketmap, json or metrics'" "exit $RC"; fi
+if [ "$RC" = 64 ] && grep -q "PROTO must be socketmap, json, exim or metrics" "$ERR"; then pass "an unknown PROTO is a usage error (exit 64)"
+else fail "unknown PROTO" "exit 64, 'PROTO must be socketmap, json, exim or metrics'" "exit $RC"; fi
 run serve --zone "$ZONE"
 expect_rc "no --listen is a usage error" 64
 

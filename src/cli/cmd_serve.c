@@ -1,11 +1,11 @@
 /* cmd_serve.c -- `mxroute serve`: a daemon that answers routing questions
- * on sockets (the Postfix socketmap protocol, JSON Lines) and serves its
- * metrics over HTTP, in the foreground. The listeners, the clients, the
- * metrics listeners' epoll descriptors and a signalfd are descriptors
- * of one I/O source in the engine's own loop (mxr_engine_add_io); the
- * loop is mxr_engine_run_once until SIGTERM or SIGINT. Then: stop
- * accepting, let requests in flight finish (at most --drain seconds),
- * remove the unix sockets created, exit 0. */
+ * on sockets (the Postfix socketmap protocol, JSON Lines, Exim's
+ * ${readsocket}) and serves its metrics over HTTP, in the foreground. The
+ * listeners, the clients, the metrics listeners' epoll descriptors and a
+ * signalfd are descriptors of one I/O source in the engine's own loop
+ * (mxr_engine_add_io); the loop is mxr_engine_run_once until SIGTERM or
+ * SIGINT. Then: stop accepting, let requests in flight finish (at most
+ * --drain seconds), remove the unix sockets created, exit 0. */
 #define _GNU_SOURCE /* accept4 */
 #include "cli.h"
 #include "serve.h"
@@ -56,9 +56,10 @@ static void usage(FILE *out)
             "usage: mxroute serve [options] --listen PROTO:ADDR...\n\n"
             "Answer routing questions on sockets, in the foreground, until "
             "SIGTERM or\nSIGINT. PROTO: socketmap (Postfix socketmap_table(5), "
-            "map name 'transport'),\njson (JSON Lines) or metrics "
-            "(Prometheus text over HTTP: GET /metrics).\nADDR: unix:/path "
-            "or inet:HOST:PORT (IPv6: inet:[::1]:PORT).\n\n"
+            "map name 'transport'),\njson (JSON Lines), exim (Exim "
+            "${readsocket}: a domain a connection),\nor metrics (Prometheus "
+            "text over HTTP: GET /metrics). ADDR: unix:/path or\n"
+            "inet:HOST:PORT (IPv6: inet:[::1]:PORT).\n\n"
             "serve options:\n"
             "  --listen PROTO:ADDR  a socket to serve (repeatable, up to %d)\n"
             "  --domains LIST       answer only for these domains "
@@ -217,12 +218,15 @@ static int parse_listen(serve_listener *l, const char *arg)
     } else if (strncmp(arg, "json:", 5) == 0) {
         l->proto = PROTO_JSON;
         addr = arg + 5;
+    } else if (strncmp(arg, "exim:", 5) == 0) {
+        l->proto = PROTO_EXIM;
+        addr = arg + 5;
     } else if (strncmp(arg, "metrics:", 8) == 0) {
         l->proto = PROTO_METRICS;
         addr = arg + 8;
     } else {
-        return cli_usage_error("--listen %s: PROTO must be socketmap, json "
-                               "or metrics",
+        return cli_usage_error("--listen %s: PROTO must be socketmap, json, "
+                               "exim or metrics",
                                arg);
     }
     if (strncmp(addr, "unix:", 5) == 0)

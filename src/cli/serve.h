@@ -1,5 +1,6 @@
 /* serve.h -- `mxroute serve`: the daemon's pieces. The protocol parsers
- * and reply formatters (serve_socketmap.c, serve_json.c) are pure
+ * and reply formatters (serve_socketmap.c, serve_json.c, serve_exim.c)
+ * are pure
  * functions over byte buffers, unit-tested in tests/unit/cli/; the
  * connections (serve_conn.c) and the command (cmd_serve.c) drive them
  * from the engine's loop, through the public API only. */
@@ -20,8 +21,12 @@
 typedef enum serve_proto {
     PROTO_SOCKETMAP,
     PROTO_JSON,
+    PROTO_EXIM,   /* Exim's ${readsocket}: a domain a connection */
     PROTO_METRICS /* HTTP: the listener is libmicrohttpd's (serve_http.c) */
 } serve_proto;
+
+/* The protocols that carry requests (counted by the metrics). */
+#define SERVE_NPROTO 3
 
 /* --------------------------------------------------------- socketmap */
 
@@ -83,6 +88,14 @@ const char *sm_transport_of(const sm_transports *t, const char *label);
 size_t sm_format_result(char *out, size_t max, const sm_transports *t,
                         mxr_status st, const mxr_plan *p, const char *err);
 
+/* Every address of every candidate, in plan order, each "[addr]:port",
+ * sep between them, written at out + at (out holds max bytes); a hop
+ * that would not fit is left out with the rest. With t, only the
+ * candidates whose service (sm_transport_of) is the first candidate's.
+ * Returns the new length; *nhops counts the hops written. */
+size_t serve_put_hops(char *out, size_t at, size_t max, const char *sep,
+                      const mxr_plan *p, const sm_transports *t, size_t *nhops);
+
 /* The enhanced status code (RFC 3463) of a permanent routing failure. */
 const char *sm_perm_code(mxr_reason r);
 
@@ -135,6 +148,22 @@ bool js_host_parse(const char *line, size_t len, js_op op, js_host_req *out,
 char *js_health_reply(void *id, const js_host_req *q, const mxr_health *h,
                       uint64_t now, bool recorded);
 
+/* ------------------------------------------------------------- exim */
+
+/* Reply lines of the exim protocol (Exim's ${readsocket}), written to out
+ * (max >= 64 bytes) with their newline and NUL; each returns its length.
+ *   a plan               action=route hosts=<;[addr]:port;[addr]:port
+ *                        (Exim's host-list syntax, cut at a whole hop)
+ *   a permanent failure  action=fail message="5.X.Y REASON: ..."
+ *   a temporary one      action=defer message="REASON: ..."
+ *   an invalid name      action=decline message="invalid-name: ..." */
+size_t ex_format_result(char *out, size_t max, mxr_status st, const mxr_plan *p,
+                        const char *err);
+/* action=ACTION message="PREFIXMESSAGE": the value quoted and escaped
+ * for ${extract}, control bytes made '?'. */
+size_t ex_format_message(char *out, size_t max, const char *action,
+                         const char *prefix, const char *message);
+
 /* ---------------------------------------------------------- metrics */
 
 /* The "map" label of a request: the socketmap map name (transport, or
@@ -168,19 +197,19 @@ typedef enum serve_result {
 
 /* The daemon's own counters (the engine's are in mxr_stats). */
 typedef struct serve_tally {
-    uint64_t requests[2][MAP_N][RES_N];             /* [proto][map][result] */
-    uint64_t latency[2][SERVE_LATENCY_BUCKETS + 1]; /* per bucket, +Inf */
-    uint64_t latency_ns[2];                         /* their sum */
-    int64_t started;                                /* unix time */
+    uint64_t requests[SERVE_NPROTO][MAP_N][RES_N]; /* [proto][map][result] */
+    uint64_t latency[SERVE_NPROTO][SERVE_LATENCY_BUCKETS + 1]; /* +Inf last */
+    uint64_t latency_ns[SERVE_NPROTO];                         /* their sum */
+    int64_t started;                                           /* unix time */
 } serve_tally;
 
 /* What a scrape shows, gathered from the server at scrape time. */
 typedef struct serve_snapshot {
     mxr_stats engine; /* counters: live engine + retired; gauges: live */
     const serve_tally *tally;
-    size_t clients[2];   /* connected, by protocol */
-    size_t http_clients; /* connected to the metrics listeners */
-    uint64_t refused;    /* --max-clients */
+    size_t clients[SERVE_NPROTO]; /* connected, by protocol */
+    size_t http_clients;          /* connected to the metrics listeners */
+    uint64_t refused;             /* --max-clients */
     uint64_t reloads_ok, reloads_failed;
 } serve_snapshot;
 
@@ -188,6 +217,8 @@ typedef struct serve_snapshot {
  * permanent failure); of a JSON route answer, from the routing result. */
 serve_result serve_sm_result(const char *data);
 serve_result serve_js_result(mxr_status st, const mxr_plan *p);
+/* The result of an exim reply line, from its action. */
+serve_result serve_ex_result(const char *line);
 /* Count one request: its answer is made (or the client left), ns after
  * it was parsed. */
 void serve_tally_request(serve_tally *t, serve_proto proto, serve_map map,

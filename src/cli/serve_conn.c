@@ -98,6 +98,8 @@ static void req_set_reply(serve_req *r, serve_proto proto, char *text)
 {
     if (proto == PROTO_SOCKETMAP)
         r->result = serve_sm_result(text);
+    else if (proto == PROTO_EXIM)
+        r->result = serve_ex_result(text);
     req_count(r->conn->srv, proto, r);
     if (!text) {
         r->reply = NULL;
@@ -126,18 +128,27 @@ static char *sm_text(const char *fmt, const char *arg)
 static void watch(serve_conn *c);
 static void flush(serve_conn *c);
 
-/* The socketmap reply text of a routing result, at most max bytes
- * (NULL: no memory). Formatted in one buffer for the whole daemon (it has
- * one thread), then copied at its size: not 100 kB per reply. */
-static char *sm_reply_text(const server *srv, size_t max, mxr_status st,
-                           const mxr_plan *plan, const char *err)
+/* The reply text of a routing result in the connection's protocol, at
+ * most max bytes (NULL: no memory); takes the request's JSON id. The
+ * socketmap and exim lines are formatted in one buffer for the whole
+ * daemon (it has one thread), then copied at their size: not 100 kB per
+ * reply. */
+static char *route_reply(serve_conn *c, serve_req *r, size_t max, mxr_status st,
+                         const mxr_plan *plan, const char *err)
 {
+    if (c->proto == PROTO_JSON) {
+        void *id = r->id;
+        r->id = NULL;
+        r->result = serve_js_result(st, plan);
+        return js_route_reply(id, r->input, st, plan, err);
+    }
     static char text[SM_MAX_REPLY + 1];
-    const serve_cfg *g = &srv->cfg;
+    const serve_cfg *g = &c->srv->cfg;
     sm_transports tp = {g->transport, g->labels, g->nlabels};
-    size_t n =
-        sm_format_result(text, (max < SM_MAX_REPLY ? max : SM_MAX_REPLY) + 1,
-                         &tp, st, plan, err);
+    size_t lim = (max < SM_MAX_REPLY ? max : SM_MAX_REPLY) + 1;
+    size_t n = c->proto == PROTO_EXIM
+                   ? ex_format_result(text, lim, st, plan, err)
+                   : sm_format_result(text, lim, &tp, st, plan, err);
     return strndup(text, n);
 }
 
@@ -153,15 +164,7 @@ static void on_route(void *arg, mxr_status st, mxr_plan *plan)
     const char *err = st == MXR_OK ? NULL : mxr_strerror(st);
     if (plan) /* outcomes reported since (JSON "outcome") reorder it */
         mxr_engine_order_by_health(c->srv->engine, plan);
-    if (c->proto == PROTO_SOCKETMAP) {
-        req_set_reply(r, c->proto,
-                      sm_reply_text(c->srv, SM_MAX_REPLY, st, plan, err));
-    } else {
-        void *id = r->id;
-        r->id = NULL;
-        r->result = serve_js_result(st, plan);
-        req_set_reply(r, c->proto, js_route_reply(id, r->input, st, plan, err));
-    }
+    req_set_reply(r, c->proto, route_reply(c, r, SM_MAX_REPLY, st, plan, err));
     mxr_plan_free(plan);
     flush(c);
 }
@@ -192,14 +195,7 @@ static void start_route(serve_conn *c, serve_req *r, const char *input)
     if (st == MXR_OK)
         return;
     const char *err = mxr_engine_errmsg(c->srv->engine);
-    if (c->proto == PROTO_SOCKETMAP) {
-        req_set_reply(r, c->proto, sm_reply_text(c->srv, 511, st, NULL, err));
-    } else {
-        void *id = r->id;
-        r->id = NULL;
-        r->result = serve_js_result(st, NULL);
-        req_set_reply(r, c->proto, js_route_reply(id, r->input, st, NULL, err));
-    }
+    req_set_reply(r, c->proto, route_reply(c, r, 511, st, NULL, err));
 }
 
 /* An outcome or health request: the reply, at once. An outcome goes to
@@ -332,11 +328,65 @@ static bool js_step(serve_conn *c)
     return true;
 }
 
+/* A reply line of the exim protocol (NULL: no memory). */
+static char *ex_text(const char *action, const char *message)
+{
+    size_t max = strlen(message) * 2 + 64;
+    char *t = malloc(max);
+    if (t)
+        ex_format_message(t, max, action, NULL, message);
+    return t;
+}
+
+/* The exim protocol: one request line per connection, whose reply is the
+ * last (Exim's ${readsocket} reads until the daemon closes). */
+static bool ex_step(serve_conn *c)
+{
+    char *nl = memchr(c->in, '\n', c->in_len);
+    if (!nl && c->in_len <= c->srv->cfg.max_request)
+        return false;
+    serve_req *r = req_push(c);
+    if (!r) {
+        serve_conn_close(c, "out of memory");
+        return false;
+    }
+    c->closing = true;
+    r->map = MAP_NONE;
+    if (!nl) {
+        serve_log(c->srv, "client sent a line over --max-request");
+        req_set_reply(r, c->proto, ex_text("defer", "request line too long"));
+        return false;
+    }
+    size_t a = 0, n = (size_t)(nl - c->in);
+    while (n > 0 && (c->in[n - 1] == '\r' || c->in[n - 1] == ' '))
+        n--;
+    while (a < n && c->in[a] == ' ')
+        a++;
+    char domain[256];
+    bool named = sm_key_domain(c->in + a, n - a, domain, sizeof domain);
+    if (named)
+        r->map = MAP_ROUTE;
+    if (!named)
+        req_set_reply(r, c->proto,
+                      ex_text("defer", "bad request: not a domain or an "
+                                       "address"));
+    else if (!serve_domain_listed(c->srv->cfg.domains, domain))
+        req_set_reply(r, c->proto, ex_text("decline", "not in --domains"));
+    else if (!(r->input = strdup(domain)))
+        req_set_reply(r, c->proto, ex_text("defer", "out of memory"));
+    else
+        start_route(c, r, r->input);
+    c->in_len = 0;
+    return false;
+}
+
 static void parse(serve_conn *c)
 {
     while (c->fd >= 0 && !c->closing && c->in_len > 0 &&
            c->inflight < c->srv->cfg.max_pipeline &&
-           (c->proto == PROTO_SOCKETMAP ? sm_step(c) : js_step(c)))
+           (c->proto == PROTO_SOCKETMAP ? sm_step(c)
+            : c->proto == PROTO_JSON    ? js_step(c)
+                                        : ex_step(c)))
         ;
 }
 
@@ -425,6 +475,17 @@ static void watch(serve_conn *c)
     c->want = want;
 }
 
+/* At the client's end of file: a last line without its newline is a
+ * request all the same (`printf '%s' DOMAIN | nc`, an Exim readsocket
+ * request without "\n"); a partial netstring is dropped. */
+static void end_last_line(serve_conn *c)
+{
+    if (c->proto != PROTO_SOCKETMAP && c->in_len > 0 && c->in_len < c->in_cap)
+        c->in[c->in_len++] = '\n';
+    else
+        c->in_len = 0;
+}
+
 static void do_read(serve_conn *c)
 {
     if (c->in_len >= c->in_cap)
@@ -438,8 +499,8 @@ static void do_read(serve_conn *c)
         return;
     }
     if (n == 0) {
-        c->eof = true; /* a partial request left is dropped */
-        c->in_len = 0;
+        c->eof = true;
+        end_last_line(c);
         return;
     }
     c->in_len += (size_t)n;
@@ -512,16 +573,13 @@ void serve_reap(server *srv)
  * the socket is new, its buffer empty. */
 static void refuse(server *srv, serve_listener *l, int fd)
 {
-    static const char text[] = "PERM too many clients";
+    static const char sm[] = "21:PERM too many clients,";
     static const char js[] = "{\"id\":null,\"error\":\"too many clients\"}\n";
-    char sm[64];
-    size_t n = sm_netstring(sm, sizeof sm, text, sizeof text - 1);
-    const char *m = sm;
-    if (l->proto != PROTO_SOCKETMAP) {
-        m = js;
-        n = sizeof js - 1;
-    }
-    ssize_t w = send(fd, m, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    static const char ex[] = "action=defer message=\"too many clients\"\n";
+    const char *m = l->proto == PROTO_SOCKETMAP ? sm
+                    : l->proto == PROTO_JSON    ? js
+                                                : ex;
+    ssize_t w = send(fd, m, strlen(m), MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)w;
     close(fd);
     if (srv->refused++ % 100 == 0)

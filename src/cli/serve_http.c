@@ -58,7 +58,7 @@ static char *scrape(const server *srv, size_t *len)
     mxr_engine_stats(srv->engine, &s.engine);
     serve_stats_add(&s.engine, &srv->retired_stats);
     for (const serve_conn *c = srv->conns; c; c = c->next)
-        if (c->proto <= PROTO_JSON)
+        if (c->proto < SERVE_NPROTO)
             s.clients[c->proto]++;
     return serve_metrics_render(&s, len);
 }

@@ -35,7 +35,7 @@ static const char *const bucket_le[SERVE_LATENCY_BUCKETS] = {
 void serve_tally_request(serve_tally *t, serve_proto proto, serve_map map,
                          serve_result res, uint64_t ns)
 {
-    if (proto > PROTO_JSON || map >= MAP_N || res >= RES_N)
+    if (proto >= SERVE_NPROTO || map >= MAP_N || res >= RES_N)
         return;
     t->requests[proto][map][res]++;
     size_t b = 0;
@@ -58,6 +58,21 @@ serve_result serve_sm_result(const char *data)
     if (strncmp(data, "TEMP", 4) == 0)
         return RES_TEMP;
     return RES_ERROR; /* PERM: the request was wrong */
+}
+
+serve_result serve_ex_result(const char *line)
+{
+    static const struct {
+        const char *action;
+        serve_result res;
+    } actions[] = {{"action=route ", RES_OK},
+                   {"action=fail ", RES_PERM},
+                   {"action=defer ", RES_TEMP},
+                   {"action=decline ", RES_NOTFOUND}};
+    for (size_t i = 0; line && i < sizeof actions / sizeof *actions; i++)
+        if (strncmp(line, actions[i].action, strlen(actions[i].action)) == 0)
+            return actions[i].res;
+    return RES_ERROR;
 }
 
 serve_result serve_js_result(mxr_status st, const mxr_plan *p)
@@ -87,15 +102,17 @@ void serve_stats_add(mxr_stats *to, const mxr_stats *from)
 
 /* ---------------------------------------------------------- rendering */
 
-static const char *const proto_names[] = {"socketmap", "json"};
+static const char *const proto_names[SERVE_NPROTO] = {"socketmap", "json",
+                                                      "exim"};
 static const char *const map_names[MAP_N] = {
     "none", "transport", "other", "route", "stats", "outcome", "health"};
 static const char *const result_names[RES_N] = {
     "ok", "notfound", "temp", "perm", "invalid", "error", "dropped"};
 /* The maps each protocol can name, up to MAP_N. */
-static const serve_map proto_maps[2][MAP_N] = {
+static const serve_map proto_maps[SERVE_NPROTO][MAP_N] = {
     {MAP_TRANSPORT, MAP_OTHER, MAP_NONE, MAP_N},
-    {MAP_ROUTE, MAP_STATS, MAP_OUTCOME, MAP_HEALTH, MAP_NONE, MAP_N}};
+    {MAP_ROUTE, MAP_STATS, MAP_OUTCOME, MAP_HEALTH, MAP_NONE, MAP_N},
+    {MAP_ROUTE, MAP_NONE, MAP_N}};
 
 void serve_metrics_label(FILE *out, const char *name, const char *value)
 {
@@ -130,7 +147,7 @@ static void requests(FILE *out, const serve_tally *t)
     family(out, "mxroute_requests_total", "counter",
            "Requests answered, by protocol, map (socketmap map name, json "
            "op) and result.");
-    for (int p = 0; p < 2; p++)
+    for (int p = 0; p < SERVE_NPROTO; p++)
         for (int m = 0; proto_maps[p][m] != MAP_N; m++)
             for (int r = 0; r < RES_N; r++) {
                 serve_map map = proto_maps[p][m];
@@ -147,7 +164,7 @@ static void latency(FILE *out, const serve_tally *t)
     const char *n = "mxroute_request_duration_seconds";
     family(out, n, "histogram",
            "Seconds from a request parsed to its answer made.");
-    for (int p = 0; p < 2; p++) {
+    for (int p = 0; p < SERVE_NPROTO; p++) {
         uint64_t cum = 0;
         for (int b = 0; b <= SERVE_LATENCY_BUCKETS; b++) {
             cum += t->latency[p][b];
@@ -167,7 +184,7 @@ static void clients(FILE *out, const serve_snapshot *s)
 {
     family(out, "mxroute_clients", "gauge",
            "Clients connected now, by protocol.");
-    for (int p = 0; p < 2; p++)
+    for (int p = 0; p < SERVE_NPROTO; p++)
         fprintf(out, "mxroute_clients{proto=\"%s\"} %zu\n", proto_names[p],
                 s->clients[p]);
     fprintf(out, "mxroute_clients{proto=\"metrics\"} %zu\n", s->http_clients);

@@ -153,27 +153,25 @@ const char *sm_transport_of(const sm_transports *t, const char *label)
     return t->fallback;
 }
 
-/* Every address of every candidate delivered by the first candidate's
- * service, in plan order, each a whole next hop "[addr]:port" (IPv6
- * without the "ipv6:" tag: Postfix's SMTP client takes "[2001:db8::1]:25"
- * as an address literal, and a next-hop list is "smtp:[a]:25, [b]:25", one
- * transport for all). A candidate of another service is left out: a plan
- * mixing them is a policy's choice, and Postfix cannot follow it. A hop
- * that would pass max is left out with the rest: the reply stays whole. */
-static size_t put_hops(char *out, size_t max, const sm_transports *t,
-                       const mxr_plan *p, size_t *nhops)
+/* Each a whole next hop "[addr]:port" (IPv6 without the "ipv6:" tag:
+ * Postfix's SMTP client takes "[2001:db8::1]:25" as an address literal,
+ * and a next-hop list is "smtp:[a]:25, [b]:25", one transport for all;
+ * Exim's manualroute takes the same items). A candidate of another
+ * service than the first's is left out: a plan mixing them is a policy's
+ * choice, and Postfix cannot follow it. A hop that would pass max is left
+ * out with the rest: the reply stays whole. */
+size_t serve_put_hops(char *out, size_t at, size_t max, const char *sep,
+                      const mxr_plan *p, const sm_transports *t, size_t *nhops)
 {
-    const char *service = sm_transport_of(t, p->candidates[0].label);
-    size_t at = (size_t)snprintf(out, max, "OK %s:", service);
-    if (at >= max)
-        return 0;
+    const char *service =
+        t && p->ncandidates ? sm_transport_of(t, p->candidates[0].label) : NULL;
     char addr[MXR_ADDR_STRLEN], hop[MXR_ADDR_STRLEN + 16];
     for (size_t i = 0; i < p->ncandidates; i++) {
         const mxr_candidate *c = &p->candidates[i];
-        if (strcmp(sm_transport_of(t, c->label), service) != 0)
+        if (service && strcmp(sm_transport_of(t, c->label), service) != 0)
             continue;
         for (size_t k = 0; k < c->naddrs; k++) {
-            int n = snprintf(hop, sizeof hop, "%s[%s]:%u", *nhops ? ", " : "",
+            int n = snprintf(hop, sizeof hop, "%s[%s]:%u", *nhops ? sep : "",
                              mxr_addr_format(&c->addrs[k], addr, sizeof addr),
                              (unsigned)c->port);
             if (n < 0 || (size_t)n >= sizeof hop || at + (size_t)n >= max)
@@ -199,8 +197,11 @@ size_t sm_format_result(char *out, size_t max, const sm_transports *t,
     }
     if (p->result == MXR_RESULT_OK) {
         size_t nhops = 0;
-        if (p->ncandidates > 0)
-            at = put_hops(out, max, t, p, &nhops);
+        const char *service =
+            p->ncandidates ? sm_transport_of(t, p->candidates[0].label) : "";
+        at = (size_t)snprintf(out, max, "OK %s:", service);
+        if (at < max && p->ncandidates)
+            at = serve_put_hops(out, at, max, ", ", p, t, &nhops);
         if (nhops > 0)
             return at;
         return put_text(out, 0, max, "TEMP no address to deliver to");

@@ -8,7 +8,11 @@
  * none. A malformed stream ends with SM_BAD, never a read past the end.
  *
  * JSON Lines: every line parses to a route, a stats request or an error
- * with a reason, and what it returns is freed. */
+ * with a reason, and what it returns is freed.
+ *
+ * Exim: the input as a reply's message (an engine error, an input echoed)
+ * still makes one reply line for ${extract}: ends in its only newline,
+ * no other control byte, every '"' inside the value escaped. */
 #include "harness.h"
 
 #include "serve.h"
@@ -98,9 +102,31 @@ static void json_lines(const char *buf, size_t len)
     }
 }
 
+static void exim_message(const char *buf, size_t len)
+{
+    char msg[600], out[256];
+    size_t n = len < sizeof msg - 1 ? len : sizeof msg - 1;
+    memcpy(msg, buf, n);
+    msg[n] = '\0';
+    size_t at = ex_format_message(out, sizeof out, "defer", NULL, msg);
+    FZ_ASSERT(at == strlen(out) && at < sizeof out);
+    FZ_ASSERT(at > 0 && out[at - 1] == '\n' && out[at - 2] == '"');
+    const char *v = strchr(out, '"');
+    FZ_ASSERT(v && strncmp(out, "action=defer message=\"", 22) == 0);
+    for (size_t i = 0; i + 1 < at; i++)
+        FZ_ASSERT((unsigned char)out[i] >= 0x20 && out[i] != 0x7f);
+    for (const char *c = v + 1; c < out + at - 2; c++) {
+        if (*c == '\\')
+            c++; /* an escape: the next byte is literal */
+        else
+            FZ_ASSERT(*c != '"');
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     socketmap_stream((const char *)data, size);
     json_lines((const char *)data, size);
+    exim_message((const char *)data, size);
     return 0;
 }

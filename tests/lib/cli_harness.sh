@@ -12,6 +12,8 @@
 #                        stdout is read as one array of its JSON lines
 #   harness_end          print "N passed, N failed"; status 1 if any failed
 #   fail_fast P F        with MXR_FAIL_FAST=1, print the count P/F and exit 1
+#   doc_block FILE MARK  the fenced block after the line "<!-- MARK -->"
+#                        of FILE (a configuration a document shows as run)
 #
 # MXR_FAIL_FAST=1 (set by tests/broken_binaries.sh) stops a suite at its
 # first FAIL, so a run against a broken binary takes seconds; suites with a
@@ -96,4 +98,12 @@ expect_jq() {
   else
     fail "$1" "jq: $2" "$(printf '%s' "${got:-empty output}" | head -c 300)"
   fi
+}
+
+doc_block() { # FILE MARK
+  awk -v m="<!-- $2 -->" '
+    $0 == m { s = 1; next }
+    s == 1 && /^```/ { s = 2; next }
+    s == 2 && /^```/ { exit }
+    s == 2 { print }' "$1"
 }

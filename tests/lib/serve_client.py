@@ -16,6 +16,11 @@ compares.
   flood SOCK N KEY        N clients at once, each asks KEY: prints
                           answered=A refused=R other=O
   json HOST:PORT LINE...  pipelined JSON lines; prints each response line
+  halfclose ADDR TEXT     send TEXT (Python escapes) to ADDR (a unix socket
+                          path or HOST:PORT), shut down the writing side as
+                          Exim's ${readsocket} does, read until the daemon
+                          closes (at most 5 s); prints what came, then EOF
+                          or OPEN
   freeport                a free TCP port on 127.0.0.1
 """
 import socket
@@ -162,21 +167,46 @@ def cmd_flood(path, n, key):
     print("answered=%(answered)d refused=%(refused)d other=%(other)d" % res)
 
 
-def cmd_json(hostport, lines):
-    host, port = hostport.rsplit(":", 1)
-    s = socket.create_connection((host, int(port)), timeout=5)
-    s.sendall("".join(l + "\n" for l in lines).encode())
-    s.settimeout(0.2)
-    buf, end = b"", time.time() + 5
-    while buf.count(b"\n") < len(lines) and time.time() < end:
+def read_until(sock, enough, limit=5.0):
+    """Bytes until enough(buf) holds, the peer closes or limit seconds
+    pass; returns (bytes, closed)."""
+    sock.settimeout(0.2)
+    buf, end = b"", time.time() + limit
+    while not enough(buf) and time.time() < end:
         try:
-            d = s.recv(65536)
+            d = sock.recv(65536)
         except socket.timeout:
             continue
+        except OSError:
+            return buf, True
         if not d:
-            break
+            return buf, True
         buf += d
+    return buf, False
+
+
+def connect(addr):
+    """A unix socket path, or HOST:PORT."""
+    if addr.startswith("/"):
+        return connect_unix(addr)
+    host, port = addr.rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=5)
+
+
+def cmd_json(hostport, lines):
+    s = connect(hostport)
+    s.sendall("".join(l + "\n" for l in lines).encode())
+    buf, _ = read_until(s, lambda b: b.count(b"\n") >= len(lines))
     sys.stdout.write(buf.decode(errors="replace"))
+
+
+def cmd_halfclose(addr, text):
+    s = connect(addr)
+    s.sendall(text.encode().decode("unicode_escape").encode("latin-1"))
+    s.shutdown(socket.SHUT_WR)
+    buf, closed = read_until(s, lambda b: False)
+    sys.stdout.write(buf.decode(errors="replace"))
+    print("EOF" if closed else "OPEN")
 
 
 def cmd_hold(path, n, seconds):
@@ -208,6 +238,8 @@ def main():
         cmd_flood(a[1], int(a[2]), a[3])
     elif a[0] == "json":
         cmd_json(a[1], a[2:])
+    elif a[0] == "halfclose":
+        cmd_halfclose(a[1], a[2])
     elif a[0] == "hold":
         cmd_hold(a[1], int(a[2]), float(a[3]))
     elif a[0] == "freeport":

@@ -66,6 +66,15 @@ static void test_results(void **state)
     assert_int_equal(serve_js_result(MXR_OK, &p), RES_TEMP);
     assert_int_equal(serve_js_result(MXR_EBADNAME, NULL), RES_INVALID);
     assert_int_equal(serve_js_result(MXR_ENOMEM, NULL), RES_ERROR);
+    assert_int_equal(serve_ex_result("action=route hosts=<;[192.0.2.1]:25\n"),
+                     RES_OK);
+    assert_int_equal(serve_ex_result("action=fail message=\"5.1.2 x\"\n"),
+                     RES_PERM);
+    assert_int_equal(serve_ex_result("action=defer message=\"x\"\n"), RES_TEMP);
+    assert_int_equal(serve_ex_result("action=decline message=\"x\"\n"),
+                     RES_NOTFOUND);
+    assert_int_equal(serve_ex_result("action=routed"), RES_ERROR);
+    assert_int_equal(serve_ex_result(NULL), RES_ERROR);
 }
 
 static void test_stats_add(void **state)

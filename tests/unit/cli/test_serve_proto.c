@@ -1,7 +1,8 @@
 /* test_serve_proto.c -- the protocol halves of `mxroute serve`
- * (src/cli/serve_socketmap.c, serve_json.c): netstring requests, keys and
- * --domains, socketmap replies (next-hop lists cut at a whole hop, the
- * enhanced status codes), JSON Lines requests and error lines. The daemon
+ * (src/cli/serve_socketmap.c, serve_json.c, serve_exim.c): netstring
+ * requests, keys and --domains, socketmap replies (next-hop lists cut at
+ * a whole hop, the enhanced status codes), JSON Lines requests and error
+ * lines, the exim protocol's reply lines (Exim host lists, quoting). The daemon
  * around them is tested against real clients in tests/it_serve.sh. */
 #include "support.h"
 
@@ -296,6 +297,64 @@ static void test_sm_netstring(void **state)
     assert_int_equal(sm_netstring(out, 8, "NOTFOUND ", 9), 0);
 }
 
+static void test_ex_format_plan(void **state)
+{
+    (void)state;
+    fake f;
+    char out[SM_MAX_REPLY + 1];
+    make_plan(&f, 2);
+    size_t n = ex_format_result(out, sizeof out, MXR_OK, &f.p, NULL);
+    assert_string_equal(out, "action=route hosts=<;[192.0.2.1]:2525;"
+                             "[2001:db8::1]:2525;[192.0.2.2]:25;"
+                             "[2001:db8::2]:25\n");
+    assert_int_equal(n, strlen(out));
+    /* cut at a whole host, the line still ends in its newline */
+    n = ex_format_result(out, 64, MXR_OK, &f.p, NULL);
+    assert_string_equal(out, "action=route hosts=<;[192.0.2.1]:2525;"
+                             "[2001:db8::1]:2525\n");
+    assert_int_equal(n, strlen(out));
+    f.c[0].naddrs = f.c[1].naddrs = 0;
+    ex_format_result(out, sizeof out, MXR_OK, &f.p, NULL);
+    assert_string_equal(out,
+                        "action=defer message=\"no address to deliver to\"\n");
+}
+
+static void test_ex_format_failures(void **state)
+{
+    (void)state;
+    fake f;
+    char out[512];
+    make_plan(&f, 0);
+    f.p.result = MXR_RESULT_PERMFAIL;
+    f.p.reason = MXR_REASON_NULL_MX;
+    ex_format_result(out, sizeof out, MXR_OK, &f.p, NULL);
+    assert_string_equal(out, "action=fail message=\"5.1.10 null-mx: the "
+                             "domain publishes a null MX: it accepts no "
+                             "mail (RFC 7505)\"\n");
+    f.p.reason = MXR_REASON_POLICY;
+    ex_format_result(out, sizeof out, MXR_OK, &f.p, NULL);
+    assert_true(strncmp(out, "action=fail message=\"5.7.1 policy: ", 35) == 0);
+    f.p.result = MXR_RESULT_TEMPFAIL;
+    f.p.reason = MXR_REASON_SERVFAIL;
+    ex_format_result(out, sizeof out, MXR_OK, &f.p, NULL);
+    assert_true(strncmp(out, "action=defer message=\"servfail: ", 32) == 0);
+    ex_format_result(out, sizeof out, MXR_EBADNAME, NULL, "empty label");
+    assert_string_equal(
+        out, "action=decline message=\"invalid-name: empty label\"\n");
+    /* quotes and backslashes escaped for ${extract}, control bytes gone */
+    ex_format_result(out, sizeof out, MXR_ENOMEM, NULL, "a \"b\" \\c\nd");
+    assert_string_equal(out, "action=defer message=\"internal error: "
+                             "a \\\"b\\\" \\\\c?d\"\n");
+    /* a long message is cut, the quote closed and the line ended */
+    char big[600];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    size_t n = ex_format_message(out, 100, "defer", NULL, big);
+    assert_int_equal(n, strlen(out));
+    assert_true(n < 100);
+    assert_memory_equal(out + n - 2, "\"\n", 2);
+}
+
 static void test_js_parse(void **state)
 {
     (void)state;
@@ -349,6 +408,8 @@ int main(void)
         cmocka_unit_test(test_js_host_parse),
         cmocka_unit_test(test_js_health_reply),
         cmocka_unit_test(test_sm_netstring),
+        cmocka_unit_test(test_ex_format_plan),
+        cmocka_unit_test(test_ex_format_failures),
         cmocka_unit_test(test_js_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
