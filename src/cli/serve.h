@@ -66,7 +66,7 @@ size_t sm_netstring(char *out, size_t size, const char *data, size_t len);
 
 /* ------------------------------------------------------------- json */
 
-typedef enum js_op { JS_ROUTE, JS_STATS, JS_ERROR } js_op;
+typedef enum js_op { JS_ROUTE, JS_STATS, JS_ERROR, JS_RELOAD } js_op;
 
 /* One request line (without its newline). On JS_ROUTE *input is a
  * malloc'ed copy of "input"; on JS_ERROR *why says what was wrong. *id is
@@ -77,7 +77,11 @@ js_op js_parse(const char *line, size_t len, void **id, char **input,
  * They take the id reference. */
 char *js_route_reply(void *id, const char *input, mxr_status st,
                      const mxr_plan *p, const char *err);
-char *js_stats_reply(void *id, const mxr_stats *s, size_t clients);
+char *js_stats_reply(void *id, const mxr_stats *s, size_t clients,
+                     uint64_t reloads_ok, uint64_t reloads_failed);
+/* {"reload":"ok"}, or {"reload":"failed","error":why} when why is not
+ * NULL. */
+char *js_reload_reply(void *id, const char *why);
 char *js_error_reply(void *id, const char *why);
 /* {"input":..., "status":"notfound"}: outside --domains. */
 char *js_notfound_reply(void *id, const char *input);
@@ -102,7 +106,12 @@ typedef struct serve_cfg {
 enum { SERVE_LOG_ERROR, SERVE_LOG_WARNING, SERVE_LOG_INFO };
 
 /* What a watched descriptor is: the first member of its fd_ud. */
-typedef enum serve_kind { KIND_SIGNAL, KIND_LISTENER, KIND_CONN } serve_kind;
+typedef enum serve_kind {
+    KIND_SIGNAL,
+    KIND_LISTENER,
+    KIND_CONN,
+    KIND_RETIRING
+} serve_kind;
 
 typedef struct serve_listener {
     serve_kind kind;
@@ -126,6 +135,7 @@ typedef struct serve_req {
     size_t len;
     void *id;    /* json: the request's "id" (a jansson reference) */
     char *input; /* what was routed */
+    bool reload; /* json: waits for the reload it asked for */
 } serve_req;
 
 typedef struct server server;
@@ -148,6 +158,20 @@ typedef struct serve_conn {
     int want;
 } serve_conn;
 
+/* An engine a reload replaced: it answers the requests it took, driven
+ * from the daemon's loop (serve_reload.c), then it is destroyed. */
+typedef struct serve_retiring {
+    serve_kind kind; /* KIND_RETIRING: the fd_ud of epfd */
+    struct serve_retiring *next;
+    mxr_engine *engine;
+    int epfd;      /* an epoll set of the engine's descriptors */
+    mxr_sock *fds; /* what epfd holds, as the engine last listed them */
+    size_t nfds, cap;
+    uint64_t deadline; /* destroyed then, requests or not */
+} serve_retiring;
+
+struct serve_args;
+
 struct server {
     serve_kind kind; /* KIND_SIGNAL: the signalfd's fd_ud */
     mxr_engine *engine;
@@ -162,6 +186,16 @@ struct server {
     bool stop;
     bool draining;
     uint64_t requests, refused;
+    /* reloads (serve_reload.c) */
+    int argc; /* the command line, read again with the --config file */
+    char **argv;
+    const char *user, *pidfile; /* as started: they need a restart */
+    struct serve_args *args;    /* a reload's: cfg's strings point into it */
+    bool reload_asked;          /* SIGHUP or a json reload since the round */
+    size_t reload_waiting;      /* json reload requests waiting */
+    serve_retiring *retiring;
+    mxr_stats retired_stats; /* counters of the engines destroyed */
+    uint64_t reloads_ok, reloads_failed;
 };
 
 uint64_t serve_now_ms(void);
@@ -197,6 +231,55 @@ typedef struct serve_args {
 int serve_args_build(serve_args *a, const char *path, const struct option *opts,
                      int argc, char **argv);
 void serve_args_free(serve_args *a);
+
+/* ------------------------------------------------------------ reloads */
+
+/* The daemon's I/O source (cmd_serve.c): a reload moves it to the new
+ * engine. */
+extern const mxr_io_ops serve_io_ops;
+
+/* What a reload reads (serve_reread): the settings that take effect at
+ * once, and the engine built from the options. */
+typedef struct serve_reading {
+    serve_cfg cfg;
+    serve_args *args; /* cfg's strings point into it */
+    mxr_engine *engine;
+    char restart[128]; /* options changed that need a restart, or "" */
+} serve_reading;
+
+/* Read the --config file and the command line again, as a start does,
+ * and build a new engine (zones, policies) from them. 0, or an exit code
+ * with the reason said through cli_error (cli_capture_errors). */
+int serve_reread(server *srv, serve_reading *out);
+
+/* Between two rounds of the loop (outside every engine's callbacks): a
+ * reload asked for since the last call, then the retiring engines whose
+ * requests are all answered (or whose time is up) destroyed. */
+void serve_between_rounds(server *srv);
+/* Watch every descriptor of the daemon in srv->io again, with what it
+ * waits for now: after srv->io moved to another engine. A new kind of
+ * descriptor (an HTTP server's) adds its line here. */
+mxr_status serve_rewatch(server *srv);
+/* The loop's part in the retiring engines: ms until one needs a round
+ * (-1: none), a round for the one whose epoll set is ready, and a round
+ * for each whose timers are due. */
+int serve_retiring_timeout(server *srv);
+void serve_retiring_ready(serve_retiring *r);
+void serve_retiring_due(server *srv);
+/* At exit: every retiring engine destroyed (its requests answered with
+ * MXR_EDESTROYED). */
+void serve_retire_all(server *srv);
+/* The statistics of every engine of the run: counters summed over the
+ * live, the retiring and the destroyed engines (they never go back), the
+ * live and retiring engines' gauges summed. */
+void serve_stats(const server *srv, mxr_stats *out);
+/* A json reload request waits (r->reload): answered by
+ * serve_reload_answer, why NULL when the reload worked. */
+void serve_reload_answer(server *srv, const char *why);
+
+/* sd_notify(3) when the daemon was started by systemd (NOTIFY_SOCKET),
+ * nothing otherwise or when built without libsystemd. */
+void serve_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A new client (non-blocking fd): watched, or refused with one error
  * reply and closed when there are max_clients already. */
 void serve_accept(server *srv, serve_listener *l, int fd);

@@ -178,12 +178,20 @@ static void start_route(serve_conn *c, serve_req *r, const char *input)
 
 /* ------------------------------------------------------------ parsing */
 
+#define IN_SLACK 16 /* the input buffer: a request and netstring "LEN:" ',' */
+
+/* --max-request as it was when the client came: a reload that changes it
+ * does not outgrow the input buffer of a client already connected. */
+static size_t max_request(const serve_conn *c)
+{
+    return c->in_cap - IN_SLACK;
+}
+
 static bool sm_step(serve_conn *c)
 {
     sm_request q;
     const char *why = NULL;
-    sm_parse_rc rc =
-        sm_parse(c->in, c->in_len, c->srv->cfg.max_request, &q, &why);
+    sm_parse_rc rc = sm_parse(c->in, c->in_len, max_request(c), &q, &why);
     if (rc == SM_MORE)
         return false;
     serve_req *r = req_push(c);
@@ -223,7 +231,7 @@ static bool js_step(serve_conn *c)
 {
     char *nl = memchr(c->in, '\n', c->in_len);
     if (!nl) {
-        if (c->in_len <= c->srv->cfg.max_request)
+        if (c->in_len <= max_request(c))
             return false;
         serve_req *r = req_push(c);
         if (r)
@@ -258,9 +266,17 @@ static bool js_step(serve_conn *c)
             r->id = id;
             start_route(c, r, r->input);
         } else if (op == JS_STATS) {
+            server *srv = c->srv;
             mxr_stats s;
-            mxr_engine_stats(c->srv->engine, &s);
-            req_set_reply(r, c->proto, js_stats_reply(id, &s, c->srv->nconns));
+            serve_stats(srv, &s);
+            req_set_reply(r, c->proto,
+                          js_stats_reply(id, &s, srv->nconns, srv->reloads_ok,
+                                         srv->reloads_failed));
+        } else if (op == JS_RELOAD) {
+            r->id = id; /* answered by serve_reload_answer */
+            r->reload = true;
+            c->srv->reload_waiting++;
+            c->srv->reload_asked = true;
         } else {
             req_set_reply(r, c->proto, js_error_reply(id, why));
         }
@@ -270,10 +286,16 @@ static bool js_step(serve_conn *c)
     return true;
 }
 
+/* A reload the client asked for: what it sent after waits for it. */
+static bool awaits_reload(const serve_conn *c)
+{
+    return c->tail && c->tail->reload && !c->tail->done;
+}
+
 static void parse(serve_conn *c)
 {
     while (c->fd >= 0 && !c->closing && c->in_len > 0 &&
-           c->inflight < c->srv->cfg.max_pipeline &&
+           c->inflight < c->srv->cfg.max_pipeline && !awaits_reload(c) &&
            (c->proto == PROTO_SOCKETMAP ? sm_step(c) : js_step(c)))
         ;
 }
@@ -351,7 +373,7 @@ static void watch(serve_conn *c)
 {
     bool can_read = !c->closing && !c->eof && !c->srv->draining &&
                     c->inflight < c->srv->cfg.max_pipeline &&
-                    c->in_len < c->in_cap;
+                    !awaits_reload(c) && c->in_len < c->in_cap;
     int want = (can_read ? MXR_WANT_READ : 0) |
                (c->out_off < c->out_len ? MXR_WANT_WRITE : 0);
     if (want == c->want)
@@ -412,7 +434,9 @@ void serve_conn_close(serve_conn *c, const char *why)
     c->fd = -1;
     for (serve_req *r = c->head, *next; r; r = next) {
         next = r->next;
-        if (r->done)
+        if (r->reload && !r->done)
+            srv->reload_waiting--;
+        if (r->done || r->reload)
             req_free(r);
         else
             r->conn = NULL; /* on_route frees it */
@@ -471,7 +495,7 @@ void serve_accept(server *srv, serve_listener *l, int fd)
         return;
     }
     serve_conn *c = calloc(1, sizeof *c);
-    size_t cap = srv->cfg.max_request + 16; /* netstring "LEN:" and ',' */
+    size_t cap = srv->cfg.max_request + IN_SLACK;
     if (c)
         c->in = malloc(cap);
     if (!c || !c->in) {
@@ -514,6 +538,25 @@ int serve_expire(server *srv, uint64_t now)
             next = ms;
     }
     return next;
+}
+
+void serve_reload_answer(server *srv, const char *why)
+{
+    for (serve_conn *c = srv->conns, *n; c && srv->reload_waiting; c = n) {
+        n = c->next;
+        bool any = false;
+        for (serve_req *r = c->head; r; r = r->next) {
+            if (!r->reload || r->done)
+                continue;
+            void *id = r->id;
+            r->id = NULL;
+            req_set_reply(r, c->proto, js_reload_reply(id, why));
+            srv->reload_waiting--;
+            any = true;
+        }
+        if (any)
+            flush(c);
+    }
 }
 
 void serve_drain(server *srv)

@@ -65,7 +65,8 @@ static void json_lines(const char *buf, size_t len)
         char *input = NULL;
         const char *why = NULL;
         js_op op = js_parse(buf + off, n, &id, &input, &why);
-        FZ_ASSERT(op == JS_ROUTE || op == JS_STATS || op == JS_ERROR);
+        FZ_ASSERT(op == JS_ROUTE || op == JS_STATS || op == JS_ERROR ||
+                  op == JS_RELOAD);
         if (op == JS_ROUTE)
             FZ_ASSERT(input != NULL);
         if (op == JS_ERROR)
