@@ -51,9 +51,10 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: mxroute serve [options] --listen PROTO:ADDR...\n\n"
             "Answer routing questions on sockets, in the foreground, until "
-            "SIGTERM or\nSIGINT. PROTO: socketmap (Postfix socketmap_table(5), "
-            "map name 'transport')\nor json (JSON Lines). ADDR: unix:/path or "
-            "inet:HOST:PORT (IPv6: inet:[::1]:PORT).\n\n"
+            "SIGTERM or\nSIGINT; SIGHUP reloads the configuration. PROTO: "
+            "socketmap (Postfix\nsocketmap_table(5), map name 'transport') or "
+            "json (JSON Lines). ADDR:\nunix:/path or inet:HOST:PORT (IPv6: "
+            "inet:[::1]:PORT).\n\n"
             "serve options:\n"
             "  --listen PROTO:ADDR  a socket to serve (repeatable, up to %d)\n"
             "  --domains LIST       answer only for these domains "
