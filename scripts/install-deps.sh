@@ -15,7 +15,7 @@ EXIM_DEBS=(exim4-daemon-light exim4-base)
 PACKAGES=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   liblua5.4-dev lua5.4 libc-ares-dev libcmocka-dev libidn2-dev
-  libldns-dev ldnsutils libjansson-dev libssl-dev libmicrohttpd-dev
+  libldns-dev ldnsutils libjansson-dev libssl-dev libmicrohttpd-dev libsystemd-dev
   knot knot-dnsutils
   python3 python3-dnslib python3-aiosmtpd
   postfix swaks nodejs valgrind jq curl python3-prometheus-client

@@ -294,7 +294,8 @@ c.read_file(open(sys.argv[1]))
 s = c["Service"]
 want = {"User": "mxroute", "ProtectSystem": "strict", "NoNewPrivileges": "yes",
         "RuntimeDirectory": "mxroute", "PrivateTmp": "yes", "ProtectHome": "yes",
-        "Restart": "on-failure"}
+        "Restart": "on-failure", "Type": "notify",
+        "ExecReload": "/bin/kill -HUP $MAINPID"}
 bad = [k for k, v in want.items() if s.get(k) != v]
 pre, start = s.get("ExecStartPre", ""), s.get("ExecStart", "")
 if not (pre.endswith("mxroute serve --config /etc/mxroute/serve.conf --check-config")

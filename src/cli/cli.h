@@ -34,6 +34,10 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * configuration file), put after the prefix of every message until it
  * is set back to NULL. */
 void cli_set_where(const char *where);
+/* From now on, the first message of cli_error and cli_usage_error goes
+ * into buf (size bytes, emptied here) and nothing to stderr, until this
+ * is called with size 0. */
+void cli_capture_errors(char *buf, size_t size);
 
 /* Input files. An option that names a file the command must read is
  * checked when it is parsed, so that every option reports the same way:

@@ -55,11 +55,12 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: mxroute serve [options] --listen PROTO:ADDR...\n\n"
             "Answer routing questions on sockets, in the foreground, until "
-            "SIGTERM or\nSIGINT. PROTO: socketmap (Postfix socketmap_table(5), "
-            "map name 'transport'),\njson (JSON Lines), exim (Exim "
-            "${readsocket}: a domain a connection),\nor metrics (Prometheus "
-            "text over HTTP: GET /metrics). ADDR: unix:/path or\n"
-            "inet:HOST:PORT (IPv6: inet:[::1]:PORT).\n\n"
+            "SIGTERM or\nSIGINT; SIGHUP reloads the configuration. PROTO: "
+            "socketmap (Postfix\nsocketmap_table(5), map name 'transport'), "
+            "json (JSON Lines), exim (Exim\n${readsocket}: a domain a "
+            "connection), or metrics (Prometheus text over HTTP:\nGET "
+            "/metrics). ADDR: unix:/path or inet:HOST:PORT (IPv6: "
+            "inet:[::1]:PORT).\n\n"
             "serve options:\n"
             "  --listen PROTO:ADDR  a socket to serve (repeatable, up to %d)\n"
             "  --domains LIST       answer only for these domains "
@@ -304,6 +305,11 @@ static void read_signals(server *srv)
 {
     struct signalfd_siginfo si;
     while (read(srv->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+            serve_log(srv, "signal %u: reloading", (unsigned)si.ssi_signo);
+            srv->reload_asked = true; /* done between two rounds */
+            continue;
+        }
         if (!srv->stop)
             serve_log(srv, "signal %u: stopping", (unsigned)si.ssi_signo);
         srv->stop = true;
@@ -320,11 +326,14 @@ static void src_process(void *ud, int fd, void *fd_ud, bool readable,
             read_signals(srv);
         else if (kind == KIND_LISTENER)
             accept_some(srv, fd_ud);
+        else if (kind == KIND_RETIRING)
+            serve_retiring_ready(fd_ud);
         else if (kind == KIND_CONN)
             serve_conn_event(fd_ud, readable, writable);
     }
     serve_http_run(srv,
                    fd_ud && *(serve_kind *)fd_ud == KIND_HTTP ? fd_ud : NULL);
+    serve_retiring_due(srv);
     uint64_t now = serve_now_ms();
     serve_expire(srv, now);
     resume_listeners(srv, now);
@@ -342,11 +351,14 @@ static int src_timeout(void *ud, int max_ms)
     uint64_t now = serve_now_ms();
     int ms = earliest(serve_expire(srv, now), resume_listeners(srv, now));
     ms = earliest(ms, serve_http_timeout(srv));
+    ms = earliest(ms, serve_retiring_timeout(srv));
+    if (srv->reload_asked) /* asked from a callback: the loop must not wait */
+        ms = 0;
     serve_reap(srv);
     return ms < 0 || ms > max_ms ? (max_ms >= 0 ? max_ms : ms) : ms;
 }
 
-static const mxr_io_ops serve_ops = {
+const mxr_io_ops serve_io_ops = {
     .timeout = src_timeout,
     .process = src_process,
     .shutdown = NULL,
@@ -372,13 +384,15 @@ static int setup(server *srv)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     if (sigprocmask(SIG_BLOCK, &set, NULL) != 0 ||
         (srv->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
         cli_error("signalfd: %s", strerror(errno));
         return EXIT_SOFTWARE;
     }
     signal(SIGPIPE, SIG_IGN);
-    if (mxr_engine_add_io(srv->engine, &serve_ops, srv, &srv->io) != MXR_OK ||
+    if (mxr_engine_add_io(srv->engine, &serve_io_ops, srv, &srv->io) !=
+            MXR_OK ||
         mxr_io_watch(srv->io, srv->sigfd, MXR_WANT_READ, srv) != MXR_OK) {
         cli_error("%s", mxr_engine_errmsg(srv->engine));
         return EXIT_SOFTWARE;
@@ -422,7 +436,10 @@ static int run(server *srv)
             cli_error("%s", mxr_engine_errmsg(srv->engine));
             return EXIT_SOFTWARE;
         }
+        serve_between_rounds(srv);
     }
+    serve_notify("STOPPING=1\nSTATUS=stopping: finishing the requests in "
+                 "flight");
     close_listeners(srv);
     serve_drain(srv);
     serve_reap(srv);
@@ -432,6 +449,7 @@ static int run(server *srv)
         if (mxr_engine_run_once(srv->engine, left > 100 ? 100 : (int)left) !=
             MXR_OK)
             break;
+        serve_between_rounds(srv);
         serve_reap(srv);
     }
     if (srv->nconns > 0)
@@ -490,10 +508,8 @@ static int parse_label_transport(serve_cfg *g, const char *arg)
                                arg);
     if (g->nlabels == SM_MAX_LABELS)
         return cli_usage_error("at most %d --label-transport", SM_MAX_LABELS);
-    char *label = strndup(arg, (size_t)(eq - arg));
-    if (!label)
-        return EXIT_SOFTWARE;
-    g->labels[g->nlabels++] = (sm_label_transport){label, eq + 1};
+    g->labels[g->nlabels++] =
+        (sm_label_transport){arg, (size_t)(eq - arg), eq + 1};
     return 0;
 }
 
@@ -733,10 +749,10 @@ static int become_user(server *srv, const run_opts *ro)
     return 0;
 }
 
-static int build_engine(mxr_options *o, server *srv)
+static int build_engine(mxr_options *o, server *srv, mxr_engine **out)
 {
     mxr_options_set_log(o, serve_engine_log, srv);
-    mxr_status st = mxr_engine_new(o, &srv->engine);
+    mxr_status st = mxr_engine_new(o, out);
     if (st == MXR_OK)
         return 0;
     cli_error("%s", mxr_options_errmsg(o));
@@ -766,10 +782,84 @@ static int configure(int argc, char **argv, server *srv, run_opts *ro,
     if (rc == 0 && srv->cfg.log_syslog)
         openlog("mxroute", LOG_PID, LOG_MAIL);
     if (rc == 0)
-        rc = build_engine(o, srv);
+        rc = build_engine(o, srv, &srv->engine);
     mxr_options_free(o);
     if (rc > 0 && (ro->check || (ro->file_error && rc == EXIT_USAGE)))
         rc = EXIT_CONFIG;
+    return rc;
+}
+
+static const serve_cfg cfg_defaults = {.max_clients = 256,
+                                       .max_request = 8192,
+                                       .max_pipeline = 64,
+                                       .max_output = 1 << 20,
+                                       .idle_ms = 60000,
+                                       .drain_ms = 5000,
+                                       .transport = "smtp",
+                                       .socket_mode = -1,
+                                       .log_level = SERVE_LOG_INFO};
+
+static bool same(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The options that take effect at start only and changed since, named in
+ * out ("" when none). */
+static void restart_needed(const server *srv, const server *next,
+                           const run_opts *ro, char *out, size_t size)
+{
+    bool listen = srv->nls != next->nls;
+    for (size_t i = 0; !listen && i < srv->nls; i++)
+        listen = !same(srv->ls[i].spec, next->ls[i].spec);
+    snprintf(out, size, "%s%s%s%s%s", listen ? " --listen" : "",
+             same(srv->user, ro->user) ? "" : " --user",
+             same(srv->pidfile, ro->pidfile) ? "" : " --pidfile",
+             srv->cfg.log_syslog == next->cfg.log_syslog ? "" : " --log",
+             srv->cfg.socket_mode == next->cfg.socket_mode ? ""
+                                                           : " --socket-mode");
+}
+
+/* As configure() reads, without touching the running server but for its
+ * log; getopt's own messages off (the reason is captured). */
+int serve_reread(server *srv, serve_reading *out)
+{
+    serve_listener ls[MAX_LISTEN] = {0};
+    server next = {.ls = ls, .cfg = cfg_defaults};
+    run_opts ro = {0};
+    const char *config = NULL;
+    *out = (serve_reading){.args = calloc(1, sizeof(serve_args))};
+    if (!out->args) {
+        cli_error("out of memory");
+        return EXIT_SOFTWARE;
+    }
+    ro.nconfig = prescan(srv->argc, srv->argv, &config, &ro.check);
+    int opterr_was = opterr, rc;
+    opterr = 0;
+    mxr_options *o = NULL;
+    rc = serve_args_build(out->args, config, longopts, srv->argc, srv->argv);
+    if (rc == 0 && mxr_options_new(&o) != MXR_OK) {
+        cli_error("out of memory");
+        rc = EXIT_SOFTWARE;
+    }
+    if (rc == 0)
+        rc = parse_args(out->args, o, &next, &ro);
+    if (rc == 0)
+        rc = build_engine(o, srv, &out->engine);
+    opterr = opterr_was;
+    mxr_options_free(o);
+    if (rc == 0)
+        restart_needed(srv, &next, &ro, out->restart, sizeof out->restart);
+    for (size_t i = 0; i < next.nls; i++)
+        free(ls[i].spec);
+    out->cfg = next.cfg;
+    out->cfg.log_syslog = srv->cfg.log_syslog; /* kept until a restart */
+    out->cfg.socket_mode = srv->cfg.socket_mode;
+    if (rc) {
+        serve_args_free(out->args);
+        free(out->args);
+        out->args = NULL;
+    }
     return rc;
 }
 
@@ -779,19 +869,15 @@ int cmd_serve(int argc, char **argv)
     server srv = {.kind = KIND_SIGNAL,
                   .ls = listeners,
                   .sigfd = -1,
-                  .cfg = {.max_clients = 256,
-                          .max_request = 8192,
-                          .max_pipeline = 64,
-                          .max_output = 1 << 20,
-                          .idle_ms = 60000,
-                          .drain_ms = 5000,
-                          .transport = "smtp",
-                          .socket_mode = -1,
-                          .log_level = SERVE_LOG_INFO}};
+                  .cfg = cfg_defaults,
+                  .argc = argc,
+                  .argv = argv};
     run_opts ro = {0};
     serve_args a = {0};
     srv.tally.started = (int64_t)time(NULL);
     int rc = configure(argc, argv, &srv, &ro, &a);
+    srv.user = ro.user;
+    srv.pidfile = ro.pidfile;
     if (rc == 0 && ro.check) {
         printf("%s: configuration OK\n", cli_prog());
         rc = -1;
@@ -802,21 +888,26 @@ int cmd_serve(int argc, char **argv)
         rc = write_pidfile(ro.pidfile);
     if (rc == 0 && ro.user)
         rc = become_user(&srv, &ro);
-    if (rc == 0)
+    if (rc == 0) {
+        serve_notify("READY=1\nSTATUS=serving");
         rc = run(&srv);
+    }
     close_listeners(&srv);
     while (srv.conns)
         serve_conn_close(srv.conns, NULL);
     serve_reap(&srv);
+    serve_retire_all(&srv);
     mxr_engine_destroy(srv.engine); /* frees the source; orphans answered */
+    if (srv.args) {
+        serve_args_free(srv.args);
+        free(srv.args);
+    }
     if (srv.sigfd >= 0)
         close(srv.sigfd);
     if (ro.pidfile && rc != -1 && srv.io)
         unlink(ro.pidfile);
     for (size_t i = 0; i < srv.nls; i++)
         free(listeners[i].spec);
-    for (size_t i = 0; i < srv.cfg.nlabels; i++)
-        free((char *)srv.cfg.labels[i].label);
     free(ro.user_name);
     serve_args_free(&a);
     if (srv.cfg.log_syslog)

@@ -53,8 +53,35 @@ void cli_set_where(const char *w)
     where = w;
 }
 
+/* A daemon's reload reads its options again: their errors go to the
+ * daemon's log, not to stderr (cli_capture_errors). */
+static char *captured;
+static size_t captured_size;
+
+void cli_capture_errors(char *buf, size_t size)
+{
+    captured = size ? buf : NULL;
+    captured_size = size;
+    if (captured)
+        captured[0] = '\0';
+}
+
+/* The first message is kept: the one that says what went wrong. */
+static void capture(const char *fmt, va_list ap)
+{
+    if (captured[0])
+        return;
+    int n = where ? snprintf(captured, captured_size, "%s: ", where) : 0;
+    if (n >= 0 && (size_t)n < captured_size)
+        vsnprintf(captured + n, captured_size - (size_t)n, fmt, ap);
+}
+
 static void verror(const char *fmt, va_list ap)
 {
+    if (captured) {
+        capture(fmt, ap);
+        return;
+    }
     fflush(stdout); /* results before the message, also in a pipe */
     fprintf(stderr, "%s: ", prog);
     if (where)
@@ -73,6 +100,8 @@ void cli_error(const char *fmt, ...)
 
 int cli_try_help(void)
 {
+    if (captured)
+        return EXIT_USAGE;
     fprintf(stderr, "Try '%s --help'.\n", prog);
     return EXIT_USAGE;
 }

@@ -64,7 +64,8 @@ bool serve_domain_listed(const char *list, const char *domain);
  * policy) is delivered by the master.cf service SERVICE. */
 #define SM_MAX_LABELS 32
 typedef struct sm_label_transport {
-    const char *label;
+    const char *label; /* label_len bytes: points into "LABEL=SERVICE" */
+    size_t label_len;
     const char *transport;
 } sm_label_transport;
 
@@ -109,6 +110,7 @@ typedef enum js_op {
     JS_STATS,
     JS_OUTCOME,
     JS_HEALTH,
+    JS_RELOAD,
     JS_ERROR
 } js_op;
 
@@ -121,7 +123,11 @@ js_op js_parse(const char *line, size_t len, void **id, char **input,
  * They take the id reference. */
 char *js_route_reply(void *id, const char *input, mxr_status st,
                      const mxr_plan *p, const char *err);
-char *js_stats_reply(void *id, const mxr_stats *s, size_t clients);
+char *js_stats_reply(void *id, const mxr_stats *s, size_t clients,
+                     uint64_t reloads_ok, uint64_t reloads_failed);
+/* {"reload":"ok"}, or {"reload":"failed","error":why} when why is not
+ * NULL. */
+char *js_reload_reply(void *id, const char *why);
 char *js_error_reply(void *id, const char *why);
 /* {"input":..., "status":"notfound"}: outside --domains. */
 char *js_notfound_reply(void *id, const char *input);
@@ -177,6 +183,7 @@ typedef enum serve_map {
     MAP_STATS,
     MAP_OUTCOME,
     MAP_HEALTH,
+    MAP_RELOAD,
     MAP_N
 } serve_map;
 
@@ -259,7 +266,8 @@ typedef enum serve_kind {
     KIND_SIGNAL,
     KIND_LISTENER,
     KIND_CONN,
-    KIND_HTTP /* a metrics listener's libmicrohttpd epoll descriptor */
+    KIND_HTTP,    /* a metrics listener's libmicrohttpd epoll descriptor */
+    KIND_RETIRING /* a retiring engine's epoll set (serve_reload.c) */
 } serve_kind;
 
 struct serve_http;
@@ -290,6 +298,7 @@ typedef struct serve_req {
     uint64_t parsed_ns;  /* when the request was parsed (metrics) */
     serve_map map;       /* its labels */
     serve_result result; /* json: set before the reply is made */
+    bool reload;         /* json: waits for the reload it asked for */
 } serve_req;
 
 typedef struct server server;
@@ -312,6 +321,20 @@ typedef struct serve_conn {
     int want;
 } serve_conn;
 
+/* An engine a reload replaced: it answers the requests it took, driven
+ * from the daemon's loop (serve_reload.c), then it is destroyed. */
+typedef struct serve_retiring {
+    serve_kind kind; /* KIND_RETIRING: the fd_ud of epfd */
+    struct serve_retiring *next;
+    mxr_engine *engine;
+    int epfd;      /* an epoll set of the engine's descriptors */
+    mxr_sock *fds; /* what epfd holds, as the engine last listed them */
+    size_t nfds, cap;
+    uint64_t deadline; /* destroyed then, requests or not */
+} serve_retiring;
+
+struct serve_args;
+
 struct server {
     serve_kind kind; /* KIND_SIGNAL: the signalfd's fd_ud */
     mxr_engine *engine;
@@ -328,7 +351,15 @@ struct server {
     uint64_t requests, refused;
     uint64_t expire_at; /* serve_expire: no client is due before this */
     serve_tally tally;
-    mxr_stats retired_stats; /* counters of engines retired by reloads */
+    /* reloads (serve_reload.c) */
+    int argc; /* the command line, read again with the --config file */
+    char **argv;
+    const char *user, *pidfile; /* as started: they need a restart */
+    struct serve_args *args;    /* a reload's: cfg's strings point into it */
+    bool reload_asked;          /* SIGHUP or a json reload since the round */
+    size_t reload_waiting;      /* json reload requests waiting */
+    serve_retiring *retiring;
+    mxr_stats retired_stats; /* counters of the engines destroyed */
     uint64_t reloads_ok, reloads_failed;
 };
 
@@ -365,6 +396,55 @@ typedef struct serve_args {
 int serve_args_build(serve_args *a, const char *path, const struct option *opts,
                      int argc, char **argv);
 void serve_args_free(serve_args *a);
+
+/* ------------------------------------------------------------ reloads */
+
+/* The daemon's I/O source (cmd_serve.c): a reload moves it to the new
+ * engine. */
+extern const mxr_io_ops serve_io_ops;
+
+/* What a reload reads (serve_reread): the settings that take effect at
+ * once, and the engine built from the options. */
+typedef struct serve_reading {
+    serve_cfg cfg;
+    serve_args *args; /* cfg's strings point into it */
+    mxr_engine *engine;
+    char restart[128]; /* options changed that need a restart, or "" */
+} serve_reading;
+
+/* Read the --config file and the command line again, as a start does,
+ * and build a new engine (zones, policies) from them. 0, or an exit code
+ * with the reason said through cli_error (cli_capture_errors). */
+int serve_reread(server *srv, serve_reading *out);
+
+/* Between two rounds of the loop (outside every engine's callbacks): a
+ * reload asked for since the last call, then the retiring engines whose
+ * requests are all answered (or whose time is up) destroyed. */
+void serve_between_rounds(server *srv);
+/* Watch every descriptor of the daemon in srv->io again, with what it
+ * waits for now: after srv->io moved to another engine. A new kind of
+ * descriptor (an HTTP server's) adds its line here. */
+mxr_status serve_rewatch(server *srv);
+/* The loop's part in the retiring engines: ms until one needs a round
+ * (-1: none), a round for the one whose epoll set is ready, and a round
+ * for each whose timers are due. */
+int serve_retiring_timeout(server *srv);
+void serve_retiring_ready(serve_retiring *r);
+void serve_retiring_due(server *srv);
+/* At exit: every retiring engine destroyed (its requests answered with
+ * MXR_EDESTROYED). */
+void serve_retire_all(server *srv);
+/* The statistics of every engine of the run: counters summed over the
+ * live, the retiring and the destroyed engines (they never go back), the
+ * live and retiring engines' gauges summed. */
+void serve_stats(const server *srv, mxr_stats *out);
+/* A json reload request waits (r->reload): answered by
+ * serve_reload_answer, why NULL when the reload worked. */
+void serve_reload_answer(server *srv, const char *why);
+
+/* sd_notify(3) when the daemon was started by systemd (NOTIFY_SOCKET),
+ * nothing otherwise or when built without libsystemd. */
+void serve_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A new client (non-blocking fd): watched, or refused with one error
  * reply and closed when there are max_clients already. */
 void serve_accept(server *srv, serve_listener *l, int fd);
@@ -393,6 +473,6 @@ void serve_http_run(server *srv, struct serve_http *h);
 int serve_http_timeout(const server *srv);
 /* Watch every metrics descriptor again in srv->io (a reload moved the
  * source to a new engine). */
-void serve_metrics_rewatch(server *srv);
+mxr_status serve_metrics_rewatch(server *srv);
 
 #endif

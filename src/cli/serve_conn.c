@@ -224,12 +224,20 @@ static char *host_request(serve_conn *c, serve_req *r, js_op op,
 
 /* ------------------------------------------------------------ parsing */
 
+#define IN_SLACK 16 /* the input buffer: a request and netstring "LEN:" ',' */
+
+/* --max-request as it was when the client came: a reload that changes it
+ * does not outgrow the input buffer of a client already connected. */
+static size_t max_request(const serve_conn *c)
+{
+    return c->in_cap - IN_SLACK;
+}
+
 static bool sm_step(serve_conn *c)
 {
     sm_request q;
     const char *why = NULL;
-    sm_parse_rc rc =
-        sm_parse(c->in, c->in_len, c->srv->cfg.max_request, &q, &why);
+    sm_parse_rc rc = sm_parse(c->in, c->in_len, max_request(c), &q, &why);
     if (rc == SM_MORE)
         return false;
     serve_req *r = req_push(c);
@@ -271,7 +279,7 @@ static bool js_step(serve_conn *c)
 {
     char *nl = memchr(c->in, '\n', c->in_len);
     if (!nl) {
-        if (c->in_len <= c->srv->cfg.max_request)
+        if (c->in_len <= max_request(c))
             return false;
         serve_req *r = req_push(c);
         if (r)
@@ -300,6 +308,7 @@ static bool js_step(serve_conn *c)
                  : op == JS_STATS   ? MAP_STATS
                  : op == JS_OUTCOME ? MAP_OUTCOME
                  : op == JS_HEALTH  ? MAP_HEALTH
+                 : op == JS_RELOAD  ? MAP_RELOAD
                                     : MAP_NONE;
         char domain[256];
         if (op == JS_ROUTE && c->srv->cfg.domains &&
@@ -312,13 +321,21 @@ static bool js_step(serve_conn *c)
             r->id = id;
             start_route(c, r, r->input);
         } else if (op == JS_STATS) {
+            server *srv = c->srv;
             mxr_stats s;
-            mxr_engine_stats(c->srv->engine, &s);
+            serve_stats(srv, &s);
             r->result = RES_OK;
-            req_set_reply(r, c->proto, js_stats_reply(id, &s, c->srv->nconns));
+            req_set_reply(r, c->proto,
+                          js_stats_reply(id, &s, srv->nconns, srv->reloads_ok,
+                                         srv->reloads_failed));
         } else if (op == JS_OUTCOME || op == JS_HEALTH) {
             req_set_reply(r, c->proto,
                           host_request(c, r, op, c->in + a, n - a, id));
+        } else if (op == JS_RELOAD) {
+            r->id = id; /* answered by serve_reload_answer */
+            r->reload = true;
+            c->srv->reload_waiting++;
+            c->srv->reload_asked = true;
         } else {
             req_set_reply(r, c->proto, js_error_reply(id, why));
         }
@@ -326,6 +343,12 @@ static bool js_step(serve_conn *c)
     memmove(c->in, c->in + used, c->in_len - used);
     c->in_len -= used;
     return true;
+}
+
+/* A reload the client asked for: what it sent after waits for it. */
+static bool awaits_reload(const serve_conn *c)
+{
+    return c->tail && c->tail->reload && !c->tail->done;
 }
 
 /* A reply line of the exim protocol (NULL: no memory). */
@@ -343,7 +366,7 @@ static char *ex_text(const char *action, const char *message)
 static bool ex_step(serve_conn *c)
 {
     char *nl = memchr(c->in, '\n', c->in_len);
-    if (!nl && c->in_len <= c->srv->cfg.max_request)
+    if (!nl && c->in_len <= max_request(c))
         return false;
     serve_req *r = req_push(c);
     if (!r) {
@@ -383,7 +406,7 @@ static bool ex_step(serve_conn *c)
 static void parse(serve_conn *c)
 {
     while (c->fd >= 0 && !c->closing && c->in_len > 0 &&
-           c->inflight < c->srv->cfg.max_pipeline &&
+           c->inflight < c->srv->cfg.max_pipeline && !awaits_reload(c) &&
            (c->proto == PROTO_SOCKETMAP ? sm_step(c)
             : c->proto == PROTO_JSON    ? js_step(c)
                                         : ex_step(c)))
@@ -463,7 +486,7 @@ static void watch(serve_conn *c)
 {
     bool can_read = !c->closing && !c->eof && !c->srv->draining &&
                     c->inflight < c->srv->cfg.max_pipeline &&
-                    c->in_len < c->in_cap;
+                    !awaits_reload(c) && c->in_len < c->in_cap;
     int want = (can_read ? MXR_WANT_READ : 0) |
                (c->out_off < c->out_len ? MXR_WANT_WRITE : 0);
     if (want == c->want)
@@ -535,7 +558,9 @@ void serve_conn_close(serve_conn *c, const char *why)
     c->fd = -1;
     for (serve_req *r = c->head, *next; r; r = next) {
         next = r->next;
-        if (r->done) {
+        if (r->reload && !r->done)
+            srv->reload_waiting--;
+        if (r->done || r->reload) {
             req_free(r);
             continue;
         }
@@ -594,7 +619,7 @@ void serve_accept(server *srv, serve_listener *l, int fd)
         return;
     }
     serve_conn *c = calloc(1, sizeof *c);
-    size_t cap = srv->cfg.max_request + 16; /* netstring "LEN:" and ',' */
+    size_t cap = srv->cfg.max_request + IN_SLACK;
     if (c)
         c->in = malloc(cap);
     if (!c || !c->in) {
@@ -645,6 +670,26 @@ int serve_expire(server *srv, uint64_t now)
     /* all busy (or none): walk again next time */
     srv->expire_at = next < 0 ? 0 : now + (uint64_t)next;
     return next;
+}
+
+void serve_reload_answer(server *srv, const char *why)
+{
+    for (serve_conn *c = srv->conns, *n; c && srv->reload_waiting; c = n) {
+        n = c->next;
+        bool any = false;
+        for (serve_req *r = c->head; r; r = r->next) {
+            if (!r->reload || r->done)
+                continue;
+            void *id = r->id;
+            r->id = NULL;
+            r->result = why ? RES_ERROR : RES_OK;
+            req_set_reply(r, c->proto, js_reload_reply(id, why));
+            srv->reload_waiting--;
+            any = true;
+        }
+        if (any)
+            flush(c);
+    }
 }
 
 void serve_drain(server *srv)

@@ -55,8 +55,7 @@ static char *scrape(const server *srv, size_t *len)
                         .reloads_ok = srv->reloads_ok,
                         .reloads_failed = srv->reloads_failed,
                         .http_clients = http_clients(srv)};
-    mxr_engine_stats(srv->engine, &s.engine);
-    serve_stats_add(&s.engine, &srv->retired_stats);
+    serve_stats(srv, &s.engine);
     for (const serve_conn *c = srv->conns; c; c = c->next)
         if (c->proto < SERVE_NPROTO)
             s.clients[c->proto]++;
@@ -265,9 +264,12 @@ int serve_http_timeout(const server *srv)
     return next;
 }
 
-void serve_metrics_rewatch(server *srv)
+mxr_status serve_metrics_rewatch(server *srv)
 {
-    for (size_t i = 0; i < srv->nls; i++)
+    mxr_status st = MXR_OK;
+    for (size_t i = 0; st == MXR_OK && i < srv->nls; i++)
         if (srv->ls[i].http)
-            (void)watch_epoll(srv, srv->ls[i].http);
+            st = mxr_io_watch(srv->io, srv->ls[i].http->epfd, MXR_WANT_READ,
+                              srv->ls[i].http);
+    return st;
 }

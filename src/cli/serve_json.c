@@ -34,6 +34,8 @@ js_op js_parse(const char *line, size_t len, void **id, char **input,
         rc = JS_OUTCOME;
     } else if (strcmp(op, "health") == 0) {
         rc = JS_HEALTH;
+    } else if (strcmp(op, "reload") == 0) {
+        rc = JS_RELOAD;
     } else if (strcmp(op, "route") == 0) {
         json_t *in = json_object_get(req, "input");
         if (!json_is_string(in) || json_string_length(in) == 0 ||
@@ -45,7 +47,7 @@ js_op js_parse(const char *line, size_t len, void **id, char **input,
             rc = JS_ROUTE;
         }
     } else {
-        *why = "unknown \"op\" (route, outcome, health, stats)";
+        *why = "unknown \"op\" (route, outcome, health, stats, reload)";
     }
     json_decref(req);
     return rc;
@@ -77,7 +79,8 @@ char *js_route_reply(void *id, const char *input, mxr_status st,
     return line_of(id, out_json_object(input, st, p, err));
 }
 
-char *js_stats_reply(void *id, const mxr_stats *s, size_t clients)
+char *js_stats_reply(void *id, const mxr_stats *s, size_t clients,
+                     uint64_t reloads_ok, uint64_t reloads_failed)
 {
     json_t *o = json_pack(
         "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
@@ -93,7 +96,18 @@ char *js_stats_reply(void *id, const mxr_stats *s, size_t clients)
         (json_int_t)s->bytes_allocated, "policy_calls",
         (json_int_t)s->policy_calls, "policy_errors",
         (json_int_t)s->policy_errors, "clients", (json_int_t)clients);
+    if (o)
+        json_object_update_new(
+            o, json_pack("{s:I, s:I}", "reloads_ok", (json_int_t)reloads_ok,
+                         "reloads_failed", (json_int_t)reloads_failed));
     return line_of(id, o);
+}
+
+char *js_reload_reply(void *id, const char *why)
+{
+    return line_of(id, why ? json_pack("{s:s, s:o}", "reload", "failed",
+                                       "error", cli_json_text(why))
+                           : json_pack("{s:s}", "reload", "ok"));
 }
 
 char *js_error_reply(void *id, const char *why)

@@ -104,14 +104,16 @@ void serve_stats_add(mxr_stats *to, const mxr_stats *from)
 
 static const char *const proto_names[SERVE_NPROTO] = {"socketmap", "json",
                                                       "exim"};
-static const char *const map_names[MAP_N] = {
-    "none", "transport", "other", "route", "stats", "outcome", "health"};
+static const char *const map_names[MAP_N] = {"none",   "transport", "other",
+                                             "route",  "stats",     "outcome",
+                                             "health", "reload"};
 static const char *const result_names[RES_N] = {
     "ok", "notfound", "temp", "perm", "invalid", "error", "dropped"};
 /* The maps each protocol can name, up to MAP_N. */
 static const serve_map proto_maps[SERVE_NPROTO][MAP_N] = {
     {MAP_TRANSPORT, MAP_OTHER, MAP_NONE, MAP_N},
-    {MAP_ROUTE, MAP_STATS, MAP_OUTCOME, MAP_HEALTH, MAP_NONE, MAP_N},
+    {MAP_ROUTE, MAP_STATS, MAP_OUTCOME, MAP_HEALTH, MAP_RELOAD, MAP_NONE,
+     MAP_N},
     {MAP_ROUTE, MAP_NONE, MAP_N}};
 
 void serve_metrics_label(FILE *out, const char *name, const char *value)

@@ -147,8 +147,9 @@ static size_t put_reason(char *out, size_t at, size_t max, mxr_reason r)
 
 const char *sm_transport_of(const sm_transports *t, const char *label)
 {
+    size_t n = label ? strlen(label) : 0;
     for (size_t i = t->nmap; label && i-- > 0;)
-        if (strcmp(t->map[i].label, label) == 0)
+        if (t->map[i].label_len == n && memcmp(t->map[i].label, label, n) == 0)
             return t->map[i].transport;
     return t->fallback;
 }

@@ -89,7 +89,7 @@ static void json_lines(const char *buf, size_t len)
         const char *why = NULL;
         js_op op = js_parse(buf + off, n, &id, &input, &why);
         FZ_ASSERT(op == JS_ROUTE || op == JS_STATS || op == JS_OUTCOME ||
-                  op == JS_HEALTH || op == JS_ERROR);
+                  op == JS_HEALTH || op == JS_RELOAD || op == JS_ERROR);
         if (op == JS_ROUTE)
             FZ_ASSERT(input != NULL);
         if (op == JS_ERROR)

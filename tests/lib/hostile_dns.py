@@ -38,6 +38,14 @@ class Raw(bytes):
     """Bytes for a TCP peer as they are: no length prefix, then close."""
 
 
+class Later(list):
+    """Answers sent `delay` seconds late (UDP: from a timer thread)."""
+
+    def __init__(self, answers, delay):
+        super().__init__(answers)
+        self.delay = delay
+
+
 class Query:
     def __init__(self, data):
         self.id = struct.unpack(">H", data[:2])[0]
@@ -175,6 +183,14 @@ def _targets_servfail(q, sub, tcp):
 @case("silent")
 def _silent(q, sub, tcp):
     return []
+
+
+@case("slow")
+def _slow(q, sub, tcp):
+    """The answer of "ok", 1.5 s late for the MX query: a lookup that stays
+    in flight a while (tests/it_serve_reload.sh). Targets answer at once."""
+    answers = mx_case(lambda q: [mx_rr(10, target("mx", "slow"))])(q, sub, tcp)
+    return answers if sub else Later(answers, 1.5)
 
 
 @case("tcp-silent")
@@ -518,6 +534,7 @@ def serve_tcp(conn):
             (n,) = struct.unpack(">H", head)
             data = conn.recv(n, socket.MSG_WAITALL)
             out = answers_for(data, True)
+            time.sleep(getattr(out, "delay", 0))
             if not out:  # silent: keep the connection open, say nothing
                 time.sleep(TCP_IDLE_S)
                 return
@@ -530,6 +547,11 @@ def serve_tcp(conn):
         return
     finally:
         conn.close()
+
+
+def send_all(udp, answers, peer):
+    for msg in answers:
+        udp.sendto(msg, peer)
 
 
 def bind_pair():
@@ -566,8 +588,12 @@ def main():
         ready, _, _ = select.select([udp, tcp], [], [], 1.0)
         if udp in ready:
             data, peer = udp.recvfrom(65535)
-            for msg in answers_for(data, False):
-                udp.sendto(msg, peer)
+            out = answers_for(data, False)
+            if isinstance(out, Later):
+                threading.Timer(out.delay, send_all,
+                                args=(udp, out, peer)).start()
+            else:
+                send_all(udp, out, peer)
         if tcp in ready:
             conn, _ = tcp.accept()
             threading.Thread(target=serve_tcp, args=(conn,),

@@ -15,14 +15,35 @@ compares.
                           closed before getting all N replies (SLOW-CLOSED)
   flood SOCK N KEY        N clients at once, each asks KEY: prints
                           answered=A refused=R other=O
-  json HOST:PORT LINE...  pipelined JSON lines; prints each response line
+  json ADDR LINE...       pipelined JSON lines to ADDR (HOST:PORT or a unix
+                          socket path); prints each response line
   halfclose ADDR TEXT     send TEXT (Python escapes) to ADDR (a unix socket
                           path or HOST:PORT), shut down the writing side as
                           Exim's ${readsocket} does, read until the daemon
                           closes (at most 5 s); prints what came, then EOF
                           or OPEN
+  load SM JS CONNS SECONDS STOP KEY=ADDR,ADDR...
+                          CONNS connections (even: socketmap on SM, odd:
+                          JSON on JS), each sending batches of 8 pipelined
+                          requests for the KEYs and checking every reply
+                          against its addresses ("{n}" in a KEY: a number
+                          of its own each time), until the file STOP
+                          exists, the daemon ends the connection, or
+                          SECONDS passed. Prints the counts: sent,
+                          answered (right), wrong, partial (a connection
+                          ended inside a reply), stuck (no reply in 5 s),
+                          ended (connections the daemon ended), lost (the
+                          most requests unanswered on one connection),
+                          alive (clients that did not stop)
+  notify PATH OUT SM KEY SECONDS
+                          an sd_notify receiver on the datagram socket PATH:
+                          each message one line of OUT ("|" for newlines);
+                          at the first READY=1, asks KEY on SM at once and
+                          writes "READY-ANSWER <reply>"; ends at STOPPING=1
   freeport                a free TCP port on 127.0.0.1
 """
+import json
+import os
 import socket
 import sys
 import threading
@@ -224,6 +245,156 @@ def cmd_hold(path, n, seconds):
         s.close()
 
 
+BATCH = 8
+
+
+class LoadConn:
+    """One connection of `load`: a batch out, its replies back, checked."""
+
+    def __init__(self, path, json_proto, expects, first):
+        self.sock = connect_unix(path)
+        self.json = json_proto
+        self.expects = expects
+        self.next = first
+        self.buf = b""
+        self.n = {"sent": 0, "answered": 0, "wrong": 0, "partial": 0,
+                  "stuck": 0, "ended": 0, "lost": 0}
+        self.bad = []
+
+    def request(self, rid, key):
+        if self.json:
+            return (json.dumps({"id": rid, "op": "route", "input": key})
+                    + "\n").encode()
+        return netstring("transport " + key)
+
+    def take_reply(self):
+        """One whole reply out of the buffer, or None."""
+        if self.json:
+            nl = self.buf.find(b"\n")
+            if nl < 0:
+                return None
+            line, self.buf = self.buf[:nl], self.buf[nl + 1:]
+            return line.decode(errors="replace")
+        c = self.buf.find(b":")
+        if c < 0 or not self.buf[:c].isdigit():
+            return None
+        n = int(self.buf[:c])
+        if len(self.buf) < c + 2 + n:
+            return None
+        data = self.buf[c + 1:c + 1 + n].decode(errors="replace")
+        self.buf = self.buf[c + 2 + n:]
+        return data
+
+    def check(self, reply, rid, tmpl, key):
+        addrs = self.expects[tmpl]
+        if self.json:
+            try:
+                o = json.loads(reply)
+                got = [a for c in o.get("candidates", [])
+                       for a in c["addresses"]]
+                ok = (o.get("id") == rid and o.get("status") == "ok"
+                      and got == addrs)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                ok = False
+        else:
+            ok = reply == "OK smtp:" + ", ".join("[%s]:25" % a for a in addrs)
+        self.n["answered" if ok else "wrong"] += 1
+        if not ok and len(self.bad) < 3:
+            self.bad.append("%s -> %s" % (key, reply[:200]))
+
+    def batch(self):
+        """False once the connection ended (or failed)."""
+        keys = list(self.expects)
+        todo = []
+        for _ in range(BATCH):
+            tmpl = keys[self.next % len(keys)]
+            self.next += 1
+            key = tmpl.replace("{n}", "%d-%d" % (id(self) % 9973, self.next))
+            todo.append((self.next, tmpl, key))
+        try:
+            self.sock.sendall(b"".join(self.request(r, k)
+                                       for r, _, k in todo))
+        except OSError:
+            self.n["ended"] += 1
+            self.n["lost"] = max(self.n["lost"], len(todo))
+            return False
+        self.n["sent"] += len(todo)
+        self.sock.settimeout(5)
+        while todo:
+            reply = self.take_reply()
+            if reply is not None:
+                self.check(reply, *todo.pop(0))
+                continue
+            try:
+                d = self.sock.recv(65536)
+            except socket.timeout:
+                self.n["stuck"] += 1
+                return False
+            except OSError:
+                d = b""
+            if not d:
+                self.n["ended"] += 1
+                self.n["partial"] += 1 if self.buf else 0
+                self.n["lost"] = max(self.n["lost"], len(todo))
+                return False
+            self.buf += d
+        return True
+
+
+def cmd_load(sm_path, js_path, conns, seconds, stop, specs):
+    expects = {}
+    for spec in specs:
+        key, addrs = spec.split("=", 1)
+        expects[key] = addrs.split(",")
+    lconns = [LoadConn(js_path if i % 2 else sm_path, i % 2 == 1, expects, i)
+              for i in range(conns)]
+    end = time.time() + seconds
+
+    def work(c):
+        while (time.time() < end and not os.path.exists(stop)
+               and c.batch()):
+            pass
+    threads = [threading.Thread(target=work, args=(c,), daemon=True)
+               for c in lconns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 15)
+    total = {k: sum(c.n[k] for c in lconns) for k in lconns[0].n}
+    total["lost"] = max(c.n["lost"] for c in lconns)
+    total["alive"] = sum(t.is_alive() for t in threads)
+    print(" ".join("%s=%d" % kv for kv in sorted(total.items())))
+    for c in lconns:
+        for b in c.bad:
+            print("WRONG " + b)
+
+
+def cmd_notify(path, out, sm_path, key, seconds):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(0.2)
+    end, ready = time.time() + seconds, False
+    with open(out, "w", buffering=1) as f:
+        while time.time() < end:
+            try:
+                msg = s.recv(4096).decode(errors="replace")
+            except socket.timeout:
+                continue
+            f.write(msg.replace("\n", "|") + "\n")
+            if "READY=1" in msg.split("\n") and not ready:
+                ready = True
+                try:
+                    c = connect_unix(sm_path)
+                    c.sendall(netstring("transport " + key))
+                    got, _ = read_netstrings(c, 1, 5.0)
+                    f.write("READY-ANSWER %s\n" % (got[0] if got else "none"))
+                except OSError as e:
+                    f.write("READY-ANSWER %s\n" % e)
+            if "STOPPING=1" in msg.split("\n"):
+                break
+    os.unlink(path)
+
+
 def main():
     a = sys.argv[1:]
     if a[0] == "sm":
@@ -238,6 +409,10 @@ def main():
         cmd_flood(a[1], int(a[2]), a[3])
     elif a[0] == "json":
         cmd_json(a[1], a[2:])
+    elif a[0] == "load":
+        cmd_load(a[1], a[2], int(a[3]), float(a[4]), a[5], a[6:])
+    elif a[0] == "notify":
+        cmd_notify(a[1], a[2], a[3], a[4], float(a[5]))
     elif a[0] == "halfclose":
         cmd_halfclose(a[1], a[2])
     elif a[0] == "hold":

@@ -191,13 +191,16 @@ static void test_sm_format_failures(void **state)
 static void test_sm_format_labels(void **state)
 {
     (void)state;
-    static const sm_label_transport map[] = {
-        {"smarthost", "relay"}, {"gateway", "tls"}, {"smarthost", "relay2"}};
+    static const sm_label_transport map[] = {{"smarthost=relay", 9, "relay"},
+                                             {"gateway", 7, "tls"},
+                                             {"smarthost", 9, "relay2"}};
     const sm_transports t = {"smtp", map, 3};
     assert_string_equal(sm_transport_of(&t, NULL), "smtp");
     assert_string_equal(sm_transport_of(&t, "other"), "smtp");
     assert_string_equal(sm_transport_of(&t, "gateway"), "tls");
     assert_string_equal(sm_transport_of(&t, "smarthost"), "relay2");
+    assert_string_equal(sm_transport_of(&t, "smart"), "smtp"); /* no prefix */
+    assert_string_equal(sm_transport_of(&t, "gateway2"), "smtp");
     fake f;
     char out[512];
     make_plan(&f, 3);
@@ -394,6 +397,51 @@ static void test_js_parse(void **state)
     free(r);
 }
 
+/* {"op":"reload"}: its own op, the id kept, no input; the reply says ok
+ * or failed with the reason. */
+static void test_js_reload(void **state)
+{
+    (void)state;
+    void *id;
+    char *input;
+    const char *why = NULL;
+    const char *l = "{\"id\":9,\"op\":\"reload\"}";
+    assert_int_equal(js_parse(l, strlen(l), &id, &input, &why), JS_RELOAD);
+    assert_null(input);
+    assert_int_equal(json_integer_value(id), 9);
+    char *r = js_reload_reply(id, NULL);
+    assert_string_equal(r, "{\"reload\":\"ok\",\"id\":9}\n");
+    free(r);
+    l = "{\"op\":\"reload\",\"input\":\"ignored\"}";
+    assert_int_equal(js_parse(l, strlen(l), &id, &input, &why), JS_RELOAD);
+    assert_null(id);
+    assert_null(input);
+    r = js_reload_reply(NULL, "zone x: line 3: bad \"record\"");
+    assert_string_equal(r, "{\"reload\":\"failed\",\"error\":\"zone x: line 3: "
+                           "bad \\\"record\\\"\"}\n");
+    free(r);
+    l = "{\"op\":\"Reload\"}";
+    assert_int_equal(js_parse(l, strlen(l), &id, &input, &why), JS_ERROR);
+    assert_non_null(strstr(why, "reload"));
+}
+
+/* The stats reply counts the reloads. */
+static void test_js_stats_reloads(void **state)
+{
+    (void)state;
+    mxr_stats s = {.routes = 3};
+    char *r = js_stats_reply(json_integer(1), &s, 2, 5, 1);
+    json_t *o = json_loads(r, 0, NULL);
+    assert_non_null(o);
+    assert_int_equal(json_integer_value(json_object_get(o, "routes")), 3);
+    assert_int_equal(json_integer_value(json_object_get(o, "reloads_ok")), 5);
+    assert_int_equal(json_integer_value(json_object_get(o, "reloads_failed")),
+                     1);
+    assert_int_equal(json_integer_value(json_object_get(o, "id")), 1);
+    json_decref(o);
+    free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -411,6 +459,8 @@ int main(void)
         cmocka_unit_test(test_ex_format_plan),
         cmocka_unit_test(test_ex_format_failures),
         cmocka_unit_test(test_js_parse),
+        cmocka_unit_test(test_js_reload),
+        cmocka_unit_test(test_js_stats_reloads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
