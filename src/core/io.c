@@ -77,7 +77,8 @@ mxr_status mxr__io_watch(mxr__core *c, mxr__io_source *src, int fd, int want,
         return MXR_EINVAL;
     bool known = (size_t)fd < c->by_fd_cap && c->by_fd[fd].src;
     if (want == 0) {
-        if (known) {
+        /* only its own watch: the number may be another source's now */
+        if (known && c->by_fd[fd].src == src) {
             io_unwatch(c, fd);
             tell_embedder(c, fd, 0);
         }

@@ -203,6 +203,13 @@ static void test_registry_many_descriptors(void **state)
                      MXR_WANT_READ | MXR_WANT_WRITE);
     assert_int_equal(mxr__io_watch(c, &a.io, -1, MXR_WANT_READ, NULL),
                      MXR_EINVAL);
+    /* A source that unwatches a descriptor now another's (it closed its
+     * own, and the number was reused) leaves the other's watch alone. */
+    assert_int_equal(mxr__io_watch(c, &b.io, fds[0][0], 0, NULL), MXR_OK);
+    assert_int_equal(mxr__io_want(c, fds[0][0]),
+                     MXR_WANT_READ | MXR_WANT_WRITE);
+    mxr__core_process(c, fds[0][0], MXR_NOFD);
+    assert_int_equal(conns[0].hits, 1);
     mxr__core_shutdown(c);
     assert_true(a.shut && b.shut);
     for (int k = 0; k < NPIPES; k++) {
