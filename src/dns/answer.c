@@ -1,18 +1,20 @@
-/* answer.c -- DNS wire answers reduced to routing facts, parsed by ldns.
+/* answer.c -- DNS wire answers reduced to routing facts: the rules.
  *
- * The rcode applies to the end of a CNAME chain (RFC 6604), so the chain is
- * followed inside the answer section before records are collected. A chain
- * longer than MXR__CNAME_CHAIN_MAX, a question that does not match ours, a
- * packet with bytes its header does not count or one ldns rejects is an
- * answer we cannot trust: MXR__DNS_NETWORK. TTLs with the top bit set
- * count as zero (RFC 2181). */
+ * dns/wire.c reads the packet (it refuses what cannot be read); this file
+ * applies the rules to what it holds, then packs the result into one
+ * block. The rcode applies to the end of a CNAME chain (RFC 6604), so the
+ * chain is followed inside the answer section before records are
+ * collected. A chain longer than MXR__CNAME_CHAIN_MAX, a question that
+ * does not match ours or a packet wire.c refuses is an answer we cannot
+ * trust: MXR__DNS_NETWORK. TTLs with the top bit set count as zero (RFC
+ * 2181). */
 #include "dns/answer.h"
 
-#include <ldns/ldns.h>
+#include "dns/wire.h"
+
 #include <sys/socket.h>
 #include <stdio.h>
 #include <string.h>
-
 bool mxr__rcode_is_temporary(mxr__rcode rc)
 {
     return rc >= MXR__DNS_SERVFAIL;
@@ -40,18 +42,24 @@ mxr_reason mxr__rcode_reason(mxr__rcode rc)
     return MXR_REASON_NETWORK;
 }
 
-/* What the parser found before the result is packed into one block. */
+/* One record kept for the answer: plain data, handed to the packing. */
+typedef struct fact {
+    uint16_t pref;
+    const uint8_t *data; /* MX: target (canonical wire name); A/AAAA: bytes */
+} fact;
+
+/* What the rules found before the result is packed into one block. */
 typedef struct parsed {
     mxr__rcode rcode;
     bool via_cname;
-    const ldns_rdf *dangling; /* CNAME target without records here */
+    const uint8_t *dangling; /* CNAME target without records here */
     uint32_t ttl;
     size_t count;
     size_t strbytes;
-    ldns_rr **rrs; /* count entries, borrowed from the packet */
+    fact *recs; /* count entries */
 } parsed;
 
-#define RRS_ON_STACK 32 /* answers this small need no scratch allocation */
+#define RECS_ON_STACK 32 /* answers this small need no scratch allocation */
 
 static mxr__answer *answer_alloc(mxr__alloc *a, size_t extra)
 {
@@ -96,128 +104,24 @@ static uint32_t sane_ttl(uint32_t ttl)
     return ttl > INT32_MAX ? 0 : ttl;
 }
 
-static uint32_t rr_ttl(const ldns_rr *rr)
+static uint32_t min_u32(uint32_t a, uint32_t b)
 {
-    return sane_ttl(ldns_rr_ttl(rr));
+    return a < b ? a : b;
 }
 
 /* The negative TTL of RFC 2308: min(SOA TTL, SOA MINIMUM); none when
  * there is no SOA. */
-static uint32_t negative_ttl(const ldns_pkt *pkt, uint32_t none)
+static uint32_t negative_ttl(const mxr__wire_msg *m, uint32_t none)
 {
-    ldns_rr_list *auth = ldns_pkt_authority(pkt);
-    for (size_t i = 0; i < ldns_rr_list_rr_count(auth); i++) {
-        ldns_rr *rr = ldns_rr_list_rr(auth, i);
-        if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_SOA ||
-            ldns_rr_rd_count(rr) < 7)
-            continue;
-        uint32_t minimum = sane_ttl(ldns_rdf2native_int32(ldns_rr_rdf(rr, 6)));
-        uint32_t ttl = rr_ttl(rr);
-        return minimum < ttl ? minimum : ttl;
-    }
-    return none;
+    if (!m->has_soa)
+        return none;
+    return min_u32(sane_ttl(m->soa_minimum), sane_ttl(m->soa_ttl));
 }
 
-/* Two uncompressed wire names, compared case-insensitively. Length bytes
- * are below 64, so folding letters cannot make them collide. Cheaper than
- * ldns_dname_compare, which orders names label by label. */
-static bool same_name(const ldns_rdf *a, const ldns_rdf *b)
+/* Two canonical names (letters lower-cased by wire.c): the same bytes. */
+static bool same_name(const uint8_t *a, const uint8_t *b)
 {
-    size_t n = ldns_rdf_size(a);
-    if (n != ldns_rdf_size(b))
-        return false;
-    const uint8_t *x = ldns_rdf_data(a), *y = ldns_rdf_data(b);
-    for (size_t i = 0; i < n; i++) {
-        uint8_t cx = x[i], cy = y[i];
-        if (cx != cy && (cx | 0x20) != (cy | 0x20))
-            return false;
-        if (cx != cy && !((cx | 0x20) >= 'a' && (cx | 0x20) <= 'z'))
-            return false;
-    }
-    return true;
-}
-
-static bool plain_byte(uint8_t c);
-
-/* Does the wire name spell text (a normalised name, final dot optional)?
- * Compared in place: no text form is built for every packet. */
-static bool name_is_text(const ldns_rdf *dname, const char *text)
-{
-    const uint8_t *w = ldns_rdf_data(dname);
-    size_t len = ldns_rdf_size(dname), t = 0;
-    for (size_t i = 0; i < len && w[i] != 0; i += w[i] + 1) {
-        if (i > 0 && text[t++] != '.')
-            return false;
-        for (size_t k = 1; k <= w[i]; k++, t++) {
-            uint8_t c = i + k < len ? w[i + k] : 0;
-            if (!plain_byte(c) || (c | 0x20) != (text[t] | 0x20))
-                return false;
-        }
-    }
-    return text[t] == '\0' || (text[t] == '.' && text[t + 1] == '\0');
-}
-
-/* The question must be ours: same type, class IN and name (qname is in
- * normalised text form). Returns the question's name, or NULL. */
-static const ldns_rdf *question_name(const ldns_pkt *pkt, const char *qname,
-                                     uint16_t qtype)
-{
-    ldns_rr_list *q = ldns_pkt_question(pkt);
-    if (ldns_rr_list_rr_count(q) != 1)
-        return NULL;
-    ldns_rr *rr = ldns_rr_list_rr(q, 0);
-    const ldns_rdf *owner = ldns_rr_owner(rr);
-    if (ldns_rr_get_type(rr) != qtype ||
-        ldns_rr_get_class(rr) != LDNS_RR_CLASS_IN ||
-        ldns_rdf_get_type(owner) != LDNS_RDF_TYPE_DNAME ||
-        !name_is_text(owner, qname))
-        return NULL;
-    return owner;
-}
-
-static mxr__rcode rcode_class(ldns_pkt_rcode rc)
-{
-    switch (rc) {
-    case LDNS_RCODE_NOERROR:
-        return MXR__DNS_OK;
-    case LDNS_RCODE_NXDOMAIN:
-        return MXR__DNS_NXDOMAIN;
-    case LDNS_RCODE_SERVFAIL:
-        return MXR__DNS_SERVFAIL;
-    case LDNS_RCODE_REFUSED:
-        return MXR__DNS_REFUSED;
-    default:
-        return MXR__DNS_NETWORK; /* FORMERR, NOTIMP: nothing usable */
-    }
-}
-
-/* Does rr carry usable rdata of the asked type? Hostile answers can carry
- * records whose rdata does not fit the type. */
-static bool rr_usable(const ldns_rr *rr, uint16_t qtype)
-{
-    if (qtype == MXR__TYPE_MX)
-        return ldns_rr_rd_count(rr) == 2 &&
-               ldns_rdf_get_type(ldns_rr_rdf(rr, 1)) == LDNS_RDF_TYPE_DNAME;
-    size_t want = qtype == MXR__TYPE_A ? 4 : 16;
-    return ldns_rr_rd_count(rr) == 1 &&
-           ldns_rdf_size(ldns_rr_rdf(rr, 0)) == want;
-}
-
-static const ldns_rr *find_cname(const ldns_rr_list *an, const ldns_rdf *owner)
-{
-    for (size_t i = 0; i < ldns_rr_list_rr_count(an); i++) {
-        const ldns_rr *rr = ldns_rr_list_rr(an, i);
-        if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_CNAME &&
-            ldns_rr_rd_count(rr) == 1 &&
-            same_name(ldns_rr_owner(rr), owner))
-            return rr;
-    }
-    return NULL;
-}
-
-static uint32_t min_u32(uint32_t a, uint32_t b)
-{
-    return a < b ? a : b;
+    return a == b || memcmp(a, b, mxr__wire_name_len(a)) == 0;
 }
 
 /* Bytes that stand for themselves in a host name's text; anything else is
@@ -228,32 +132,85 @@ static bool plain_byte(uint8_t c)
            (c >= '0' && c <= '9') || c == '-' || c == '_';
 }
 
-/* Length of the text form of a wire name (labels, no final dot), NUL
- * included. ldns has checked the label structure already. */
-static size_t dname_text_size(const ldns_rdf *dname)
+/* Does the wire name spell text (a normalised name, final dot optional)?
+ * Compared in place: no text form is built for every packet. */
+static bool name_is_text(const uint8_t *w, const char *text)
 {
-    const uint8_t *w = ldns_rdf_data(dname);
-    size_t len = ldns_rdf_size(dname), n = 1;
-    for (size_t i = 0; i < len && w[i] != 0; i += w[i] + 1) {
+    size_t t = 0;
+    for (size_t i = 0; w[i] != 0; i += w[i] + 1u) {
+        if (i > 0 && text[t++] != '.')
+            return false;
+        for (size_t k = 1; k <= w[i]; k++, t++) {
+            uint8_t c = w[i + k];
+            if (!plain_byte(c) || (c | 0x20) != (text[t] | 0x20))
+                return false;
+        }
+    }
+    return text[t] == '\0' || (text[t] == '.' && text[t + 1] == '\0');
+}
+
+/* The question must be ours: one question, same type, class IN and name
+ * (qname is in normalised text form). Returns its name, or NULL. */
+static const uint8_t *question_name(const mxr__wire_msg *m, const char *qname,
+                                    uint16_t qtype)
+{
+    if (m->qdcount != 1 || m->qtype != qtype || m->qclass != MXR__CLASS_IN)
+        return NULL;
+    const uint8_t *name = mxr__wire_name(m, m->qname);
+    return name_is_text(name, qname) ? name : NULL;
+}
+
+static mxr__rcode rcode_class(uint8_t rc)
+{
+    switch (rc) {
+    case 0:
+        return MXR__DNS_OK;
+    case 3:
+        return MXR__DNS_NXDOMAIN;
+    case 2:
+        return MXR__DNS_SERVFAIL;
+    case 5:
+        return MXR__DNS_REFUSED;
+    default:
+        return MXR__DNS_NETWORK; /* FORMERR, NOTIMP: nothing usable */
+    }
+}
+
+static const mxr__wire_rr *find_cname(const mxr__wire_msg *m,
+                                      const uint8_t *owner)
+{
+    for (size_t i = 0; i < m->ancount; i++) {
+        const mxr__wire_rr *rr = &m->an[i];
+        if (rr->type == MXR__TYPE_CNAME && rr->rdlen > 0 &&
+            same_name(mxr__wire_name(m, rr->owner), owner))
+            return rr;
+    }
+    return NULL;
+}
+
+/* Length of the text form of a wire name (labels, no final dot), NUL
+ * included. */
+static size_t dname_text_size(const uint8_t *w)
+{
+    size_t n = 1;
+    for (size_t i = 0; w[i] != 0; i += w[i] + 1u) {
         n += i > 0; /* the dot before this label */
-        for (size_t k = 1; k <= w[i] && i + k < len; k++)
+        for (size_t k = 1; k <= w[i]; k++)
             n += plain_byte(w[i + k]) ? 1 : 4;
     }
     return n;
 }
 
 /* Text form of a target: lower case, no final dot, "" for the root.
- * Written from the label bytes: ldns_rdf2str goes through printf for every
- * character, which dominated cold routing. Returns the bytes written with
- * the NUL; out has dname_text_size(dname) bytes. */
-static size_t target_text(const ldns_rdf *dname, char *out)
+ * Returns the bytes written with the NUL; out has dname_text_size(w)
+ * bytes. */
+static size_t target_text(const uint8_t *w, char *out)
 {
-    const uint8_t *w = ldns_rdf_data(dname);
-    size_t len = ldns_rdf_size(dname), o = 0;
-    for (size_t i = 0; i < len && w[i] != 0; i += w[i] + 1) {
+    size_t o = 0;
+    for (size_t i = 0; w[i] != 0; i += w[i] + 1u) {
         if (i > 0)
             out[o++] = '.';
-        for (size_t k = 1; k <= w[i] && i + k < len; k++) {
+        for (size_t k = 1; k <= w[i]; k++) {
             uint8_t c = w[i + k];
             if (plain_byte(c))
                 out[o++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
@@ -265,57 +222,57 @@ static size_t target_text(const ldns_rdf *dname, char *out)
     return o + 1;
 }
 
-/* Collect the records of qtype owned by name into p; returns how many. */
-static uint16_t mx_pref(const ldns_rr *rr)
+static fact fact_of(const mxr__wire_msg *m, const mxr__wire_rr *rr)
 {
-    return ldns_rdf2native_int16(ldns_rr_rdf(rr, 0));
+    if (rr->type == MXR__TYPE_MX)
+        return (fact){rr->pref, mxr__wire_name(m, rr->data)};
+    return (fact){0, m->wire + rr->data};
 }
 
 /* Past the record limit, an MX record replaces the least preferred one
  * kept: a huge answer must not push out the best hosts. */
-static void keep_record(parsed *p, ldns_rr *rr, uint16_t qtype, size_t max)
+static void keep_record(parsed *p, fact f, uint16_t qtype, size_t max)
 {
     if (p->count < max) {
-        p->rrs[p->count++] = rr;
+        p->recs[p->count++] = f;
         return;
     }
     if (qtype != MXR__TYPE_MX || max == 0)
         return;
     size_t worst = 0;
     for (size_t i = 1; i < p->count; i++)
-        if (mx_pref(p->rrs[i]) > mx_pref(p->rrs[worst]))
+        if (p->recs[i].pref > p->recs[worst].pref)
             worst = i;
-    if (mx_pref(rr) < mx_pref(p->rrs[worst]))
-        p->rrs[worst] = rr;
+    if (f.pref < p->recs[worst].pref)
+        p->recs[worst] = f;
 }
 
-static size_t collect_records(const ldns_rr_list *an, const ldns_rdf *name,
+/* Collect the records of qtype owned by name into p; returns how many. */
+static size_t collect_records(const mxr__wire_msg *m, const uint8_t *name,
                               uint16_t qtype, size_t max, parsed *p)
 {
-    for (size_t i = 0; i < ldns_rr_list_rr_count(an); i++) {
-        ldns_rr *rr = ldns_rr_list_rr(an, i);
-        if (ldns_rr_get_type(rr) != qtype ||
-            ldns_rr_get_class(rr) != LDNS_RR_CLASS_IN ||
-            !same_name(ldns_rr_owner(rr), name) || !rr_usable(rr, qtype))
+    for (size_t i = 0; i < m->ancount; i++) {
+        const mxr__wire_rr *rr = &m->an[i];
+        if (rr->type != qtype || rr->rclass != MXR__CLASS_IN ||
+            rr->rdlen == 0 || !same_name(mxr__wire_name(m, rr->owner), name))
             continue;
-        keep_record(p, rr, qtype, max);
-        p->ttl = min_u32(p->ttl, rr_ttl(rr));
+        keep_record(p, fact_of(m, rr), qtype, max);
+        p->ttl = min_u32(p->ttl, sane_ttl(rr->ttl));
     }
     for (size_t i = 0; qtype == MXR__TYPE_MX && i < p->count; i++)
-        p->strbytes += dname_text_size(ldns_rr_rdf(p->rrs[i], 1));
+        p->strbytes += dname_text_size(p->recs[i].data);
     return p->count;
 }
 
 /* Follow CNAMEs from qname inside the answer section and collect records. */
-static void walk_answer(const ldns_pkt *pkt, const ldns_rdf *qname,
+static void walk_answer(const mxr__wire_msg *m, const uint8_t *qname,
                         uint16_t qtype, size_t max, parsed *p)
 {
-    const ldns_rr_list *an = ldns_pkt_answer(pkt);
-    const ldns_rdf *name = qname;
+    const uint8_t *name = qname;
     for (int hop = 0; hop <= MXR__CNAME_CHAIN_MAX; hop++) {
-        if (collect_records(an, name, qtype, max, p) > 0)
+        if (collect_records(m, name, qtype, max, p) > 0)
             return;
-        const ldns_rr *cname = find_cname(an, name);
+        const mxr__wire_rr *cname = find_cname(m, name);
         if (!cname) {
             if (p->rcode == MXR__DNS_OK && p->via_cname) {
                 p->dangling = name;
@@ -324,14 +281,14 @@ static void walk_answer(const ldns_pkt *pkt, const ldns_rdf *qname,
             /* Without an SOA a negative answer must not be cached (RFC
              * 2308), but a CNAME out of the server's zones comes without
              * one and says nothing negative: the chase asks for the rest. */
-            p->ttl = min_u32(p->ttl,
-                             negative_ttl(pkt, p->dangling ? UINT32_MAX : 0));
+            p->ttl =
+                min_u32(p->ttl, negative_ttl(m, p->dangling ? UINT32_MAX : 0));
             p->rcode = p->rcode == MXR__DNS_OK ? MXR__DNS_NODATA : p->rcode;
             return;
         }
         p->via_cname = true;
-        p->ttl = min_u32(p->ttl, rr_ttl(cname));
-        name = ldns_rr_rdf(cname, 0);
+        p->ttl = min_u32(p->ttl, sane_ttl(cname->ttl));
+        name = mxr__wire_name(m, cname->data);
     }
     p->rcode = MXR__DNS_NETWORK; /* chain too long or a loop */
 }
@@ -349,8 +306,8 @@ static mxr__answer *pack_answer(mxr__alloc *a, const parsed *p, uint16_t qtype)
     ans->count = p->count;
     char *base = (char *)(ans + 1);
     if (p->dangling) {
-        char *str = base + each * p->count + p->strbytes -
-                    dname_text_size(p->dangling);
+        char *str =
+            base + each * p->count + p->strbytes - dname_text_size(p->dangling);
         target_text(p->dangling, str);
         ans->cname_target = str;
     }
@@ -358,100 +315,56 @@ static mxr__answer *pack_answer(mxr__alloc *a, const parsed *p, uint16_t qtype)
         mxr__mx *mx = (mxr__mx *)base;
         char *str = base + each * p->count;
         for (size_t i = 0; i < p->count; i++) {
-            mx[i].pref = ldns_rdf2native_int16(ldns_rr_rdf(p->rrs[i], 0));
+            mx[i].pref = p->recs[i].pref;
             mx[i].target = str;
-            str += target_text(ldns_rr_rdf(p->rrs[i], 1), str);
+            str += target_text(p->recs[i].data, str);
         }
         ans->mx = mx;
     } else {
         mxr_addr *ad = (mxr_addr *)base;
+        size_t n = qtype == MXR__TYPE_A ? 4 : 16;
         for (size_t i = 0; i < p->count; i++) {
-            const ldns_rdf *rd = ldns_rr_rdf(p->rrs[i], 0);
             ad[i].family = qtype == MXR__TYPE_A ? AF_INET : AF_INET6;
-            memcpy(ad[i].bytes, ldns_rdf_data(rd), ldns_rdf_size(rd));
+            memcpy(ad[i].bytes, p->recs[i].data, n);
         }
         ans->addrs = ad;
     }
     return ans;
 }
 
-static mxr__answer *parse_packet(mxr__alloc *a, const ldns_pkt *pkt,
-                                 const char *qtext, uint16_t qtype,
-                                 size_t max_records)
+static mxr__answer *apply_rules(mxr__alloc *a, const mxr__wire_msg *m,
+                                const char *qtext, uint16_t qtype,
+                                size_t max_records)
 {
-    const ldns_rdf *qname = question_name(pkt, qtext, qtype);
-    if (!ldns_pkt_qr(pkt) || ldns_pkt_tc(pkt) || !qname)
+    const uint8_t *qname = question_name(m, qtext, qtype);
+    if (!m->qr || m->tc || !qname)
         return mxr__answer_error(a, MXR__DNS_NETWORK, qtype, 0);
-    mxr__rcode rc = rcode_class(ldns_pkt_get_rcode(pkt));
+    mxr__rcode rc = rcode_class(m->rcode);
     if (rc != MXR__DNS_OK && rc != MXR__DNS_NXDOMAIN)
         return mxr__answer_error(a, rc, qtype, 0);
-    size_t an = ldns_rr_list_rr_count(ldns_pkt_answer(pkt));
-    size_t max = an < max_records ? an : max_records;
-    ldns_rr *stack_rrs[RRS_ON_STACK];
-    parsed p = {.rcode = rc, .ttl = UINT32_MAX, .rrs = stack_rrs};
-    if (max > RRS_ON_STACK && !(p.rrs = mxr__malloc(a, max * sizeof *p.rrs)))
+    size_t max = m->ancount < max_records ? m->ancount : max_records;
+    fact stack_recs[RECS_ON_STACK];
+    parsed p = {.rcode = rc, .ttl = UINT32_MAX, .recs = stack_recs};
+    if (max > RECS_ON_STACK && !(p.recs = mxr__malloc(a, max * sizeof *p.recs)))
         return NULL;
-    walk_answer(pkt, qname, qtype, max, &p);
+    walk_answer(m, qname, qtype, max, &p);
     mxr__answer *ans = pack_answer(a, &p, qtype);
-    if (p.rrs != stack_rrs)
-        mxr__free(a, p.rrs);
+    if (p.recs != stack_recs)
+        mxr__free(a, p.recs);
     return ans;
-}
-
-static uint16_t get16(const uint8_t *w)
-{
-    return (uint16_t)(w[0] << 8 | w[1]);
-}
-
-/* Offset just past the wire name at off (a pointer ends it), 0 when it
- * runs off the packet. */
-static size_t skip_name(const uint8_t *w, size_t len, size_t off)
-{
-    while (off < len) {
-        uint8_t n = w[off];
-        if ((n & 0xc0) == 0xc0)
-            return off + 2 <= len ? off + 2 : 0;
-        if (n & 0xc0)
-            return 0; /* extended label types: retired (RFC 6891) */
-        off += 1u + n;
-        if (n == 0)
-            return off;
-    }
-    return 0;
-}
-
-/* Do the header's counts account for every byte? ldns stops reading
- * after the counted records, so a packet whose counts lie low looks
- * fine to it: the records past them would be read as something else
- * (an answer as authority). Such a packet is not trusted. */
-static bool counts_cover_packet(const uint8_t *w, size_t len)
-{
-    if (len < 12)
-        return false;
-    size_t off = 12, qd = get16(w + 4);
-    size_t rrs = (size_t)get16(w + 6) + get16(w + 8) + get16(w + 10);
-    for (size_t i = 0; i < qd && off; i++) {
-        off = skip_name(w, len, off);
-        off = off && off + 4 <= len ? off + 4 : 0;
-    }
-    for (size_t i = 0; i < rrs && off; i++) {
-        off = skip_name(w, len, off);
-        if (!off || off + 10 > len)
-            return false;
-        off += 10u + get16(w + off + 8);
-    }
-    return off == len;
 }
 
 mxr__answer *mxr__answer_parse(mxr__alloc *a, const uint8_t *wire, size_t len,
                                const char *qname, uint16_t qtype,
                                size_t max_records)
 {
-    ldns_pkt *pkt = NULL;
-    if (!wire || !counts_cover_packet(wire, len) ||
-        ldns_wire2pkt(&pkt, wire, len) != LDNS_STATUS_OK)
-        return mxr__answer_error(a, MXR__DNS_NETWORK, qtype, 0);
-    mxr__answer *ans = parse_packet(a, pkt, qname, qtype, max_records);
-    ldns_pkt_free(pkt);
+    mxr__wire_msg m;
+    mxr__wire_status st = mxr__wire_decode(&m, a, wire, len);
+    mxr__answer *ans = st == MXR__WIRE_OK
+                           ? apply_rules(a, &m, qname, qtype, max_records)
+                       : st == MXR__WIRE_MALFORMED
+                           ? mxr__answer_error(a, MXR__DNS_NETWORK, qtype, 0)
+                           : NULL;
+    mxr__wire_release(&m);
     return ans;
 }

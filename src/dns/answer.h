@@ -1,7 +1,8 @@
 /* answer.h -- a DNS answer reduced to what routing needs: a class of result,
  * the records of the asked type (following CNAMEs inside the answer), and a
- * TTL. Parsed from wire bytes by ldns; both resolver backends produce wire
- * bytes, so every rule is applied by this one parser. */
+ * TTL. Read from wire bytes by dns/wire.c (names decoded by c-ares); both
+ * resolver backends produce wire bytes, so every rule is applied here, in
+ * one place. */
 #ifndef MXR_ANSWER_H
 #define MXR_ANSWER_H
 
