@@ -6,8 +6,8 @@
 #
 # SECONDS is the time per target (default 60; --short: the CI run,
 # $MXR_FUZZ_SHORT_SECONDS or 15). TARGET is a name such as name, answer,
-# zone, policy, smtp_reply or serve (default: every tests/fuzz/fuzz_*.c). DIR defaults to
-# build-fuzz.
+# answer_diff, zone, policy, smtp_reply or serve (default: every
+# tests/fuzz/fuzz_*.c). DIR defaults to build-fuzz.
 #
 # Each run starts from the seeds (tests/fuzz/corpus/<target>) and the
 # regression inputs (tests/fuzz/regress/<target>) and keeps what it finds

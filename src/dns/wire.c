@@ -56,8 +56,10 @@ static bool names_reserve(mxr__wire_msg *m, size_t need)
     } else {
         grown = mxr__realloc(m->a, m->names, cap);
     }
-    if (!grown)
+    if (!grown) {
+        m->nomem = true;
         return false;
+    }
     m->names = grown;
     m->names_cap = cap;
     return true;
@@ -342,10 +344,12 @@ mxr__wire_status mxr__wire_decode(mxr__wire_msg *m, mxr__alloc *a,
     m->names_len = 0;
     m->names_cap = sizeof m->names_stack;
     m->qdcount = 0;
+    m->nomem = false;
     if (!wire || len < HEADER || len > MESSAGE_MAX)
         return MXR__WIRE_MALFORMED;
     read_header(m);
-    return walk(m);
+    mxr__wire_status st = walk(m);
+    return m->nomem ? MXR__WIRE_NOMEM : st;
 }
 
 void mxr__wire_release(mxr__wire_msg *m)

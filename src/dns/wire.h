@@ -50,6 +50,7 @@ typedef struct mxr__wire_msg {
     /* scratch: the stack arrays serve typical answers, bigger ones take
      * blocks from the allocator (released by mxr__wire_release) */
     mxr__alloc *a;
+    bool nomem;
     uint8_t *names;
     size_t names_len, names_cap;
     mxr__wire_rr an_stack[MXR__WIRE_RRS_ON_STACK];

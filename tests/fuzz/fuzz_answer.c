@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NAME_WIRE_MAX 256
 #define SMALL_CACHE 4096 /* bytes: small enough that eviction happens */
 
 enum {
@@ -62,45 +61,6 @@ typedef struct fz_backend {
 
 /* ------------------------------------------------------------ packets */
 
-static size_t name_to_wire(const char *name, uint8_t *out)
-{
-    size_t o = 0;
-    for (const char *p = name; *p;) {
-        size_t n = strcspn(p, ".");
-        n = n > 63 ? 63 : n;
-        if (o + n + 2 > NAME_WIRE_MAX)
-            break;
-        out[o++] = (uint8_t)n;
-        memcpy(out + o, p, n);
-        o += n;
-        p += n;
-        p += *p == '.';
-    }
-    out[o++] = 0;
-    return o;
-}
-
-/* The chunk's header, our question, the chunk's records. malloc'd. */
-static uint8_t *splice(const fz_query *q, size_t *len)
-{
-    uint8_t *w = malloc(12 + NAME_WIRE_MAX + 4 + q->len);
-    if (!w)
-        return NULL;
-    memset(w, 0, 12);
-    memcpy(w, q->body, q->len < 12 ? q->len : 12);
-    w[4] = 0, w[5] = 1; /* QDCOUNT */
-    size_t o = 12 + name_to_wire(q->name, w + 12);
-    w[o++] = (uint8_t)(q->qtype >> 8);
-    w[o++] = (uint8_t)q->qtype;
-    w[o++] = 0, w[o++] = 1; /* class IN */
-    if (q->len > 12) {
-        memcpy(w + o, q->body + 12, q->len - 12);
-        o += q->len - 12;
-    }
-    *len = o;
-    return w;
-}
-
 static void answer(const fz_query *q)
 {
     static const mxr__rcode failures[] = {
@@ -113,7 +73,7 @@ static void answer(const fz_query *q)
         q->cb(q->arg, MXR__DNS_OK, q->len ? q->body : NULL, q->len);
     } else if (q->mode == MODE_SPLICE || q->mode == MODE_SPLICE_AGAIN) {
         size_t len = 0;
-        uint8_t *w = splice(q, &len);
+        uint8_t *w = fz_splice_answer(q->body, q->len, q->name, q->qtype, &len);
         q->cb(q->arg, w ? MXR__DNS_OK : MXR__DNS_NETWORK, w, len);
         free(w);
     } else {

@@ -48,6 +48,51 @@ size_t fz_take(fz_reader *r, const uint8_t **out, size_t n)
     return n;
 }
 
+/* ------------------------------------------------------ DNS packets */
+
+#define NAME_WIRE_MAX 256
+
+static size_t name_to_wire(const char *name, uint8_t *out)
+{
+    size_t o = 0;
+    for (const char *p = name; *p;) {
+        size_t n = strcspn(p, ".");
+        n = n > 63 ? 63 : n;
+        if (o + n + 2 > NAME_WIRE_MAX)
+            break;
+        out[o++] = (uint8_t)n;
+        memcpy(out + o, p, n);
+        o += n;
+        p += n;
+        p += *p == '.';
+    }
+    out[o++] = 0;
+    return o;
+}
+
+uint8_t *fz_splice_answer(const uint8_t *body, size_t len, const char *qname,
+                          uint16_t qtype, size_t *out_len)
+{
+    uint8_t *w = malloc(12 + NAME_WIRE_MAX + 4 + len);
+    if (!w)
+        return NULL;
+    memset(w, 0, 12);
+    memcpy(w, body, len < 12 ? len : 12);
+    w[4] = 0, w[5] = 1; /* QDCOUNT */
+    size_t o = 12 + name_to_wire(qname, w + 12);
+    w[o++] = (uint8_t)(qtype >> 8);
+    w[o++] = (uint8_t)qtype;
+    w[o++] = 0, w[o++] = 1; /* class IN */
+    if (len > 12) {
+        memcpy(w + o, body + 12, len - 12);
+        o += len - 12;
+    }
+    *out_len = o;
+    return w;
+}
+
+/* -------------------------------------------------------- allocator */
+
 void *fz_alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     fz_alloc *c = ud;

@@ -31,6 +31,13 @@ uint16_t fz_u16(fz_reader *r);
 /* Up to n bytes; returns how many were taken. */
 size_t fz_take(fz_reader *r, const uint8_t **out, size_t n);
 
+/* A DNS response for the answer targets: body's first 12 bytes as the
+ * header (QDCOUNT forced to 1, zeros when shorter), the question (qname,
+ * qtype, class IN), then the rest of body. malloc'd; NULL when out of
+ * memory. */
+uint8_t *fz_splice_answer(const uint8_t *body, size_t len, const char *qname,
+                          uint16_t qtype, size_t *out_len);
+
 /* An allocator for mxr_options_set_allocator that counts live bytes, so
  * a target can check that an engine gives back everything it took. */
 typedef struct fz_alloc {
