@@ -145,10 +145,76 @@ static bool leads_to_root(const uint8_t *w, size_t len, size_t off)
     return false;
 }
 
+/* -------------------------------------------------- the names memo
+ *
+ * Answers point at names they hold already: owners at the question ("c0
+ * 0c"), additional records at MX targets. A name that is exactly a pointer
+ * to a name decoded before is that name: it is not decoded again. c-ares
+ * would follow one pointer more than for the name pointed at, so the memo
+ * keeps each name's pointer count, known exactly when its bytes in place
+ * end at the root or at a pointer to another name of the memo. */
+
+#define HOPS_UNKNOWN 0xff
+
+static const mxr__wire_memo *memo_find(const mxr__wire_msg *m, size_t off)
+{
+    for (size_t i = 0; i < m->nmemo; i++)
+        if (m->memo[i].off == off)
+            return &m->memo[i];
+    return NULL;
+}
+
+/* Pointers c-ares follows in the name at off (already decoded). */
+static uint8_t hops_of(const mxr__wire_msg *m, size_t off)
+{
+    const uint8_t *w = m->wire;
+    while (w[off] != 0 && (w[off] & 0xc0) == 0)
+        off += w[off] + 1u;
+    if (w[off] == 0)
+        return 0;
+    const mxr__wire_memo *to =
+        memo_find(m, (size_t)(w[off] & 0x3f) << 8 | w[off + 1]);
+    return to && to->hops < CARES_MAX_INDIRS ? to->hops + 1 : HOPS_UNKNOWN;
+}
+
+static void memo_add(mxr__wire_msg *m, size_t off, uint32_t at)
+{
+    uint8_t hops = hops_of(m, off);
+    if (hops == HOPS_UNKNOWN || m->nmemo == MXR__WIRE_MEMO)
+        return;
+    m->memo[m->nmemo++] = (mxr__wire_memo){(uint16_t)off, hops, at};
+}
+
+/* Names stored from mark on are given back: so are their memo entries. */
+static void names_rewind(mxr__wire_msg *m, size_t mark)
+{
+    m->names_len = mark;
+    while (m->nmemo > 0 && m->memo[m->nmemo - 1].at >= mark)
+        m->nmemo--;
+}
+
+/* Is the name at off a pointer to a name of the memo? Sets *at. */
+static bool memo_hit(const mxr__wire_msg *m, size_t off, uint32_t *at)
+{
+    const uint8_t *w = m->wire;
+    if (off + 2 > m->len || (w[off] & 0xc0) != 0xc0)
+        return false;
+    const mxr__wire_memo *to =
+        memo_find(m, (size_t)(w[off] & 0x3f) << 8 | w[off + 1]);
+    if (!to || to->hops >= CARES_MAX_INDIRS)
+        return false;
+    *at = to->at;
+    return true;
+}
+
 /* Decode the name at off into the store (its offset in *at) and set *end
  * past its bytes in place. False when it cannot be read. */
 static bool read_name(mxr__wire_msg *m, size_t off, size_t *end, uint32_t *at)
 {
+    if (memo_hit(m, off, at)) {
+        *end = off + 2;
+        return true;
+    }
     if (off >= m->len || !names_reserve(m, NAME_MAX_WIRE))
         return false;
     char *text = NULL;
@@ -166,28 +232,8 @@ static bool read_name(mxr__wire_msg *m, size_t off, size_t *end, uint32_t *at)
     *at = (uint32_t)m->names_len;
     m->names_len += n;
     *end = off + (size_t)enclen;
+    memo_add(m, off, *at);
     return true;
-}
-
-/* Most owners in an answer point at the question's name ("c0 0c"). When
- * that name is written out in place (no pointer inside), the owner is the
- * same name: no second decoding. */
-static bool owner_is_question(const mxr__wire_msg *m, size_t off,
-                              bool question_plain)
-{
-    return question_plain && off + 2 <= m->len && m->wire[off] == 0xc0 &&
-           m->wire[off + 1] == HEADER;
-}
-
-/* Is the name at off written without a pointer? (Bytes in place only.) */
-static bool name_in_place(const uint8_t *w, size_t len, size_t off)
-{
-    while (off < len && w[off] != 0) {
-        if (w[off] & 0xc0)
-            return false;
-        off += w[off] + 1u;
-    }
-    return off < len;
 }
 
 /* ------------------------------------------------------------ records */
@@ -221,7 +267,7 @@ static bool read_rdata(mxr__wire_msg *m, mxr__wire_rr *rr, size_t off)
         size_t mark = m->names_len, mid = 0, last = 0;
         bool ok = read_name(m, off, &mid, &unused) && mid < end &&
                   read_name(m, mid, &last, &unused) && last + 20 == end;
-        m->names_len = mark; /* only the MINIMUM field is kept */
+        names_rewind(m, mark); /* only the MINIMUM field is kept */
         rr->data = (uint32_t)(last + 16);
         return ok;
     }
@@ -240,19 +286,12 @@ static bool keep_soa(mxr__wire_msg *m, const mxr__wire_rr *rr)
     return true;
 }
 
-/* One record at *off, whose owner may be the question's name (see
- * owner_is_question). */
-static bool read_rr(mxr__wire_msg *m, size_t *off, section sec,
-                    bool question_plain)
+static bool read_rr(mxr__wire_msg *m, size_t *off, section sec)
 {
     size_t mark = m->names_len, p;
     mxr__wire_rr rr = {0};
-    if (owner_is_question(m, *off, question_plain)) {
-        rr.owner = m->qname;
-        p = *off + 2;
-    } else if (!read_name(m, *off, &p, &rr.owner)) {
+    if (!read_name(m, *off, &p, &rr.owner))
         return false;
-    }
     if (p + RR_FIXED > m->len)
         return false;
     rr.type = get16(m->wire + p);
@@ -267,7 +306,7 @@ static bool read_rr(mxr__wire_msg *m, size_t *off, section sec,
         m->an[m->ancount++] = rr;
         return true;
     }
-    m->names_len = mark; /* names of other sections are only checked */
+    names_rewind(m, mark); /* names of other sections are only checked */
     return sec != AUTHORITY || keep_soa(m, &rr);
 }
 
@@ -282,7 +321,7 @@ static bool read_question(mxr__wire_msg *m, size_t *off, bool first)
         m->qtype = get16(m->wire + p);
         m->qclass = get16(m->wire + p + 2);
     } else {
-        m->names_len = mark;
+        names_rewind(m, mark);
     }
     *off = p + 4;
     return true;
@@ -320,13 +359,12 @@ static mxr__wire_status walk(mxr__wire_msg *m)
     if (st != MXR__WIRE_OK)
         return st;
     size_t off = HEADER;
-    bool plain = counts[QUESTION] > 0 && name_in_place(w, m->len, HEADER);
     for (size_t i = 0; i < counts[QUESTION]; i++)
         if (!read_question(m, &off, i == 0))
             return MXR__WIRE_MALFORMED;
     for (section s = ANSWER; s <= ADDITIONAL; s++)
         for (size_t i = 0; i < counts[s]; i++)
-            if (!read_rr(m, &off, s, plain))
+            if (!read_rr(m, &off, s))
                 return MXR__WIRE_MALFORMED;
     return off == m->len ? MXR__WIRE_OK : MXR__WIRE_MALFORMED;
 }
@@ -345,6 +383,7 @@ mxr__wire_status mxr__wire_decode(mxr__wire_msg *m, mxr__alloc *a,
     m->names_cap = sizeof m->names_stack;
     m->qdcount = 0;
     m->nomem = false;
+    m->nmemo = 0;
     if (!wire || len < HEADER || len > MESSAGE_MAX)
         return MXR__WIRE_MALFORMED;
     read_header(m);

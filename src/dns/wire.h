@@ -32,6 +32,14 @@ typedef struct mxr__wire_rr {
     uint32_t data;
 } mxr__wire_rr;
 
+/* A name decoded at a packet offset (see wire.c, the names memo). */
+typedef struct mxr__wire_memo {
+    uint16_t off;
+    uint8_t hops; /* compression pointers c-ares followed */
+    uint32_t at;  /* in the name store */
+} mxr__wire_memo;
+
+#define MXR__WIRE_MEMO 16
 #define MXR__WIRE_RRS_ON_STACK 32
 #define MXR__WIRE_NAMES_ON_STACK 2048
 
@@ -51,6 +59,8 @@ typedef struct mxr__wire_msg {
      * blocks from the allocator (released by mxr__wire_release) */
     mxr__alloc *a;
     bool nomem;
+    mxr__wire_memo memo[MXR__WIRE_MEMO];
+    size_t nmemo;
     uint8_t *names;
     size_t names_len, names_cap;
     mxr__wire_rr an_stack[MXR__WIRE_RRS_ON_STACK];
