@@ -976,23 +976,20 @@ static void test_bad_rdata_length(void **state)
     assert_string_equal(ans->mx[0].target, "mx.example.com");
     done(f, ans);
 
-    /* other wrong lengths: ldns rejects the packet, which is untrusted */
+    /* other wrong lengths: the packet is not what it says, untrusted */
     static const size_t bad[] = {1, 3, 5, 16};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         p = response("host.example.com", MXR__TYPE_A);
         push_raw_addr(p, "host.example.com.", MXR__TYPE_A, bad[i]);
         answer_rr(p, "host.example.com. 300 IN A 192.0.2.5");
         ans = parse(f, p, "host.example.com", MXR__TYPE_A);
-        assert_true(ans->rcode == MXR__DNS_NETWORK ||
-                    (ans->rcode == MXR__DNS_OK && ans->count == 1 &&
-                     memcmp(ans->addrs[0].bytes, want, 4) == 0));
+        assert_int_equal(ans->rcode, MXR__DNS_NETWORK);
         done(f, ans);
     }
     p = response("host.example.com", MXR__TYPE_AAAA);
     push_raw_addr(p, "host.example.com.", MXR__TYPE_AAAA, 4);
     ans = parse(f, p, "host.example.com", MXR__TYPE_AAAA);
-    assert_true(ans->rcode == MXR__DNS_NETWORK ||
-                ans->rcode == MXR__DNS_NODATA);
+    assert_int_equal(ans->rcode, MXR__DNS_NETWORK);
     assert_int_equal(ans->count, 0);
     done(f, ans);
 }
