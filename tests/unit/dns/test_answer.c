@@ -728,11 +728,11 @@ static void expect_ttl(fixture *f, ldns_pkt_section sec, const char *rr,
 static void test_ttl_top_bit(void **state)
 {
     expect_ttl(*state, LDNS_SECTION_ANSWER,
-               "example.com. 2147483647 IN MX 10 mx1.example.com.",
-               MXR__DNS_OK, 2147483647);
+               "example.com. 2147483647 IN MX 10 mx1.example.com.", MXR__DNS_OK,
+               2147483647);
     expect_ttl(*state, LDNS_SECTION_ANSWER,
-               "example.com. 4294967295 IN MX 10 mx1.example.com.",
-               MXR__DNS_OK, 0);
+               "example.com. 4294967295 IN MX 10 mx1.example.com.", MXR__DNS_OK,
+               0);
     expect_ttl(*state, LDNS_SECTION_AUTHORITY,
                "example.com. 2147483648 IN SOA ns.example.com. "
                "hostmaster.example.com. 1 3600 600 86400 300",
@@ -879,8 +879,8 @@ static void test_max_records_keeps_most_preferred(void **state)
     }
     size_t len;
     uint8_t *wire = to_wire(p, &len);
-    mxr__answer *ans = mxr__answer_parse(&f->a, wire, len, "example.com",
-                                         MXR__TYPE_MX, 10);
+    mxr__answer *ans =
+        mxr__answer_parse(&f->a, wire, len, "example.com", MXR__TYPE_MX, 10);
     assert_int_equal(ans->count, 10);
     unsigned seen = 0;
     for (size_t i = 0; i < ans->count; i++) {
