@@ -14,6 +14,8 @@
 #   BENCH_CACHED_SET=1000 distinct domains in the cached benchmark
 #   BENCH_MEM_N=20000    domains in the memory benchmark
 #   BENCH_EXTRA=1        also run the diagnostics (AAAA on, allocation counts)
+#   BENCH_SWEEP="10 100 500 2000"  the concurrency sweep's windows ("" skips it)
+#   BENCH_SWEEP_N=20000  domains per sweep run (at most BENCH_N)
 #   BENCH_BUILD=build-bench  build directory (Release)
 #
 # Outputs under bench/out/ (git-ignored): the zone, raw.log (every RESULT
@@ -31,6 +33,9 @@ PCACHED=${BENCH_POLICY_CACHED:-$CACHED}
 CACHED_SET=${BENCH_CACHED_SET:-1000}
 MEM_N=${BENCH_MEM_N:-20000}
 EXTRA=${BENCH_EXTRA:-1}
+SWEEP=${BENCH_SWEEP-10 100 500 2000}
+SWEEP_N=${BENCH_SWEEP_N:-20000}
+((SWEEP_N > N)) && SWEEP_N=$N
 BUILD=${BENCH_BUILD:-$SRC/build-bench}
 OUT=$HERE/out
 LOG=$OUT/raw.log
@@ -77,6 +82,25 @@ for ((i = 1; i <= ROUNDS; i++)); do
   RATIO_RAW+=("$(ratio "${M_DPS[-1]:-0}" "${R_DPS[-1]:-0}")")
   RATIO_NODE+=("$(ratio "${M_DPS[-1]:-0}" "${N_DPS[-1]:-0}")")
   say "  dps raw=${R_DPS[-1]} mxroute=${M_DPS[-1]} node=${N_DPS[-1]}"
+done
+
+# ------------------------------------------------------ concurrency sweep
+# One cold run per client and window W, on the first SWEEP_N domains: does
+# a client keep its rate when the caller asks for many queries in flight?
+# raw c-ares and Node may lose domains at large W (timeouts): that is what
+# the sweep shows, not a failed run (their "ok" column counts them);
+# mxroute must route every domain.
+declare -a S_W S_R S_RC S_RO S_M S_MC S_N S_NC S_NO
+for w in $SWEEP; do
+  say "sweep W=$w: raw c-ares, mxroute cold, node ($SWEEP_N domains)"
+  S_W+=("$w")
+  l=$(run_lossy sweep-raw "$RAW" --server "$SERVER" --list "$LIST" -n "$SWEEP_N" -w "$w")
+  S_R+=("$(num "$l" dps)"); S_RC+=("$(field "$l" cpu_us_per_domain)"); S_RO+=("$(num "$l" ok)")
+  l=$(run sweep-mxroute "$MXR" cold --server "$SERVER" --list "$LIST" -n "$SWEEP_N" -w "$w")
+  S_M+=("$(num "$l" dps)"); S_MC+=("$(field "$l" cpu_us_per_domain)")
+  l=$(run_lossy sweep-node node "$HERE/node_resolve.js" --server "$SERVER" --list "$LIST" -n "$SWEEP_N" -w "$w")
+  S_N+=("$(num "$l" dps)"); S_NC+=("$(field "$l" cpu_us_per_domain)"); S_NO+=("$(num "$l" ok)")
+  say "  dps raw=${S_R[-1]} mxroute=${S_M[-1]} node=${S_N[-1]}"
 done
 
 # ------------------------------------------------------------ cached runs
@@ -147,7 +171,7 @@ RR=$(ratio "$M" "$R"); RN=$(ratio "$M" "$NO")
   printf '%-34s %12s\n' "  same, 64 routes per process()" "$C64"
   printf '%-34s %12s %8s %8s  %s\n' "cached, no-op route hook" "$PN" "" "" "${P_NOOP[*]}"
   printf '%-34s %12s %8s %8s  %s\n' "cached, hook rewriting the list" "$PR" "" "" "${P_REWRITE[*]}"
-  printf '%-34s %12s %8s %8s  %s\n' "no-op hook / no policy" "$(ratio "$PN" "$C")" ">= 0.5" "$(verdict "$(ratio "$PN" "$C")" 0.5)" "${RATIO_NOOP[*]}"
+  printf '%-34s %12s %8s %8s  %s\n' "no-op hook / no policy" "$(ratio "$PN" "$C")" ">= 0.6" "$(verdict "$(ratio "$PN" "$C")" 0.6)" "${RATIO_NOOP[*]}"
   printf '%-34s %12s %8s %8s  %s\n' "rewrite hook / no policy" "$(ratio "$PR" "$C")" "" "(no goal)" "${RATIO_REWRITE[*]}"
   printf '%-34s %12s %8s %8s  %s\n' "  engine growth, noop run (bytes)" "$(median "${P_NOOP_GROWTH[@]}")" "" "" "${P_NOOP_GROWTH[*]}"
   printf '%-34s %12s %8s %8s  %s\n' "  engine growth, rewrite run" "$(median "${P_REWRITE_GROWTH[@]}")" "" "" "${P_REWRITE_GROWTH[*]}"
@@ -157,6 +181,24 @@ RR=$(ratio "$M" "$R"); RN=$(ratio "$M" "$NO")
   printf '%-34s %12s\n' "  VmRSS delta / domain" "$(field "$MEM" rss_bytes_per_domain)"
   printf '%-34s %12s\n' "  cache entries / domain" "$(field "$MEM" entries_per_domain)"
   grep '^LIVE' "$LOG" | tail -1 | sed 's/^LIVE /  /'
+  if [ ${#S_W[@]} -gt 0 ]; then
+    # each rate against the best rate of the same client over the sweep
+    BR=$(best "${S_R[@]}"); BM=$(best "${S_M[@]}"); BN=$(best "${S_N[@]}")
+    echo
+    echo "concurrency sweep: $SWEEP_N domains cold, one run per W; \"/best\" is the rate over the same client's best W"
+    printf '%-6s %9s %7s %6s %6s  %9s %7s %6s  %9s %7s %6s %6s\n' "W" "raw dps" "cpu us" "/best" "ok" \
+      "mxroute" "cpu us" "/best" "node" "cpu us" "/best" "ok"
+    declare -a S_MB=()
+    for i in "${!S_W[@]}"; do
+      S_MB+=("$(ratio "${S_M[$i]}" "$BM")")
+      printf '%-6s %9s %7s %6s %6s  %9s %7s %6s  %9s %7s %6s %6s\n' "${S_W[$i]}" \
+        "${S_R[$i]}" "${S_RC[$i]}" "$(ratio "${S_R[$i]}" "$BR")" "${S_RO[$i]}" \
+        "${S_M[$i]}" "${S_MC[$i]}" "${S_MB[$i]}" \
+        "${S_N[$i]}" "${S_NC[$i]}" "$(ratio "${S_N[$i]}" "$BN")" "${S_NO[$i]}"
+    done
+    worst=$(printf '%s\n' "${S_MB[@]}" | sort -g | head -1)
+    printf '%-34s %12s %8s %8s\n' "mxroute, worst W / best W" "$worst" ">= 0.8" "$(verdict "$worst" 0.8)"
+  fi
   if [ "$EXTRA" = 1 ]; then
     echo
     echo "diagnostics (single runs):"

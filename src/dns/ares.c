@@ -1,7 +1,14 @@
 /* ares.c -- the network resolver: c-ares sends the questions, the answers
  * come back as wire bytes for answer.c. c-ares owns no loop either: its
  * socket-state callback tells the engine core which sockets to watch, and
- * the core hands their events back (an I/O source, core/core.h). */
+ * the core hands their events back (an I/O source, core/core.h).
+ *
+ * At most inflight_cap questions are in c-ares at once; the rest wait here
+ * in a FIFO, already encoded. c-ares 1.18 walks every query in flight on
+ * each process and timeout call, and one UDP socket loses answers when a
+ * few hundred arrive together (each loss costs a full timeout): past a few
+ * hundred in flight it collapses. The caller's window (the lookup layer's
+ * max_inflight) may be larger; the cap keeps the channel where it is fast. */
 #include "dns/backend.h"
 
 #include <ares.h>
@@ -14,13 +21,20 @@ typedef struct ares_backend {
     mxr__backend base;
     mxr__core *core;
     ares_channel channel;
-    size_t pending; /* queries sent whose callback has not fired */
+    size_t pending;      /* queries in c-ares whose callback has not fired */
+    size_t inflight_cap; /* the most handed to c-ares at once */
+    struct cares_query *wait_head, **wait_tail; /* FIFO, not sent yet */
+    bool pumping; /* inside pump(): a nested call leaves the work to it */
+    bool closing; /* inside shutdown: nothing more goes to c-ares */
 } ares_backend;
 
 typedef struct cares_query {
     ares_backend *ab;
     mxr__dns_cb cb;
     void *arg;
+    struct cares_query *next; /* in the FIFO */
+    unsigned char *wire;      /* the encoded question while it waits */
+    int len;
 } cares_query;
 
 static mxr__rcode map_status(int status)
@@ -40,6 +54,8 @@ static mxr__rcode map_status(int status)
     }
 }
 
+static void pump(ares_backend *ab);
+
 static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf,
                       int alen)
 {
@@ -51,6 +67,59 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf,
     else
         q->cb(q->arg, map_status(status), NULL, 0);
     mxr__free(&ab->core->a, q);
+    pump(ab);
+}
+
+/* --------------------------------------------------- the waiting FIFO */
+
+static void send_now(ares_backend *ab, cares_query *q, unsigned char *wire,
+                     int len)
+{
+    ab->pending++;
+    ares_send(ab->channel, wire, len, on_answer, q); /* may call back */
+    ares_free_string(wire);
+}
+
+static void wait_push(ares_backend *ab, cares_query *q)
+{
+    q->next = NULL;
+    *ab->wait_tail = q;
+    ab->wait_tail = &q->next;
+}
+
+static cares_query *wait_pop(ares_backend *ab)
+{
+    cares_query *q = ab->wait_head;
+    if (q && !(ab->wait_head = q->next))
+        ab->wait_tail = &ab->wait_head;
+    return q;
+}
+
+/* Moves waiting questions into c-ares while it has room. An answer that
+ * comes back from inside ares_send (a synchronous failure) calls pump
+ * again: the outer loop does that work, so the stack stays flat. */
+static void pump(ares_backend *ab)
+{
+    if (ab->pumping || ab->closing)
+        return;
+    ab->pumping = true;
+    while (ab->pending < ab->inflight_cap && ab->wait_head) {
+        cares_query *q = wait_pop(ab);
+        send_now(ab, q, q->wire, q->len);
+    }
+    ab->pumping = false;
+}
+
+/* Every waiting question is answered CANCELLED, those that the callbacks
+ * queue meanwhile too. */
+static void cancel_waiting(ares_backend *ab)
+{
+    cares_query *q;
+    while ((q = wait_pop(ab)) != NULL) {
+        ares_free_string(q->wire);
+        q->cb(q->arg, MXR__DNS_CANCELLED, NULL, 0);
+        mxr__free(&ab->core->a, q);
+    }
 }
 
 /* c-ares opened, changed or closed a socket: the core watches it for us.
@@ -64,25 +133,31 @@ static void on_sock_state(void *data, ares_socket_t fd, int readable,
     (void)mxr__io_watch(ab->core, &ab->base.io, (int)fd, want, NULL);
 }
 
+/* Sent at once while c-ares has room and nobody waits, else queued: the
+ * FIFO keeps the order of the questions. */
 static int cares_query_op(mxr__backend *b, const char *name, uint16_t qtype,
                           mxr__dns_cb cb, void *arg)
 {
     ares_backend *ab = (ares_backend *)b;
-    unsigned char *buf = NULL;
+    unsigned char *wire = NULL;
     int len = 0;
     cares_query *q = mxr__malloc(&ab->core->a, sizeof *q);
     if (!q)
         return -1;
     /* id 0: c-ares replaces it with a random id of its own */
-    if (ares_create_query(name, 1 /* class IN */, qtype, 0, 1, &buf, &len,
+    if (ares_create_query(name, 1 /* class IN */, qtype, 0, 1, &wire, &len,
                           EDNS_UDP_SIZE) != ARES_SUCCESS) {
         mxr__free(&ab->core->a, q);
         return -1;
     }
     *q = (cares_query){.ab = ab, .cb = cb, .arg = arg};
-    ab->pending++;
-    ares_send(ab->channel, buf, len, on_answer, q);
-    ares_free_string(buf);
+    if (ab->pending < ab->inflight_cap && !ab->wait_head && !ab->closing) {
+        send_now(ab, q, wire, len);
+    } else {
+        q->wire = wire;
+        q->len = len;
+        wait_push(ab, q);
+    }
     return 0;
 }
 
@@ -113,19 +188,28 @@ static void ares_process_op(mxr__io_source *src, int fd, mxr__io_handle *h,
                     writable ? (ares_socket_t)fd : none);
 }
 
-/* Cancels what is in flight: every callback fires with CANCELLED. A second
- * call finds nothing left. */
+/* Cancels what waits and what is in flight: every callback fires with
+ * CANCELLED. While it runs, the callbacks' new questions wait instead of
+ * reaching c-ares, and are cancelled too. A second call finds nothing
+ * left. */
 static void ares_shutdown_op(mxr__io_source *src)
 {
     ares_backend *ab = of_source(src);
+    ab->closing = true;
+    cancel_waiting(ab);
     if (ab->pending > 0)
         ares_cancel(ab->channel);
+    cancel_waiting(ab);
+    ab->closing = false;
 }
 
 static void ares_destroy_op(mxr__backend *b)
 {
     ares_backend *ab = (ares_backend *)b;
+    ab->closing = true;
+    cancel_waiting(ab);
     ares_destroy(ab->channel); /* fires what is left: EDESTRUCTION */
+    cancel_waiting(ab);        /* what those callbacks asked */
     mxr__free(&ab->core->a, ab);
 }
 
@@ -172,6 +256,9 @@ mxr_status mxr__ares_new(const mxr__ares_config *cfg, mxr__core *core,
     ab->base.ops = &ares_ops;
     ab->base.io.ops = &ares_io_ops;
     ab->core = core;
+    ab->inflight_cap =
+        cfg->inflight_cap ? cfg->inflight_cap : MXR__ARES_INFLIGHT_CAP;
+    ab->wait_tail = &ab->wait_head;
     int rc = channel_init(ab, cfg);
     if (rc != ARES_SUCCESS) {
         snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));

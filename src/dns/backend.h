@@ -31,10 +31,15 @@ struct mxr__backend {
     mxr__io_source io;
 };
 
+/* The most questions c-ares holds at once by default; more wait in the
+ * backend's FIFO (ares.c says why). */
+#define MXR__ARES_INFLIGHT_CAP 100
+
 typedef struct mxr__ares_config {
     const char *servers_csv; /* NULL: /etc/resolv.conf */
     int timeout_ms;
     int tries;
+    size_t inflight_cap; /* 0: MXR__ARES_INFLIGHT_CAP */
 } mxr__ares_config;
 
 /* Both constructors register the backend with the core as an I/O source. */

@@ -252,13 +252,30 @@ static mxr_plan *tempfail_plan(mxr__alloc *a, const mxr_plan *from)
     return p;
 }
 
+/* One route run is kept for the next route: with hooks that do not wait,
+ * a run per decision costs no allocation. */
+static route_run *run_new(mxr__policies *set)
+{
+    route_run *run = set->spare_run;
+    set->spare_run = NULL;
+    return run ? run : mxr__malloc(&set->env->core->a, sizeof *run);
+}
+
+static void run_free(route_run *run)
+{
+    mxr__policies *set = run->set;
+    if (!set->spare_run)
+        set->spare_run = run;
+    else
+        mxr__free(&set->env->core->a, run);
+    mxr__policies_unref(set); /* may free the set and its spare */
+}
+
 static void route_finish(route_run *run)
 {
     mxr__plan_sink sink = run->sink;
     mxr_plan *plan = run->plan;
-    mxr__alloc *a = &run->set->env->core->a;
-    mxr__policies_unref(run->set);
-    mxr__free(a, run);
+    run_free(run);
     sink.done(&sink, plan);
 }
 
@@ -317,12 +334,11 @@ static void route_step(route_run *run)
         if (mxr__call_begin(&run->call, p, MXR__HOOK_ROUTE, false) != 0)
             continue; /* out of memory: this policy is skipped */
         mxr__plan_edit_init(&run->edit, run->set->env, run->plan);
-        run->edit.meta_ref = p->meta_ref;
         run->call.owner = run;
         int nres = 0;
         mxr__call_push_hook(&run->call);
-        mxr__plan_edit_push(run->call.co, &run->edit);
-        int st = mxr__call_resume(&run->call, 2, &nres);
+        mxr__plan_edit_push(p, run->call.co, &run->edit);
+        int st = mxr__call_resume(&run->call, 1, &nres);
         if (st == LUA_YIELD)
             return;
         if (!route_call_ended(run, st, nres))
@@ -334,7 +350,7 @@ static void route_step(route_run *run)
 mxr_status mxr__policies_route(mxr__policies *set, mxr_plan *plan,
                                const mxr__plan_sink *sink)
 {
-    route_run *run = mxr__malloc(&set->env->core->a, sizeof *run);
+    route_run *run = run_new(set);
     if (!run)
         return MXR_ENOMEM;
     *run = (route_run){.set = set, .plan = plan, .sink = *sink};

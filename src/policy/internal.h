@@ -4,6 +4,7 @@
 #ifndef MXR_POLICY_INTERNAL_H
 #define MXR_POLICY_INTERNAL_H
 
+#include "base/hash.h"
 #include "plan/plan.h"
 #include "policy/policy.h"
 
@@ -21,8 +22,11 @@ typedef struct mxr__policy {
     int env_ref;   /* its sandbox environment */
     bool has[MXR__HOOK_N];
     int hook_ref[MXR__HOOK_N]; /* registry references to the hook functions */
-    int meta_ref;              /* the plan object's metatable */
-    char **domains;            /* NULL: every domain */
+    /* the plan objects of the route hooks running now, by handle: a
+     * handle is never reused, so a kept object stays ended */
+    mxr__htable live_plans;
+    uint64_t plan_serial; /* the last handle given out */
+    char **domains;       /* NULL: every domain */
     size_t ndomains;
     int idle_ref[MXR__POOL_THREADS];
     lua_State *idle[MXR__POOL_THREADS];
@@ -35,6 +39,7 @@ struct mxr__policies {
     mxr__policy *p;
     size_t n;
     mxr__policy_limits lim;
+    void *spare_run; /* hooks.c: a finished route run, kept for the next */
 };
 
 /* One hook call, running in its own coroutine. */
@@ -113,32 +118,31 @@ void mxr__policy_log(const mxr__policy_env *env, int level, const char *fmt,
 void mxr__mx_module_open(lua_State *L);
 
 /* plan_object.c: the plan object a route hook edits. The edit state is
- * C-owned; the Lua object only points at it and is cut off when the hook
- * ends, so a script that keeps it gets an error, never stale memory. */
+ * C-owned; the script gets a handle (a light userdata: nothing to allocate
+ * per call) that finds it while the hook runs. When the hook ends the
+ * handle finds nothing, so a script that keeps the object gets an error,
+ * never stale memory. */
 typedef struct mxr__plan_edit {
     const mxr__policy_env *env;
     const mxr_plan *plan; /* as it came in (borrowed) */
     mxr__plan_builder pb; /* the edited copy, once edited */
     bool edited;
-    unsigned edits; /* edit calls so far: a plan:remove function makes none */
-    struct mxr__plan_edit **slot; /* the object's pointer to us */
-    int meta_ref; /* the plan object's metatable (the policy's state) */
+    unsigned edits;   /* edit calls so far: a plan:remove function makes none */
+    mxr__hnode node;  /* in pol->live_plans, hash = the handle */
+    mxr__policy *pol; /* NULL: not live */
 } mxr__plan_edit;
-
-/* A registry reference to the plan metatable, taken once per state. */
-int mxr__plan_meta_ref(lua_State *L);
 
 void mxr__plan_object_register(lua_State *L);
 void mxr__plan_edit_init(mxr__plan_edit *ed, const mxr__policy_env *env,
                          const mxr_plan *plan);
-/* With the hook function on top of co: set up the call so that the
- * coroutine's body makes the plan object and calls the hook with it
- * (resume it with 2 arguments). Allocates nothing. */
-void mxr__plan_edit_push(lua_State *co, mxr__plan_edit *ed);
+/* With the hook function on top of co: push the plan object for ed, live
+ * in p until mxr__plan_edit_done (resume co with 1 argument). Allocates at
+ * most a growth of p's table, whose failure only lengthens its chains. */
+void mxr__plan_edit_push(mxr__policy *p, lua_State *co, mxr__plan_edit *ed);
 /* The edited plan (a new block from the engine's allocator), or NULL when
  * nothing changed or memory ran out (*oom). */
 mxr_plan *mxr__plan_edit_result(mxr__plan_edit *ed, bool *oom);
-/* Cut the object off and free the edits; before the call's stack goes. */
+/* Cut the object off and free the edits. */
 void mxr__plan_edit_done(mxr__plan_edit *ed);
 
 #endif

@@ -18,12 +18,31 @@
 
 /* ------------------------------------------------------------ helpers */
 
+/* The live edit the handle at idx stands for, or NULL once its hook has
+ * ended. Only plan objects are light userdata in a policy's state; any
+ * other value raises the argument error luaL_checkudata would. */
+static mxr__plan_edit *edit_of(lua_State *L, int idx)
+{
+    if (!lua_islightuserdata(L, idx))
+        luaL_typeerror(L, idx, PLAN_META);
+    uint64_t handle = (uint64_t)(uintptr_t)lua_touserdata(L, idx);
+    mxr__call *c = mxr__call_of(L);
+    if (!c)
+        return NULL;
+    mxr__htable_each_in(n, &c->pol->live_plans, handle)
+    {
+        if (n->hash == handle)
+            return mxr__container_of(n, mxr__plan_edit, node);
+    }
+    return NULL;
+}
+
 static mxr__plan_edit *check_edit(lua_State *L)
 {
-    mxr__plan_edit **slot = luaL_checkudata(L, 1, PLAN_META);
-    if (!*slot)
+    mxr__plan_edit *ed = edit_of(L, 1);
+    if (!ed)
         luaL_error(L, "this plan belongs to a route hook that has ended");
-    return *slot;
+    return ed;
 }
 
 static int builder_from_plan(mxr__plan_edit *ed)
@@ -225,7 +244,7 @@ static int plan_index(lua_State *L)
  * assigning line's (luaL_error names the caller: script:line). */
 static int plan_newindex(lua_State *L)
 {
-    luaL_checkudata(L, 1, PLAN_META);
+    (void)edit_of(L, 1);
     int f = field_of(L, 2);
     if (f >= 0)
         return luaL_error(L, "plan.%s is read-only", fields[f]);
@@ -500,8 +519,8 @@ static int plan_fail(lua_State *L)
 
 static int plan_tostring(lua_State *L)
 {
-    mxr__plan_edit **slot = luaL_checkudata(L, 1, PLAN_META);
-    lua_pushfstring(L, "plan(%s)", *slot ? (*slot)->plan->domain : "ended");
+    mxr__plan_edit *ed = edit_of(L, 1);
+    lua_pushfstring(L, "plan(%s)", ed ? ed->plan->domain : "ended");
     return 1;
 }
 
@@ -531,12 +550,6 @@ static void register_replace(lua_State *L)
         lua_pop(L, 1);
 }
 
-int mxr__plan_meta_ref(lua_State *L)
-{
-    luaL_getmetatable(L, PLAN_META);
-    return luaL_ref(L, LUA_REGISTRYINDEX);
-}
-
 void mxr__plan_object_register(lua_State *L)
 {
     static const luaL_Reg methods[] = {{"candidates", plan_candidates},
@@ -558,6 +571,10 @@ void mxr__plan_object_register(lua_State *L)
     lua_setfield(L, -2, "__tostring");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
+    /* the metatable of every light userdata of this state: the handles */
+    lua_pushlightuserdata(L, NULL);
+    lua_insert(L, -2);
+    lua_setmetatable(L, -2);
     lua_pop(L, 1);
 }
 
@@ -572,40 +589,13 @@ void mxr__plan_edit_init(mxr__plan_edit *ed, const mxr__policy_env *env,
     mxr__pb_init(&ed->pb, &env->core->a);
 }
 
-/* The hook returned: the object is cut off at once, while it is still
- * anchored on this frame; the results are what the hook returned. */
-static int trampoline_k(lua_State *L, int status, lua_KContext ctx)
+void mxr__plan_edit_push(mxr__policy *p, lua_State *co, mxr__plan_edit *ed)
 {
-    mxr__plan_edit **slot = lua_touserdata(L, 3);
-    if (*slot)
-        (*slot)->slot = NULL;
-    *slot = NULL;
-    return lua_gettop(L) - 3;
-}
-
-/* The body of a route call's coroutine: (hook, edit) -> hook(plan). The
- * object is made here, inside the protected resume (an allocation failure
- * is an error of the call, not a panic), and lives on this frame as long
- * as the hook runs, also while it waits for DNS. No __gc. */
-static int trampoline(lua_State *L)
-{
-    mxr__plan_edit *ed = lua_touserdata(L, 2);
-    mxr__plan_edit **slot = lua_newuserdatauv(L, sizeof *slot, 0);
-    *slot = ed;
-    ed->slot = slot;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, ed->meta_ref);
-    lua_setmetatable(L, 3);
-    lua_pushvalue(L, 1);
-    lua_pushvalue(L, 3);
-    lua_callk(L, 1, LUA_MULTRET, 0, trampoline_k);
-    return trampoline_k(L, LUA_OK, 0);
-}
-
-void mxr__plan_edit_push(lua_State *co, mxr__plan_edit *ed)
-{
-    lua_pushcfunction(co, trampoline); /* light C function: no allocation */
-    lua_insert(co, -2);                /* below the hook already pushed */
-    lua_pushlightuserdata(co, ed);
+    uint64_t handle = ++p->plan_serial; /* 2^64: never wraps in practice */
+    ed->pol = p;
+    ed->node.hash = handle;
+    mxr__htable_insert(&p->live_plans, &ed->node);
+    lua_pushlightuserdata(co, (void *)(uintptr_t)handle);
 }
 
 mxr_plan *mxr__plan_edit_result(mxr__plan_edit *ed, bool *oom)
@@ -624,8 +614,8 @@ mxr_plan *mxr__plan_edit_result(mxr__plan_edit *ed, bool *oom)
 
 void mxr__plan_edit_done(mxr__plan_edit *ed)
 {
-    if (ed->slot) /* still anchored on the call's stack: safe to write */
-        *ed->slot = NULL; /* the object now refuses every use */
-    ed->slot = NULL;
+    if (ed->pol) /* the handle now finds nothing: every use refused */
+        mxr__htable_remove(&ed->pol->live_plans, &ed->node);
+    ed->pol = NULL;
     mxr__pb_free(&ed->pb);
 }

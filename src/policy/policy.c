@@ -935,7 +935,10 @@ static int policy_open(mxr__policy *p, const mxr__policy_src *src, char *err,
     seed_random(p);
     build_env(p->L, p);
     mxr__plan_object_register(p->L);
-    p->meta_ref = mxr__plan_meta_ref(p->L);
+    if (mxr__htable_init(&p->live_plans, &p->set->env->core->a, 8) != MXR_OK) {
+        snprintf(err, errlen, "policy %s: out of memory", src->name);
+        return -1;
+    }
     char *file = src->source ? NULL : read_file(src->name, err, errlen);
     if (!src->source && !file)
         return -1;
@@ -957,6 +960,8 @@ static void policy_close(mxr__policy *p)
 {
     if (p->L)
         lua_close(p->L);
+    if (p->live_plans.buckets)
+        mxr__htable_free(&p->live_plans);
     for (size_t i = 0; i < p->ndomains; i++)
         free(p->domains[i]);
     free(p->domains);
@@ -999,6 +1004,8 @@ void mxr__policies_unref(mxr__policies *set)
         return;
     for (size_t i = 0; i < set->n; i++)
         policy_close(&set->p[i]);
+    if (set->spare_run)
+        mxr__free(&set->env->core->a, set->spare_run);
     free(set->p);
     free(set);
 }

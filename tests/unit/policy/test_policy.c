@@ -1250,6 +1250,38 @@ static void test_route_plan_object_stale(void **state)
     assert_errors(f, 2);
 }
 
+/* What a script sees of the plan object itself: a userdata with a locked
+ * metatable, a new object per call (usable as a table key), and the
+ * argument error of a method called without it. */
+static void test_route_plan_object_value(void **state)
+{
+    fixture *f = *state;
+    add_policy(f, "val.lua",
+               "local seen, n = {}, 0\n"
+               "return { route = function(plan)\n"
+               "  if not seen[plan] then n = n + 1 end\n"
+               "  seen[plan] = true\n"
+               "  mx.log(type(plan) .. ' ' .. tostring(getmetatable(plan)) ..\n"
+               "         ' ' .. n .. ' ' .. tostring(rawequal(plan, plan)))\n"
+               "  mx.log(select(2, pcall(plan.candidates)))\n"
+               "  mx.log(select(2, pcall(plan.candidates, {})))\n"
+               "end }\n",
+               NULL);
+    start(f);
+    for (int i = 1; i <= 2; i++) {
+        mxr_plan *p = route_ok(f, "plain.rules.test");
+        mxr_plan_free(p);
+        char want[64];
+        snprintf(want, sizeof want, "userdata false %d true\n", i);
+        assert_log(f, want);
+        assert_log(f, "bad argument #1 to '?' (mxroute.plan "
+                      "expected, got no value)\n");
+        assert_log(f, "bad argument #1 to '?' (mxroute.plan "
+                      "expected, got table)\n");
+    }
+    assert_errors(f, 0);
+}
+
 /* print() and mx.log reach the log callback with their levels; mx.now is
  * the engine's (injected) clock; mx.version is the library's. */
 static void test_route_log_and_clock(void **state)
@@ -2820,6 +2852,7 @@ int main(void)
         T(test_route_bad_arguments),
         T(test_route_plan_fields_read_only),
         T(test_route_plan_object_stale),
+        T(test_route_plan_object_value),
         T(test_route_log_and_clock),
         T(test_chain_order_and_edits),
         T(test_chain_after_a_failure),
