@@ -3,18 +3,21 @@
  * socket-state callback tells the engine core which sockets to watch, and
  * the core hands their events back (an I/O source, core/core.h). */
 #include "dns/backend.h"
+#include "base/pool.h"
 
 #include <ares.h>
 #include <stdio.h>
 #include <string.h>
 
-#define EDNS_UDP_SIZE 1232 /* the DNS flag day 2020 value */
+#define EDNS_UDP_SIZE 1232  /* the DNS flag day 2020 value */
+#define QUERY_POOL_MAX 256 /* idle query blocks kept for the next ones */
 
 typedef struct ares_backend {
     mxr__backend base;
     mxr__core *core;
     ares_channel channel;
-    size_t pending; /* queries sent whose callback has not fired */
+    size_t pending;    /* queries sent whose callback has not fired */
+    mxr__pool queries; /* cares_query blocks, reused */
 } ares_backend;
 
 typedef struct cares_query {
@@ -50,7 +53,7 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf,
         q->cb(q->arg, MXR__DNS_OK, abuf, (size_t)alen);
     else
         q->cb(q->arg, map_status(status), NULL, 0);
-    mxr__free(&ab->core->a, q);
+    mxr__pool_put(&ab->queries, q);
 }
 
 /* c-ares opened, changed or closed a socket: the core watches it for us.
@@ -70,13 +73,13 @@ static int cares_query_op(mxr__backend *b, const char *name, uint16_t qtype,
     ares_backend *ab = (ares_backend *)b;
     unsigned char *buf = NULL;
     int len = 0;
-    cares_query *q = mxr__malloc(&ab->core->a, sizeof *q);
+    cares_query *q = mxr__pool_get(&ab->queries);
     if (!q)
         return -1;
     /* id 0: c-ares replaces it with a random id of its own */
     if (ares_create_query(name, 1 /* class IN */, qtype, 0, 1, &buf, &len,
                           EDNS_UDP_SIZE) != ARES_SUCCESS) {
-        mxr__free(&ab->core->a, q);
+        mxr__pool_put(&ab->queries, q);
         return -1;
     }
     *q = (cares_query){.ab = ab, .cb = cb, .arg = arg};
@@ -126,6 +129,7 @@ static void ares_destroy_op(mxr__backend *b)
 {
     ares_backend *ab = (ares_backend *)b;
     ares_destroy(ab->channel); /* fires what is left: EDESTRUCTION */
+    mxr__pool_drain(&ab->queries);
     mxr__free(&ab->core->a, ab);
 }
 
@@ -172,6 +176,7 @@ mxr_status mxr__ares_new(const mxr__ares_config *cfg, mxr__core *core,
     ab->base.ops = &ares_ops;
     ab->base.io.ops = &ares_io_ops;
     ab->core = core;
+    mxr__pool_init(&ab->queries, a, sizeof(cares_query), QUERY_POOL_MAX);
     int rc = channel_init(ab, cfg);
     if (rc != ARES_SUCCESS) {
         snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));

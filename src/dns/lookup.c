@@ -5,6 +5,7 @@
 #include "dns/lookup.h"
 #include "base/hash.h"
 #include "base/name.h"
+#include "base/pool.h"
 
 #include <string.h>
 
@@ -14,6 +15,7 @@ struct mxr__lookups {
     mxr__cache *cache;
     mxr__lookup_config cfg;
     mxr__htable pending; /* queries in flight or waiting, by key */
+    mxr__pool pqs;       /* their blocks, reused query after query */
     struct mxr__pq *waitq_head, *waitq_tail;
     mxr__lookup_stats stats;
 };
@@ -34,10 +36,14 @@ struct mxr__pq {
     uint16_t qtype;
     mxr__lookup_req *waiters, **wtail;
     size_t keylen;
-    char key[]; /* 2 bytes of type, then the name and its NUL */
+    char key[2 + MXR__NAME_MAX + 1]; /* 2 bytes of type, the name, NUL */
 };
 
 #define KEY_MAX (2 + MXR__NAME_MAX + 1)
+/* Free query blocks kept for the next ones: a burst of answers frees many
+ * at once, the routes they finish ask again right after. */
+#define PQ_POOL_MIN 16
+#define PQ_POOL_MAX 256
 
 static size_t make_key(char *key, const char *name, uint16_t qtype)
 {
@@ -184,7 +190,7 @@ static void on_dns(void *arg, mxr__rcode rc, const uint8_t *wire, size_t len)
     }
     deliver_all(pq, ans ? ans : &oom, ttl);
     mxr__answer_unref(a, ans);
-    mxr__free(a, pq);
+    mxr__pool_put(&l->pqs, pq);
     pump(l);
 }
 
@@ -268,7 +274,7 @@ static void add_waiter(mxr__pq *pq, mxr__lookup_req *req)
 static mxr__pq *pq_new(mxr__lookups *l, const char *key, size_t len, uint64_t h,
                        uint16_t qtype)
 {
-    mxr__pq *pq = mxr__malloc(&l->core->a, sizeof *pq + len);
+    mxr__pq *pq = mxr__pool_get(&l->pqs);
     if (!pq)
         return NULL;
     *pq = (mxr__pq){
@@ -327,6 +333,10 @@ mxr__lookups *mxr__lookups_new(mxr__core *core, mxr__backend *backend,
         mxr__free(&core->a, l);
         return NULL;
     }
+    size_t keep = cfg->max_inflight < PQ_POOL_MIN   ? PQ_POOL_MIN
+                  : cfg->max_inflight > PQ_POOL_MAX ? PQ_POOL_MAX
+                                                    : cfg->max_inflight;
+    mxr__pool_init(&l->pqs, &core->a, sizeof(mxr__pq), keep);
     return l;
 }
 
@@ -335,6 +345,7 @@ void mxr__lookups_free(mxr__lookups *l)
     if (!l)
         return;
     mxr__htable_free(&l->pending);
+    mxr__pool_drain(&l->pqs);
     mxr__free(&l->core->a, l);
 }
 

@@ -35,6 +35,30 @@ void mxr__pb_free(mxr__plan_builder *pb)
     mxr__pb_init(pb, pb->a);
 }
 
+void mxr__pb_reset(mxr__plan_builder *pb, size_t keep_max)
+{
+    for (size_t i = 0; i < pb->nhosts; i++)
+        mxr__free(pb->a, pb->hosts[i].addrs);
+    mxr__host *hosts = pb->hosts;
+    mxr__skip *skips = pb->skips;
+    size_t caphosts = pb->caphosts, capskips = pb->capskips;
+    if (caphosts > keep_max) {
+        mxr__free(pb->a, hosts);
+        hosts = NULL;
+        caphosts = 0;
+    }
+    if (capskips > keep_max) {
+        mxr__free(pb->a, skips);
+        skips = NULL;
+        capskips = 0;
+    }
+    mxr__pb_init(pb, pb->a);
+    pb->hosts = hosts;
+    pb->caphosts = caphosts;
+    pb->skips = skips;
+    pb->capskips = capskips;
+}
+
 /* Grows *arr (of elements of elem bytes, *cap of them) so that it holds at
  * least need elements; doubling keeps appends amortised O(1). */
 static int ensure_capacity(mxr__alloc *a, void **arr, size_t *cap, size_t need,

@@ -41,6 +41,10 @@ typedef struct mxr__plan_builder {
 
 void mxr__pb_init(mxr__plan_builder *pb, mxr__alloc *a);
 void mxr__pb_free(mxr__plan_builder *pb);
+/* Empty the builder for the next plan. Its host and skip arrays stay
+ * allocated when they hold at most keep_max entries, so that a builder
+ * reused plan after plan (a pooled route job) stops allocating them. */
+void mxr__pb_reset(mxr__plan_builder *pb, size_t keep_max);
 /* Returns the new host, or NULL when out of memory. */
 mxr__host *mxr__pb_add_host(mxr__plan_builder *pb, const char *name,
                             uint16_t pref, mxr_source source, uint16_t port);

@@ -7,6 +7,7 @@
 #include "base/addr.h"
 #include "base/list.h"
 #include "base/name.h"
+#include "base/pool.h"
 #include "plan/plan.h"
 
 #include <stdlib.h>
@@ -15,6 +16,18 @@
 
 typedef struct mxr__route mxr__route;
 typedef struct mxr__target mxr__target;
+
+/* What a route job keeps inline, so that the usual domain costs no
+ * allocation besides its answers and plans: the input, up to
+ * TARGETS_INLINE MX targets (one pooled block) and TARGET_ADDRS_INLINE
+ * addresses per target. Larger ones get blocks of their own. */
+#define INPUT_INLINE 128
+#define TARGETS_INLINE 4
+#define TARGET_ADDRS_INLINE 2
+/* Idle route jobs and target blocks kept for the next routes; a reused
+ * job keeps its plan builder's arrays up to BUILDER_KEEP entries. */
+#define JOB_POOL_MAX 256
+#define BUILDER_KEEP 8
 
 /* One address lookup of a target (AAAA or A). */
 typedef struct target_query {
@@ -30,8 +43,9 @@ struct mxr__target {
     bool via_cname;
     bool temp_failed;
     uint64_t served_until_ms; /* the earliest of its address answers */
-    mxr_addr *addrs;
+    mxr_addr *addrs;          /* inline_addrs, or a block of its own */
     size_t naddrs;
+    mxr_addr inline_addrs[TARGET_ADDRS_INLINE];
 };
 
 /* A plan ready to be handed out from the next round (a cached plan). */
@@ -49,7 +63,9 @@ struct mxr__router {
     mxr__rng *rng;
     const mxr__order_config *order;
     mxr__router_config cfg;
-    mxr__link jobs; /* resolving now, for teardown */
+    mxr__link jobs;        /* resolving now, for teardown */
+    mxr__pool job_pool;    /* route jobs with INPUT_INLINE bytes of input */
+    mxr__pool target_pool; /* blocks of TARGETS_INLINE targets */
     /* Cached plans wait here for the next round: a ring that grows (a
      * power of two, indexed by mask), so a route that was accepted can
      * always be answered. */
@@ -73,36 +89,80 @@ struct mxr__route {
     uint64_t mx_served_until_ms; /* end of the MX answer's TTL as served */
     mxr__target *targets;
     size_t ntargets;
-    char input[]; /* as given */
+    bool pooled;         /* the job's block is job_pool's */
+    bool targets_pooled; /* targets is a target_pool block */
+    char input[];        /* as given */
 };
 
 /* ---------------------------------------------------- job bookkeeping */
+
+/* A job from the pool keeps its builder's arrays (emptied by
+ * mxr__pb_reset); any other starts with an empty builder. */
+static mxr__route *job_alloc(mxr__router *rt, size_t input_size)
+{
+    mxr__alloc *a = &rt->core->a;
+    mxr__plan_builder pb;
+    mxr__pb_init(&pb, a);
+    mxr__route *r = NULL;
+    if (input_size <= INPUT_INLINE) {
+        r = mxr__pool_take_kept(&rt->job_pool);
+        if (r)
+            pb = r->pb;
+        else
+            r = mxr__malloc(a, rt->job_pool.size);
+    } else {
+        r = mxr__malloc(a, sizeof *r + input_size);
+    }
+    if (r) {
+        memset(r, 0, sizeof *r);
+        r->pb = pb;
+        r->pooled = input_size <= INPUT_INLINE;
+    }
+    return r;
+}
 
 static mxr__route *route_new(mxr__router *rt, const char *input,
                              mxr_route_cb cb, void *arg)
 {
     size_t n = strlen(input);
-    mxr__route *r = mxr__calloc(&rt->core->a, 1, sizeof *r + n + 1);
+    mxr__route *r = job_alloc(rt, n + 1);
     if (!r)
         return NULL;
     r->rt = rt;
     r->cb = cb;
     r->arg = arg;
     memcpy(r->input, input, n + 1);
-    mxr__pb_init(&r->pb, &rt->core->a);
     mxr__list_push_front(&rt->jobs, &r->link);
     return r;
 }
 
-static void route_free(mxr__route *r)
+static void targets_free(mxr__route *r)
 {
     mxr__alloc *a = &r->rt->core->a;
-    mxr__list_remove(&r->link);
     for (size_t i = 0; i < r->ntargets; i++)
-        mxr__free(a, r->targets[i].addrs);
-    mxr__free(a, r->targets);
+        if (r->targets[i].addrs != r->targets[i].inline_addrs)
+            mxr__free(a, r->targets[i].addrs);
+    if (r->targets_pooled)
+        mxr__pool_put(&r->rt->target_pool, r->targets);
+    else
+        mxr__free(a, r->targets);
+}
+
+static void route_free(mxr__route *r)
+{
+    mxr__router *rt = r->rt;
+    mxr__list_remove(&r->link);
+    targets_free(r);
+    if (r->pooled && mxr__pool_keeps(&rt->job_pool)) {
+        mxr__pb_reset(&r->pb, BUILDER_KEEP);
+        mxr__pool_put(&rt->job_pool, r);
+        return;
+    }
     mxr__pb_free(&r->pb);
-    mxr__free(a, r);
+    if (r->pooled)
+        mxr__pool_put(&rt->job_pool, r); /* full: freed */
+    else
+        mxr__free(&rt->core->a, r);
 }
 
 /* Fire the user's callback: the one place a request ends. */
@@ -275,6 +335,28 @@ static void fail_plan(mxr__route *r, mxr_result res, mxr_reason why,
     mxr__pb_lower_ttl(&r->pb, ttl);
 }
 
+/* Appends n addresses to t's, inline while they fit. */
+static mxr_status add_target_addrs(mxr__route *r, mxr__target *t,
+                                   const mxr_addr *addrs, size_t n)
+{
+    size_t total = t->naddrs + n;
+    if (total > TARGET_ADDRS_INLINE) {
+        mxr__alloc *a = &r->rt->core->a;
+        mxr_addr *own = t->addrs == t->inline_addrs ? NULL : t->addrs;
+        mxr_addr *grown = mxr__realloc(a, own, total * sizeof *grown);
+        if (!grown)
+            return MXR_ENOMEM;
+        if (!own && t->naddrs)
+            memcpy(grown, t->inline_addrs, t->naddrs * sizeof *grown);
+        t->addrs = grown;
+    } else {
+        t->addrs = t->inline_addrs;
+    }
+    memcpy(t->addrs + t->naddrs, addrs, n * sizeof *addrs);
+    t->naddrs = total;
+    return MXR_OK;
+}
+
 static void on_target_addr(mxr__lookup_req *req, const mxr__answer *ans,
                            uint32_t ttl)
 {
@@ -284,16 +366,8 @@ static void on_target_addr(mxr__lookup_req *req, const mxr__answer *ans,
     if (ans->rcode == MXR__DNS_OK && ans->count > 0) {
         if (ans->served_until_ms < t->served_until_ms)
             t->served_until_ms = ans->served_until_ms;
-        mxr_addr *grown =
-            mxr__realloc(&r->rt->core->a, t->addrs,
-                         (t->naddrs + ans->count) * sizeof *grown);
-        if (grown) {
-            memcpy(grown + t->naddrs, ans->addrs, ans->count * sizeof *grown);
-            t->addrs = grown;
-            t->naddrs += ans->count;
-        } else {
+        if (add_target_addrs(r, t, ans->addrs, ans->count) != MXR_OK)
             t->temp_failed = true;
-        }
         t->via_cname |= ans->via_cname;
     } else if (mxr__rcode_is_temporary(ans->rcode)) {
         t->temp_failed = true;
@@ -421,13 +495,28 @@ static mxr_reason target_problem(const mxr__route *r, const mxr__mx *mx,
     return target_seen(r, norm) ? MXR_REASON_DUPLICATE : MXR_REASON_NONE;
 }
 
+/* Room for n targets: a pooled block when they fit one. */
+static mxr_status targets_alloc(mxr__route *r, size_t n)
+{
+    r->targets_pooled = n <= TARGETS_INLINE;
+    r->targets = r->targets_pooled
+                     ? mxr__pool_get(&r->rt->target_pool)
+                     : mxr__calloc(&r->rt->core->a, n, sizeof *r->targets);
+    return r->targets ? MXR_OK : MXR_ENOMEM;
+}
+
+#define SORT_ON_STACK 64 /* MX answers this small sort without a block */
+
 static int take_mx_targets(mxr__route *r, const mxr__answer *ans)
 {
     mxr__alloc *a = &r->rt->core->a;
-    const mxr__mx **sorted = mxr__malloc(a, ans->count * sizeof *sorted);
-    r->targets = mxr__calloc(a, ans->count, sizeof *r->targets);
-    if (!sorted || !r->targets) {
-        mxr__free(a, sorted);
+    const mxr__mx *stack[SORT_ON_STACK];
+    const mxr__mx **sorted = ans->count <= SORT_ON_STACK
+                                 ? stack
+                                 : mxr__malloc(a, ans->count * sizeof *sorted);
+    if (!sorted || targets_alloc(r, ans->count) != MXR_OK) {
+        if (sorted != stack)
+            mxr__free(a, sorted);
         return -1;
     }
     for (size_t i = 0; i < ans->count; i++)
@@ -444,7 +533,8 @@ static int take_mx_targets(mxr__route *r, const mxr__answer *ans)
                                                          : sorted[i]->target,
                          sorted[i]->pref, why);
     }
-    mxr__free(a, sorted);
+    if (sorted != stack)
+        mxr__free(a, sorted);
     return 0;
 }
 
@@ -470,8 +560,7 @@ static void on_mx(mxr__lookup_req *req, const mxr__answer *ans, uint32_t ttl)
             fail_plan(r, MXR_RESULT_TEMPFAIL, MXR_REASON_TEMPFAIL, 0);
     } else if (ans->rcode == MXR__DNS_NODATA) {
         r->pb.implicit = true;
-        r->targets = mxr__calloc(&r->rt->core->a, 1, sizeof *r->targets);
-        if (r->targets) {
+        if (targets_alloc(r, 1) == MXR_OK) {
             add_target(r, r->in.domain, 0);
             start_targets(r);
         } else {
@@ -586,6 +675,10 @@ mxr__router *mxr__router_new(mxr__core *core, mxr__lookups *dns,
                         .order = order,
                         .cfg = *cfg};
     mxr__list_init(&rt->jobs);
+    mxr__pool_init(&rt->job_pool, &core->a, sizeof(mxr__route) + INPUT_INLINE,
+                   JOB_POOL_MAX);
+    mxr__pool_init(&rt->target_pool, &core->a,
+                   TARGETS_INLINE * sizeof(mxr__target), JOB_POOL_MAX);
     return rt;
 }
 
@@ -606,6 +699,12 @@ void mxr__router_free(mxr__router *rt)
 {
     if (!rt)
         return;
+    mxr__route *r;
+    while ((r = mxr__pool_take_kept(&rt->job_pool)) != NULL) {
+        mxr__pb_free(&r->pb); /* the arrays a pooled job kept */
+        mxr__free(&rt->core->a, r);
+    }
+    mxr__pool_drain(&rt->target_pool);
     mxr__free(&rt->core->a, rt->ready);
     mxr__free(&rt->core->a, rt);
 }
