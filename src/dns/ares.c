@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define EDNS_UDP_SIZE 1232  /* the DNS flag day 2020 value */
+#define EDNS_UDP_SIZE 1232 /* the DNS flag day 2020 value */
 #define QUERY_POOL_MAX 256 /* idle query blocks kept for the next ones */
 
 typedef struct ares_backend {
@@ -54,6 +54,8 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf,
     else
         q->cb(q->arg, map_status(status), NULL, 0);
     mxr__pool_put(&ab->queries, q);
+    if (ab->pending == 0) /* idle: keep no pooled memory */
+        mxr__pool_drain(&ab->queries);
 }
 
 /* c-ares opened, changed or closed a socket: the core watches it for us.

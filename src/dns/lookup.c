@@ -39,20 +39,12 @@ struct mxr__pq {
     char key[2 + MXR__NAME_MAX + 1]; /* 2 bytes of type, the name, NUL */
 };
 
-#define KEY_MAX (2 + MXR__NAME_MAX + 1)
-/* Free query blocks kept for the next ones: a burst of answers frees many
- * at once, the routes they finish ask again right after. */
+#define KEY_MAX MXR__ANSWER_KEY_MAX
+/* Free query blocks kept for the next ones while any query is pending: a
+ * burst of answers frees many at once, the routes they finish ask again
+ * right after; queries wait in a FIFO up to several windows long. */
 #define PQ_POOL_MIN 16
-#define PQ_POOL_MAX 256
-
-static size_t make_key(char *key, const char *name, uint16_t qtype)
-{
-    size_t n = strlen(name);
-    key[0] = (char)(qtype >> 8);
-    key[1] = (char)(qtype & 0xff);
-    memcpy(key + 2, name, n + 1);
-    return n + 3;
-}
+#define PQ_POOL_MAX 2048
 
 static void send_pq(mxr__lookups *l, mxr__pq *pq);
 
@@ -131,19 +123,32 @@ static uint32_t cache_ttl(const mxr__lookup_config *c, const mxr__answer *ans)
     }
 }
 
-static void release_answer(void *ctx, void *value)
+static void drop_answer(void *ctx, mxr__cache_node *node)
 {
-    mxr__answer_unref(ctx, value);
+    mxr__answer_unref(ctx, mxr__list_entry(node, mxr__answer, node));
 }
 
+static bool keyed_by(const mxr__answer *ans, const char *key, size_t len)
+{
+    return ans->node.keylen == len && memcmp(ans->node.key, key, len) == 0;
+}
+
+/* The answer is its own cache entry when it answers the question asked
+ * first, as it usually does; one that answers a chased CNAME's target or
+ * a failure (which has no key) is cached as a copy under the question. */
 static void cache_answer(mxr__lookups *l, const mxr__pq *pq, mxr__answer *ans,
                          uint32_t ttl)
 {
+    mxr__alloc *a = &l->core->a;
     if (ttl == 0 || l->core->destroying)
         return;
-    mxr__answer_ref(ans);
-    mxr__cache_put(l->cache, pq->key, pq->keylen, ans, mxr__answer_bytes(ans),
-                   ans->expires_ms, release_answer, &l->core->a);
+    mxr__answer *entry = ans;
+    if (keyed_by(ans, pq->key, pq->keylen))
+        mxr__answer_ref(ans);
+    else if (!(entry = mxr__answer_rekeyed(a, ans, pq->key, pq->keylen)))
+        return;
+    mxr__cache_insert(l->cache, &entry->node, mxr__answer_bytes(entry),
+                      entry->expires_ms, drop_answer, a);
 }
 
 static void deliver_all(mxr__pq *pq, const mxr__answer *ans, uint32_t ttl)
@@ -191,6 +196,8 @@ static void on_dns(void *arg, mxr__rcode rc, const uint8_t *wire, size_t len)
     deliver_all(pq, ans ? ans : &oom, ttl);
     mxr__answer_unref(a, ans);
     mxr__pool_put(&l->pqs, pq);
+    if (l->pending.count == 0) /* idle: keep no pooled memory */
+        mxr__pool_drain(&l->pqs);
     pump(l);
 }
 
@@ -293,10 +300,11 @@ mxr_status mxr__lookup(mxr__lookups *l, mxr__lookup_req *req, const char *name,
     if (l->core->destroying) /* the backend may be gone already */
         return MXR_EDESTROYED;
     *req = (mxr__lookup_req){.done = done, .owner = l};
-    size_t len = make_key(key, name, qtype);
-    mxr__answer *hit =
-        mxr__cache_get(l->cache, key, len, mxr__core_now(l->core));
-    if (hit) {
+    size_t len = mxr__answer_key(key, name, qtype);
+    mxr__cache_node *node =
+        mxr__cache_find(l->cache, key, len, mxr__core_now(l->core));
+    if (node) {
+        mxr__answer *hit = mxr__list_entry(node, mxr__answer, node);
         /* Handed over from the next round, never from inside this call. */
         l->stats.cache_hits++;
         mxr__answer_ref(hit);
@@ -333,9 +341,9 @@ mxr__lookups *mxr__lookups_new(mxr__core *core, mxr__backend *backend,
         mxr__free(&core->a, l);
         return NULL;
     }
-    size_t keep = cfg->max_inflight < PQ_POOL_MIN   ? PQ_POOL_MIN
-                  : cfg->max_inflight > PQ_POOL_MAX ? PQ_POOL_MAX
-                                                    : cfg->max_inflight;
+    size_t keep = cfg->max_inflight < PQ_POOL_MIN       ? PQ_POOL_MIN
+                  : cfg->max_inflight * 8 > PQ_POOL_MAX ? PQ_POOL_MAX
+                                                        : cfg->max_inflight * 8;
     mxr__pool_init(&l->pqs, &core->a, sizeof(mxr__pq), keep);
     return l;
 }

@@ -271,18 +271,23 @@ static const char *put_string(char **cursor, const char *s)
     return at;
 }
 
+static void block_init(char *block, mxr_alloc_fn fn, void *ud, size_t size,
+                       size_t skip_cap)
+{
+    plan_header *hdr = (plan_header *)block;
+    memset(hdr, 0, sizeof *hdr);
+    hdr->h.fn = fn;
+    hdr->h.ud = ud;
+    hdr->h.size = size;
+    hdr->h.skip_cap = skip_cap;
+}
+
 static char *block_alloc(mxr_alloc_fn fn, void *ud, size_t size,
                          size_t skip_cap)
 {
     char *block = fn(ud, NULL, 0, size);
-    if (block) {
-        plan_header *hdr = (plan_header *)block;
-        memset(hdr, 0, sizeof *hdr);
-        hdr->h.fn = fn;
-        hdr->h.ud = ud;
-        hdr->h.size = size;
-        hdr->h.skip_cap = skip_cap;
-    }
+    if (block)
+        block_init(block, fn, ud, size, skip_cap);
     return block;
 }
 
@@ -325,6 +330,31 @@ static void fill_skipped(const mxr__plan_builder *pb, char *block,
     }
 }
 
+static mxr_plan *pack_block(const mxr__plan_builder *pb, const char *input,
+                            const char *domain, const plan_layout *lay,
+                            char *block)
+{
+    mxr_plan *p = plan_in(block);
+    memset(p, 0, sizeof *p);
+    char *strings = block + lay->strings;
+    p->domain = put_string(&strings, domain);
+    fill_candidates(pb, block, lay, &strings);
+    fill_skipped(pb, block, lay, &strings);
+    strings = block + lay->input;
+    p->input = put_string(&strings, input);
+
+    p->result = pb->result;
+    p->reason = pb->reason;
+    p->implicit = pb->implicit;
+    p->ttl = pb->ttl == UINT32_MAX ? 0 : pb->ttl;
+    p->mx_ttl = pb->mx_ttl;
+    p->ncandidates = pb->nhosts;
+    p->candidates = (const mxr_candidate *)(block + lay->candidates);
+    p->nskipped = pb->nskips;
+    p->skipped = (const mxr_skipped *)(block + lay->skipped);
+    return p;
+}
+
 mxr_plan *mxr__plan_pack(const mxr__plan_builder *pb, const char *input,
                          const char *domain, mxr_alloc_fn fn, void *ud)
 {
@@ -334,28 +364,28 @@ mxr_plan *mxr__plan_pack(const mxr__plan_builder *pb, const char *input,
     if (!plan_layout_for(pb, input, domain, &lay))
         return NULL;
     char *block = block_alloc(fn, ud, lay.size, lay.skip_cap);
-    if (!block)
+    return block ? pack_block(pb, input, domain, &lay, block) : NULL;
+}
+
+size_t mxr__plan_pack_size(const mxr__plan_builder *pb, const char *input,
+                           const char *domain)
+{
+    plan_layout lay;
+    if (!plan_layout_for(pb, input ? input : "", domain ? domain : "", &lay))
+        return 0;
+    return lay.size;
+}
+
+mxr_plan *mxr__plan_pack_into(const mxr__plan_builder *pb, const char *input,
+                              const char *domain, void *mem)
+{
+    input = input ? input : "";
+    domain = domain ? domain : "";
+    plan_layout lay;
+    if (!plan_layout_for(pb, input, domain, &lay))
         return NULL;
-
-    mxr_plan *p = plan_in(block);
-    memset(p, 0, sizeof *p);
-    char *strings = block + lay.strings;
-    p->domain = put_string(&strings, domain);
-    fill_candidates(pb, block, &lay, &strings);
-    fill_skipped(pb, block, &lay, &strings);
-    strings = block + lay.input;
-    p->input = put_string(&strings, input);
-
-    p->result = pb->result;
-    p->reason = pb->reason;
-    p->implicit = pb->implicit;
-    p->ttl = pb->ttl == UINT32_MAX ? 0 : pb->ttl;
-    p->mx_ttl = pb->mx_ttl;
-    p->ncandidates = pb->nhosts;
-    p->candidates = (const mxr_candidate *)(block + lay.candidates);
-    p->nskipped = pb->nskips;
-    p->skipped = (const mxr_skipped *)(block + lay.skipped);
-    return p;
+    block_init(mem, NULL, NULL, lay.size, lay.skip_cap);
+    return pack_block(pb, input, domain, &lay, mem);
 }
 
 /* Where ptr, which pointed into the block at from, lands in the copy at

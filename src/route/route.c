@@ -10,6 +10,8 @@
 #include "base/pool.h"
 #include "plan/plan.h"
 
+#include <stdalign.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -24,9 +26,11 @@ typedef struct mxr__target mxr__target;
 #define INPUT_INLINE 128
 #define TARGETS_INLINE 4
 #define TARGET_ADDRS_INLINE 2
-/* Idle route jobs and target blocks kept for the next routes; a reused
- * job keeps its plan builder's arrays up to BUILDER_KEEP entries. */
-#define JOB_POOL_MAX 256
+/* Idle route jobs and target blocks kept for the next routes (MX answers
+ * and completions come in waves as large as the backlog), while any job is
+ * in progress; a reused job keeps its plan builder's arrays up to
+ * BUILDER_KEEP entries. */
+#define JOB_POOL_MAX 2048
 #define BUILDER_KEEP 8
 
 /* One address lookup of a target (AAAA or A). */
@@ -148,6 +152,19 @@ static void targets_free(mxr__route *r)
         mxr__free(a, r->targets);
 }
 
+/* Frees the kept jobs (and the builder arrays they keep) and targets. */
+static void pools_drain(mxr__router *rt)
+{
+    mxr__route *r;
+    while ((r = mxr__pool_take_kept(&rt->job_pool)) != NULL) {
+        mxr__pb_free(&r->pb);
+        mxr__free(&rt->core->a, r);
+    }
+    mxr__pool_drain(&rt->target_pool);
+}
+
+/* The job goes back to its pool; once no job is left the pools are
+ * emptied, so an idle router holds no pooled memory. */
 static void route_free(mxr__route *r)
 {
     mxr__router *rt = r->rt;
@@ -156,13 +173,15 @@ static void route_free(mxr__route *r)
     if (r->pooled && mxr__pool_keeps(&rt->job_pool)) {
         mxr__pb_reset(&r->pb, BUILDER_KEEP);
         mxr__pool_put(&rt->job_pool, r);
-        return;
+    } else {
+        mxr__pb_free(&r->pb);
+        if (r->pooled)
+            mxr__pool_put(&rt->job_pool, r); /* full: freed */
+        else
+            mxr__free(&rt->core->a, r);
     }
-    mxr__pb_free(&r->pb);
-    if (r->pooled)
-        mxr__pool_put(&rt->job_pool, r); /* full: freed */
-    else
-        mxr__free(&rt->core->a, r);
+    if (mxr__list_empty(&rt->jobs))
+        pools_drain(rt);
 }
 
 /* Fire the user's callback: the one place a request ends. */
@@ -272,24 +291,58 @@ static size_t plan_key(char *key, const char *domain)
     return n + 1;
 }
 
-static void release_plan(void *ctx, void *value)
+/* A finished plan's template in one block with its cache entry: the
+ * node, the key ('P' and the domain), then the packed plan, which route
+ * copies for every caller. */
+typedef struct cached_plan {
+    mxr__cache_node node;
+    mxr_plan *plan; /* inside this block */
+} cached_plan;
+
+static size_t align_up(size_t n)
 {
-    mxr_plan_free(value);
+    size_t al = alignof(max_align_t);
+    return (n + al - 1) / al * al;
 }
 
-static void cache_plan(mxr__router *rt, const char *domain, mxr_plan *tmpl)
+static cached_plan *cached_plan_new(mxr__router *rt,
+                                    const mxr__plan_builder *pb,
+                                    const char *domain)
 {
     char key[MXR__NAME_MAX + 2];
+    size_t keylen = plan_key(key, domain);
+    size_t at = align_up(sizeof(cached_plan) + keylen);
+    size_t size = mxr__plan_pack_size(pb, "", domain);
+    if (size == 0 || size > SIZE_MAX - at)
+        return NULL;
+    cached_plan *cp = mxr__malloc(&rt->core->a, at + size);
+    if (!cp)
+        return NULL;
+    unsigned char *k = (unsigned char *)(cp + 1);
+    memcpy(k, key, keylen);
+    cp->node = (mxr__cache_node){.key = k, .keylen = keylen};
+    cp->plan = mxr__plan_pack_into(pb, "", domain, (char *)cp + at);
+    return cp;
+}
+
+static void drop_plan(void *ctx, mxr__cache_node *node)
+{
+    mxr__free(ctx, mxr__list_entry(node, cached_plan, node));
+}
+
+static void cache_plan(mxr__router *rt, cached_plan *cp)
+{
+    mxr_plan *tmpl = cp->plan;
     if (tmpl->result == MXR_RESULT_TEMPFAIL || tmpl->ttl == 0 ||
         rt->core->destroying) {
-        mxr_plan_free(tmpl);
+        mxr__free(&rt->core->a, cp);
         return;
     }
     uint64_t now = mxr__core_now(rt->core);
     uint64_t expires = now + (uint64_t)tmpl->ttl * 1000;
     mxr__plan_set_cached(tmpl, now, expires);
-    mxr__cache_put(rt->plans, key, plan_key(key, domain), tmpl,
-                   mxr__plan_bytes(tmpl), expires, release_plan, NULL);
+    mxr__cache_insert(rt->plans, &cp->node, mxr__alloc_size(cp), expires,
+                      drop_plan, &rt->core->a);
 }
 
 static void targets_to_plan(mxr__route *r);
@@ -299,17 +352,17 @@ static void route_complete(mxr__route *r)
 {
     mxr__router *rt = r->rt;
     bool destroying = rt->core->destroying;
-    mxr_plan *tmpl = NULL, *plan = NULL;
+    cached_plan *cp = NULL;
+    mxr_plan *plan = NULL;
     targets_to_plan(r);
     if (!destroying && mxr__order_prepare(rt->order, &r->pb) == 0)
-        tmpl = mxr__plan_pack(&r->pb, "", r->in.domain, mxr__alloc_counted,
-                              &rt->core->a);
-    if (tmpl)
-        plan = user_copy(rt, tmpl, r->input);
-    if (tmpl && r->in.kind == MXR__INPUT_DOMAIN)
-        cache_plan(rt, r->in.domain, tmpl);
+        cp = cached_plan_new(rt, &r->pb, r->in.domain);
+    if (cp)
+        plan = user_copy(rt, cp->plan, r->input);
+    if (cp && r->in.kind == MXR__INPUT_DOMAIN)
+        cache_plan(rt, cp);
     else
-        mxr_plan_free(tmpl);
+        mxr__free(&rt->core->a, cp);
     mxr_route_cb cb = r->cb;
     void *arg = r->arg;
     mxr_status st = destroying ? MXR_EDESTROYED : plan ? MXR_OK : MXR_ENOMEM;
@@ -650,10 +703,11 @@ mxr_status mxr__route_start(mxr__router *rt, const char *input, mxr_route_cb cb,
     if (in.kind == MXR__INPUT_LITERAL)
         return route_literal(rt, &in, input, cb, arg);
     char key[MXR__NAME_MAX + 2];
-    const mxr_plan *tmpl = mxr__cache_get(
+    mxr__cache_node *hit = mxr__cache_find(
         rt->plans, key, plan_key(key, in.domain), mxr__core_now(core));
-    if (tmpl)
-        return route_cached(rt, tmpl, input, cb, arg);
+    if (hit)
+        return route_cached(rt, mxr__list_entry(hit, cached_plan, node)->plan,
+                            input, cb, arg);
     return route_resolve(rt, &in, input, cb, arg);
 }
 
@@ -699,12 +753,7 @@ void mxr__router_free(mxr__router *rt)
 {
     if (!rt)
         return;
-    mxr__route *r;
-    while ((r = mxr__pool_take_kept(&rt->job_pool)) != NULL) {
-        mxr__pb_free(&r->pb); /* the arrays a pooled job kept */
-        mxr__free(&rt->core->a, r);
-    }
-    mxr__pool_drain(&rt->target_pool);
+    pools_drain(rt);
     mxr__free(&rt->core->a, rt->ready);
     mxr__free(&rt->core->a, rt);
 }
