@@ -122,12 +122,12 @@ mxr__answer *mxr__answer_rekeyed(mxr__alloc *a, const mxr__answer *ans,
     mxr__answer *copy = answer_alloc(a, extra, key, keylen);
     if (!copy)
         return NULL;
-    mxr__cache_node node = copy->node;
+    mxr__cache_node node = copy->node; /* the new key */
+    node.expires_ms = ans->node.expires_ms;
     memcpy(copy, ans, sizeof *ans + extra);
     copy->node = node;
     copy->refs = 1;
-    copy->mx = moved(ans->mx, ans, copy);
-    copy->addrs = moved(ans->addrs, ans, copy);
+    copy->mx = moved(ans->mx, ans, copy); /* addrs, by the union */
     copy->cname_target = moved(ans->cname_target, ans, copy);
     mxr__mx *mx = (mxr__mx *)(uintptr_t)copy->mx;
     for (size_t i = 0; mx && i < copy->count; i++)

@@ -38,19 +38,22 @@ typedef struct mxr__mx {
  * block is also its own cache entry. Shared by reference between the
  * cache and deliveries in flight. */
 typedef struct mxr__answer {
-    mxr__cache_node node; /* key: the question (mxr__answer_key) */
+    /* key: the question (mxr__answer_key); node.expires_ms: when the
+     * answer expires (the TTL clamps), set by the lookup layer */
+    mxr__cache_node node;
     unsigned refs;
-    mxr__rcode rcode;
+    uint32_t ttl;   /* min TTL of used records, or the negative TTL */
+    uint32_t count; /* records (at most MXR_OPT_MAX_MX_RECORDS) */
+    uint8_t rcode;  /* mxr__rcode */
+    bool via_cname; /* the records belong to a CNAME's target */
     uint16_t qtype;
-    bool via_cname;      /* the records belong to a CNAME's target */
-    uint32_t ttl;        /* min TTL of used records, or the negative TTL */
-    uint64_t expires_ms; /* set by the lookup layer when cached */
     /* When ttl, as served, runs out; set by the lookup layer. Differs from
-     * expires_ms, which the TTL clamps decide. */
+     * node.expires_ms, which the TTL clamps decide. */
     uint64_t served_until_ms;
-    size_t count;
-    const mxr__mx *mx;     /* qtype MX */
-    const mxr_addr *addrs; /* qtype A / AAAA */
+    union {
+        const mxr__mx *mx;     /* qtype MX */
+        const mxr_addr *addrs; /* qtype A / AAAA */
+    };
     /* NOERROR ending at a CNAME whose target's records are not in the
      * answer (an authoritative server does not chase out of its zones):
      * the target to ask for next. NULL otherwise. */

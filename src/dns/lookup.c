@@ -148,7 +148,7 @@ static void cache_answer(mxr__lookups *l, const mxr__pq *pq, mxr__answer *ans,
     else if (!(entry = mxr__answer_rekeyed(a, ans, pq->key, pq->keylen)))
         return;
     mxr__cache_insert(l->cache, &entry->node, mxr__answer_bytes(entry),
-                      entry->expires_ms, drop_answer, a);
+                      entry->node.expires_ms, drop_answer, a);
 }
 
 static void deliver_all(mxr__pq *pq, const mxr__answer *ans, uint32_t ttl)
@@ -189,7 +189,7 @@ static void on_dns(void *arg, mxr__rcode rc, const uint8_t *wire, size_t len)
     uint32_t ttl = ans ? cache_ttl(&l->cfg, ans) : 0;
     if (ans) {
         uint64_t now = mxr__core_now(l->core);
-        ans->expires_ms = now + (uint64_t)ttl * 1000;
+        ans->node.expires_ms = now + (uint64_t)ttl * 1000;
         ans->served_until_ms = now + (uint64_t)ans->ttl * 1000;
         cache_answer(l, pq, ans, ttl);
     }
@@ -266,7 +266,8 @@ static void deliver_cached(mxr__task *t)
     mxr__lookups *l = req->owner;
     mxr__answer *a = req->hit;
     req->hit = NULL;
-    uint32_t ttl = mxr__seconds_left(a->expires_ms, mxr__core_now(l->core));
+    uint32_t ttl =
+        mxr__seconds_left(a->node.expires_ms, mxr__core_now(l->core));
     req->done(req, a, ttl); /* may free req */
     mxr__answer_unref(&l->core->a, a);
 }

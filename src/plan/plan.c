@@ -170,17 +170,17 @@ void mxr__pb_lower_ttl(mxr__plan_builder *pb, uint32_t ttl)
 
 /* --------------------------------------------------------- packed plan */
 
-/* Sits in front of the mxr_plan; max_align_t keeps the plan aligned. */
-typedef union plan_header {
+/* Sits in front of the mxr_plan; aligned as max_align_t (not padded to
+ * its size), which keeps the plan aligned. */
+typedef struct plan_header {
     struct {
-        mxr_alloc_fn fn;
+        _Alignas(max_align_t) mxr_alloc_fn fn;
         void *ud;
         size_t size;         /* the whole block, header included */
         size_t skip_cap;     /* room in the skipped array */
         uint64_t built_ms;   /* when cached: when its TTLs were read */
         uint64_t expires_ms; /* when cached: the end of its life */
     } h;
-    max_align_t align;
 } plan_header;
 
 /* Byte offsets of each part of a block, from its start. */

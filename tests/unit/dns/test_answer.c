@@ -204,7 +204,8 @@ static void test_keys_and_rekeyed_copies(void **state)
     answer_rr(p, "example.com. 300 IN MX 20 mx2.example.net.");
     mxr__answer *ans = parse(f, p, "example.com", MXR__TYPE_MX);
     expect_key(ans, "example.com", MXR__TYPE_MX);
-    ans->expires_ms = 1234;
+    ans->node.expires_ms = 1234;
+    ans->served_until_ms = 5678;
 
     char key[MXR__ANSWER_KEY_MAX];
     size_t len = mxr__answer_key(key, "a-much-longer-question.example", 15);
@@ -213,7 +214,8 @@ static void test_keys_and_rekeyed_copies(void **state)
     done(f, ans); /* the copy owes the original nothing */
     expect_key(copy, "a-much-longer-question.example", MXR__TYPE_MX);
     assert_int_equal(copy->refs, 1);
-    assert_int_equal(copy->expires_ms, 1234);
+    assert_int_equal(copy->node.expires_ms, 1234);
+    assert_int_equal(copy->served_until_ms, 5678);
     assert_int_equal(copy->count, 2);
     assert_true(inside(copy->mx, copy));
     assert_true(inside(copy->mx[1].target, copy));
