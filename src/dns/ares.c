@@ -53,9 +53,7 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf,
         q->cb(q->arg, MXR__DNS_OK, abuf, (size_t)alen);
     else
         q->cb(q->arg, map_status(status), NULL, 0);
-    mxr__pool_put(&ab->queries, q);
-    if (ab->pending == 0) /* idle: keep no pooled memory */
-        mxr__pool_drain(&ab->queries);
+    mxr__pool_put(&ab->queries, q); /* at most QUERY_POOL_MAX kept */
 }
 
 /* c-ares opened, changed or closed a socket: the core watches it for us.

@@ -40,10 +40,9 @@ struct mxr__pq {
 };
 
 #define KEY_MAX MXR__ANSWER_KEY_MAX
-/* Free query blocks kept for the next ones while any query is pending: a
- * burst of answers frees many at once, the routes they finish ask again
- * right after; queries wait in a FIFO up to several windows long. */
-#define PQ_POOL_MIN 16
+/* Free query blocks kept for the next ones: a burst of answers frees many
+ * at once, the routes they finish ask again right after; queries wait in
+ * a FIFO up to several windows long. Freed with the lookups. */
 #define PQ_POOL_MAX 2048
 
 static void send_pq(mxr__lookups *l, mxr__pq *pq);
@@ -196,8 +195,6 @@ static void on_dns(void *arg, mxr__rcode rc, const uint8_t *wire, size_t len)
     deliver_all(pq, ans ? ans : &oom, ttl);
     mxr__answer_unref(a, ans);
     mxr__pool_put(&l->pqs, pq);
-    if (l->pending.count == 0) /* idle: keep no pooled memory */
-        mxr__pool_drain(&l->pqs);
     pump(l);
 }
 
@@ -342,10 +339,7 @@ mxr__lookups *mxr__lookups_new(mxr__core *core, mxr__backend *backend,
         mxr__free(&core->a, l);
         return NULL;
     }
-    size_t keep = cfg->max_inflight < PQ_POOL_MIN       ? PQ_POOL_MIN
-                  : cfg->max_inflight * 8 > PQ_POOL_MAX ? PQ_POOL_MAX
-                                                        : cfg->max_inflight * 8;
-    mxr__pool_init(&l->pqs, &core->a, sizeof(mxr__pq), keep);
+    mxr__pool_init(&l->pqs, &core->a, sizeof(mxr__pq), PQ_POOL_MAX);
     return l;
 }
 

@@ -27,9 +27,9 @@ typedef struct mxr__target mxr__target;
 #define TARGETS_INLINE 4
 #define TARGET_ADDRS_INLINE 2
 /* Idle route jobs and target blocks kept for the next routes (MX answers
- * and completions come in waves as large as the backlog), while any job is
- * in progress; a reused job keeps its plan builder's arrays up to
- * BUILDER_KEEP entries. */
+ * and completions come in waves as large as the backlog of routes); a
+ * reused job keeps its plan builder's arrays up to BUILDER_KEEP entries.
+ * What they hold is freed with the router. */
 #define JOB_POOL_MAX 2048
 #define BUILDER_KEEP 8
 
@@ -163,8 +163,7 @@ static void pools_drain(mxr__router *rt)
     mxr__pool_drain(&rt->target_pool);
 }
 
-/* The job goes back to its pool; once no job is left the pools are
- * emptied, so an idle router holds no pooled memory. */
+/* The job goes back to its pool. */
 static void route_free(mxr__route *r)
 {
     mxr__router *rt = r->rt;
@@ -180,8 +179,6 @@ static void route_free(mxr__route *r)
         else
             mxr__free(&rt->core->a, r);
     }
-    if (mxr__list_empty(&rt->jobs))
-        pools_drain(rt);
 }
 
 /* Fire the user's callback: the one place a request ends. */
