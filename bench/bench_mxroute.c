@@ -89,6 +89,7 @@ static uint64_t n_allocs, n_frees;
 #define SIZE_SLOTS 4097
 static int64_t live_by_size[SIZE_SLOTS];
 static int64_t live_bytes; /* everything the hook holds, plans included */
+static uint64_t allocs_by_size[SIZE_SLOTS]; /* allocation calls, by size */
 
 static void live_add(size_t size, int64_t d)
 {
@@ -106,6 +107,7 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         return NULL;
     }
     n_allocs++;
+    allocs_by_size[nsize < SIZE_SLOTS - 1 ? nsize : SIZE_SLOTS - 1]++;
     void *p = realloc(ptr, nsize);
     if (p)
         live_add(nsize, 1);
@@ -124,6 +126,22 @@ static void print_live_blocks(size_t k)
         if (live_by_size[i] > 0 && (size_t)live_by_size[i] * 4 >= k)
             printf(" %zu%sx%.2f", i, i == SIZE_SLOTS - 1 ? "+" : "",
                    (double)live_by_size[i] / (double)k);
+    printf("\n");
+}
+
+/* The sizes of the allocation calls made per routed domain (at least one
+ * call per 20 domains), as "size x calls-per-domain": where they come
+ * from is read off the sizes. */
+static void print_alloc_sizes(const uint64_t *before, size_t k)
+{
+    printf("ALLOCS calls per domain by size (bytes incl. the engine's size "
+           "header x calls):");
+    for (size_t i = 0; i < SIZE_SLOTS; i++) {
+        uint64_t n = allocs_by_size[i] - before[i];
+        if (n * 20 >= k)
+            printf(" %zu%sx%.2f", i, i == SIZE_SLOTS - 1 ? "+" : "",
+                   (double)n / (double)k);
+    }
     printf("\n");
 }
 
@@ -252,6 +270,8 @@ static int mode_cold(void)
     mxr_engine *e = engine_new(-1);
     counts c = {0};
     uint64_t a0 = n_allocs;
+    static uint64_t sizes0[SIZE_SLOTS];
+    memcpy(sizes0, allocs_by_size, sizeof sizes0);
     double cpu0 = bench_cpu(), t0 = bench_now();
     route_all(e, n, &c);
     double secs = bench_now() - t0, cpu = bench_cpu() - cpu0;
@@ -266,6 +286,8 @@ static int mode_cold(void)
     if (cfg.count_allocs)
         printf(" allocs_per_domain=%.1f", (double)(n_allocs - a0) / (double)n);
     printf("\n");
+    if (cfg.count_allocs)
+        print_alloc_sizes(sizes0, n);
     print_stats("cold", e);
     mxr_engine_destroy(e);
     return c.ok == n ? 0 : 1;

@@ -15,6 +15,7 @@
 #   field LINE KEY            the value of KEY=... in a RESULT line
 #   num LINE KEY              the same, 0 when missing (for arithmetic)
 #   median V...  best V...  ratio A B  verdict VALUE GOAL (met | MISSED)
+#   verdict_at_most VALUE CEILING
 
 say() { printf '== %s\n' "$*" >&2; }
 
@@ -60,6 +61,8 @@ best() { printf '%s\n' "$@" | sort -g | tail -1; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 num() { local v; v=$(field "$1" "$2"); echo "${v:-0}"; }
 verdict() { awk -v v="$1" -v g="$2" 'BEGIN { print (v + 0 >= g + 0 ? "met" : "MISSED") }'; }
+# the same for a goal that is a ceiling; an empty value (a crashed run) misses
+verdict_at_most() { awk -v v="$1" -v g="$2" 'BEGIN { print (v != "" && v + 0 <= g + 0 ? "met" : "MISSED") }'; }
 bench_exit() {
   if [ "$FAILED" = 0 ] && ! grep -q '^RUN FAILED: ' "$LOG"; then exit 0; fi
   echo "${0##*/}: some runs failed, see $LOG" >&2

@@ -61,18 +61,36 @@ typedef struct parsed {
 
 #define RECS_ON_STACK 32 /* answers this small need no scratch allocation */
 
-static mxr__answer *answer_alloc(mxr__alloc *a, size_t extra)
+size_t mxr__answer_key(char *out, const char *name, uint16_t qtype)
 {
-    mxr__answer *ans = mxr__calloc(a, 1, sizeof *ans + extra);
-    if (ans)
+    size_t n = strnlen(name, MXR__ANSWER_KEY_MAX - 3);
+    out[0] = (char)(qtype >> 8);
+    out[1] = (char)(qtype & 0xff);
+    memcpy(out + 2, name, n);
+    out[n + 2] = '\0';
+    return n + 3;
+}
+
+/* The struct, extra bytes for records and strings, then the key. */
+static mxr__answer *answer_alloc(mxr__alloc *a, size_t extra, const char *key,
+                                 size_t keylen)
+{
+    mxr__answer *ans = mxr__calloc(a, 1, sizeof *ans + extra + keylen);
+    if (ans) {
         ans->refs = 1;
+        unsigned char *at = (unsigned char *)(ans + 1) + extra;
+        if (keylen)
+            memcpy(at, key, keylen);
+        ans->node.key = at;
+        ans->node.keylen = keylen;
+    }
     return ans;
 }
 
 mxr__answer *mxr__answer_error(mxr__alloc *a, mxr__rcode rc, uint16_t qtype,
                                uint32_t ttl)
 {
-    mxr__answer *ans = answer_alloc(a, 0);
+    mxr__answer *ans = answer_alloc(a, 0, NULL, 0);
     if (ans) {
         ans->rcode = rc;
         ans->qtype = qtype;
@@ -95,6 +113,34 @@ void mxr__answer_unref(mxr__alloc *a, mxr__answer *ans)
 size_t mxr__answer_bytes(const mxr__answer *ans)
 {
     return mxr__alloc_size(ans);
+}
+
+/* Where ptr, which pointed into from's block, lands in to's. */
+static const void *moved(const void *ptr, const mxr__answer *from,
+                         mxr__answer *to)
+{
+    return ptr ? (const char *)to + ((const char *)ptr - (const char *)from)
+               : NULL;
+}
+
+mxr__answer *mxr__answer_rekeyed(mxr__alloc *a, const mxr__answer *ans,
+                                 const char *key, size_t keylen)
+{
+    size_t extra = mxr__alloc_size(ans) - sizeof *ans - ans->node.keylen;
+    mxr__answer *copy = answer_alloc(a, extra, key, keylen);
+    if (!copy)
+        return NULL;
+    mxr__cache_node node = copy->node; /* the new key */
+    node.expires_ms = ans->node.expires_ms;
+    memcpy(copy, ans, sizeof *ans + extra);
+    copy->node = node;
+    copy->refs = 1;
+    copy->mx = moved(ans->mx, ans, copy); /* addrs, by the union */
+    copy->cname_target = moved(ans->cname_target, ans, copy);
+    mxr__mx *mx = (mxr__mx *)(uintptr_t)copy->mx;
+    for (size_t i = 0; mx && i < copy->count; i++)
+        mx[i].target = moved(mx[i].target, ans, copy);
+    return copy;
 }
 
 /* RFC 2181 section 8: a TTL with the top bit set is read as zero (a
@@ -293,10 +339,14 @@ static void walk_answer(const mxr__wire_msg *m, const uint8_t *qname,
     p->rcode = MXR__DNS_NETWORK; /* chain too long or a loop */
 }
 
-static mxr__answer *pack_answer(mxr__alloc *a, const parsed *p, uint16_t qtype)
+static mxr__answer *pack_answer(mxr__alloc *a, const parsed *p,
+                                const char *qname, uint16_t qtype)
 {
     size_t each = qtype == MXR__TYPE_MX ? sizeof(mxr__mx) : sizeof(mxr_addr);
-    mxr__answer *ans = answer_alloc(a, each * p->count + p->strbytes);
+    char key[MXR__ANSWER_KEY_MAX];
+    size_t keylen = mxr__answer_key(key, qname, qtype);
+    mxr__answer *ans =
+        answer_alloc(a, each * p->count + p->strbytes, key, keylen);
     if (!ans)
         return NULL;
     ans->rcode = p->count > 0 ? MXR__DNS_OK : p->rcode;
@@ -348,7 +398,7 @@ static mxr__answer *apply_rules(mxr__alloc *a, const mxr__wire_msg *m,
     if (max > RECS_ON_STACK && !(p.recs = mxr__malloc(a, max * sizeof *p.recs)))
         return NULL;
     walk_answer(m, qname, qtype, max, &p);
-    mxr__answer *ans = pack_answer(a, &p, qtype);
+    mxr__answer *ans = pack_answer(a, &p, qtext, qtype);
     if (p.recs != stack_recs)
         mxr__free(a, p.recs);
     return ans;

@@ -7,6 +7,7 @@
 #define MXR_ANSWER_H
 
 #include "base/alloc.h"
+#include "dns/cache.h"
 
 #define MXR__TYPE_A 1
 #define MXR__TYPE_MX 15
@@ -20,8 +21,8 @@ typedef enum mxr__rcode {
     MXR__DNS_SERVFAIL,
     MXR__DNS_REFUSED,
     MXR__DNS_TIMEOUT,
-    MXR__DNS_NETWORK,   /* transport error, or an answer we cannot trust */
-    MXR__DNS_CANCELLED  /* the engine is going away */
+    MXR__DNS_NETWORK,  /* transport error, or an answer we cannot trust */
+    MXR__DNS_CANCELLED /* the engine is going away */
 } mxr__rcode;
 
 /* True for results worth retrying later (SERVFAIL ... CANCELLED). */
@@ -33,39 +34,56 @@ typedef struct mxr__mx {
     const char *target; /* lower case, no final dot; "" for the root */
 } mxr__mx;
 
-/* One allocation: the struct, the record array and the strings. Shared by
- * reference between the cache and deliveries in flight. */
+/* One allocation: the struct, the record array, the strings and the
+ * cache key (MXR__ANSWER_KEY_MAX bytes at most, at the end), so that the
+ * block is also its own cache entry. Shared by reference between the
+ * cache and deliveries in flight. */
 typedef struct mxr__answer {
+    /* key: the question (mxr__answer_key); node.expires_ms: when the
+     * answer expires (the TTL clamps), set by the lookup layer */
+    mxr__cache_node node;
     unsigned refs;
-    mxr__rcode rcode;
-    uint16_t qtype;
-    bool via_cname; /* the records belong to a CNAME's target */
     uint32_t ttl;   /* min TTL of used records, or the negative TTL */
-    uint64_t expires_ms; /* set by the lookup layer when cached */
+    uint32_t count; /* records (at most MXR_OPT_MAX_MX_RECORDS) */
+    uint8_t rcode;  /* mxr__rcode */
+    bool via_cname; /* the records belong to a CNAME's target */
+    uint16_t qtype;
     /* When ttl, as served, runs out; set by the lookup layer. Differs from
-     * expires_ms, which the TTL clamps decide. */
+     * node.expires_ms, which the TTL clamps decide. */
     uint64_t served_until_ms;
-    size_t count;
-    const mxr__mx *mx;     /* qtype MX */
-    const mxr_addr *addrs; /* qtype A / AAAA */
+    union {
+        const mxr__mx *mx;     /* qtype MX */
+        const mxr_addr *addrs; /* qtype A / AAAA */
+    };
     /* NOERROR ending at a CNAME whose target's records are not in the
      * answer (an authoritative server does not chase out of its zones):
      * the target to ask for next. NULL otherwise. */
     const char *cname_target;
 } mxr__answer;
 
-/* Parse wire bytes answering (qname, qtype). A mismatched question, a
- * malformed packet or an unusable rcode gives MXR__DNS_NETWORK; never NULL
- * unless out of memory. At most max_records records are kept. */
-mxr__answer *mxr__answer_parse(mxr__alloc *a, const uint8_t *wire,
-                               size_t len, const char *qname, uint16_t qtype,
+/* The cache key of the question (qtype, name): 2 bytes of type, the name
+ * and its NUL. out has MXR__ANSWER_KEY_MAX bytes; returns the length. */
+#define MXR__ANSWER_KEY_MAX (2 + 253 + 1)
+size_t mxr__answer_key(char *out, const char *name, uint16_t qtype);
+
+/* Parse wire bytes answering (qname, qtype), keyed by that question. A
+ * mismatched question, a malformed packet or an unusable rcode gives
+ * MXR__DNS_NETWORK; never NULL unless out of memory. At most max_records
+ * records are kept. */
+mxr__answer *mxr__answer_parse(mxr__alloc *a, const uint8_t *wire, size_t len,
+                               const char *qname, uint16_t qtype,
                                size_t max_records);
-/* An answer carrying only a result class (timeouts and the like). */
+/* An answer carrying only a result class (timeouts and the like); its key
+ * is empty. */
 mxr__answer *mxr__answer_error(mxr__alloc *a, mxr__rcode rc, uint16_t qtype,
                                uint32_t ttl);
+/* A copy of ans keyed by key (refs 1; NULL when out of memory): the
+ * answer to a chased CNAME is cached under the question first asked. */
+mxr__answer *mxr__answer_rekeyed(mxr__alloc *a, const mxr__answer *ans,
+                                 const char *key, size_t keylen);
 void mxr__answer_ref(mxr__answer *ans);
 void mxr__answer_unref(mxr__alloc *a, mxr__answer *ans);
-/* Bytes held by the answer (for cache accounting). */
+/* Bytes held by the answer, its key included (for cache accounting). */
 size_t mxr__answer_bytes(const mxr__answer *ans);
 
 #endif

@@ -10,12 +10,14 @@
  * hundred in flight it collapses. The caller's window (the lookup layer's
  * max_inflight) may be larger; the cap keeps the channel where it is fast. */
 #include "dns/backend.h"
+#include "base/pool.h"
 
 #include <ares.h>
 #include <stdio.h>
 #include <string.h>
 
 #define EDNS_UDP_SIZE 1232 /* the DNS flag day 2020 value */
+#define QUERY_POOL_MAX 256 /* idle query blocks kept for the next ones */
 
 typedef struct ares_backend {
     mxr__backend base;
@@ -24,8 +26,9 @@ typedef struct ares_backend {
     size_t pending;      /* queries in c-ares whose callback has not fired */
     size_t inflight_cap; /* the most handed to c-ares at once */
     struct cares_query *wait_head, **wait_tail; /* FIFO, not sent yet */
-    bool pumping; /* inside pump(): a nested call leaves the work to it */
-    bool closing; /* inside shutdown: nothing more goes to c-ares */
+    bool pumping;      /* inside pump(): a nested call leaves the work to it */
+    bool closing;      /* inside shutdown: nothing more goes to c-ares */
+    mxr__pool queries; /* cares_query blocks, reused */
 } ares_backend;
 
 typedef struct cares_query {
@@ -66,7 +69,7 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf,
         q->cb(q->arg, MXR__DNS_OK, abuf, (size_t)alen);
     else
         q->cb(q->arg, map_status(status), NULL, 0);
-    mxr__free(&ab->core->a, q);
+    mxr__pool_put(&ab->queries, q); /* at most QUERY_POOL_MAX kept */
     pump(ab);
 }
 
@@ -118,7 +121,7 @@ static void cancel_waiting(ares_backend *ab)
     while ((q = wait_pop(ab)) != NULL) {
         ares_free_string(q->wire);
         q->cb(q->arg, MXR__DNS_CANCELLED, NULL, 0);
-        mxr__free(&ab->core->a, q);
+        mxr__pool_put(&ab->queries, q);
     }
 }
 
@@ -141,13 +144,13 @@ static int cares_query_op(mxr__backend *b, const char *name, uint16_t qtype,
     ares_backend *ab = (ares_backend *)b;
     unsigned char *wire = NULL;
     int len = 0;
-    cares_query *q = mxr__malloc(&ab->core->a, sizeof *q);
+    cares_query *q = mxr__pool_get(&ab->queries);
     if (!q)
         return -1;
     /* id 0: c-ares replaces it with a random id of its own */
     if (ares_create_query(name, 1 /* class IN */, qtype, 0, 1, &wire, &len,
                           EDNS_UDP_SIZE) != ARES_SUCCESS) {
-        mxr__free(&ab->core->a, q);
+        mxr__pool_put(&ab->queries, q);
         return -1;
     }
     *q = (cares_query){.ab = ab, .cb = cb, .arg = arg};
@@ -210,6 +213,7 @@ static void ares_destroy_op(mxr__backend *b)
     cancel_waiting(ab);
     ares_destroy(ab->channel); /* fires what is left: EDESTRUCTION */
     cancel_waiting(ab);        /* what those callbacks asked */
+    mxr__pool_drain(&ab->queries);
     mxr__free(&ab->core->a, ab);
 }
 
@@ -259,6 +263,7 @@ mxr_status mxr__ares_new(const mxr__ares_config *cfg, mxr__core *core,
     ab->inflight_cap =
         cfg->inflight_cap ? cfg->inflight_cap : MXR__ARES_INFLIGHT_CAP;
     ab->wait_tail = &ab->wait_head;
+    mxr__pool_init(&ab->queries, a, sizeof(cares_query), QUERY_POOL_MAX);
     int rc = channel_init(ab, cfg);
     if (rc != ARES_SUCCESS) {
         snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));

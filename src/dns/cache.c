@@ -1,42 +1,36 @@
 /* cache.c -- a byte-bounded LRU map: the chained hash table plus an
  * intrusive doubly linked LRU list.
  *
- * Each entry is a single allocation: the fixed part followed by the key
- * bytes, so a lookup touches one block and a removal frees one block. The
- * table is base/hash.h's; the LRU list is base/list.h's, with the head in
- * the cache: head.next is the most recently used entry, head.prev the
- * least.
+ * Every entry is a single block holding the cache's node, the key and the
+ * value (or, boxed, a pointer to it), so a lookup touches one block and a
+ * removal frees or hands back one block. The table is base/hash.h's; the
+ * LRU list is base/list.h's, with the head in the cache: head.next is the
+ * most recently used entry, head.prev the least.
  *
- * Byte accounting: an entry costs value_bytes + sizeof(cache_entry) + keylen
- * (mxr__cache_entry_cost). The bucket array is deliberately not counted: it
- * grows in steps the eviction loop cannot undo, and it is small (one pointer
- * per bucket, at most about 2.7 per entry at the moment of a growth).
+ * Byte accounting: an embedded entry costs what its owner says (its whole
+ * block); a boxed one value_bytes + sizeof(box) + keylen
+ * (mxr__cache_entry_cost). The bucket array is deliberately not counted:
+ * it grows in steps the eviction loop cannot undo, and it is small (one
+ * pointer per bucket, at most about 2.7 per entry at the moment of a
+ * growth).
  *
- * Release callbacks must not call back into the same cache: they run while
- * a put, get, remove or free is in progress. */
+ * Drop and release callbacks must not call back into the same cache: they
+ * run while an insert, put, get, remove or free is in progress. */
 #include "dns/cache.h"
-#include "base/hash.h"
-#include "base/list.h"
 
 #include <stdbool.h>
 #include <string.h>
 
 #define INITIAL_BUCKETS 16
 
-typedef struct cache_entry cache_entry;
-/* The fields a lookup reads come first so that a hit usually touches the
- * first cache line of the block and the key. */
-struct cache_entry {
-    mxr__hnode node; /* chain link and hash */
-    size_t keylen;
-    uint64_t expires_ms;
+/* A boxed entry: the node, the value it points to, the key. */
+typedef struct box {
+    mxr__cache_node node;
     void *value;
-    mxr__link lru;
-    size_t cost; /* counted against max_bytes */
     mxr__cache_release_fn release;
-    void *ctx;
+    void *rctx;
     unsigned char key[];
-};
+} box;
 
 struct mxr__cache {
     mxr__alloc *a;
@@ -47,17 +41,22 @@ struct mxr__cache {
     mxr__link lru; /* head */
 };
 
-static cache_entry *entry_of_node(mxr__hnode *n)
+static mxr__cache_node *node_of_hnode(mxr__hnode *n)
 {
-    return mxr__list_entry(n, cache_entry, node);
+    return mxr__list_entry(n, mxr__cache_node, hn);
 }
 
-static cache_entry *find_entry(const mxr__cache *c, uint64_t hash,
-                               const void *key, size_t keylen)
+static mxr__cache_node *node_of_lru(mxr__link *l)
+{
+    return mxr__list_entry(l, mxr__cache_node, lru);
+}
+
+static mxr__cache_node *find_node(const mxr__cache *c, uint64_t hash,
+                                  const void *key, size_t keylen)
 {
     mxr__htable_each_in(n, &c->table, hash)
     {
-        cache_entry *e = entry_of_node(n);
+        mxr__cache_node *e = node_of_hnode(n);
         /* keylen 0 may come with a NULL key, which memcmp must not see. */
         if (n->hash == hash && e->keylen == keylen &&
             (keylen == 0 || memcmp(e->key, key, keylen) == 0))
@@ -68,47 +67,44 @@ static cache_entry *find_entry(const mxr__cache *c, uint64_t hash,
 
 /* ------------------------------------------------------------- entries */
 
-static void release_value(mxr__cache_release_fn release, void *ctx, void *value)
+/* Unlinks e from both structures before dropping it, so the cache is
+ * consistent whatever the drop callback does with the block. */
+static void drop_node(mxr__cache *c, mxr__cache_node *e)
 {
-    if (release)
-        release(ctx, value);
-}
-
-/* Unlinks e from both structures before releasing its value, so the cache
- * is consistent whatever the release callback does with the value. */
-static void drop_entry(mxr__cache *c, cache_entry *e)
-{
-    mxr__htable_remove(&c->table, &e->node);
+    mxr__htable_remove(&c->table, &e->hn);
     mxr__list_remove(&e->lru);
     c->bytes -= e->cost;
-    release_value(e->release, e->ctx, e->value);
-    mxr__free(c->a, e);
+    e->drop(e->ctx, e);
 }
 
 static void evict_until_bytes_at_most(mxr__cache *c, size_t room)
 {
     while (c->bytes > room) {
-        drop_entry(c, mxr__list_entry(c->lru.prev, cache_entry, lru));
+        drop_node(c, node_of_lru(c->lru.prev));
         c->evictions++;
     }
 }
 
-static bool entry_cost(size_t keylen, size_t value_bytes, size_t *cost)
+/* Finds key's live entry; an expired one is dropped on the way. */
+static mxr__cache_node *live_node(mxr__cache *c, const void *key, size_t keylen,
+                                  uint64_t now_ms)
 {
-    size_t fixed = sizeof(cache_entry);
-    if (keylen > SIZE_MAX - fixed || value_bytes > SIZE_MAX - fixed - keylen)
-        return false;
-    *cost = fixed + keylen + value_bytes;
-    return true;
+    mxr__cache_node *e =
+        find_node(c, mxr__hash_bytes(key, keylen), key, keylen);
+    if (!e)
+        return NULL;
+    if (e->expires_ms <= now_ms) {
+        drop_node(c, e);
+        return NULL;
+    }
+    if (c->lru.next != &e->lru) {
+        mxr__list_remove(&e->lru);
+        mxr__list_push_front(&c->lru, &e->lru);
+    }
+    return e;
 }
 
 /* ---------------------------------------------------------------- API */
-
-size_t mxr__cache_entry_cost(size_t keylen, size_t value_bytes)
-{
-    size_t cost;
-    return entry_cost(keylen, value_bytes, &cost) ? cost : SIZE_MAX;
-}
 
 mxr__cache *mxr__cache_new(mxr__alloc *a, size_t max_bytes)
 {
@@ -131,76 +127,112 @@ void mxr__cache_free(mxr__cache *c)
         return;
     mxr__list_each(l, next, &c->lru)
     {
-        cache_entry *e = mxr__list_entry(l, cache_entry, lru);
-        release_value(e->release, e->ctx, e->value);
-        mxr__free(c->a, e);
+        mxr__cache_node *e = node_of_lru(l);
+        e->drop(e->ctx, e);
     }
     mxr__htable_free(&c->table);
     mxr__free(c->a, c);
 }
 
+mxr__cache_node *mxr__cache_find(mxr__cache *c, const void *key, size_t keylen,
+                                 uint64_t now_ms)
+{
+    return live_node(c, key, keylen, now_ms);
+}
+
+void mxr__cache_insert(mxr__cache *c, mxr__cache_node *node, size_t cost,
+                       uint64_t expires_ms, mxr__cache_drop_fn drop, void *ctx)
+{
+    uint64_t hash = mxr__hash_bytes(node->key, node->keylen);
+    /* Drop the old entry first, whatever happens to the new one: after an
+     * insert, a find must never see a value older than the one just given. */
+    mxr__cache_node *old = find_node(c, hash, node->key, node->keylen);
+    if (old)
+        drop_node(c, old);
+    node->hn.hash = hash;
+    node->expires_ms = expires_ms;
+    node->cost = cost;
+    node->drop = drop;
+    node->ctx = ctx;
+    if (cost > c->max_bytes) {
+        drop(ctx, node);
+        return;
+    }
+    evict_until_bytes_at_most(c, c->max_bytes - cost);
+    mxr__htable_insert(&c->table, &node->hn);
+    mxr__list_push_front(&c->lru, &node->lru);
+    c->bytes += cost;
+}
+
+/* ------------------------------------------------------ boxed entries */
+
+static bool entry_cost(size_t keylen, size_t value_bytes, size_t *cost)
+{
+    size_t fixed = sizeof(box);
+    if (keylen > SIZE_MAX - fixed || value_bytes > SIZE_MAX - fixed - keylen)
+        return false;
+    *cost = fixed + keylen + value_bytes;
+    return true;
+}
+
+size_t mxr__cache_entry_cost(size_t keylen, size_t value_bytes)
+{
+    size_t cost;
+    return entry_cost(keylen, value_bytes, &cost) ? cost : SIZE_MAX;
+}
+
+static void release_value(mxr__cache_release_fn release, void *ctx, void *value)
+{
+    if (release)
+        release(ctx, value);
+}
+
+static void drop_box(void *ctx, mxr__cache_node *node)
+{
+    box *b = mxr__list_entry(node, box, node);
+    release_value(b->release, b->rctx, b->value);
+    mxr__free(ctx, b);
+}
+
 void *mxr__cache_get(mxr__cache *c, const void *key, size_t keylen,
                      uint64_t now_ms)
 {
-    cache_entry *e = find_entry(c, mxr__hash_bytes(key, keylen), key, keylen);
-    if (!e)
-        return NULL;
-    if (e->expires_ms <= now_ms) {
-        drop_entry(c, e);
-        return NULL;
-    }
-    if (c->lru.next != &e->lru) {
-        mxr__list_remove(&e->lru);
-        mxr__list_push_front(&c->lru, &e->lru);
-    }
-    return e->value;
+    mxr__cache_node *e = live_node(c, key, keylen, now_ms);
+    return e ? mxr__list_entry(e, box, node)->value : NULL;
 }
 
 mxr_status mxr__cache_put(mxr__cache *c, const void *key, size_t keylen,
                           void *value, size_t value_bytes, uint64_t expires_ms,
                           mxr__cache_release_fn release, void *ctx)
 {
-    uint64_t hash = mxr__hash_bytes(key, keylen);
-    /* Drop the old value first, whatever happens to the new one: after a
-     * put, a get must never see a value older than the one just given. */
-    cache_entry *old = find_entry(c, hash, key, keylen);
-    if (old)
-        drop_entry(c, old);
-
     size_t cost;
     if (!entry_cost(keylen, value_bytes, &cost) || cost > c->max_bytes) {
+        mxr__cache_remove(c, key, keylen); /* never an older value after */
         release_value(release, ctx, value);
         return MXR_OK;
     }
-    /* Allocate before evicting, so that running out of memory does not
-     * also empty the cache. cost >= sizeof *e + keylen: no overflow. */
-    cache_entry *e = mxr__malloc(c->a, sizeof *e + keylen);
-    if (!e) {
+    /* cost >= sizeof *b + keylen: no overflow. */
+    box *b = mxr__malloc(c->a, sizeof *b + keylen);
+    if (!b) {
+        mxr__cache_remove(c, key, keylen);
         release_value(release, ctx, value);
         return MXR_ENOMEM;
     }
-    evict_until_bytes_at_most(c, c->max_bytes - cost);
-
-    e->node.hash = hash;
-    e->keylen = keylen;
-    e->expires_ms = expires_ms;
-    e->value = value;
-    e->cost = cost;
-    e->release = release;
-    e->ctx = ctx;
+    *b = (box){.value = value, .release = release, .rctx = ctx};
     if (keylen)
-        memcpy(e->key, key, keylen);
-    mxr__htable_insert(&c->table, &e->node);
-    mxr__list_push_front(&c->lru, &e->lru);
-    c->bytes += cost;
+        memcpy(b->key, key, keylen);
+    b->node.key = b->key;
+    b->node.keylen = keylen;
+    mxr__cache_insert(c, &b->node, cost, expires_ms, drop_box, c->a);
     return MXR_OK;
 }
 
 void mxr__cache_remove(mxr__cache *c, const void *key, size_t keylen)
 {
-    cache_entry *e = find_entry(c, mxr__hash_bytes(key, keylen), key, keylen);
+    mxr__cache_node *e =
+        find_node(c, mxr__hash_bytes(key, keylen), key, keylen);
     if (e)
-        drop_entry(c, e);
+        drop_node(c, e);
 }
 
 size_t mxr__cache_entries(const mxr__cache *c)

@@ -5,6 +5,7 @@
 #include "dns/lookup.h"
 #include "base/hash.h"
 #include "base/name.h"
+#include "base/pool.h"
 
 #include <string.h>
 
@@ -14,6 +15,7 @@ struct mxr__lookups {
     mxr__cache *cache;
     mxr__lookup_config cfg;
     mxr__htable pending; /* queries in flight or waiting, by key */
+    mxr__pool pqs;       /* their blocks, reused query after query */
     struct mxr__pq *waitq_head, *waitq_tail;
     mxr__lookup_stats stats;
 };
@@ -34,19 +36,14 @@ struct mxr__pq {
     uint16_t qtype;
     mxr__lookup_req *waiters, **wtail;
     size_t keylen;
-    char key[]; /* 2 bytes of type, then the name and its NUL */
+    char key[2 + MXR__NAME_MAX + 1]; /* 2 bytes of type, the name, NUL */
 };
 
-#define KEY_MAX (2 + MXR__NAME_MAX + 1)
-
-static size_t make_key(char *key, const char *name, uint16_t qtype)
-{
-    size_t n = strlen(name);
-    key[0] = (char)(qtype >> 8);
-    key[1] = (char)(qtype & 0xff);
-    memcpy(key + 2, name, n + 1);
-    return n + 3;
-}
+#define KEY_MAX MXR__ANSWER_KEY_MAX
+/* Free query blocks kept for the next ones: a burst of answers frees many
+ * at once, the routes they finish ask again right after; queries wait in
+ * a FIFO up to several windows long. Freed with the lookups. */
+#define PQ_POOL_MAX 2048
 
 static void send_pq(mxr__lookups *l, mxr__pq *pq);
 
@@ -125,19 +122,32 @@ static uint32_t cache_ttl(const mxr__lookup_config *c, const mxr__answer *ans)
     }
 }
 
-static void release_answer(void *ctx, void *value)
+static void drop_answer(void *ctx, mxr__cache_node *node)
 {
-    mxr__answer_unref(ctx, value);
+    mxr__answer_unref(ctx, mxr__list_entry(node, mxr__answer, node));
 }
 
+static bool keyed_by(const mxr__answer *ans, const char *key, size_t len)
+{
+    return ans->node.keylen == len && memcmp(ans->node.key, key, len) == 0;
+}
+
+/* The answer is its own cache entry when it answers the question asked
+ * first, as it usually does; one that answers a chased CNAME's target or
+ * a failure (which has no key) is cached as a copy under the question. */
 static void cache_answer(mxr__lookups *l, const mxr__pq *pq, mxr__answer *ans,
                          uint32_t ttl)
 {
+    mxr__alloc *a = &l->core->a;
     if (ttl == 0 || l->core->destroying)
         return;
-    mxr__answer_ref(ans);
-    mxr__cache_put(l->cache, pq->key, pq->keylen, ans, mxr__answer_bytes(ans),
-                   ans->expires_ms, release_answer, &l->core->a);
+    mxr__answer *entry = ans;
+    if (keyed_by(ans, pq->key, pq->keylen))
+        mxr__answer_ref(ans);
+    else if (!(entry = mxr__answer_rekeyed(a, ans, pq->key, pq->keylen)))
+        return;
+    mxr__cache_insert(l->cache, &entry->node, mxr__answer_bytes(entry),
+                      entry->node.expires_ms, drop_answer, a);
 }
 
 static void deliver_all(mxr__pq *pq, const mxr__answer *ans, uint32_t ttl)
@@ -178,13 +188,13 @@ static void on_dns(void *arg, mxr__rcode rc, const uint8_t *wire, size_t len)
     uint32_t ttl = ans ? cache_ttl(&l->cfg, ans) : 0;
     if (ans) {
         uint64_t now = mxr__core_now(l->core);
-        ans->expires_ms = now + (uint64_t)ttl * 1000;
+        ans->node.expires_ms = now + (uint64_t)ttl * 1000;
         ans->served_until_ms = now + (uint64_t)ans->ttl * 1000;
         cache_answer(l, pq, ans, ttl);
     }
     deliver_all(pq, ans ? ans : &oom, ttl);
     mxr__answer_unref(a, ans);
-    mxr__free(a, pq);
+    mxr__pool_put(&l->pqs, pq);
     pump(l);
 }
 
@@ -253,7 +263,8 @@ static void deliver_cached(mxr__task *t)
     mxr__lookups *l = req->owner;
     mxr__answer *a = req->hit;
     req->hit = NULL;
-    uint32_t ttl = mxr__seconds_left(a->expires_ms, mxr__core_now(l->core));
+    uint32_t ttl =
+        mxr__seconds_left(a->node.expires_ms, mxr__core_now(l->core));
     req->done(req, a, ttl); /* may free req */
     mxr__answer_unref(&l->core->a, a);
 }
@@ -268,7 +279,7 @@ static void add_waiter(mxr__pq *pq, mxr__lookup_req *req)
 static mxr__pq *pq_new(mxr__lookups *l, const char *key, size_t len, uint64_t h,
                        uint16_t qtype)
 {
-    mxr__pq *pq = mxr__malloc(&l->core->a, sizeof *pq + len);
+    mxr__pq *pq = mxr__pool_get(&l->pqs);
     if (!pq)
         return NULL;
     *pq = (mxr__pq){
@@ -287,10 +298,11 @@ mxr_status mxr__lookup(mxr__lookups *l, mxr__lookup_req *req, const char *name,
     if (l->core->destroying) /* the backend may be gone already */
         return MXR_EDESTROYED;
     *req = (mxr__lookup_req){.done = done, .owner = l};
-    size_t len = make_key(key, name, qtype);
-    mxr__answer *hit =
-        mxr__cache_get(l->cache, key, len, mxr__core_now(l->core));
-    if (hit) {
+    size_t len = mxr__answer_key(key, name, qtype);
+    mxr__cache_node *node =
+        mxr__cache_find(l->cache, key, len, mxr__core_now(l->core));
+    if (node) {
+        mxr__answer *hit = mxr__list_entry(node, mxr__answer, node);
         /* Handed over from the next round, never from inside this call. */
         l->stats.cache_hits++;
         mxr__answer_ref(hit);
@@ -327,6 +339,7 @@ mxr__lookups *mxr__lookups_new(mxr__core *core, mxr__backend *backend,
         mxr__free(&core->a, l);
         return NULL;
     }
+    mxr__pool_init(&l->pqs, &core->a, sizeof(mxr__pq), PQ_POOL_MAX);
     return l;
 }
 
@@ -335,6 +348,7 @@ void mxr__lookups_free(mxr__lookups *l)
     if (!l)
         return;
     mxr__htable_free(&l->pending);
+    mxr__pool_drain(&l->pqs);
     mxr__free(&l->core->a, l);
 }
 

@@ -15,6 +15,28 @@
 
 /* ------------------------------------------------------ builder helpers */
 
+/* The per-host scratch arrays of a plan of a few hosts fit on the stack;
+ * larger plans take (zeroed) blocks. */
+typedef union scratch_space {
+    unsigned char bytes[512];
+    max_align_t align;
+} scratch_space;
+
+static void *scratch_get(mxr__plan_builder *pb, scratch_space *s, size_t n,
+                         size_t size)
+{
+    if (n > sizeof s->bytes / size)
+        return mxr__calloc(pb->a, n, size);
+    memset(s->bytes, 0, n * size);
+    return s->bytes;
+}
+
+static void scratch_put(mxr__plan_builder *pb, scratch_space *s, void *p)
+{
+    if (p != s->bytes)
+        mxr__free(pb->a, p);
+}
+
 /* Moves every host marked with a reason to the skipped list, keeping the
  * order of both lists. Room for the skips was reserved up front, so this
  * cannot fail half-way and leave a host in both lists or in neither. */
@@ -101,7 +123,8 @@ static int mark_duplicates(mxr__plan_builder *pb, mxr_reason *why)
     size_t n = pb->nhosts;
     if (n < 2)
         return 0;
-    const mxr__host **byname = mxr__calloc(pb->a, n, sizeof *byname);
+    scratch_space s;
+    const mxr__host **byname = scratch_get(pb, &s, n, sizeof *byname);
     if (!byname)
         return -1;
     for (size_t i = 0; i < n; i++)
@@ -111,7 +134,7 @@ static int mark_duplicates(mxr__plan_builder *pb, mxr_reason *why)
         if (strcmp(byname[i]->name, byname[i - 1]->name) == 0)
             why[byname[i] - pb->hosts] = MXR_REASON_DUPLICATE;
     }
-    mxr__free(pb->a, byname);
+    scratch_put(pb, &s, byname);
     return 0;
 }
 
@@ -357,16 +380,17 @@ static int mark_hosts_by_family(const mxr__order_config *cfg,
     size_t most = most_addresses(pb);
     if (most == 0)
         return 0;
-    mxr_addr *scratch = mxr__calloc(pb->a, most, sizeof *scratch);
-    if (!scratch)
+    scratch_space s;
+    mxr_addr *spare = scratch_get(pb, &s, most, sizeof *spare);
+    if (!spare)
         return -1;
     for (size_t i = 0; i < pb->nhosts; i++) {
         mxr__host *h = &pb->hosts[i];
-        order_addresses(cfg->family, h, scratch);
+        order_addresses(cfg->family, h, spare);
         if (h->naddrs == 0)
             why[i] = MXR_REASON_NO_ADDRESS;
     }
-    mxr__free(pb->a, scratch);
+    scratch_put(pb, &s, spare);
     return 0;
 }
 
@@ -428,11 +452,12 @@ mxr_status mxr__order_prepare(const mxr__order_config *cfg,
         /* Each host is skipped at most once. */
         if (mxr__pb_reserve_skips(pb, pb->nhosts) != MXR_OK)
             return MXR_ENOMEM;
-        mxr_reason *why = mxr__calloc(pb->a, pb->nhosts, sizeof *why);
+        scratch_space s;
+        mxr_reason *why = scratch_get(pb, &s, pb->nhosts, sizeof *why);
         if (!why)
             return MXR_ENOMEM;
         int rc = prepare_hosts(cfg, pb, why);
-        mxr__free(pb->a, why);
+        scratch_put(pb, &s, why);
         if (rc < 0)
             return MXR_ENOMEM;
         if (pb->result != MXR_RESULT_OK)

@@ -35,6 +35,30 @@ void mxr__pb_free(mxr__plan_builder *pb)
     mxr__pb_init(pb, pb->a);
 }
 
+void mxr__pb_reset(mxr__plan_builder *pb, size_t keep_max)
+{
+    for (size_t i = 0; i < pb->nhosts; i++)
+        mxr__free(pb->a, pb->hosts[i].addrs);
+    mxr__host *hosts = pb->hosts;
+    mxr__skip *skips = pb->skips;
+    size_t caphosts = pb->caphosts, capskips = pb->capskips;
+    if (caphosts > keep_max) {
+        mxr__free(pb->a, hosts);
+        hosts = NULL;
+        caphosts = 0;
+    }
+    if (capskips > keep_max) {
+        mxr__free(pb->a, skips);
+        skips = NULL;
+        capskips = 0;
+    }
+    mxr__pb_init(pb, pb->a);
+    pb->hosts = hosts;
+    pb->caphosts = caphosts;
+    pb->skips = skips;
+    pb->capskips = capskips;
+}
+
 /* Grows *arr (of elements of elem bytes, *cap of them) so that it holds at
  * least need elements; doubling keeps appends amortised O(1). */
 static int ensure_capacity(mxr__alloc *a, void **arr, size_t *cap, size_t need,
@@ -146,17 +170,17 @@ void mxr__pb_lower_ttl(mxr__plan_builder *pb, uint32_t ttl)
 
 /* --------------------------------------------------------- packed plan */
 
-/* Sits in front of the mxr_plan; max_align_t keeps the plan aligned. */
-typedef union plan_header {
+/* Sits in front of the mxr_plan; aligned as max_align_t (not padded to
+ * its size), which keeps the plan aligned. */
+typedef struct plan_header {
     struct {
-        mxr_alloc_fn fn;
+        _Alignas(max_align_t) mxr_alloc_fn fn;
         void *ud;
         size_t size;         /* the whole block, header included */
         size_t skip_cap;     /* room in the skipped array */
         uint64_t built_ms;   /* when cached: when its TTLs were read */
         uint64_t expires_ms; /* when cached: the end of its life */
     } h;
-    max_align_t align;
 } plan_header;
 
 /* Byte offsets of each part of a block, from its start. */
@@ -247,18 +271,23 @@ static const char *put_string(char **cursor, const char *s)
     return at;
 }
 
+static void block_init(char *block, mxr_alloc_fn fn, void *ud, size_t size,
+                       size_t skip_cap)
+{
+    plan_header *hdr = (plan_header *)block;
+    memset(hdr, 0, sizeof *hdr);
+    hdr->h.fn = fn;
+    hdr->h.ud = ud;
+    hdr->h.size = size;
+    hdr->h.skip_cap = skip_cap;
+}
+
 static char *block_alloc(mxr_alloc_fn fn, void *ud, size_t size,
                          size_t skip_cap)
 {
     char *block = fn(ud, NULL, 0, size);
-    if (block) {
-        plan_header *hdr = (plan_header *)block;
-        memset(hdr, 0, sizeof *hdr);
-        hdr->h.fn = fn;
-        hdr->h.ud = ud;
-        hdr->h.size = size;
-        hdr->h.skip_cap = skip_cap;
-    }
+    if (block)
+        block_init(block, fn, ud, size, skip_cap);
     return block;
 }
 
@@ -301,6 +330,31 @@ static void fill_skipped(const mxr__plan_builder *pb, char *block,
     }
 }
 
+static mxr_plan *pack_block(const mxr__plan_builder *pb, const char *input,
+                            const char *domain, const plan_layout *lay,
+                            char *block)
+{
+    mxr_plan *p = plan_in(block);
+    memset(p, 0, sizeof *p);
+    char *strings = block + lay->strings;
+    p->domain = put_string(&strings, domain);
+    fill_candidates(pb, block, lay, &strings);
+    fill_skipped(pb, block, lay, &strings);
+    strings = block + lay->input;
+    p->input = put_string(&strings, input);
+
+    p->result = pb->result;
+    p->reason = pb->reason;
+    p->implicit = pb->implicit;
+    p->ttl = pb->ttl == UINT32_MAX ? 0 : pb->ttl;
+    p->mx_ttl = pb->mx_ttl;
+    p->ncandidates = pb->nhosts;
+    p->candidates = (const mxr_candidate *)(block + lay->candidates);
+    p->nskipped = pb->nskips;
+    p->skipped = (const mxr_skipped *)(block + lay->skipped);
+    return p;
+}
+
 mxr_plan *mxr__plan_pack(const mxr__plan_builder *pb, const char *input,
                          const char *domain, mxr_alloc_fn fn, void *ud)
 {
@@ -310,28 +364,28 @@ mxr_plan *mxr__plan_pack(const mxr__plan_builder *pb, const char *input,
     if (!plan_layout_for(pb, input, domain, &lay))
         return NULL;
     char *block = block_alloc(fn, ud, lay.size, lay.skip_cap);
-    if (!block)
+    return block ? pack_block(pb, input, domain, &lay, block) : NULL;
+}
+
+size_t mxr__plan_pack_size(const mxr__plan_builder *pb, const char *input,
+                           const char *domain)
+{
+    plan_layout lay;
+    if (!plan_layout_for(pb, input ? input : "", domain ? domain : "", &lay))
+        return 0;
+    return lay.size;
+}
+
+mxr_plan *mxr__plan_pack_into(const mxr__plan_builder *pb, const char *input,
+                              const char *domain, void *mem)
+{
+    input = input ? input : "";
+    domain = domain ? domain : "";
+    plan_layout lay;
+    if (!plan_layout_for(pb, input, domain, &lay))
         return NULL;
-
-    mxr_plan *p = plan_in(block);
-    memset(p, 0, sizeof *p);
-    char *strings = block + lay.strings;
-    p->domain = put_string(&strings, domain);
-    fill_candidates(pb, block, &lay, &strings);
-    fill_skipped(pb, block, &lay, &strings);
-    strings = block + lay.input;
-    p->input = put_string(&strings, input);
-
-    p->result = pb->result;
-    p->reason = pb->reason;
-    p->implicit = pb->implicit;
-    p->ttl = pb->ttl == UINT32_MAX ? 0 : pb->ttl;
-    p->mx_ttl = pb->mx_ttl;
-    p->ncandidates = pb->nhosts;
-    p->candidates = (const mxr_candidate *)(block + lay.candidates);
-    p->nskipped = pb->nskips;
-    p->skipped = (const mxr_skipped *)(block + lay.skipped);
-    return p;
+    block_init(mem, NULL, NULL, lay.size, lay.skip_cap);
+    return pack_block(pb, input, domain, &lay, mem);
 }
 
 /* Where ptr, which pointed into the block at from, lands in the copy at

@@ -41,6 +41,10 @@ typedef struct mxr__plan_builder {
 
 void mxr__pb_init(mxr__plan_builder *pb, mxr__alloc *a);
 void mxr__pb_free(mxr__plan_builder *pb);
+/* Empty the builder for the next plan. Its host and skip arrays stay
+ * allocated when they hold at most keep_max entries, so that a builder
+ * reused plan after plan (a pooled route job) stops allocating them. */
+void mxr__pb_reset(mxr__plan_builder *pb, size_t keep_max);
 /* Returns the new host, or NULL when out of memory. */
 mxr__host *mxr__pb_add_host(mxr__plan_builder *pb, const char *name,
                             uint16_t pref, mxr_source source, uint16_t port);
@@ -61,6 +65,14 @@ void mxr__pb_lower_ttl(mxr__plan_builder *pb, uint32_t ttl);
  * to the skipped list (limits). NULL when out of memory. */
 mxr_plan *mxr__plan_pack(const mxr__plan_builder *pb, const char *input,
                          const char *domain, mxr_alloc_fn fn, void *ud);
+/* The same plan packed into memory the caller owns (mem: aligned for any
+ * type, mxr__plan_pack_size bytes, 0 when the plan cannot exist), such as
+ * a cache entry's block: a template to copy from, never given to
+ * mxr_plan_free. */
+size_t mxr__plan_pack_size(const mxr__plan_builder *pb, const char *input,
+                           const char *domain);
+mxr_plan *mxr__plan_pack_into(const mxr__plan_builder *pb, const char *input,
+                              const char *domain, void *mem);
 /* Deep copy into a block from fn/ud. */
 mxr_plan *mxr__plan_clone(const mxr_plan *p, mxr_alloc_fn fn, void *ud);
 /* Same plan, another input string (a cached plan reused for "u@d"). */

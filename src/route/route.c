@@ -7,14 +7,31 @@
 #include "base/addr.h"
 #include "base/list.h"
 #include "base/name.h"
+#include "base/pool.h"
 #include "plan/plan.h"
 
+#include <stdalign.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 typedef struct mxr__route mxr__route;
 typedef struct mxr__target mxr__target;
+
+/* What a route job keeps inline, so that the usual domain costs no
+ * allocation besides its answers and plans: the input, up to
+ * TARGETS_INLINE MX targets (one pooled block) and TARGET_ADDRS_INLINE
+ * addresses per target. Larger ones get blocks of their own. */
+#define INPUT_INLINE 128
+#define TARGETS_INLINE 4
+#define TARGET_ADDRS_INLINE 2
+/* Idle route jobs and target blocks kept for the next routes (MX answers
+ * and completions come in waves as large as the backlog of routes); a
+ * reused job keeps its plan builder's arrays up to BUILDER_KEEP entries.
+ * What they hold is freed with the router. */
+#define JOB_POOL_MAX 2048
+#define BUILDER_KEEP 8
 
 /* One address lookup of a target (AAAA or A). */
 typedef struct target_query {
@@ -30,8 +47,9 @@ struct mxr__target {
     bool via_cname;
     bool temp_failed;
     uint64_t served_until_ms; /* the earliest of its address answers */
-    mxr_addr *addrs;
+    mxr_addr *addrs;          /* inline_addrs, or a block of its own */
     size_t naddrs;
+    mxr_addr inline_addrs[TARGET_ADDRS_INLINE];
 };
 
 /* A plan ready to be handed out from the next round (a cached plan). */
@@ -49,7 +67,9 @@ struct mxr__router {
     mxr__rng *rng;
     const mxr__order_config *order;
     mxr__router_config cfg;
-    mxr__link jobs; /* resolving now, for teardown */
+    mxr__link jobs;        /* resolving now, for teardown */
+    mxr__pool job_pool;    /* route jobs with INPUT_INLINE bytes of input */
+    mxr__pool target_pool; /* blocks of TARGETS_INLINE targets */
     /* Cached plans wait here for the next round: a ring that grows (a
      * power of two, indexed by mask), so a route that was accepted can
      * always be answered. */
@@ -73,36 +93,92 @@ struct mxr__route {
     uint64_t mx_served_until_ms; /* end of the MX answer's TTL as served */
     mxr__target *targets;
     size_t ntargets;
-    char input[]; /* as given */
+    bool pooled;         /* the job's block is job_pool's */
+    bool targets_pooled; /* targets is a target_pool block */
+    char input[];        /* as given */
 };
 
 /* ---------------------------------------------------- job bookkeeping */
+
+/* A job from the pool keeps its builder's arrays (emptied by
+ * mxr__pb_reset); any other starts with an empty builder. */
+static mxr__route *job_alloc(mxr__router *rt, size_t input_size)
+{
+    mxr__alloc *a = &rt->core->a;
+    mxr__plan_builder pb;
+    mxr__pb_init(&pb, a);
+    mxr__route *r = NULL;
+    if (input_size <= INPUT_INLINE) {
+        r = mxr__pool_take_kept(&rt->job_pool);
+        if (r)
+            pb = r->pb;
+        else
+            r = mxr__malloc(a, rt->job_pool.size);
+    } else {
+        r = mxr__malloc(a, sizeof *r + input_size);
+    }
+    if (r) {
+        memset(r, 0, sizeof *r);
+        r->pb = pb;
+        r->pooled = input_size <= INPUT_INLINE;
+    }
+    return r;
+}
 
 static mxr__route *route_new(mxr__router *rt, const char *input,
                              mxr_route_cb cb, void *arg)
 {
     size_t n = strlen(input);
-    mxr__route *r = mxr__calloc(&rt->core->a, 1, sizeof *r + n + 1);
+    mxr__route *r = job_alloc(rt, n + 1);
     if (!r)
         return NULL;
     r->rt = rt;
     r->cb = cb;
     r->arg = arg;
     memcpy(r->input, input, n + 1);
-    mxr__pb_init(&r->pb, &rt->core->a);
     mxr__list_push_front(&rt->jobs, &r->link);
     return r;
 }
 
-static void route_free(mxr__route *r)
+static void targets_free(mxr__route *r)
 {
     mxr__alloc *a = &r->rt->core->a;
-    mxr__list_remove(&r->link);
     for (size_t i = 0; i < r->ntargets; i++)
-        mxr__free(a, r->targets[i].addrs);
-    mxr__free(a, r->targets);
-    mxr__pb_free(&r->pb);
-    mxr__free(a, r);
+        if (r->targets[i].addrs != r->targets[i].inline_addrs)
+            mxr__free(a, r->targets[i].addrs);
+    if (r->targets_pooled)
+        mxr__pool_put(&r->rt->target_pool, r->targets);
+    else
+        mxr__free(a, r->targets);
+}
+
+/* Frees the kept jobs (and the builder arrays they keep) and targets. */
+static void pools_drain(mxr__router *rt)
+{
+    mxr__route *r;
+    while ((r = mxr__pool_take_kept(&rt->job_pool)) != NULL) {
+        mxr__pb_free(&r->pb);
+        mxr__free(&rt->core->a, r);
+    }
+    mxr__pool_drain(&rt->target_pool);
+}
+
+/* The job goes back to its pool. */
+static void route_free(mxr__route *r)
+{
+    mxr__router *rt = r->rt;
+    mxr__list_remove(&r->link);
+    targets_free(r);
+    if (r->pooled && mxr__pool_keeps(&rt->job_pool)) {
+        mxr__pb_reset(&r->pb, BUILDER_KEEP);
+        mxr__pool_put(&rt->job_pool, r);
+    } else {
+        mxr__pb_free(&r->pb);
+        if (r->pooled)
+            mxr__pool_put(&rt->job_pool, r); /* full: freed */
+        else
+            mxr__free(&rt->core->a, r);
+    }
 }
 
 /* Fire the user's callback: the one place a request ends. */
@@ -212,24 +288,58 @@ static size_t plan_key(char *key, const char *domain)
     return n + 1;
 }
 
-static void release_plan(void *ctx, void *value)
+/* A finished plan's template in one block with its cache entry: the
+ * node, the key ('P' and the domain), then the packed plan, which route
+ * copies for every caller. */
+typedef struct cached_plan {
+    mxr__cache_node node;
+    mxr_plan *plan; /* inside this block */
+} cached_plan;
+
+static size_t align_up(size_t n)
 {
-    mxr_plan_free(value);
+    size_t al = alignof(max_align_t);
+    return (n + al - 1) / al * al;
 }
 
-static void cache_plan(mxr__router *rt, const char *domain, mxr_plan *tmpl)
+static cached_plan *cached_plan_new(mxr__router *rt,
+                                    const mxr__plan_builder *pb,
+                                    const char *domain)
 {
     char key[MXR__NAME_MAX + 2];
+    size_t keylen = plan_key(key, domain);
+    size_t at = align_up(sizeof(cached_plan) + keylen);
+    size_t size = mxr__plan_pack_size(pb, "", domain);
+    if (size == 0 || size > SIZE_MAX - at)
+        return NULL;
+    cached_plan *cp = mxr__malloc(&rt->core->a, at + size);
+    if (!cp)
+        return NULL;
+    unsigned char *k = (unsigned char *)(cp + 1);
+    memcpy(k, key, keylen);
+    cp->node = (mxr__cache_node){.key = k, .keylen = keylen};
+    cp->plan = mxr__plan_pack_into(pb, "", domain, (char *)cp + at);
+    return cp;
+}
+
+static void drop_plan(void *ctx, mxr__cache_node *node)
+{
+    mxr__free(ctx, mxr__list_entry(node, cached_plan, node));
+}
+
+static void cache_plan(mxr__router *rt, cached_plan *cp)
+{
+    mxr_plan *tmpl = cp->plan;
     if (tmpl->result == MXR_RESULT_TEMPFAIL || tmpl->ttl == 0 ||
         rt->core->destroying) {
-        mxr_plan_free(tmpl);
+        mxr__free(&rt->core->a, cp);
         return;
     }
     uint64_t now = mxr__core_now(rt->core);
     uint64_t expires = now + (uint64_t)tmpl->ttl * 1000;
     mxr__plan_set_cached(tmpl, now, expires);
-    mxr__cache_put(rt->plans, key, plan_key(key, domain), tmpl,
-                   mxr__plan_bytes(tmpl), expires, release_plan, NULL);
+    mxr__cache_insert(rt->plans, &cp->node, mxr__alloc_size(cp), expires,
+                      drop_plan, &rt->core->a);
 }
 
 static void targets_to_plan(mxr__route *r);
@@ -239,17 +349,17 @@ static void route_complete(mxr__route *r)
 {
     mxr__router *rt = r->rt;
     bool destroying = rt->core->destroying;
-    mxr_plan *tmpl = NULL, *plan = NULL;
+    cached_plan *cp = NULL;
+    mxr_plan *plan = NULL;
     targets_to_plan(r);
     if (!destroying && mxr__order_prepare(rt->order, &r->pb) == 0)
-        tmpl = mxr__plan_pack(&r->pb, "", r->in.domain, mxr__alloc_counted,
-                              &rt->core->a);
-    if (tmpl)
-        plan = user_copy(rt, tmpl, r->input);
-    if (tmpl && r->in.kind == MXR__INPUT_DOMAIN)
-        cache_plan(rt, r->in.domain, tmpl);
+        cp = cached_plan_new(rt, &r->pb, r->in.domain);
+    if (cp)
+        plan = user_copy(rt, cp->plan, r->input);
+    if (cp && r->in.kind == MXR__INPUT_DOMAIN)
+        cache_plan(rt, cp);
     else
-        mxr_plan_free(tmpl);
+        mxr__free(&rt->core->a, cp);
     mxr_route_cb cb = r->cb;
     void *arg = r->arg;
     mxr_status st = destroying ? MXR_EDESTROYED : plan ? MXR_OK : MXR_ENOMEM;
@@ -275,6 +385,28 @@ static void fail_plan(mxr__route *r, mxr_result res, mxr_reason why,
     mxr__pb_lower_ttl(&r->pb, ttl);
 }
 
+/* Appends n addresses to t's, inline while they fit. */
+static mxr_status add_target_addrs(mxr__route *r, mxr__target *t,
+                                   const mxr_addr *addrs, size_t n)
+{
+    size_t total = t->naddrs + n;
+    if (total > TARGET_ADDRS_INLINE) {
+        mxr__alloc *a = &r->rt->core->a;
+        mxr_addr *own = t->addrs == t->inline_addrs ? NULL : t->addrs;
+        mxr_addr *grown = mxr__realloc(a, own, total * sizeof *grown);
+        if (!grown)
+            return MXR_ENOMEM;
+        if (!own && t->naddrs)
+            memcpy(grown, t->inline_addrs, t->naddrs * sizeof *grown);
+        t->addrs = grown;
+    } else {
+        t->addrs = t->inline_addrs;
+    }
+    memcpy(t->addrs + t->naddrs, addrs, n * sizeof *addrs);
+    t->naddrs = total;
+    return MXR_OK;
+}
+
 static void on_target_addr(mxr__lookup_req *req, const mxr__answer *ans,
                            uint32_t ttl)
 {
@@ -284,16 +416,8 @@ static void on_target_addr(mxr__lookup_req *req, const mxr__answer *ans,
     if (ans->rcode == MXR__DNS_OK && ans->count > 0) {
         if (ans->served_until_ms < t->served_until_ms)
             t->served_until_ms = ans->served_until_ms;
-        mxr_addr *grown =
-            mxr__realloc(&r->rt->core->a, t->addrs,
-                         (t->naddrs + ans->count) * sizeof *grown);
-        if (grown) {
-            memcpy(grown + t->naddrs, ans->addrs, ans->count * sizeof *grown);
-            t->addrs = grown;
-            t->naddrs += ans->count;
-        } else {
+        if (add_target_addrs(r, t, ans->addrs, ans->count) != MXR_OK)
             t->temp_failed = true;
-        }
         t->via_cname |= ans->via_cname;
     } else if (mxr__rcode_is_temporary(ans->rcode)) {
         t->temp_failed = true;
@@ -421,13 +545,28 @@ static mxr_reason target_problem(const mxr__route *r, const mxr__mx *mx,
     return target_seen(r, norm) ? MXR_REASON_DUPLICATE : MXR_REASON_NONE;
 }
 
+/* Room for n targets: a pooled block when they fit one. */
+static mxr_status targets_alloc(mxr__route *r, size_t n)
+{
+    r->targets_pooled = n <= TARGETS_INLINE;
+    r->targets = r->targets_pooled
+                     ? mxr__pool_get(&r->rt->target_pool)
+                     : mxr__calloc(&r->rt->core->a, n, sizeof *r->targets);
+    return r->targets ? MXR_OK : MXR_ENOMEM;
+}
+
+#define SORT_ON_STACK 64 /* MX answers this small sort without a block */
+
 static int take_mx_targets(mxr__route *r, const mxr__answer *ans)
 {
     mxr__alloc *a = &r->rt->core->a;
-    const mxr__mx **sorted = mxr__malloc(a, ans->count * sizeof *sorted);
-    r->targets = mxr__calloc(a, ans->count, sizeof *r->targets);
-    if (!sorted || !r->targets) {
-        mxr__free(a, sorted);
+    const mxr__mx *stack[SORT_ON_STACK];
+    const mxr__mx **sorted = ans->count <= SORT_ON_STACK
+                                 ? stack
+                                 : mxr__malloc(a, ans->count * sizeof *sorted);
+    if (!sorted || targets_alloc(r, ans->count) != MXR_OK) {
+        if (sorted != stack)
+            mxr__free(a, sorted);
         return -1;
     }
     for (size_t i = 0; i < ans->count; i++)
@@ -444,7 +583,8 @@ static int take_mx_targets(mxr__route *r, const mxr__answer *ans)
                                                          : sorted[i]->target,
                          sorted[i]->pref, why);
     }
-    mxr__free(a, sorted);
+    if (sorted != stack)
+        mxr__free(a, sorted);
     return 0;
 }
 
@@ -470,8 +610,7 @@ static void on_mx(mxr__lookup_req *req, const mxr__answer *ans, uint32_t ttl)
             fail_plan(r, MXR_RESULT_TEMPFAIL, MXR_REASON_TEMPFAIL, 0);
     } else if (ans->rcode == MXR__DNS_NODATA) {
         r->pb.implicit = true;
-        r->targets = mxr__calloc(&r->rt->core->a, 1, sizeof *r->targets);
-        if (r->targets) {
+        if (targets_alloc(r, 1) == MXR_OK) {
             add_target(r, r->in.domain, 0);
             start_targets(r);
         } else {
@@ -561,10 +700,11 @@ mxr_status mxr__route_start(mxr__router *rt, const char *input, mxr_route_cb cb,
     if (in.kind == MXR__INPUT_LITERAL)
         return route_literal(rt, &in, input, cb, arg);
     char key[MXR__NAME_MAX + 2];
-    const mxr_plan *tmpl = mxr__cache_get(
+    mxr__cache_node *hit = mxr__cache_find(
         rt->plans, key, plan_key(key, in.domain), mxr__core_now(core));
-    if (tmpl)
-        return route_cached(rt, tmpl, input, cb, arg);
+    if (hit)
+        return route_cached(rt, mxr__list_entry(hit, cached_plan, node)->plan,
+                            input, cb, arg);
     return route_resolve(rt, &in, input, cb, arg);
 }
 
@@ -586,6 +726,10 @@ mxr__router *mxr__router_new(mxr__core *core, mxr__lookups *dns,
                         .order = order,
                         .cfg = *cfg};
     mxr__list_init(&rt->jobs);
+    mxr__pool_init(&rt->job_pool, &core->a, sizeof(mxr__route) + INPUT_INLINE,
+                   JOB_POOL_MAX);
+    mxr__pool_init(&rt->target_pool, &core->a,
+                   TARGETS_INLINE * sizeof(mxr__target), JOB_POOL_MAX);
     return rt;
 }
 
@@ -606,6 +750,7 @@ void mxr__router_free(mxr__router *rt)
 {
     if (!rt)
         return;
+    pools_drain(rt);
     mxr__free(&rt->core->a, rt->ready);
     mxr__free(&rt->core->a, rt);
 }

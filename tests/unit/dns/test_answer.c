@@ -177,6 +177,78 @@ static void test_mx_three_records(void **state)
     done(f, ans);
 }
 
+/* The block is its own cache entry: its key is the question asked. A copy
+ * under another key (a chased CNAME's answer is cached under the first
+ * question) holds the same records, pointing into the copy. */
+static void expect_key(const mxr__answer *ans, const char *name, uint16_t qtype)
+{
+    char key[MXR__ANSWER_KEY_MAX];
+    size_t len = mxr__answer_key(key, name, qtype);
+    assert_int_equal(ans->node.keylen, len);
+    assert_memory_equal(ans->node.key, key, len);
+    const char *end = (const char *)ans + mxr__answer_bytes(ans);
+    assert_ptr_equal((const char *)ans->node.key + len, end); /* in the block */
+}
+
+static bool inside(const void *p, const mxr__answer *ans)
+{
+    const char *c = p, *start = (const char *)ans;
+    return c >= start && c < start + mxr__answer_bytes(ans);
+}
+
+static void test_keys_and_rekeyed_copies(void **state)
+{
+    fixture *f = *state;
+    ldns_pkt *p = response("example.com", MXR__TYPE_MX);
+    answer_rr(p, "example.com. 300 IN MX 10 mx1.example.com.");
+    answer_rr(p, "example.com. 300 IN MX 20 mx2.example.net.");
+    mxr__answer *ans = parse(f, p, "example.com", MXR__TYPE_MX);
+    expect_key(ans, "example.com", MXR__TYPE_MX);
+    ans->node.expires_ms = 1234;
+    ans->served_until_ms = 5678;
+
+    char key[MXR__ANSWER_KEY_MAX];
+    size_t len = mxr__answer_key(key, "a-much-longer-question.example", 15);
+    mxr__answer *copy = mxr__answer_rekeyed(&f->a, ans, key, len);
+    assert_non_null(copy);
+    done(f, ans); /* the copy owes the original nothing */
+    expect_key(copy, "a-much-longer-question.example", MXR__TYPE_MX);
+    assert_int_equal(copy->refs, 1);
+    assert_int_equal(copy->node.expires_ms, 1234);
+    assert_int_equal(copy->served_until_ms, 5678);
+    assert_int_equal(copy->count, 2);
+    assert_true(inside(copy->mx, copy));
+    assert_true(inside(copy->mx[1].target, copy));
+    assert_int_equal(copy->mx[1].pref, 20);
+    assert_string_equal(copy->mx[0].target, "mx1.example.com");
+    assert_string_equal(copy->mx[1].target, "mx2.example.net");
+    mxr__answer_unref(&f->a, copy);
+
+    /* a dangling CNAME's target moves along; an error answer has no key */
+    p = response("www.example.com", MXR__TYPE_A);
+    answer_rr(p, "www.example.com. 3600 IN CNAME gone.example.net.");
+    ans = parse(f, p, "www.example.com", MXR__TYPE_A);
+    copy = mxr__answer_rekeyed(&f->a, ans, key, 4);
+    assert_non_null(copy);
+    done(f, ans);
+    assert_true(inside(copy->cname_target, copy));
+    assert_string_equal(copy->cname_target, "gone.example.net");
+    mxr__answer_unref(&f->a, copy);
+    ans = mxr__answer_error(&f->a, MXR__DNS_TIMEOUT, MXR__TYPE_A, 0);
+    assert_int_equal(ans->node.keylen, 0);
+    copy = mxr__answer_rekeyed(&f->a, ans, key, len);
+    mxr__answer_unref(&f->a, ans);
+    assert_int_equal(copy->rcode, MXR__DNS_TIMEOUT);
+    assert_int_equal(copy->node.keylen, len);
+    mxr__answer_unref(&f->a, copy);
+
+    /* out of memory: NULL, nothing held */
+    ans = mxr__answer_error(&f->a, MXR__DNS_TIMEOUT, MXR__TYPE_A, 0);
+    f->ta.fail_at = f->ta.calls + 1;
+    assert_null(mxr__answer_rekeyed(&f->a, ans, key, len));
+    mxr__answer_unref(&f->a, ans);
+}
+
 static void test_mx_root_target(void **state)
 {
     fixture *f = *state;
@@ -1083,6 +1155,7 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_mx_three_records),
+        T(test_keys_and_rekeyed_copies),
         T(test_mx_root_target),
         T(test_mx_extreme_prefs),
         T(test_question_case_insensitive),

@@ -75,6 +75,97 @@ static void test_put_get(void **state)
     assert_ptr_equal(log.last, &v1);
 }
 
+/* ------------------------------------------------- embedded entries */
+
+/* A value that carries its cache node and its key, as answers and plans
+ * do; dropped ones are counted and freed. */
+typedef struct item {
+    mxr__cache_node node;
+    int id;
+    char key[16];
+} item;
+
+typedef struct drops {
+    mxr__alloc *a;
+    size_t count;
+    int last;
+} drops;
+
+static void drop_item(void *ctx, mxr__cache_node *node)
+{
+    drops *d = ctx;
+    item *it = (item *)(void *)node;
+    d->count++;
+    d->last = it->id;
+    mxr__free(d->a, it);
+}
+
+static item *item_new(mxr__alloc *a, const char *key, int id)
+{
+    item *it = mxr__calloc(a, 1, sizeof *it);
+    assert_non_null(it);
+    it->id = id;
+    snprintf(it->key, sizeof it->key, "%s", key);
+    it->node.key = (const unsigned char *)it->key;
+    it->node.keylen = strlen(key);
+    return it;
+}
+
+static int found(mxr__cache *c, const char *key, uint64_t now)
+{
+    mxr__cache_node *n = mxr__cache_find(c, key, strlen(key), now);
+    return n ? ((item *)(void *)n)->id : 0;
+}
+
+static void test_embedded_entries(void **state)
+{
+    (void)state;
+    mxr__alloc a;
+    mxr__alloc_init(&a, NULL, NULL);
+    mxr__cache *c = mxr__cache_new(&a, 300);
+    drops d = {.a = &a};
+
+    mxr__cache_insert(c, &item_new(&a, "k1", 1)->node, 100, 50, drop_item, &d);
+    mxr__cache_insert(c, &item_new(&a, "k2", 2)->node, 100, NEVER, drop_item,
+                      &d);
+    assert_int_equal(found(c, "k1", 0), 1);
+    assert_int_equal(found(c, "k2", 0), 2);
+    assert_int_equal(found(c, "k3", 0), 0);
+    assert_int_equal(mxr__cache_bytes(c), 200);
+
+    /* the same key: the old entry goes first */
+    mxr__cache_insert(c, &item_new(&a, "k1", 11)->node, 100, 50, drop_item, &d);
+    assert_int_equal(d.count, 1);
+    assert_int_equal(d.last, 1);
+    assert_int_equal(found(c, "k1", 0), 11);
+    assert_int_equal(mxr__cache_entries(c), 2);
+
+    /* over the bound: the least recently used goes (k2: k1 was found) */
+    mxr__cache_insert(c, &item_new(&a, "k3", 3)->node, 150, NEVER, drop_item,
+                      &d);
+    assert_int_equal(d.last, 2);
+    assert_int_equal(found(c, "k2", 0), 0);
+    assert_int_equal(mxr__cache_bytes(c), 250);
+    assert_int_equal(mxr__cache_evictions(c), 1);
+
+    /* larger than the whole bound: dropped at once, nothing else goes */
+    mxr__cache_insert(c, &item_new(&a, "k4", 4)->node, 301, NEVER, drop_item,
+                      &d);
+    assert_int_equal(d.last, 4);
+    assert_int_equal(found(c, "k4", 0), 0);
+    assert_int_equal(mxr__cache_entries(c), 2);
+
+    /* expired: removed when found */
+    assert_int_equal(found(c, "k1", 50), 0);
+    assert_int_equal(d.last, 11);
+    assert_int_equal(mxr__cache_bytes(c), 150);
+
+    size_t before = d.count;
+    mxr__cache_free(c);
+    assert_int_equal(d.count, before + 1);
+    assert_int_equal(a.bytes, 0);
+}
+
 static void test_replace_releases_old_value(void **state)
 {
     (void)state;
@@ -643,6 +734,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_get),
+        cmocka_unit_test(test_embedded_entries),
         cmocka_unit_test(test_replace_releases_old_value),
         cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_lru_eviction_order),

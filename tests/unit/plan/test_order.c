@@ -623,32 +623,75 @@ static void test_failed_builder_left_alone(void **state)
     assert_result(f, MXR_RESULT_PERMFAIL, MXR_REASON_NULL_MX);
 }
 
-/* Fails each allocation of prepare in turn: -1, nothing leaked, and no
- * host lost or counted twice on the way. */
-static void test_prepare_allocation_failures(void **state)
+/* Fails each allocation of prepare in turn, on the builder fill() makes
+ * (total entries): -1, nothing leaked, and no host lost or counted twice
+ * on the way. Returns how many failed; the builder holds the plan that
+ * got through. */
+static long prepare_failures(fixture *f, void (*fill)(fixture *), size_t total)
 {
-    fixture *f = *state;
     long failures = 0;
     for (long n = 1; n < 50; n++) {
         mxr__pb_free(&f->pb);
         f->bt.fail_at = 0;
-        add(f, "b", 20, "192.0.2.2 2001:db8::2");
-        add(f, "a", 10, "192.0.2.1 2001:db8::1");
-        add(f, "b", 30, "192.0.2.3");
+        fill(f);
         f->bt.fail_at = f->bt.calls + n;
         int rc = mxr__order_prepare(&f->cfg, &f->pb);
         f->bt.fail_at = 0;
-        if (rc == 0) {
-            assert_hosts(f, "a b");
-            assert_host_addrs(f, 0, "2001:db8::1 192.0.2.1");
-            break;
-        }
+        if (rc == 0)
+            return failures;
         assert_int_equal(rc, MXR_ENOMEM);
-        assert_int_equal(f->pb.nhosts + f->pb.nskips, 3);
+        assert_int_equal(f->pb.nhosts + f->pb.nskips, total);
         failures++;
     }
+    fail_msg("prepare never got through");
+    return failures;
+}
+
+static void add_three(fixture *f)
+{
+    add(f, "b", 20, "192.0.2.2 2001:db8::2");
+    add(f, "a", 10, "192.0.2.1 2001:db8::1");
+    add(f, "b", 30, "192.0.2.3");
+}
+
+static void test_prepare_allocation_failures(void **state)
+{
+    fixture *f = *state;
+    /* sort (2), skip reserve; the marks, the duplicate index and the
+     * address scratch of three hosts are on the stack */
+    assert_int_equal(prepare_failures(f, add_three, 3), 3);
+    assert_hosts(f, "a b");
+    assert_host_addrs(f, 0, "2001:db8::1 192.0.2.1");
+    mxr__pb_free(&f->pb);
+    assert_int_equal(f->bt.live, 0);
+}
+
+/* Too many hosts and addresses for the stack: every scratch array is a
+ * block, and each one failing leaves the builder whole. */
+static void add_many(fixture *f)
+{
+    char name[32];
+    for (int i = 0; i < 150; i++) {
+        snprintf(name, sizeof name, "h%d", i);
+        add(f, name, (uint16_t)(150 - i), "192.0.2.9");
+    }
+    mxr__host *h = mxr__pb_add_host(&f->pb, "many", 0, MXR_SOURCE_MX, 25);
+    assert_non_null(h);
+    for (int i = 0; i < 40; i++) {
+        mxr_addr a = addr(i % 2 ? "192.0.2.1" : "2001:db8::1");
+        a.bytes[i % 2 ? 3 : 15] = (uint8_t)(i + 1);
+        assert_int_equal(mxr__pb_add_addr(&f->pb, h, &a), 0);
+    }
+}
+
+static void test_prepare_large_allocation_failures(void **state)
+{
+    fixture *f = *state;
     /* sort (2), skip reserve, marks, duplicate index, address scratch */
-    assert_int_equal(failures, 6);
+    assert_int_equal(prepare_failures(f, add_many, 151), 6);
+    assert_int_equal(f->pb.nhosts, 151);
+    assert_string_equal(f->pb.hosts[0].name, "many");
+    assert_int_equal(f->pb.hosts[0].naddrs, 40);
     mxr__pb_free(&f->pb);
     assert_int_equal(f->bt.live, 0);
 }
@@ -1015,6 +1058,7 @@ int main(void)
         FIXTURE_TEST(test_nothing_left_is_no_usable_host),
         FIXTURE_TEST(test_failed_builder_left_alone),
         FIXTURE_TEST(test_prepare_allocation_failures),
+        FIXTURE_TEST(test_prepare_large_allocation_failures),
         FIXTURE_TEST(test_shuffle_four_way_tie_uniform),
         FIXTURE_TEST(test_shuffle_three_way_tie_uniform),
         FIXTURE_TEST(test_shuffle_seeded_reproducible),

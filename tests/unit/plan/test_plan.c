@@ -293,6 +293,38 @@ static void test_pack_round_trip(void **state)
     assert_int_equal(f->pt.live, 0);
 }
 
+/* Packed into memory the caller owns (a cache entry's block): the same
+ * plan, every pointer inside that memory, and copies made from it are
+ * ordinary plans. */
+static void test_pack_into_caller_memory(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(build_sample(&f->pb), 0);
+    size_t size = mxr__plan_pack_size(&f->pb, "", "example.com");
+    mxr_plan *ref = pack(f, "", "example.com");
+    assert_int_equal(size, mxr__plan_bytes(ref));
+    mxr_plan_free(ref);
+    max_align_t *mem = calloc(1, size + sizeof(max_align_t));
+    assert_non_null(mem);
+    memset(mem, 0xa5, size + sizeof(max_align_t));
+    mxr_plan *t = mxr__plan_pack_into(&f->pb, "", "example.com", mem);
+    assert_non_null(t);
+    assert_int_equal(mxr__plan_bytes(t), size);
+    assert_plan_matches(t, &f->pb, "", "example.com");
+    assert_self_contained(t);
+    assert_true((char *)t > (char *)mem &&
+                (char *)t + sizeof *t <= (char *)mem + size);
+    /* nothing written past the size asked for */
+    assert_int_equal(((unsigned char *)mem)[size], 0xa5);
+    assert_int_equal(f->pt.live, 0);
+    mxr_plan *c =
+        mxr__plan_clone_for(t, "u@example.com", mxr_test_alloc_fn, &f->pt);
+    assert_no_shared_memory(c, t);
+    assert_plan_matches(c, &f->pb, "u@example.com", "example.com");
+    mxr_plan_free(c);
+    free(mem);
+}
+
 static void test_pack_without_ttl_gives_zero(void **state)
 {
     fixture *f = *state;
@@ -572,6 +604,7 @@ int main(void)
         FIXTURE_TEST(test_remove_host_keeps_order),
         FIXTURE_TEST(test_fail_sets_result),
         FIXTURE_TEST(test_pack_round_trip),
+        FIXTURE_TEST(test_pack_into_caller_memory),
         FIXTURE_TEST(test_pack_without_ttl_gives_zero),
         FIXTURE_TEST(test_pack_null_strings_are_empty),
         FIXTURE_TEST(test_count_down),
