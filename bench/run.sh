@@ -16,6 +16,7 @@
 #   BENCH_EXTRA=1        also run the diagnostics (AAAA on, allocation counts)
 #   BENCH_SWEEP="10 100 500 2000"  the concurrency sweep's windows ("" skips it)
 #   BENCH_SWEEP_N=20000  domains per sweep run (at most BENCH_N)
+#   BENCH_SWEEP_ROUNDS=3  rounds of the sweep (every W each round; medians)
 #   BENCH_BUILD=build-bench  build directory (Release)
 #
 # Outputs under bench/out/ (git-ignored): the zone, raw.log (every RESULT
@@ -35,6 +36,7 @@ MEM_N=${BENCH_MEM_N:-20000}
 EXTRA=${BENCH_EXTRA:-1}
 SWEEP=${BENCH_SWEEP-10 100 500 2000}
 SWEEP_N=${BENCH_SWEEP_N:-20000}
+SWEEP_ROUNDS=${BENCH_SWEEP_ROUNDS:-3}
 ((SWEEP_N > N)) && SWEEP_N=$N
 BUILD=${BENCH_BUILD:-$SRC/build-bench}
 OUT=$HERE/out
@@ -85,22 +87,36 @@ for ((i = 1; i <= ROUNDS; i++)); do
 done
 
 # ------------------------------------------------------ concurrency sweep
-# One cold run per client and window W, on the first SWEEP_N domains: does
+# Cold runs per client and window W, on the first SWEEP_N domains: does
 # a client keep its rate when the caller asks for many queries in flight?
+# Every round runs every W (so a noisy moment hits them all); the table
+# shows the median of the rounds, and the worst round's "ok" count.
 # raw c-ares and Node may lose domains at large W (timeouts): that is what
 # the sweep shows, not a failed run (their "ok" column counts them);
 # mxroute must route every domain.
 declare -a S_W S_R S_RC S_RO S_M S_MC S_N S_NC S_NO
+declare -A A_R A_RC A_RO A_M A_MC A_N A_NC A_NO
+for ((r = 1; r <= SWEEP_ROUNDS; r++)); do
+  for w in $SWEEP; do
+    say "sweep round $r/$SWEEP_ROUNDS, W=$w: raw c-ares, mxroute cold, node ($SWEEP_N domains)"
+    l=$(run_lossy sweep-raw "$RAW" --server "$SERVER" --list "$LIST" -n "$SWEEP_N" -w "$w")
+    A_R[$w]+=" $(num "$l" dps)"; A_RC[$w]+=" $(field "$l" cpu_us_per_domain)"; A_RO[$w]+=" $(num "$l" ok)"
+    l=$(run sweep-mxroute "$MXR" cold --server "$SERVER" --list "$LIST" -n "$SWEEP_N" -w "$w")
+    A_M[$w]+=" $(num "$l" dps)"; A_MC[$w]+=" $(field "$l" cpu_us_per_domain)"
+    l=$(run_lossy sweep-node node "$HERE/node_resolve.js" --server "$SERVER" --list "$LIST" -n "$SWEEP_N" -w "$w")
+    A_N[$w]+=" $(num "$l" dps)"; A_NC[$w]+=" $(field "$l" cpu_us_per_domain)"; A_NO[$w]+=" $(num "$l" ok)"
+  done
+done
+worst_of() { printf '%s\n' "$@" | sort -g | head -1; }
 for w in $SWEEP; do
-  say "sweep W=$w: raw c-ares, mxroute cold, node ($SWEEP_N domains)"
-  S_W+=("$w")
-  l=$(run_lossy sweep-raw "$RAW" --server "$SERVER" --list "$LIST" -n "$SWEEP_N" -w "$w")
-  S_R+=("$(num "$l" dps)"); S_RC+=("$(field "$l" cpu_us_per_domain)"); S_RO+=("$(num "$l" ok)")
-  l=$(run sweep-mxroute "$MXR" cold --server "$SERVER" --list "$LIST" -n "$SWEEP_N" -w "$w")
-  S_M+=("$(num "$l" dps)"); S_MC+=("$(field "$l" cpu_us_per_domain)")
-  l=$(run_lossy sweep-node node "$HERE/node_resolve.js" --server "$SERVER" --list "$LIST" -n "$SWEEP_N" -w "$w")
-  S_N+=("$(num "$l" dps)"); S_NC+=("$(field "$l" cpu_us_per_domain)"); S_NO+=("$(num "$l" ok)")
-  say "  dps raw=${S_R[-1]} mxroute=${S_M[-1]} node=${S_N[-1]}"
+  # shellcheck disable=SC2086 # the lists are space-separated numbers
+  {
+    S_W+=("$w")
+    S_R+=("$(median ${A_R[$w]})"); S_RC+=("$(median ${A_RC[$w]})"); S_RO+=("$(worst_of ${A_RO[$w]})")
+    S_M+=("$(median ${A_M[$w]})"); S_MC+=("$(median ${A_MC[$w]})")
+    S_N+=("$(median ${A_N[$w]})"); S_NC+=("$(median ${A_NC[$w]})"); S_NO+=("$(worst_of ${A_NO[$w]})")
+  }
+  say "  W=$w dps raw=${A_R[$w]} mxroute=${A_M[$w]} node=${A_N[$w]}"
 done
 
 # ------------------------------------------------------------ cached runs
@@ -190,7 +206,7 @@ RR=$(ratio "$M" "$R"); RN=$(ratio "$M" "$NO")
     # each rate against the best rate of the same client over the sweep
     BR=$(best "${S_R[@]}"); BM=$(best "${S_M[@]}"); BN=$(best "${S_N[@]}")
     echo
-    echo "concurrency sweep: $SWEEP_N domains cold, one run per W; \"/best\" is the rate over the same client's best W"
+    echo "concurrency sweep: $SWEEP_N domains cold, median of $SWEEP_ROUNDS rounds per W; \"/best\" is the rate over the same client's best W"
     printf '%-6s %9s %7s %6s %6s  %9s %7s %6s  %9s %7s %6s %6s\n' "W" "raw dps" "cpu us" "/best" "ok" \
       "mxroute" "cpu us" "/best" "node" "cpu us" "/best" "ok"
     declare -a S_MB=()
@@ -203,6 +219,9 @@ RR=$(ratio "$M" "$R"); RN=$(ratio "$M" "$NO")
     done
     worst=$(printf '%s\n' "${S_MB[@]}" | sort -g | head -1)
     printf '%-34s %12s %8s %8s\n' "mxroute, worst W / best W" "$worst" ">= 0.8" "$(verdict "$worst" 0.8)"
+    for w in $SWEEP; do
+      printf '  mxroute W=%-5s rounds:%s\n' "$w" "${A_M[$w]}"
+    done
   fi
   if [ "$EXTRA" = 1 ]; then
     echo
