@@ -63,16 +63,6 @@ if [ "$(cat "$TMP/pid" 2>/dev/null)" = "$DPID" ]; then pass "--pidfile holds the
 else fail "--pidfile" "$DPID" "$(cat "$TMP/pid" 2>/dev/null)"; fi
 
 # ---- Postfix's own socketmap client
-pq() { # KEY: postmap -q KEY against the daemon; $OUT, $ERR, $RC
-  LAST_CMD="postmap -q $1 socketmap:unix:$SOCK:transport"
-  timeout 10 "$POSTMAP" -c "$TMP/postfix" -q "$1" "socketmap:unix:$SOCK:transport" >"$OUT" 2>"$ERR"
-  RC=$?
-}
-expect_out() { # NAME WANT: stdout is exactly WANT
-  local got
-  got=$(cat "$OUT")
-  if [ "$got" = "$2" ]; then pass "$1"; else fail "$1" "$2" "$got"; fi
-}
 if [ -x "$POSTMAP" ]; then
   pq user@plain.rules.test
   expect_out "postmap: next-hop list in plan order" \

@@ -62,16 +62,6 @@ stop_term() {
   [ "$DAEMON_RC" = 0 ]
 }
 
-pq() { # KEY: postmap -q KEY against the daemon; $OUT, $ERR, $RC
-  LAST_CMD="postmap -q $1 socketmap:unix:$SOCK:transport"
-  timeout 10 "$POSTMAP" -c "$TMP/postfix" -q "$1" "socketmap:unix:$SOCK:transport" >"$OUT" 2>"$ERR"
-  RC=$?
-}
-expect_out() { # NAME WANT: stdout is exactly WANT
-  local got
-  got=$(cat "$OUT")
-  if [ "$got" = "$2" ]; then pass "$1"; else fail "$1" "$2" "$got"; fi
-}
 expect_err() { # NAME PATTERN: stderr matches the grep -E pattern
   if grep -Eq -- "$2" "$ERR"; then pass "$1"; else fail "$1" "stderr matching $2" "$(head -c 300 "$ERR")"; fi
 }

@@ -49,11 +49,6 @@ cl() { # ARGS: serve_client.py ARGS into $OUT
   timeout 60 $PY "$CLIENT" "$@" >"$OUT" 2>"$ERR"
   RC=$?
 }
-expect_out() { # NAME WANT: stdout is exactly WANT
-  local got
-  got=$(cat "$OUT")
-  if [ "$got" = "$2" ]; then pass "$1"; else fail "$1" "$2" "$got"; fi
-}
 ask() { # NAME KEY WANT: one socketmap request, its reply exactly WANT
   cl sm "$SM" "$2"
   expect_out "$1" "$3

@@ -79,6 +79,10 @@ typedef struct cli_engine_opts {
     }
 
 int cli_engine_option(mxr_options *opts, int opt, const char *arg);
+/* mxr_engine_new(opts, out) for a command: on failure the options' message
+ * is said and the exit status returned (64 for a zone, server or policy
+ * that does not load, 70 otherwise); 0 on success. */
+int cli_engine_new(mxr_options *opts, mxr_engine **out);
 /* Set an integer option from the text of the command's option flag (named
  * in messages). Returns 0 or EXIT_USAGE. */
 int cli_set_int(mxr_options *opts, mxr_option opt, const char *arg,

@@ -304,13 +304,8 @@ static int route_main(mxr_options *o, route_run *run, const char *batch)
     int rc = batch ? open_batch(run, batch) : 0;
     if (rc)
         return rc;
-    mxr_status st = mxr_engine_new(o, &run->engine);
-    if (st != MXR_OK) {
-        cli_error("%s", mxr_options_errmsg(o));
-        return st == MXR_EZONE || st == MXR_ESERVER || st == MXR_EPOLICY
-                   ? EXIT_USAGE
-                   : EXIT_SOFTWARE;
-    }
+    if ((rc = cli_engine_new(o, &run->engine)) != 0)
+        return rc;
     run->slots = calloc(run->window, sizeof *run->slots);
     if (!run->slots) {
         mxr_engine_destroy(run->engine);

@@ -752,13 +752,7 @@ static int become_user(server *srv, const run_opts *ro)
 static int build_engine(mxr_options *o, server *srv, mxr_engine **out)
 {
     mxr_options_set_log(o, serve_engine_log, srv);
-    mxr_status st = mxr_engine_new(o, out);
-    if (st == MXR_OK)
-        return 0;
-    cli_error("%s", mxr_options_errmsg(o));
-    return st == MXR_EZONE || st == MXR_ESERVER || st == MXR_EPOLICY
-               ? EXIT_USAGE
-               : EXIT_SOFTWARE;
+    return cli_engine_new(o, out);
 }
 
 /* Parse, look the user up, load zones and policies: what --check-config

@@ -296,15 +296,11 @@ static int start_engine(sim *s, mxr_options *o, const mxr_rules *rules)
 {
     mxr_options_set_clock(o, sim_clock, &s->clock_ms);
     s->clock_ms = SIM_EPOCH_MS;
-    mxr_status st = mxr_options_add_rules(o, NULL, rules);
-    if (st == MXR_OK)
-        st = mxr_engine_new(o, &s->e);
-    if (st == MXR_OK)
-        return 0;
-    cli_error("%s", mxr_options_errmsg(o));
-    return st == MXR_EZONE || st == MXR_ESERVER || st == MXR_EPOLICY
-               ? EXIT_USAGE
-               : EXIT_SOFTWARE;
+    if (mxr_options_add_rules(o, NULL, rules) != MXR_OK) {
+        cli_error("%s", mxr_options_errmsg(o));
+        return EXIT_SOFTWARE;
+    }
+    return cli_engine_new(o, &s->e);
 }
 
 /* Route once: the DOMAIN|ADDRESS, or else the first recipient. */

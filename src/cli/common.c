@@ -260,6 +260,17 @@ static int policy_option(mxr_options *o, int opt, const char *arg)
     return -1;
 }
 
+int cli_engine_new(mxr_options *o, mxr_engine **out)
+{
+    mxr_status st = mxr_engine_new(o, out);
+    if (st == MXR_OK)
+        return 0;
+    cli_error("%s", mxr_options_errmsg(o));
+    return st == MXR_EZONE || st == MXR_ESERVER || st == MXR_EPOLICY
+               ? EXIT_USAGE
+               : EXIT_SOFTWARE;
+}
+
 int cli_engine_option(mxr_options *o, int opt, const char *arg)
 {
     int rc = policy_option(o, opt, arg);

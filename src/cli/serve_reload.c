@@ -287,6 +287,7 @@ static void reload(server *srv)
         return;
     }
     srv->cfg = next.cfg;
+    srv->expire_at = 0; /* a shorter --idle-timeout may be due sooner */
     if (srv->args) {
         serve_args_free(srv->args);
         free(srv->args);

@@ -6,6 +6,10 @@
 #   DPID               the pid of the group leader (set by the caller:
 #                      `setsid "$MXROUTE" serve ... & DPID=$!`)
 #   stop_daemon        SIGKILL to the whole group, reap it, clear DPID
+#   pq KEY             postmap -q KEY against socketmap:unix:$SOCK:transport
+#                      (Postfix's own socketmap client; $POSTMAP, and an
+#                      empty main.cf in $TMP/postfix): $OUT, $ERR, $RC
+#   expect_out NAME WANT  stdout ($OUT) is exactly WANT
 #   term_daemon [S]    SIGTERM to the group, then wait up to S seconds (8)
 #                      for the daemon to exit: DAEMON_RC is its exit status,
 #                      or "running" (then it is killed); DPID is cleared
@@ -36,4 +40,16 @@ term_daemon() {
   DAEMON_RC=$?
   kill -KILL -- "-$DPID" 2>/dev/null
   DPID=
+}
+
+pq() {
+  LAST_CMD="postmap -q $1 socketmap:unix:$SOCK:transport"
+  timeout 10 "$POSTMAP" -c "$TMP/postfix" -q "$1" "socketmap:unix:$SOCK:transport" >"$OUT" 2>"$ERR"
+  RC=$?
+}
+
+expect_out() {
+  local got
+  got=$(cat "$OUT")
+  if [ "$got" = "$2" ]; then pass "$1"; else fail "$1" "$2" "$got"; fi
 }

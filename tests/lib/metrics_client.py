@@ -31,7 +31,7 @@ import socket
 import sys
 import time
 
-from serve_client import is_closed
+from serve_client import is_closed, read_until
 
 
 def connect(addr, limit=2.0):
@@ -120,27 +120,10 @@ def cmd_slow(addr, seconds):
         print("open")
 
 
-def read_all(s, limit):
-    """Everything until the server closes (closed True) or limit."""
-    s.settimeout(0.2)
-    data, end = b"", time.time() + limit
-    while time.time() < end:
-        try:
-            d = s.recv(65536)
-        except socket.timeout:
-            continue
-        except OSError:
-            return data, True
-        if not d:
-            return data, True
-        data += d
-    return data, False
-
-
 def cmd_garbage(addr):
     s = connect(addr)
     s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 garbage\r\n\r\n")
-    data, closed = read_all(s, 3)
+    data, closed = read_until(s, lambda b: False, 3)
     status = data.split(b" ")[1].decode() if data.startswith(b"HTTP/") \
         else "none"
     print(status, "closed" if closed else "open")

@@ -2,7 +2,7 @@
  * (src/dns/answer.c): packets are built with ldns, turned into wire bytes and
  * parsed back, so every rule is checked on real DNS messages. Every test
  * counts its allocations: nothing may be left behind. */
-#include "support.h"
+#include "heap_fixture.h"
 
 #include "dns/answer.h"
 
@@ -15,30 +15,7 @@
 
 /* ------------------------------------------------------------ fixture */
 
-typedef struct fixture {
-    mxr_test_alloc ta;
-    mxr__alloc a;
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    if (!f)
-        return -1;
-    mxr__alloc_init(&f->a, mxr_test_alloc_fn, &f->ta);
-    *state = f;
-    return 0;
-}
-
-/* Every test ends here: nothing may be left allocated. */
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    assert_int_equal(f->a.bytes, 0);
-    assert_int_equal(f->ta.live, 0);
-    free(f);
-    return 0;
-}
+typedef heap_fixture fixture;
 
 /* ------------------------------------------------- building packets */
 
@@ -1152,7 +1129,7 @@ static void test_allocation_failures(void **state)
 
 int main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, heap_setup, heap_teardown)
     const struct CMUnitTest tests[] = {
         T(test_mx_three_records),
         T(test_keys_and_rekeyed_copies),

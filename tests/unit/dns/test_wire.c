@@ -4,7 +4,7 @@
  * do not cover the packet, bytes left over, names c-ares cannot give back,
  * record data that does not fit its type). Every test counts its
  * allocations: nothing may be left behind. */
-#include "support.h"
+#include "heap_fixture.h"
 
 #include "dns/answer.h"
 #include "dns/wire.h"
@@ -15,29 +15,7 @@
 
 /* ------------------------------------------------------------ fixture */
 
-typedef struct fixture {
-    mxr_test_alloc ta;
-    mxr__alloc a;
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    if (!f)
-        return -1;
-    mxr__alloc_init(&f->a, mxr_test_alloc_fn, &f->ta);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    assert_int_equal(f->a.bytes, 0);
-    assert_int_equal(f->ta.live, 0);
-    free(f);
-    return 0;
-}
+typedef heap_fixture fixture;
 
 /* ------------------------------------------------- writing packets */
 
@@ -481,7 +459,7 @@ static void test_allocation_failures(void **state)
 
 int main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, heap_setup, heap_teardown)
     const struct CMUnitTest tests[] = {
         T(test_reads_records),     T(test_truncated_rr),
         T(test_rdlength_past_end), T(test_pointer_loop),
