@@ -202,7 +202,7 @@ RR=$(ratio "$M" "$R"); RN=$(ratio "$M" "$NO")
   grep '^LIVE' "$LOG" | tail -1 | sed 's/^LIVE /  /'
   printf '%-34s %12s %8s %8s\n' "allocations per cold domain" "$(field "$X_ALLOC" allocs_per_domain)" "<= 8" "$(verdict_at_most "$(field "$X_ALLOC" allocs_per_domain)" 8)"
   grep '^ALLOCS' "$LOG" | tail -1 | sed 's/^ALLOCS /  /'
-  if [ ${#S_W[@]} -gt 0 ]; then
+  if [ -n "${S_W[*]-}" ]; then # S_W is unset when the sweep is skipped
     # each rate against the best rate of the same client over the sweep
     BR=$(best "${S_R[@]}"); BM=$(best "${S_M[@]}"); BN=$(best "${S_N[@]}")
     echo

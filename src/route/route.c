@@ -63,6 +63,7 @@ struct mxr__router {
     mxr__core *core;
     mxr__lookups *dns;
     mxr__cache *plans;
+    int plan_kind; /* cached plans, in the cache */
     mxr__policies *const *policies;
     mxr__rng *rng;
     const mxr__order_config *order;
@@ -317,7 +318,8 @@ static cached_plan *cached_plan_new(mxr__router *rt,
         return NULL;
     unsigned char *k = (unsigned char *)(cp + 1);
     memcpy(k, key, keylen);
-    cp->node = (mxr__cache_node){.key = k, .keylen = keylen};
+    cp->node = (mxr__cache_node){0};
+    mxr__cache_node_set_key(&cp->node, k, keylen); /* right after: fits */
     cp->plan = mxr__plan_pack_into(pb, "", domain, (char *)cp + at);
     return cp;
 }
@@ -339,7 +341,7 @@ static void cache_plan(mxr__router *rt, cached_plan *cp)
     uint64_t expires = now + (uint64_t)tmpl->ttl * 1000;
     mxr__plan_set_cached(tmpl, now, expires);
     mxr__cache_insert(rt->plans, &cp->node, mxr__alloc_size(cp), expires,
-                      drop_plan, &rt->core->a);
+                      rt->plan_kind);
 }
 
 static void targets_to_plan(mxr__route *r);
@@ -385,11 +387,11 @@ static void fail_plan(mxr__route *r, mxr_result res, mxr_reason why,
     mxr__pb_lower_ttl(&r->pb, ttl);
 }
 
-/* Appends n addresses to t's, inline while they fit. */
+/* Appends the answer's addresses to t's, inline while they fit. */
 static mxr_status add_target_addrs(mxr__route *r, mxr__target *t,
-                                   const mxr_addr *addrs, size_t n)
+                                   const mxr__answer *ans)
 {
-    size_t total = t->naddrs + n;
+    size_t total = t->naddrs + ans->count;
     if (total > TARGET_ADDRS_INLINE) {
         mxr__alloc *a = &r->rt->core->a;
         mxr_addr *own = t->addrs == t->inline_addrs ? NULL : t->addrs;
@@ -402,7 +404,8 @@ static mxr_status add_target_addrs(mxr__route *r, mxr__target *t,
     } else {
         t->addrs = t->inline_addrs;
     }
-    memcpy(t->addrs + t->naddrs, addrs, n * sizeof *addrs);
+    for (size_t i = 0; i < ans->count; i++)
+        t->addrs[t->naddrs + i] = mxr__answer_addr(ans, i);
     t->naddrs = total;
     return MXR_OK;
 }
@@ -416,7 +419,7 @@ static void on_target_addr(mxr__lookup_req *req, const mxr__answer *ans,
     if (ans->rcode == MXR__DNS_OK && ans->count > 0) {
         if (ans->served_until_ms < t->served_until_ms)
             t->served_until_ms = ans->served_until_ms;
-        if (add_target_addrs(r, t, ans->addrs, ans->count) != MXR_OK)
+        if (add_target_addrs(r, t, ans) != MXR_OK)
             t->temp_failed = true;
         t->via_cname |= ans->via_cname;
     } else if (mxr__rcode_is_temporary(ans->rcode)) {
@@ -506,19 +509,25 @@ static mxr__target *add_target(mxr__route *r, const char *name, uint16_t pref)
 
 /* ------------------------------------------------------- the MX answer */
 
+/* An MX record and its place in the answer (for a stable sort). */
+typedef struct sorted_mx {
+    mxr__mx mx;
+    size_t at;
+} sorted_mx;
+
 static int cmp_mx(const void *a, const void *b)
 {
-    const mxr__mx *x = *(const mxr__mx *const *)a;
-    const mxr__mx *y = *(const mxr__mx *const *)b;
-    if (x->pref != y->pref)
-        return x->pref < y->pref ? -1 : 1;
-    return x < y ? -1 : (x > y); /* stable: answer order */
+    const sorted_mx *x = a;
+    const sorted_mx *y = b;
+    if (x->mx.pref != y->mx.pref)
+        return x->mx.pref < y->mx.pref ? -1 : 1;
+    return x->at < y->at ? -1 : (x->at > y->at); /* stable: answer order */
 }
 
 static bool all_root(const mxr__answer *ans)
 {
     for (size_t i = 0; i < ans->count; i++)
-        if (ans->mx[i].target[0] != '\0')
+        if (mxr__answer_mx(ans, i).target[0] != '\0')
             return false;
     return true;
 }
@@ -560,28 +569,28 @@ static mxr_status targets_alloc(mxr__route *r, size_t n)
 static int take_mx_targets(mxr__route *r, const mxr__answer *ans)
 {
     mxr__alloc *a = &r->rt->core->a;
-    const mxr__mx *stack[SORT_ON_STACK];
-    const mxr__mx **sorted = ans->count <= SORT_ON_STACK
-                                 ? stack
-                                 : mxr__malloc(a, ans->count * sizeof *sorted);
+    sorted_mx stack[SORT_ON_STACK];
+    sorted_mx *sorted = ans->count <= SORT_ON_STACK
+                            ? stack
+                            : mxr__malloc(a, ans->count * sizeof *sorted);
     if (!sorted || targets_alloc(r, ans->count) != MXR_OK) {
         if (sorted != stack)
             mxr__free(a, sorted);
         return -1;
     }
     for (size_t i = 0; i < ans->count; i++)
-        sorted[i] = &ans->mx[i];
+        sorted[i] = (sorted_mx){mxr__answer_mx(ans, i), i};
     qsort(sorted, ans->count, sizeof *sorted, cmp_mx);
     for (size_t i = 0; i < ans->count; i++) {
         char norm[MXR__NAME_MAX + 1];
-        mxr_reason why = target_problem(r, sorted[i], norm);
+        const mxr__mx *mx = &sorted[i].mx;
+        mxr_reason why = target_problem(r, mx, norm);
         if (why == MXR_REASON_NONE)
-            add_target(r, norm, sorted[i]->pref);
+            add_target(r, norm, mx->pref);
         else
             mxr__pb_skip(&r->pb,
-                         why == MXR_REASON_NULL_MX_ENTRY ? "."
-                                                         : sorted[i]->target,
-                         sorted[i]->pref, why);
+                         why == MXR_REASON_NULL_MX_ENTRY ? "." : mx->target,
+                         mx->pref, why);
     }
     if (sorted != stack)
         mxr__free(a, sorted);
@@ -725,6 +734,11 @@ mxr__router *mxr__router_new(mxr__core *core, mxr__lookups *dns,
                         .rng = rng,
                         .order = order,
                         .cfg = *cfg};
+    rt->plan_kind = mxr__cache_kind_add(plans, drop_plan, &core->a);
+    if (rt->plan_kind < 0) {
+        mxr__free(&core->a, rt);
+        return NULL;
+    }
     mxr__list_init(&rt->jobs);
     mxr__pool_init(&rt->job_pool, &core->a, sizeof(mxr__route) + INPUT_INLINE,
                    JOB_POOL_MAX);
