@@ -9,8 +9,8 @@
 #include "base/name.h"
 #include "base/pool.h"
 #include "plan/plan.h"
+#include "plan/template.h"
 
-#include <stdalign.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,16 +271,6 @@ static void ready_push(mxr__router *rt, mxr_route_cb cb, void *arg,
 
 /* --------------------------------------------------------- the plan */
 
-static mxr_plan *user_copy(mxr__router *rt, const mxr_plan *tmpl,
-                           const char *input)
-{
-    mxr_plan *p =
-        mxr__plan_clone_for(tmpl, input, rt->core->a.fn, rt->core->a.ud);
-    if (p)
-        mxr__order_finish(rt->order, rt->rng, p);
-    return p;
-}
-
 static size_t plan_key(char *key, const char *domain)
 {
     size_t n = strlen(domain);
@@ -289,38 +279,67 @@ static size_t plan_key(char *key, const char *domain)
     return n + 1;
 }
 
-/* A finished plan's template in one block with its cache entry: the
- * node, the key ('P' and the domain), then the packed plan, which route
- * copies for every caller. */
+/* A finished plan's template (plan/template.h) in one block with its
+ * cache entry: the node, the key ('P' and the domain, which the template
+ * shares), then the template, which route unpacks for every caller. */
 typedef struct cached_plan {
     mxr__cache_node node;
-    mxr_plan *plan; /* inside this block */
+    unsigned char key[];
 } cached_plan;
 
-static size_t align_up(size_t n)
+static size_t template_offset(size_t keylen)
 {
-    size_t al = alignof(max_align_t);
-    return (n + al - 1) / al * al;
+    size_t at = offsetof(cached_plan, key) + keylen;
+    return (at + MXR__TMPL_ALIGN - 1) / MXR__TMPL_ALIGN * MXR__TMPL_ALIGN;
 }
 
+static const void *template_of(const cached_plan *cp)
+{
+    return (const char *)cp + template_offset(cp->node.keylen);
+}
+
+/* The caller's plan for input, from the template. */
+static mxr_plan *user_copy(mxr__router *rt, const cached_plan *cp,
+                           const char *input)
+{
+    const char *domain = (const char *)cp->key + 1;
+    mxr_plan *p =
+        mxr__tmpl_unpack(template_of(cp), domain, cp->node.keylen - 1u, input,
+                         rt->core->a.fn, rt->core->a.ud);
+    if (p)
+        mxr__order_finish(rt->order, rt->rng, p);
+    return p;
+}
+
+/* The caller's plan straight from the builder, for a plan that cannot be
+ * a template (mxr__tmpl_size). */
+static mxr_plan *user_pack(mxr__router *rt, const mxr__route *r)
+{
+    mxr_plan *p = mxr__plan_pack(&r->pb, r->input, r->in.domain, rt->core->a.fn,
+                                 rt->core->a.ud);
+    if (p)
+        mxr__order_finish(rt->order, rt->rng, p);
+    return p;
+}
+
+/* NULL when pb cannot be a template or out of memory. */
 static cached_plan *cached_plan_new(mxr__router *rt,
                                     const mxr__plan_builder *pb,
                                     const char *domain)
 {
     char key[MXR__NAME_MAX + 2];
     size_t keylen = plan_key(key, domain);
-    size_t at = align_up(sizeof(cached_plan) + keylen);
-    size_t size = mxr__plan_pack_size(pb, "", domain);
-    if (size == 0 || size > SIZE_MAX - at)
+    size_t at = template_offset(keylen);
+    size_t size = mxr__tmpl_size(pb, domain);
+    if (size == 0)
         return NULL;
     cached_plan *cp = mxr__malloc(&rt->core->a, at + size);
     if (!cp)
         return NULL;
-    unsigned char *k = (unsigned char *)(cp + 1);
-    memcpy(k, key, keylen);
+    memcpy(cp->key, key, keylen);
     cp->node = (mxr__cache_node){0};
-    mxr__cache_node_set_key(&cp->node, k, keylen); /* right after: fits */
-    cp->plan = mxr__plan_pack_into(pb, "", domain, (char *)cp + at);
+    mxr__cache_node_set_key(&cp->node, cp->key, keylen); /* right after */
+    mxr__tmpl_pack(pb, domain, (char *)cp + at);
     return cp;
 }
 
@@ -331,15 +350,14 @@ static void drop_plan(void *ctx, mxr__cache_node *node)
 
 static void cache_plan(mxr__router *rt, cached_plan *cp)
 {
-    mxr_plan *tmpl = cp->plan;
-    if (tmpl->result == MXR_RESULT_TEMPFAIL || tmpl->ttl == 0 ||
+    const void *tmpl = template_of(cp);
+    uint32_t ttl = mxr__tmpl_ttl(tmpl);
+    if (mxr__tmpl_result(tmpl) == MXR_RESULT_TEMPFAIL || ttl == 0 ||
         rt->core->destroying) {
         mxr__free(&rt->core->a, cp);
         return;
     }
-    uint64_t now = mxr__core_now(rt->core);
-    uint64_t expires = now + (uint64_t)tmpl->ttl * 1000;
-    mxr__plan_set_cached(tmpl, now, expires);
+    uint64_t expires = mxr__core_now(rt->core) + (uint64_t)ttl * 1000;
     mxr__cache_insert(rt->plans, &cp->node, mxr__alloc_size(cp), expires,
                       rt->plan_kind);
 }
@@ -354,10 +372,10 @@ static void route_complete(mxr__route *r)
     cached_plan *cp = NULL;
     mxr_plan *plan = NULL;
     targets_to_plan(r);
-    if (!destroying && mxr__order_prepare(rt->order, &r->pb) == 0)
+    if (!destroying && mxr__order_prepare(rt->order, &r->pb) == 0) {
         cp = cached_plan_new(rt, &r->pb, r->in.domain);
-    if (cp)
-        plan = user_copy(rt, cp->plan, r->input);
+        plan = cp ? user_copy(rt, cp, r->input) : user_pack(rt, r);
+    }
     if (cp && r->in.kind == MXR__INPUT_DOMAIN)
         cache_plan(rt, cp);
     else
@@ -659,15 +677,18 @@ static mxr_status route_literal(mxr__router *rt, const mxr__input *in,
     return MXR_OK;
 }
 
-static mxr_status route_cached(mxr__router *rt, const mxr_plan *tmpl,
+static mxr_status route_cached(mxr__router *rt, const cached_plan *cp,
                                const char *input, mxr_route_cb cb, void *arg)
 {
     if (ready_reserve(rt) != MXR_OK)
         return MXR_ENOMEM;
-    mxr_plan *plan = user_copy(rt, tmpl, input);
+    mxr_plan *plan = user_copy(rt, cp, input);
     if (!plan)
         return MXR_ENOMEM;
-    mxr__plan_count_down(plan, tmpl, mxr__core_now(rt->core));
+    /* cached when its TTLs were read, for its TTL (cache_plan) */
+    uint64_t expires = cp->node.expires_ms;
+    uint64_t built = expires - (uint64_t)mxr__tmpl_ttl(template_of(cp)) * 1000;
+    mxr__plan_count_down(plan, built, expires, mxr__core_now(rt->core));
     ready_push(rt, cb, arg, plan);
     rt->stats.plan_hits++;
     mxr__core_request_begin(rt->core);
@@ -712,8 +733,8 @@ mxr_status mxr__route_start(mxr__router *rt, const char *input, mxr_route_cb cb,
     mxr__cache_node *hit = mxr__cache_find(
         rt->plans, key, plan_key(key, in.domain), mxr__core_now(core));
     if (hit)
-        return route_cached(rt, mxr__list_entry(hit, cached_plan, node)->plan,
-                            input, cb, arg);
+        return route_cached(rt, mxr__list_entry(hit, cached_plan, node), input,
+                            cb, arg);
     return route_resolve(rt, &in, input, cb, arg);
 }
 
