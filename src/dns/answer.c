@@ -74,11 +74,17 @@ size_t mxr__answer_key(char *out, const char *name, uint16_t qtype)
     return n + 3;
 }
 
-/* An MX record in the body: the target's text is at body + target. */
+/* An MX record in the body: the target's text is at body + target, as
+ * form says. */
 typedef struct mx_rec {
     uint16_t pref;
+    uint8_t form;
     uint32_t target;
 } mx_rec;
+
+/* How an MX target's text is kept: whole, the part before ".qname", or
+ * nothing (it is the question's name). */
+enum { TARGET_WHOLE, TARGET_SUB, TARGET_QNAME };
 
 static size_t record_size(uint16_t qtype)
 {
@@ -127,10 +133,61 @@ static mxr__answer *answer_alloc(mxr__alloc *a, uint16_t qtype, size_t body,
     return ans;
 }
 
-mxr__mx mxr__answer_mx(const mxr__answer *ans, size_t i)
+/* How text (n bytes) is kept against the question's name: its form, and
+ * how many of its bytes are kept. */
+static unsigned target_form(const char *text, size_t n, const char *qname,
+                            size_t qlen, size_t *kept)
+{
+    *kept = n;
+    if (qlen == 0 || n < qlen || memcmp(text + n - qlen, qname, qlen) != 0)
+        return TARGET_WHOLE;
+    if (n == qlen) {
+        *kept = 0;
+        return TARGET_QNAME;
+    }
+    if (n > qlen + 1 && text[n - qlen - 1] == '.') {
+        *kept = n - qlen - 1;
+        return TARGET_SUB;
+    }
+    return TARGET_WHOLE;
+}
+
+/* Writes the record's target at body + *text as its form says. */
+static void put_target(mx_rec *rec, const char *whole, size_t n,
+                       const char *qname, size_t qlen, char *body, size_t *text)
+{
+    size_t kept;
+    rec->form = (uint8_t)target_form(whole, n, qname, qlen, &kept);
+    rec->target = (uint32_t)*text;
+    memcpy(body + *text, whole, kept);
+    body[*text + kept] = '\0';
+    *text += kept + 1;
+}
+
+/* The question's name, from the key (2 bytes of type, the name, NUL). */
+static const char *key_name(const mxr__answer *ans, size_t *len)
+{
+    *len = ans->node.keylen >= 3 ? ans->node.keylen - 3u : 0;
+    return (const char *)ans->key + 2;
+}
+
+mxr__mx mxr__answer_mx(const mxr__answer *ans, size_t i,
+                       char buf[MXR__ANSWER_TEXT_MAX])
 {
     const mx_rec *rec = (const mx_rec *)(const void *)body_of(ans) + i;
-    return (mxr__mx){rec->pref, (const char *)body_of(ans) + rec->target};
+    const char *kept = (const char *)body_of(ans) + rec->target;
+    if (rec->form == TARGET_WHOLE)
+        return (mxr__mx){rec->pref, kept};
+    size_t qlen, at = 0;
+    const char *qname = key_name(ans, &qlen);
+    if (rec->form == TARGET_SUB) {
+        at = strlen(kept);
+        memcpy(buf, kept, at);
+        buf[at++] = '.';
+    }
+    memcpy(buf + at, qname, qlen);
+    buf[at + qlen] = '\0';
+    return (mxr__mx){rec->pref, buf};
 }
 
 mxr_addr mxr__answer_addr(const mxr__answer *ans, size_t i)
@@ -174,10 +231,41 @@ size_t mxr__answer_bytes(const mxr__answer *ans)
     return mxr__alloc_size(ans);
 }
 
+/* The body of an MX answer's copy under another key: the targets are
+ * kept against the new question's name. */
+static size_t rekeyed_mx_bytes(const mxr__answer *ans, const char *qname,
+                               size_t qlen)
+{
+    char buf[MXR__ANSWER_TEXT_MAX];
+    size_t sum = sizeof(mx_rec) * ans->count, kept;
+    for (size_t i = 0; i < ans->count; i++) {
+        const char *t = mxr__answer_mx(ans, i, buf).target;
+        target_form(t, strlen(t), qname, qlen, &kept);
+        sum += kept + 1;
+    }
+    return sum;
+}
+
+static void rekey_mx_body(mxr__answer *copy, const mxr__answer *ans)
+{
+    char buf[MXR__ANSWER_TEXT_MAX];
+    char *body = (char *)(uintptr_t)body_of(copy);
+    size_t qlen, text = sizeof(mx_rec) * ans->count;
+    const char *qname = key_name(copy, &qlen);
+    for (size_t i = 0; i < ans->count; i++) {
+        mxr__mx mx = mxr__answer_mx(ans, i, buf);
+        mx_rec *rec = (mx_rec *)(void *)body + i;
+        rec->pref = mx.pref;
+        put_target(rec, mx.target, strlen(mx.target), qname, qlen, body, &text);
+    }
+}
+
 mxr__answer *mxr__answer_rekeyed(mxr__alloc *a, const mxr__answer *ans,
                                  const char *key, size_t keylen)
 {
-    size_t body = body_size(ans);
+    bool mx = ans->qtype == MXR__TYPE_MX && ans->count > 0;
+    size_t qlen = keylen >= 3 ? keylen - 3 : 0; /* the key's name */
+    size_t body = mx ? rekeyed_mx_bytes(ans, key + 2, qlen) : body_size(ans);
     mxr__answer *copy = answer_alloc(a, ans->qtype, body, key, keylen);
     if (!copy)
         return NULL;
@@ -188,8 +276,10 @@ mxr__answer *mxr__answer_rekeyed(mxr__alloc *a, const mxr__answer *ans,
     copy->rcode = ans->rcode;
     copy->via_cname = ans->via_cname;
     copy->dangling = ans->dangling;
-    /* offsets count from the body: it moves as it is */
-    memcpy((unsigned char *)(uintptr_t)body_of(copy), body_of(ans), body);
+    if (mx) /* the targets are kept against the new key */
+        rekey_mx_body(copy, ans);
+    else /* offsets count from the body: it moves as it is */
+        memcpy((unsigned char *)(uintptr_t)body_of(copy), body_of(ans), body);
     return copy;
 }
 
@@ -389,6 +479,19 @@ static void walk_answer(const mxr__wire_msg *m, const uint8_t *qname,
     p->rcode = MXR__DNS_NETWORK; /* chain too long or a loop */
 }
 
+/* Bytes the MX targets keep (kept + NUL each) against qname. */
+static size_t mx_text_bytes(const parsed *p, const char *qname, size_t qlen)
+{
+    char whole[MXR__ANSWER_TEXT_MAX];
+    size_t sum = 0, kept;
+    for (size_t i = 0; i < p->count; i++) {
+        size_t n = target_text(p->recs[i].data, whole) - 1;
+        target_form(whole, n, qname, qlen, &kept);
+        sum += kept + 1;
+    }
+    return sum;
+}
+
 /* Records, then the MX targets' text; or a dangling CNAME's target
  * (which comes only without records). */
 static void fill_body(mxr__answer *ans, const parsed *p)
@@ -399,7 +502,9 @@ static void fill_body(mxr__answer *ans, const parsed *p)
         target_text(p->dangling, (char *)body);
         return;
     }
-    size_t text = each * p->count;
+    size_t qlen, text = each * p->count;
+    const char *qname = key_name(ans, &qlen);
+    char whole[MXR__ANSWER_TEXT_MAX];
     for (size_t i = 0; i < p->count; i++) {
         if (ans->qtype != MXR__TYPE_MX) {
             memcpy(body + i * each, p->recs[i].data, each);
@@ -407,8 +512,8 @@ static void fill_body(mxr__answer *ans, const parsed *p)
         }
         mx_rec *rec = (mx_rec *)(void *)body + i;
         rec->pref = p->recs[i].pref;
-        rec->target = (uint32_t)text;
-        text += target_text(p->recs[i].data, (char *)body + text);
+        size_t n = target_text(p->recs[i].data, whole) - 1;
+        put_target(rec, whole, n, qname, qlen, (char *)body, &text);
     }
 }
 
@@ -417,7 +522,10 @@ static mxr__answer *pack_answer(mxr__alloc *a, const parsed *p,
 {
     char key[MXR__ANSWER_KEY_MAX];
     size_t keylen = mxr__answer_key(key, qname, qtype);
-    size_t body = record_size(qtype) * p->count + p->strbytes;
+    size_t text = p->strbytes;
+    if (qtype == MXR__TYPE_MX && !p->dangling)
+        text = mx_text_bytes(p, key + 2, keylen - 3);
+    size_t body = record_size(qtype) * p->count + text;
     mxr__answer *ans = answer_alloc(a, qtype, body, key, keylen);
     if (!ans)
         return NULL;

@@ -29,6 +29,11 @@ typedef enum mxr__rcode {
 bool mxr__rcode_is_temporary(mxr__rcode rc);
 mxr_reason mxr__rcode_reason(mxr__rcode rc);
 
+/* The longest text of an MX target, NUL included: a wire name has at most
+ * 255 bytes, and a byte that is no letter, digit, '-' or '_' is written as
+ * 4 (\DDD). */
+#define MXR__ANSWER_TEXT_MAX 1024
+
 /* One MX record, as readers see it (mxr__answer_mx). */
 typedef struct mxr__mx {
     uint16_t pref;
@@ -39,9 +44,10 @@ typedef struct mxr__mx {
  * the cache key (MXR__ANSWER_KEY_MAX bytes at most), then the body. The
  * body holds either the records -- MX as (preference, offset of the
  * target's text), addresses as their 4 or 16 bytes -- followed by the MX
- * targets' text, or (no records) a dangling CNAME's target. Offsets count
- * from the body, so a copy under another key moves it unchanged. Read the
- * records with the accessors below. Shared by reference between the cache
+ * targets' text, or (no records) a dangling CNAME's target. A target that
+ * is the question's name, or ends in it, keeps only what comes before
+ * (most MX hosts live in their domain). Offsets count from the body. Read
+ * the records with the accessors below. Shared by reference between the cache
  * and deliveries in flight. */
 typedef struct mxr__answer {
     /* key: the question (mxr__answer_key); node.expires_ms: when the
@@ -63,8 +69,10 @@ typedef struct mxr__answer {
     unsigned char key[]; /* node.keylen bytes, then the body */
 } mxr__answer;
 
-/* The i-th record of an MX answer (i < count). */
-mxr__mx mxr__answer_mx(const mxr__answer *ans, size_t i);
+/* The i-th record of an MX answer (i < count). Its target is text in the
+ * answer, or in buf when it had to be made whole again. */
+mxr__mx mxr__answer_mx(const mxr__answer *ans, size_t i,
+                       char buf[MXR__ANSWER_TEXT_MAX]);
 /* The i-th address of an A or AAAA answer (i < count). */
 mxr_addr mxr__answer_addr(const mxr__answer *ans, size_t i);
 /* The dangling CNAME's target, or NULL. */

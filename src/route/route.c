@@ -527,9 +527,9 @@ static mxr__target *add_target(mxr__route *r, const char *name, uint16_t pref)
 
 /* ------------------------------------------------------- the MX answer */
 
-/* An MX record and its place in the answer (for a stable sort). */
+/* An MX record's preference and place in the answer (a stable sort). */
 typedef struct sorted_mx {
-    mxr__mx mx;
+    uint16_t pref;
     size_t at;
 } sorted_mx;
 
@@ -537,15 +537,16 @@ static int cmp_mx(const void *a, const void *b)
 {
     const sorted_mx *x = a;
     const sorted_mx *y = b;
-    if (x->mx.pref != y->mx.pref)
-        return x->mx.pref < y->mx.pref ? -1 : 1;
+    if (x->pref != y->pref)
+        return x->pref < y->pref ? -1 : 1;
     return x->at < y->at ? -1 : (x->at > y->at); /* stable: answer order */
 }
 
 static bool all_root(const mxr__answer *ans)
 {
+    char buf[MXR__ANSWER_TEXT_MAX];
     for (size_t i = 0; i < ans->count; i++)
-        if (mxr__answer_mx(ans, i).target[0] != '\0')
+        if (mxr__answer_mx(ans, i, buf).target[0] != '\0')
             return false;
     return true;
 }
@@ -596,19 +597,20 @@ static int take_mx_targets(mxr__route *r, const mxr__answer *ans)
             mxr__free(a, sorted);
         return -1;
     }
+    char buf[MXR__ANSWER_TEXT_MAX];
     for (size_t i = 0; i < ans->count; i++)
-        sorted[i] = (sorted_mx){mxr__answer_mx(ans, i), i};
+        sorted[i] = (sorted_mx){mxr__answer_mx(ans, i, buf).pref, i};
     qsort(sorted, ans->count, sizeof *sorted, cmp_mx);
     for (size_t i = 0; i < ans->count; i++) {
         char norm[MXR__NAME_MAX + 1];
-        const mxr__mx *mx = &sorted[i].mx;
-        mxr_reason why = target_problem(r, mx, norm);
+        mxr__mx mx = mxr__answer_mx(ans, sorted[i].at, buf);
+        mxr_reason why = target_problem(r, &mx, norm);
         if (why == MXR_REASON_NONE)
-            add_target(r, norm, mx->pref);
+            add_target(r, norm, mx.pref);
         else
             mxr__pb_skip(&r->pb,
-                         why == MXR_REASON_NULL_MX_ENTRY ? "." : mx->target,
-                         mx->pref, why);
+                         why == MXR_REASON_NULL_MX_ENTRY ? "." : mx.target,
+                         mx.pref, why);
     }
     if (sorted != stack)
         mxr__free(a, sorted);

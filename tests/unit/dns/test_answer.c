@@ -6,6 +6,9 @@
 
 #include "dns/answer.h"
 
+/* where mxr__answer_mx makes a target whole again */
+static char tbuf[MXR__ANSWER_TEXT_MAX];
+
 #include <stddef.h>
 
 #include <ldns/ldns.h>
@@ -146,12 +149,12 @@ static void test_mx_three_records(void **state)
     assert_int_equal(ans->ttl, 200); /* the smallest */
     assert_int_equal(ans->count, 3);
     /* answer order: sorting is the route's business */
-    assert_int_equal(mxr__answer_mx(ans, 0).pref, 10);
-    assert_string_equal(mxr__answer_mx(ans, 0).target, "mx1.example.com");
-    assert_int_equal(mxr__answer_mx(ans, 1).pref, 20);
-    assert_string_equal(mxr__answer_mx(ans, 1).target, "mx2.example.com");
-    assert_int_equal(mxr__answer_mx(ans, 2).pref, 5);
-    assert_string_equal(mxr__answer_mx(ans, 2).target, "mx3.example.net");
+    assert_int_equal(mxr__answer_mx(ans, 0, tbuf).pref, 10);
+    assert_string_equal(mxr__answer_mx(ans, 0, tbuf).target, "mx1.example.com");
+    assert_int_equal(mxr__answer_mx(ans, 1, tbuf).pref, 20);
+    assert_string_equal(mxr__answer_mx(ans, 1, tbuf).target, "mx2.example.com");
+    assert_int_equal(mxr__answer_mx(ans, 2, tbuf).pref, 5);
+    assert_string_equal(mxr__answer_mx(ans, 2, tbuf).target, "mx3.example.net");
     done(f, ans);
 }
 
@@ -198,10 +201,12 @@ static void test_keys_and_rekeyed_copies(void **state)
     assert_int_equal(copy->node.expires_ms, 1234);
     assert_int_equal(copy->served_until_ms, 5678);
     assert_int_equal(copy->count, 2);
-    assert_true(inside(mxr__answer_mx(copy, 1).target, copy));
-    assert_int_equal(mxr__answer_mx(copy, 1).pref, 20);
-    assert_string_equal(mxr__answer_mx(copy, 0).target, "mx1.example.com");
-    assert_string_equal(mxr__answer_mx(copy, 1).target, "mx2.example.net");
+    assert_true(inside(mxr__answer_mx(copy, 1, tbuf).target, copy));
+    assert_int_equal(mxr__answer_mx(copy, 1, tbuf).pref, 20);
+    assert_string_equal(mxr__answer_mx(copy, 0, tbuf).target,
+                        "mx1.example.com");
+    assert_string_equal(mxr__answer_mx(copy, 1, tbuf).target,
+                        "mx2.example.net");
     mxr__answer_unref(&f->a, copy);
 
     /* a dangling CNAME's target moves along; an error answer has no key */
@@ -237,8 +242,8 @@ static void test_mx_root_target(void **state)
     mxr__answer *ans = parse(f, p, "example.com", MXR__TYPE_MX);
     assert_int_equal(ans->rcode, MXR__DNS_OK);
     assert_int_equal(ans->count, 1);
-    assert_int_equal(mxr__answer_mx(ans, 0).pref, 0);
-    assert_string_equal(mxr__answer_mx(ans, 0).target, "");
+    assert_int_equal(mxr__answer_mx(ans, 0, tbuf).pref, 0);
+    assert_string_equal(mxr__answer_mx(ans, 0, tbuf).target, "");
     done(f, ans);
 
     /* next to a real one, both are reported as they are */
@@ -247,8 +252,8 @@ static void test_mx_root_target(void **state)
     answer_rr(p, "example.com. 300 IN MX 10 mx.example.com.");
     ans = parse(f, p, "example.com", MXR__TYPE_MX);
     assert_int_equal(ans->count, 2);
-    assert_string_equal(mxr__answer_mx(ans, 0).target, "");
-    assert_string_equal(mxr__answer_mx(ans, 1).target, "mx.example.com");
+    assert_string_equal(mxr__answer_mx(ans, 0, tbuf).target, "");
+    assert_string_equal(mxr__answer_mx(ans, 1, tbuf).target, "mx.example.com");
     done(f, ans);
 }
 
@@ -260,8 +265,8 @@ static void test_mx_extreme_prefs(void **state)
     answer_rr(p, "example.com. 300 IN MX 0 zero.example.com.");
     mxr__answer *ans = parse(f, p, "example.com", MXR__TYPE_MX);
     assert_int_equal(ans->count, 2);
-    assert_int_equal(mxr__answer_mx(ans, 0).pref, 65535);
-    assert_int_equal(mxr__answer_mx(ans, 1).pref, 0);
+    assert_int_equal(mxr__answer_mx(ans, 0, tbuf).pref, 65535);
+    assert_int_equal(mxr__answer_mx(ans, 1, tbuf).pref, 0);
     done(f, ans);
 }
 
@@ -361,11 +366,55 @@ static void test_blocks_are_compact(void **state)
     ans = parse(f, p, "example.com", MXR__TYPE_MX);
     keylen = mxr__answer_key(key, "example.com", MXR__TYPE_MX);
     size_t body = (head + keylen + 3) / 4 * 4;
-    assert_int_equal(mxr__answer_bytes(ans), body + 2 * 8 +
-                                                 sizeof "mx1.example.com" +
-                                                 sizeof "b.example.com");
-    assert_int_equal(mxr__answer_mx(ans, 1).pref, 20);
-    assert_string_equal(mxr__answer_mx(ans, 1).target, "b.example.com");
+    /* targets in the question's domain keep only their first labels */
+    assert_int_equal(mxr__answer_bytes(ans),
+                     body + 2 * 8 + sizeof "mx1" + sizeof "b");
+    assert_int_equal(mxr__answer_mx(ans, 1, tbuf).pref, 20);
+    assert_string_equal(mxr__answer_mx(ans, 1, tbuf).target, "b.example.com");
+    done(f, ans);
+}
+
+/* Every way a target is kept -- the part before the question's name, the
+ * question's name itself, whole (elsewhere, or the question's name is
+ * only a suffix of its last label), the root -- reads back whole, also
+ * from a copy under another question, which keeps them against its own
+ * name. */
+static void test_mx_targets_kept_against_the_question(void **state)
+{
+    fixture *f = *state;
+    static const char *const want[] = {
+        "mx1.example.com", "example.com", "mx.example.net", "xexample.com", "",
+        "a.b.example.com"};
+    ldns_pkt *p = response("example.com", MXR__TYPE_MX);
+    answer_rr(p, "example.com. 300 IN MX 1 mx1.example.com.");
+    answer_rr(p, "example.com. 300 IN MX 2 EXAMPLE.com.");
+    answer_rr(p, "example.com. 300 IN MX 3 mx.example.net.");
+    answer_rr(p, "example.com. 300 IN MX 4 xexample.com.");
+    answer_rr(p, "example.com. 300 IN MX 5 .");
+    answer_rr(p, "example.com. 300 IN MX 6 a.b.example.com.");
+    mxr__answer *ans = parse(f, p, "example.com", MXR__TYPE_MX);
+    assert_int_equal(ans->count, 6);
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal(mxr__answer_mx(ans, i, tbuf).pref, i + 1);
+        assert_string_equal(mxr__answer_mx(ans, i, tbuf).target, want[i]);
+    }
+    char key[MXR__ANSWER_KEY_MAX];
+    size_t len = mxr__answer_key(key, "example.net", MXR__TYPE_MX);
+    mxr__answer *copy = mxr__answer_rekeyed(&f->a, ans, key, len);
+    assert_non_null(copy);
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal(mxr__answer_mx(copy, i, tbuf).pref, i + 1);
+        assert_string_equal(mxr__answer_mx(copy, i, tbuf).target, want[i]);
+    }
+    /* mx.example.net is kept as "mx" now, the example.com ones whole */
+    size_t kept_com = sizeof "mx1" + sizeof "" + sizeof "mx.example.net" +
+                      sizeof "xexample.com" + sizeof "" + sizeof "a.b";
+    size_t kept_net = sizeof "mx1.example.com" + sizeof "example.com" +
+                      sizeof "mx" + sizeof "xexample.com" + sizeof "" +
+                      sizeof "a.b.example.com";
+    assert_int_equal(mxr__answer_bytes(copy) - kept_net,
+                     mxr__answer_bytes(ans) - kept_com);
+    mxr__answer_unref(&f->a, copy);
     done(f, ans);
 }
 
@@ -395,7 +444,7 @@ static void test_cname_chain(void **state)
     assert_true(ans->via_cname);
     assert_int_equal(ans->count, 1);
     assert_int_equal(ans->ttl, 200);
-    assert_string_equal(mxr__answer_mx(ans, 0).target, "mx.example.org");
+    assert_string_equal(mxr__answer_mx(ans, 0, tbuf).target, "mx.example.org");
     done(f, ans);
 
     /* records of the asked name win over a CNAME of another name */
@@ -861,7 +910,7 @@ static void check_sane(const mxr__answer *ans, uint16_t qtype, size_t max)
     }
     for (size_t i = 0; i < ans->count; i++) {
         if (qtype == MXR__TYPE_MX) {
-            const char *t = mxr__answer_mx(ans, i).target;
+            const char *t = mxr__answer_mx(ans, i, tbuf).target;
             assert_non_null(t);
             size_t n = strlen(t);
             assert_true(n < 4 * 256);
@@ -943,8 +992,8 @@ static void test_max_records(void **state)
         assert_int_equal(ans->count, want);
         for (size_t i = 0; i < ans->count; i++) {
             snprintf(text, sizeof text, "m%04zu.example.com", i);
-            assert_int_equal(mxr__answer_mx(ans, i).pref, i);
-            assert_string_equal(mxr__answer_mx(ans, i).target, text);
+            assert_int_equal(mxr__answer_mx(ans, i, tbuf).pref, i);
+            assert_string_equal(mxr__answer_mx(ans, i, tbuf).target, text);
         }
         done(f, ans);
     }
@@ -970,11 +1019,11 @@ static void test_max_records_keeps_most_preferred(void **state)
     assert_int_equal(ans->count, 10);
     unsigned seen = 0;
     for (size_t i = 0; i < ans->count; i++) {
-        assert_true(mxr__answer_mx(ans, i).pref < 10);
+        assert_true(mxr__answer_mx(ans, i, tbuf).pref < 10);
         snprintf(text, sizeof text, "m%04u.example.com",
-                 mxr__answer_mx(ans, i).pref);
-        assert_string_equal(mxr__answer_mx(ans, i).target, text);
-        seen |= 1u << mxr__answer_mx(ans, i).pref;
+                 mxr__answer_mx(ans, i, tbuf).pref);
+        assert_string_equal(mxr__answer_mx(ans, i, tbuf).target, text);
+        seen |= 1u << mxr__answer_mx(ans, i, tbuf).pref;
     }
     assert_int_equal(seen, 0x3ff);
     done(f, ans);
@@ -994,7 +1043,7 @@ static void test_wrong_type_owner_class_ignored(void **state)
     mxr__answer *ans = parse(f, p, "example.com", MXR__TYPE_MX);
     assert_int_equal(ans->rcode, MXR__DNS_OK);
     assert_int_equal(ans->count, 1);
-    assert_string_equal(mxr__answer_mx(ans, 0).target, "mx.example.com");
+    assert_string_equal(mxr__answer_mx(ans, 0, tbuf).target, "mx.example.com");
     assert_int_equal(ans->ttl, 300); /* ignored records do not count */
     done(f, ans);
 
@@ -1060,7 +1109,7 @@ static void test_bad_rdata_length(void **state)
     answer_rr(p, "example.com. 300 IN MX 10 mx.example.com.");
     ans = parse(f, p, "example.com", MXR__TYPE_MX);
     assert_int_equal(ans->count, 1);
-    assert_string_equal(mxr__answer_mx(ans, 0).target, "mx.example.com");
+    assert_string_equal(mxr__answer_mx(ans, 0, tbuf).target, "mx.example.com");
     done(f, ans);
 
     /* other wrong lengths: the packet is not what it says, untrusted */
@@ -1100,7 +1149,7 @@ static void test_refcounting(void **state)
     mxr__answer_unref(&f->a, ans);
     assert_int_equal(ans->refs, 1);
     assert_int_equal(f->a.bytes, held); /* still alive */
-    assert_string_equal(mxr__answer_mx(ans, 0).target, "mx.example.com");
+    assert_string_equal(mxr__answer_mx(ans, 0, tbuf).target, "mx.example.com");
     mxr__answer_unref(&f->a, ans);
     assert_int_equal(f->a.bytes, 0);
     mxr__answer_unref(&f->a, NULL); /* harmless */
@@ -1172,6 +1221,7 @@ int main(void)
         T(test_mx_three_records),
         T(test_keys_and_rekeyed_copies),
         T(test_blocks_are_compact),
+        T(test_mx_targets_kept_against_the_question),
         T(test_mx_root_target),
         T(test_mx_extreme_prefs),
         T(test_question_case_insensitive),
