@@ -197,12 +197,14 @@ RR=$(ratio "$M" "$R"); RN=$(ratio "$M" "$NO")
   printf '%-34s %12s %8s %8s\n' "bytes per cached domain (cache)" "$(field "$MEM" cache_bytes_per_domain)" "<= 512" "$(verdict_at_most "$(field "$MEM" cache_bytes_per_domain)" 512)"
   printf '%-34s %12s\n' "  engine bytes_allocated / domain" "$(field "$MEM" allocated_bytes_per_domain)"
   printf '%-34s %12s\n' "  allocator hook live / domain" "$(field "$MEM" hook_bytes_per_domain)"
+  printf '%-34s %12s %8s %8s\n' "allocator hook, marginal / domain" "$(field "$MEM" marginal_hook_bytes_per_domain)" "<= 512" "$(verdict_at_most "$(field "$MEM" marginal_hook_bytes_per_domain)" 512)"
+  printf '%-34s %12s\n' "  cache count, marginal / domain" "$(field "$MEM" marginal_cache_bytes_per_domain)"
   printf '%-34s %12s\n' "  VmRSS delta / domain" "$(field "$MEM" rss_bytes_per_domain)"
   printf '%-34s %12s\n' "  cache entries / domain" "$(field "$MEM" entries_per_domain)"
   grep '^LIVE' "$LOG" | tail -1 | sed 's/^LIVE /  /'
   printf '%-34s %12s %8s %8s\n' "allocations per cold domain" "$(field "$X_ALLOC" allocs_per_domain)" "<= 8" "$(verdict_at_most "$(field "$X_ALLOC" allocs_per_domain)" 8)"
   grep '^ALLOCS' "$LOG" | tail -1 | sed 's/^ALLOCS /  /'
-  if [ ${#S_W[@]} -gt 0 ]; then
+  if [ -n "${S_W[*]-}" ]; then # S_W is unset when the sweep is skipped
     # each rate against the best rate of the same client over the sweep
     BR=$(best "${S_R[@]}"); BM=$(best "${S_M[@]}"); BN=$(best "${S_N[@]}")
     echo

@@ -12,9 +12,12 @@
 
 #include "dns/wire.h"
 
-#include <sys/socket.h>
+#include <stdalign.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+
 bool mxr__rcode_is_temporary(mxr__rcode rc)
 {
     return rc >= MXR__DNS_SERVFAIL;
@@ -71,29 +74,142 @@ size_t mxr__answer_key(char *out, const char *name, uint16_t qtype)
     return n + 3;
 }
 
-/* The struct, extra bytes for records and strings, then the key. */
-static mxr__answer *answer_alloc(mxr__alloc *a, size_t extra, const char *key,
-                                 size_t keylen)
+/* An MX record in the body: the target's text is at body + target, as
+ * form says. */
+typedef struct mx_rec {
+    uint16_t pref;
+    uint8_t form;
+    uint32_t target;
+} mx_rec;
+
+/* How an MX target's text is kept: whole, the part before ".qname", or
+ * nothing (it is the question's name). */
+enum { TARGET_WHOLE, TARGET_SUB, TARGET_QNAME };
+
+static size_t record_size(uint16_t qtype)
 {
-    mxr__answer *ans = mxr__calloc(a, 1, sizeof *ans + extra + keylen);
+    switch (qtype) {
+    case MXR__TYPE_MX:
+        return sizeof(mx_rec);
+    case MXR__TYPE_AAAA:
+        return 16;
+    default:
+        return 4;
+    }
+}
+
+/* Where the body starts: after the key, aligned for MX records. */
+static size_t body_offset(uint16_t qtype, size_t keylen)
+{
+    size_t at = offsetof(mxr__answer, key) + keylen;
+    size_t al = qtype == MXR__TYPE_MX ? alignof(mx_rec) : 1;
+    return (at + al - 1) / al * al;
+}
+
+static const unsigned char *body_of(const mxr__answer *ans)
+{
+    return (const unsigned char *)ans +
+           body_offset(ans->qtype, ans->node.keylen);
+}
+
+static size_t body_size(const mxr__answer *ans)
+{
+    return mxr__alloc_size(ans) - body_offset(ans->qtype, ans->node.keylen);
+}
+
+/* The header, the key, then body bytes (zeroed). */
+static mxr__answer *answer_alloc(mxr__alloc *a, uint16_t qtype, size_t body,
+                                 const char *key, size_t keylen)
+{
+    mxr__answer *ans = mxr__calloc(a, 1, body_offset(qtype, keylen) + body);
     if (ans) {
         ans->refs = 1;
-        unsigned char *at = (unsigned char *)(ans + 1) + extra;
+        ans->qtype = qtype;
         if (keylen)
-            memcpy(at, key, keylen);
-        ans->node.key = at;
-        ans->node.keylen = keylen;
+            memcpy(ans->key, key, keylen);
+        /* the key is right after the header: within the node's reach */
+        mxr__cache_node_set_key(&ans->node, ans->key, keylen);
     }
     return ans;
+}
+
+/* How text (n bytes) is kept against the question's name: its form, and
+ * how many of its bytes are kept. */
+static unsigned target_form(const char *text, size_t n, const char *qname,
+                            size_t qlen, size_t *kept)
+{
+    *kept = n;
+    if (qlen == 0 || n < qlen || memcmp(text + n - qlen, qname, qlen) != 0)
+        return TARGET_WHOLE;
+    if (n == qlen) {
+        *kept = 0;
+        return TARGET_QNAME;
+    }
+    if (n > qlen + 1 && text[n - qlen - 1] == '.') {
+        *kept = n - qlen - 1;
+        return TARGET_SUB;
+    }
+    return TARGET_WHOLE;
+}
+
+/* Writes the record's target at body + *text as its form says. */
+static void put_target(mx_rec *rec, const char *whole, size_t n,
+                       const char *qname, size_t qlen, char *body, size_t *text)
+{
+    size_t kept;
+    rec->form = (uint8_t)target_form(whole, n, qname, qlen, &kept);
+    rec->target = (uint32_t)*text;
+    memcpy(body + *text, whole, kept);
+    body[*text + kept] = '\0';
+    *text += kept + 1;
+}
+
+/* The question's name, from the key (2 bytes of type, the name, NUL). */
+static const char *key_name(const mxr__answer *ans, size_t *len)
+{
+    *len = ans->node.keylen >= 3 ? ans->node.keylen - 3u : 0;
+    return (const char *)ans->key + 2;
+}
+
+mxr__mx mxr__answer_mx(const mxr__answer *ans, size_t i,
+                       char buf[MXR__ANSWER_TEXT_MAX])
+{
+    const mx_rec *rec = (const mx_rec *)(const void *)body_of(ans) + i;
+    const char *kept = (const char *)body_of(ans) + rec->target;
+    if (rec->form == TARGET_WHOLE)
+        return (mxr__mx){rec->pref, kept};
+    size_t qlen, at = 0;
+    const char *qname = key_name(ans, &qlen);
+    if (rec->form == TARGET_SUB) {
+        at = strlen(kept);
+        memcpy(buf, kept, at);
+        buf[at++] = '.';
+    }
+    memcpy(buf + at, qname, qlen);
+    buf[at + qlen] = '\0';
+    return (mxr__mx){rec->pref, buf};
+}
+
+mxr_addr mxr__answer_addr(const mxr__answer *ans, size_t i)
+{
+    mxr_addr ad = {0};
+    size_t n = record_size(ans->qtype);
+    ad.family = ans->qtype == MXR__TYPE_AAAA ? AF_INET6 : AF_INET;
+    memcpy(ad.bytes, body_of(ans) + i * n, n);
+    return ad;
+}
+
+const char *mxr__answer_cname_target(const mxr__answer *ans)
+{
+    return ans->dangling ? (const char *)body_of(ans) : NULL;
 }
 
 mxr__answer *mxr__answer_error(mxr__alloc *a, mxr__rcode rc, uint16_t qtype,
                                uint32_t ttl)
 {
-    mxr__answer *ans = answer_alloc(a, 0, NULL, 0);
+    mxr__answer *ans = answer_alloc(a, qtype, 0, NULL, 0);
     if (ans) {
         ans->rcode = rc;
-        ans->qtype = qtype;
         ans->ttl = ttl;
     }
     return ans;
@@ -115,31 +231,55 @@ size_t mxr__answer_bytes(const mxr__answer *ans)
     return mxr__alloc_size(ans);
 }
 
-/* Where ptr, which pointed into from's block, lands in to's. */
-static const void *moved(const void *ptr, const mxr__answer *from,
-                         mxr__answer *to)
+/* The body of an MX answer's copy under another key: the targets are
+ * kept against the new question's name. */
+static size_t rekeyed_mx_bytes(const mxr__answer *ans, const char *qname,
+                               size_t qlen)
 {
-    return ptr ? (const char *)to + ((const char *)ptr - (const char *)from)
-               : NULL;
+    char buf[MXR__ANSWER_TEXT_MAX];
+    size_t sum = sizeof(mx_rec) * ans->count, kept;
+    for (size_t i = 0; i < ans->count; i++) {
+        const char *t = mxr__answer_mx(ans, i, buf).target;
+        target_form(t, strlen(t), qname, qlen, &kept);
+        sum += kept + 1;
+    }
+    return sum;
+}
+
+static void rekey_mx_body(mxr__answer *copy, const mxr__answer *ans)
+{
+    char buf[MXR__ANSWER_TEXT_MAX];
+    char *body = (char *)(uintptr_t)body_of(copy);
+    size_t qlen, text = sizeof(mx_rec) * ans->count;
+    const char *qname = key_name(copy, &qlen);
+    for (size_t i = 0; i < ans->count; i++) {
+        mxr__mx mx = mxr__answer_mx(ans, i, buf);
+        mx_rec *rec = (mx_rec *)(void *)body + i;
+        rec->pref = mx.pref;
+        put_target(rec, mx.target, strlen(mx.target), qname, qlen, body, &text);
+    }
 }
 
 mxr__answer *mxr__answer_rekeyed(mxr__alloc *a, const mxr__answer *ans,
                                  const char *key, size_t keylen)
 {
-    size_t extra = mxr__alloc_size(ans) - sizeof *ans - ans->node.keylen;
-    mxr__answer *copy = answer_alloc(a, extra, key, keylen);
+    bool mx = ans->qtype == MXR__TYPE_MX && ans->count > 0;
+    size_t qlen = keylen >= 3 ? keylen - 3 : 0; /* the key's name */
+    size_t body = mx ? rekeyed_mx_bytes(ans, key + 2, qlen) : body_size(ans);
+    mxr__answer *copy = answer_alloc(a, ans->qtype, body, key, keylen);
     if (!copy)
         return NULL;
-    mxr__cache_node node = copy->node; /* the new key */
-    node.expires_ms = ans->node.expires_ms;
-    memcpy(copy, ans, sizeof *ans + extra);
-    copy->node = node;
-    copy->refs = 1;
-    copy->mx = moved(ans->mx, ans, copy); /* addrs, by the union */
-    copy->cname_target = moved(ans->cname_target, ans, copy);
-    mxr__mx *mx = (mxr__mx *)(uintptr_t)copy->mx;
-    for (size_t i = 0; mx && i < copy->count; i++)
-        mx[i].target = moved(mx[i].target, ans, copy);
+    copy->node.expires_ms = ans->node.expires_ms;
+    copy->ttl = ans->ttl;
+    copy->served_until_ms = ans->served_until_ms;
+    copy->count = ans->count;
+    copy->rcode = ans->rcode;
+    copy->via_cname = ans->via_cname;
+    copy->dangling = ans->dangling;
+    if (mx) /* the targets are kept against the new key */
+        rekey_mx_body(copy, ans);
+    else /* offsets count from the body: it moves as it is */
+        memcpy((unsigned char *)(uintptr_t)body_of(copy), body_of(ans), body);
     return copy;
 }
 
@@ -339,46 +479,62 @@ static void walk_answer(const mxr__wire_msg *m, const uint8_t *qname,
     p->rcode = MXR__DNS_NETWORK; /* chain too long or a loop */
 }
 
+/* Bytes the MX targets keep (kept + NUL each) against qname. */
+static size_t mx_text_bytes(const parsed *p, const char *qname, size_t qlen)
+{
+    char whole[MXR__ANSWER_TEXT_MAX];
+    size_t sum = 0, kept;
+    for (size_t i = 0; i < p->count; i++) {
+        size_t n = target_text(p->recs[i].data, whole) - 1;
+        target_form(whole, n, qname, qlen, &kept);
+        sum += kept + 1;
+    }
+    return sum;
+}
+
+/* Records, then the MX targets' text; or a dangling CNAME's target
+ * (which comes only without records). */
+static void fill_body(mxr__answer *ans, const parsed *p)
+{
+    unsigned char *body = (unsigned char *)(uintptr_t)body_of(ans);
+    size_t each = record_size(ans->qtype);
+    if (p->dangling) {
+        target_text(p->dangling, (char *)body);
+        return;
+    }
+    size_t qlen, text = each * p->count;
+    const char *qname = key_name(ans, &qlen);
+    char whole[MXR__ANSWER_TEXT_MAX];
+    for (size_t i = 0; i < p->count; i++) {
+        if (ans->qtype != MXR__TYPE_MX) {
+            memcpy(body + i * each, p->recs[i].data, each);
+            continue;
+        }
+        mx_rec *rec = (mx_rec *)(void *)body + i;
+        rec->pref = p->recs[i].pref;
+        size_t n = target_text(p->recs[i].data, whole) - 1;
+        put_target(rec, whole, n, qname, qlen, (char *)body, &text);
+    }
+}
+
 static mxr__answer *pack_answer(mxr__alloc *a, const parsed *p,
                                 const char *qname, uint16_t qtype)
 {
-    size_t each = qtype == MXR__TYPE_MX ? sizeof(mxr__mx) : sizeof(mxr_addr);
     char key[MXR__ANSWER_KEY_MAX];
     size_t keylen = mxr__answer_key(key, qname, qtype);
-    mxr__answer *ans =
-        answer_alloc(a, each * p->count + p->strbytes, key, keylen);
+    size_t text = p->strbytes;
+    if (qtype == MXR__TYPE_MX && !p->dangling)
+        text = mx_text_bytes(p, key + 2, keylen - 3);
+    size_t body = record_size(qtype) * p->count + text;
+    mxr__answer *ans = answer_alloc(a, qtype, body, key, keylen);
     if (!ans)
         return NULL;
     ans->rcode = p->count > 0 ? MXR__DNS_OK : p->rcode;
-    ans->qtype = qtype;
     ans->via_cname = p->via_cname;
+    ans->dangling = p->dangling != NULL;
     ans->ttl = p->ttl;
-    ans->count = p->count;
-    char *base = (char *)(ans + 1);
-    if (p->dangling) {
-        char *str =
-            base + each * p->count + p->strbytes - dname_text_size(p->dangling);
-        target_text(p->dangling, str);
-        ans->cname_target = str;
-    }
-    if (qtype == MXR__TYPE_MX) {
-        mxr__mx *mx = (mxr__mx *)base;
-        char *str = base + each * p->count;
-        for (size_t i = 0; i < p->count; i++) {
-            mx[i].pref = p->recs[i].pref;
-            mx[i].target = str;
-            str += target_text(p->recs[i].data, str);
-        }
-        ans->mx = mx;
-    } else {
-        mxr_addr *ad = (mxr_addr *)base;
-        size_t n = qtype == MXR__TYPE_A ? 4 : 16;
-        for (size_t i = 0; i < p->count; i++) {
-            ad[i].family = qtype == MXR__TYPE_A ? AF_INET : AF_INET6;
-            memcpy(ad[i].bytes, p->recs[i].data, n);
-        }
-        ans->addrs = ad;
-    }
+    ans->count = (uint16_t)p->count;
+    fill_body(ans, p);
     return ans;
 }
 
@@ -393,6 +549,7 @@ static mxr__answer *apply_rules(mxr__alloc *a, const mxr__wire_msg *m,
     if (rc != MXR__DNS_OK && rc != MXR__DNS_NXDOMAIN)
         return mxr__answer_error(a, rc, qtype, 0);
     size_t max = m->ancount < max_records ? m->ancount : max_records;
+    max = max < UINT16_MAX ? max : UINT16_MAX; /* the answer's count */
     fact stack_recs[RECS_ON_STACK];
     parsed p = {.rcode = rc, .ttl = UINT32_MAX, .recs = stack_recs};
     if (max > RECS_ON_STACK && !(p.recs = mxr__malloc(a, max * sizeof *p.recs)))

@@ -29,37 +29,54 @@ typedef enum mxr__rcode {
 bool mxr__rcode_is_temporary(mxr__rcode rc);
 mxr_reason mxr__rcode_reason(mxr__rcode rc);
 
+/* The longest text of an MX target, NUL included: a wire name has at most
+ * 255 bytes, and a byte that is no letter, digit, '-' or '_' is written as
+ * 4 (\DDD). */
+#define MXR__ANSWER_TEXT_MAX 1024
+
+/* One MX record, as readers see it (mxr__answer_mx). */
 typedef struct mxr__mx {
     uint16_t pref;
     const char *target; /* lower case, no final dot; "" for the root */
 } mxr__mx;
 
-/* One allocation: the struct, the record array, the strings and the
- * cache key (MXR__ANSWER_KEY_MAX bytes at most, at the end), so that the
- * block is also its own cache entry. Shared by reference between the
- * cache and deliveries in flight. */
+/* One allocation, which is also its own cache entry: this header, then
+ * the cache key (MXR__ANSWER_KEY_MAX bytes at most), then the body. The
+ * body holds either the records -- MX as (preference, offset of the
+ * target's text), addresses as their 4 or 16 bytes -- followed by the MX
+ * targets' text, or (no records) a dangling CNAME's target. A target that
+ * is the question's name, or ends in it, keeps only what comes before
+ * (most MX hosts live in their domain). Offsets count from the body. Read
+ * the records with the accessors below. Shared by reference between the cache
+ * and deliveries in flight. */
 typedef struct mxr__answer {
     /* key: the question (mxr__answer_key); node.expires_ms: when the
      * answer expires (the TTL clamps), set by the lookup layer */
     mxr__cache_node node;
-    unsigned refs;
-    uint32_t ttl;   /* min TTL of used records, or the negative TTL */
-    uint32_t count; /* records (at most MXR_OPT_MAX_MX_RECORDS) */
-    uint8_t rcode;  /* mxr__rcode */
-    bool via_cname; /* the records belong to a CNAME's target */
-    uint16_t qtype;
+    uint32_t refs;
+    uint32_t ttl; /* min TTL of used records, or the negative TTL */
     /* When ttl, as served, runs out; set by the lookup layer. Differs from
      * node.expires_ms, which the TTL clamps decide. */
     uint64_t served_until_ms;
-    union {
-        const mxr__mx *mx;     /* qtype MX */
-        const mxr_addr *addrs; /* qtype A / AAAA */
-    };
+    uint16_t count; /* records (at most MXR_OPT_MAX_MX_RECORDS) */
+    uint16_t qtype;
+    uint8_t rcode;  /* mxr__rcode */
+    bool via_cname; /* the records belong to a CNAME's target */
     /* NOERROR ending at a CNAME whose target's records are not in the
      * answer (an authoritative server does not chase out of its zones):
-     * the target to ask for next. NULL otherwise. */
-    const char *cname_target;
+     * the body is the target to ask for next (mxr__answer_cname_target). */
+    bool dangling;
+    unsigned char key[]; /* node.keylen bytes, then the body */
 } mxr__answer;
+
+/* The i-th record of an MX answer (i < count). Its target is text in the
+ * answer, or in buf when it had to be made whole again. */
+mxr__mx mxr__answer_mx(const mxr__answer *ans, size_t i,
+                       char buf[MXR__ANSWER_TEXT_MAX]);
+/* The i-th address of an A or AAAA answer (i < count). */
+mxr_addr mxr__answer_addr(const mxr__answer *ans, size_t i);
+/* The dangling CNAME's target, or NULL. */
+const char *mxr__answer_cname_target(const mxr__answer *ans);
 
 /* The cache key of the question (qtype, name): 2 bytes of type, the name
  * and its NUL. out has MXR__ANSWER_KEY_MAX bytes; returns the length. */

@@ -23,7 +23,7 @@
 
 #define INITIAL_BUCKETS 16
 
-/* A boxed entry: the node, the value it points to, the key. */
+/* A boxed entry (kind 0): the node, the value it points to, the key. */
 typedef struct box {
     mxr__cache_node node;
     void *value;
@@ -32,6 +32,14 @@ typedef struct box {
     unsigned char key[];
 } box;
 
+/* How the cache drops the entries of one kind. */
+typedef struct cache_kind {
+    mxr__cache_drop_fn drop;
+    void *ctx;
+} cache_kind;
+
+#define BOX_KIND 0
+
 struct mxr__cache {
     mxr__alloc *a;
     mxr__htable table;
@@ -39,7 +47,11 @@ struct mxr__cache {
     size_t max_bytes;
     uint64_t evictions;
     mxr__link lru; /* head */
+    cache_kind kinds[MXR__CACHE_KINDS];
+    int nkinds;
 };
+
+static void drop_box(void *ctx, mxr__cache_node *node);
 
 static mxr__cache_node *node_of_hnode(mxr__hnode *n)
 {
@@ -59,13 +71,19 @@ static mxr__cache_node *find_node(const mxr__cache *c, uint64_t hash,
         mxr__cache_node *e = node_of_hnode(n);
         /* keylen 0 may come with a NULL key, which memcmp must not see. */
         if (n->hash == hash && e->keylen == keylen &&
-            (keylen == 0 || memcmp(e->key, key, keylen) == 0))
+            (keylen == 0 || memcmp(mxr__cache_node_key(e), key, keylen) == 0))
             return e;
     }
     return NULL;
 }
 
 /* ------------------------------------------------------------- entries */
+
+static void drop_entry(const mxr__cache *c, mxr__cache_node *e)
+{
+    const cache_kind *k = &c->kinds[e->kind];
+    k->drop(k->ctx, e);
+}
 
 /* Unlinks e from both structures before dropping it, so the cache is
  * consistent whatever the drop callback does with the block. */
@@ -74,7 +92,7 @@ static void drop_node(mxr__cache *c, mxr__cache_node *e)
     mxr__htable_remove(&c->table, &e->hn);
     mxr__list_remove(&e->lru);
     c->bytes -= e->cost;
-    e->drop(e->ctx, e);
+    drop_entry(c, e);
 }
 
 static void evict_until_bytes_at_most(mxr__cache *c, size_t room)
@@ -118,18 +136,41 @@ mxr__cache *mxr__cache_new(mxr__alloc *a, size_t max_bytes)
     c->a = a;
     c->max_bytes = max_bytes;
     mxr__list_init(&c->lru);
+    c->kinds[BOX_KIND] = (cache_kind){drop_box, a};
+    c->nkinds = 1;
     return c;
+}
+
+int mxr__cache_kind_add(mxr__cache *c, mxr__cache_drop_fn drop, void *ctx)
+{
+    if (c->nkinds >= MXR__CACHE_KINDS)
+        return -1;
+    c->kinds[c->nkinds] = (cache_kind){drop, ctx};
+    return c->nkinds++;
+}
+
+bool mxr__cache_node_set_key(mxr__cache_node *node, const void *key,
+                             size_t keylen)
+{
+    if (keylen == 0) {
+        node->key_off = 0;
+        node->keylen = 0;
+        return true;
+    }
+    uintptr_t at = (uintptr_t)key, from = (uintptr_t)node;
+    if (keylen > MXR__CACHE_KEY_MAX || at < from ||
+        at - from > MXR__CACHE_KEY_OFF_MAX)
+        return false;
+    node->key_off = (uint8_t)(at - from);
+    node->keylen = (uint16_t)keylen;
+    return true;
 }
 
 void mxr__cache_free(mxr__cache *c)
 {
     if (!c)
         return;
-    mxr__list_each(l, next, &c->lru)
-    {
-        mxr__cache_node *e = node_of_lru(l);
-        e->drop(e->ctx, e);
-    }
+    mxr__list_each(l, next, &c->lru) drop_entry(c, node_of_lru(l));
     mxr__htable_free(&c->table);
     mxr__free(c->a, c);
 }
@@ -141,23 +182,23 @@ mxr__cache_node *mxr__cache_find(mxr__cache *c, const void *key, size_t keylen,
 }
 
 void mxr__cache_insert(mxr__cache *c, mxr__cache_node *node, size_t cost,
-                       uint64_t expires_ms, mxr__cache_drop_fn drop, void *ctx)
+                       uint64_t expires_ms, int kind)
 {
-    uint64_t hash = mxr__hash_bytes(node->key, node->keylen);
+    const unsigned char *key = mxr__cache_node_key(node);
+    uint64_t hash = mxr__hash_bytes(key, node->keylen);
     /* Drop the old entry first, whatever happens to the new one: after an
      * insert, a find must never see a value older than the one just given. */
-    mxr__cache_node *old = find_node(c, hash, node->key, node->keylen);
+    mxr__cache_node *old = find_node(c, hash, key, node->keylen);
     if (old)
         drop_node(c, old);
     node->hn.hash = hash;
     node->expires_ms = expires_ms;
-    node->cost = cost;
-    node->drop = drop;
-    node->ctx = ctx;
-    if (cost > c->max_bytes) {
-        drop(ctx, node);
+    node->kind = (uint8_t)kind;
+    if (cost > c->max_bytes || cost > UINT32_MAX) {
+        drop_entry(c, node);
         return;
     }
+    node->cost = (uint32_t)cost;
     evict_until_bytes_at_most(c, c->max_bytes - cost);
     mxr__htable_insert(&c->table, &node->hn);
     mxr__list_push_front(&c->lru, &node->lru);
@@ -206,7 +247,9 @@ mxr_status mxr__cache_put(mxr__cache *c, const void *key, size_t keylen,
                           mxr__cache_release_fn release, void *ctx)
 {
     size_t cost;
-    if (!entry_cost(keylen, value_bytes, &cost) || cost > c->max_bytes) {
+    if (keylen > MXR__CACHE_KEY_MAX ||
+        !entry_cost(keylen, value_bytes, &cost) || cost > c->max_bytes ||
+        cost > UINT32_MAX) {
         mxr__cache_remove(c, key, keylen); /* never an older value after */
         release_value(release, ctx, value);
         return MXR_OK;
@@ -221,9 +264,8 @@ mxr_status mxr__cache_put(mxr__cache *c, const void *key, size_t keylen,
     *b = (box){.value = value, .release = release, .rctx = ctx};
     if (keylen)
         memcpy(b->key, key, keylen);
-    b->node.key = b->key;
-    b->node.keylen = keylen;
-    mxr__cache_insert(c, &b->node, cost, expires_ms, drop_box, c->a);
+    mxr__cache_node_set_key(&b->node, b->key, keylen); /* cannot fail */
+    mxr__cache_insert(c, &b->node, cost, expires_ms, BOX_KIND);
     return MXR_OK;
 }
 

@@ -13,6 +13,7 @@ struct mxr__lookups {
     mxr__core *core;
     mxr__backend *backend;
     mxr__cache *cache;
+    int cache_kind; /* answers, in the cache */
     mxr__lookup_config cfg;
     mxr__htable pending; /* queries in flight or waiting, by key */
     mxr__pool pqs;       /* their blocks, reused query after query */
@@ -53,13 +54,13 @@ static void send_pq(mxr__lookups *l, mxr__pq *pq);
  * a loop cannot wait on itself. Returns true when a new query went out. */
 static bool chase_cname(mxr__lookups *l, mxr__pq *pq, const mxr__answer *ans)
 {
-    if (!ans || ans->rcode != MXR__DNS_NODATA || !ans->cname_target ||
-        l->core->destroying)
+    const char *target = ans ? mxr__answer_cname_target(ans) : NULL;
+    if (!target || ans->rcode != MXR__DNS_NODATA || l->core->destroying)
         return false;
     char next[MXR__NAME_MAX + 1];
     if (pq->hops >= MXR__CNAME_CHAIN_MAX ||
-        mxr__hostname_normalize(ans->cname_target, strlen(ans->cname_target),
-                                next, NULL, 0) != MXR_OK)
+        mxr__hostname_normalize(target, strlen(target), next, NULL, 0) !=
+            MXR_OK)
         return false;
     pq->hops++;
     pq->via_cname = true;
@@ -75,7 +76,7 @@ static void apply_chase(const mxr__pq *pq, mxr__answer *ans)
 {
     if (pq->hops == 0)
         return;
-    if (ans->cname_target && pq->hops >= MXR__CNAME_CHAIN_MAX)
+    if (ans->dangling && pq->hops >= MXR__CNAME_CHAIN_MAX)
         ans->rcode = MXR__DNS_NETWORK; /* chain too long */
     ans->via_cname = true;
     if (pq->chase_ttl < ans->ttl)
@@ -129,7 +130,7 @@ static void drop_answer(void *ctx, mxr__cache_node *node)
 
 static bool keyed_by(const mxr__answer *ans, const char *key, size_t len)
 {
-    return ans->node.keylen == len && memcmp(ans->node.key, key, len) == 0;
+    return ans->node.keylen == len && memcmp(ans->key, key, len) == 0;
 }
 
 /* The answer is its own cache entry when it answers the question asked
@@ -147,7 +148,7 @@ static void cache_answer(mxr__lookups *l, const mxr__pq *pq, mxr__answer *ans,
     else if (!(entry = mxr__answer_rekeyed(a, ans, pq->key, pq->keylen)))
         return;
     mxr__cache_insert(l->cache, &entry->node, mxr__answer_bytes(entry),
-                      entry->node.expires_ms, drop_answer, a);
+                      entry->node.expires_ms, l->cache_kind);
 }
 
 static void deliver_all(mxr__pq *pq, const mxr__answer *ans, uint32_t ttl)
@@ -335,7 +336,9 @@ mxr__lookups *mxr__lookups_new(mxr__core *core, mxr__backend *backend,
         return NULL;
     *l = (mxr__lookups){
         .core = core, .backend = backend, .cache = cache, .cfg = *cfg};
-    if (mxr__htable_init(&l->pending, &core->a, 256) != MXR_OK) {
+    l->cache_kind = mxr__cache_kind_add(cache, drop_answer, &core->a);
+    if (l->cache_kind < 0 ||
+        mxr__htable_init(&l->pending, &core->a, 256) != MXR_OK) {
         mxr__free(&core->a, l);
         return NULL;
     }

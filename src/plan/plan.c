@@ -176,10 +176,8 @@ typedef struct plan_header {
     struct {
         _Alignas(max_align_t) mxr_alloc_fn fn;
         void *ud;
-        size_t size;         /* the whole block, header included */
-        size_t skip_cap;     /* room in the skipped array */
-        uint64_t built_ms;   /* when cached: when its TTLs were read */
-        uint64_t expires_ms; /* when cached: the end of its life */
+        size_t size;     /* the whole block, header included */
+        size_t skip_cap; /* room in the skipped array */
     } h;
 } plan_header;
 
@@ -215,40 +213,54 @@ static bool layout_string(size_t *acc, const char *s)
     return size_add(acc, strlen(s) + 1);
 }
 
-static bool plan_layout_for(const mxr__plan_builder *pb, const char *input,
-                            const char *domain, plan_layout *lay)
+/* The layout for a plan of these sizes; strbytes counts every string
+ * but the input. */
+static bool plan_layout_sized(const mxr__plan_room *room, size_t inputlen,
+                              plan_layout *lay)
 {
     size_t acc = sizeof(plan_header) + sizeof(mxr_plan);
-    size_t naddrs = 0;
-    for (size_t i = 0; i < pb->nhosts; i++) {
-        if (!size_add(&naddrs, pb->hosts[i].naddrs))
-            return false;
-    }
-    lay->skip_cap = pb->nskips + pb->nhosts; /* both are in memory already */
-    if (!layout_array(&acc, pb->nhosts, sizeof(mxr_candidate),
+    if (room->nskipped > SIZE_MAX - room->ncandidates)
+        return false;
+    /* room to move every candidate to the skipped list (limits) */
+    lay->skip_cap = room->nskipped + room->ncandidates;
+    if (!layout_array(&acc, room->ncandidates, sizeof(mxr_candidate),
                       alignof(mxr_candidate), &lay->candidates) ||
         !layout_array(&acc, lay->skip_cap, sizeof(mxr_skipped),
                       alignof(mxr_skipped), &lay->skipped) ||
-        !layout_array(&acc, naddrs, sizeof(mxr_addr), alignof(mxr_addr),
+        !layout_array(&acc, room->naddrs, sizeof(mxr_addr), alignof(mxr_addr),
                       &lay->addrs))
         return false;
     lay->strings = acc;
-    if (!layout_string(&acc, domain))
+    if (!size_add(&acc, room->strbytes))
         return false;
-    for (size_t i = 0; i < pb->nhosts; i++) {
-        if (!layout_string(&acc, pb->hosts[i].name) ||
-            !layout_string(&acc, pb->hosts[i].label))
-            return false;
-    }
-    for (size_t i = 0; i < pb->nskips; i++) {
-        if (!layout_string(&acc, pb->skips[i].name))
-            return false;
-    }
     lay->input = acc;
-    if (!layout_string(&acc, input))
+    if (!size_add(&acc, inputlen) || !size_add(&acc, 1))
         return false;
     lay->size = acc;
     return true;
+}
+
+static bool plan_layout_for(const mxr__plan_builder *pb, const char *input,
+                            const char *domain, plan_layout *lay)
+{
+    mxr__plan_room room = {
+        .ncandidates = pb->nhosts, .nskipped = pb->nskips, .strbytes = 0};
+    for (size_t i = 0; i < pb->nhosts; i++) {
+        if (!size_add(&room.naddrs, pb->hosts[i].naddrs))
+            return false;
+    }
+    if (!layout_string(&room.strbytes, domain))
+        return false;
+    for (size_t i = 0; i < pb->nhosts; i++) {
+        if (!layout_string(&room.strbytes, pb->hosts[i].name) ||
+            !layout_string(&room.strbytes, pb->hosts[i].label))
+            return false;
+    }
+    for (size_t i = 0; i < pb->nskips; i++) {
+        if (!layout_string(&room.strbytes, pb->skips[i].name))
+            return false;
+    }
+    return plan_layout_sized(&room, strlen(input), lay);
 }
 
 static plan_header *header_of(const mxr_plan *p)
@@ -367,25 +379,34 @@ mxr_plan *mxr__plan_pack(const mxr__plan_builder *pb, const char *input,
     return block ? pack_block(pb, input, domain, &lay, block) : NULL;
 }
 
-size_t mxr__plan_pack_size(const mxr__plan_builder *pb, const char *input,
-                           const char *domain)
-{
-    plan_layout lay;
-    if (!plan_layout_for(pb, input ? input : "", domain ? domain : "", &lay))
-        return 0;
-    return lay.size;
-}
-
-mxr_plan *mxr__plan_pack_into(const mxr__plan_builder *pb, const char *input,
-                              const char *domain, void *mem)
+bool mxr__plan_block(const mxr__plan_room *room, const char *input,
+                     mxr_alloc_fn fn, void *ud, mxr__plan_parts *out)
 {
     input = input ? input : "";
-    domain = domain ? domain : "";
     plan_layout lay;
-    if (!plan_layout_for(pb, input, domain, &lay))
-        return NULL;
-    block_init(mem, NULL, NULL, lay.size, lay.skip_cap);
-    return pack_block(pb, input, domain, &lay, mem);
+    if (!plan_layout_sized(room, strlen(input), &lay))
+        return false;
+    char *block = block_alloc(fn, ud, lay.size, lay.skip_cap);
+    if (!block)
+        return false;
+    mxr_plan *p = plan_in(block);
+    memset(p, 0, sizeof *p);
+    char *at = block + lay.input;
+    p->input = put_string(&at, input);
+    out->candidates = (mxr_candidate *)(block + lay.candidates);
+    out->skipped = (mxr_skipped *)(block + lay.skipped);
+    /* the reserve is zeroed so that copies of the block copy no
+     * uninitialised bytes */
+    memset(out->skipped + room->nskipped, 0,
+           room->ncandidates * sizeof *out->skipped);
+    out->addrs = (mxr_addr *)(block + lay.addrs);
+    out->strings = block + lay.strings;
+    p->ncandidates = room->ncandidates;
+    p->candidates = out->candidates;
+    p->nskipped = room->nskipped;
+    p->skipped = out->skipped;
+    out->plan = p;
+    return true;
 }
 
 /* Where ptr, which pointed into the block at from, lands in the copy at
@@ -488,23 +509,17 @@ void mxr_plan_free(mxr_plan *plan)
     hdr->h.fn(hdr->h.ud, hdr, hdr->h.size, 0);
 }
 
-void mxr__plan_set_cached(mxr_plan *p, uint64_t built_ms, uint64_t expires_ms)
-{
-    header_of(p)->h.built_ms = built_ms;
-    header_of(p)->h.expires_ms = expires_ms;
-}
-
 /* A served TTL of ttl seconds read age_ms ago. */
 static uint32_t aged(uint32_t ttl, uint64_t age_ms)
 {
     return mxr__served_ttl_left((uint64_t)ttl * 1000, age_ms);
 }
 
-void mxr__plan_count_down(mxr_plan *copy, const mxr_plan *tmpl, uint64_t now_ms)
+void mxr__plan_count_down(mxr_plan *copy, uint64_t built_ms,
+                          uint64_t expires_ms, uint64_t now_ms)
 {
-    const plan_header *h = header_of(tmpl);
-    uint64_t age = now_ms > h->h.built_ms ? now_ms - h->h.built_ms : 0;
-    copy->ttl = mxr__seconds_left(h->h.expires_ms, now_ms);
+    uint64_t age = now_ms > built_ms ? now_ms - built_ms : 0;
+    copy->ttl = mxr__seconds_left(expires_ms, now_ms);
     copy->mx_ttl = aged(copy->mx_ttl, age);
     /* the copy is the caller's block; const only keeps callers out */
     mxr_candidate *cands = (mxr_candidate *)(uintptr_t)copy->candidates;

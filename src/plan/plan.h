@@ -1,6 +1,6 @@
 /* plan.h -- building a plan host by host, and packing it into the single
  * block the caller receives (mxr_plan). A packed plan is position
- * independent up to one relocation, so cloning a cached plan is a memcpy. */
+ * independent up to one relocation, so cloning a plan is a memcpy. */
 #ifndef MXR_PLAN_H
 #define MXR_PLAN_H
 
@@ -65,28 +65,39 @@ void mxr__pb_lower_ttl(mxr__plan_builder *pb, uint32_t ttl);
  * to the skipped list (limits). NULL when out of memory. */
 mxr_plan *mxr__plan_pack(const mxr__plan_builder *pb, const char *input,
                          const char *domain, mxr_alloc_fn fn, void *ud);
-/* The same plan packed into memory the caller owns (mem: aligned for any
- * type, mxr__plan_pack_size bytes, 0 when the plan cannot exist), such as
- * a cache entry's block: a template to copy from, never given to
- * mxr_plan_free. */
-size_t mxr__plan_pack_size(const mxr__plan_builder *pb, const char *input,
-                           const char *domain);
-mxr_plan *mxr__plan_pack_into(const mxr__plan_builder *pb, const char *input,
-                              const char *domain, void *mem);
+/* What a public plan block has room for: candidates (and as many more
+ * skipped entries, for limits), skipped entries, addresses, and the bytes
+ * of every string but the input. */
+typedef struct mxr__plan_room {
+    size_t ncandidates, nskipped, naddrs, strbytes;
+} mxr__plan_room;
+
+/* A block made by mxr__plan_block, for its maker to fill in: plan's
+ * input, ncandidates, candidates, nskipped and skipped are set (the
+ * arrays' contents are not), every other field is zero. */
+typedef struct mxr__plan_parts {
+    mxr_plan *plan;
+    mxr_candidate *candidates;
+    mxr_skipped *skipped;
+    mxr_addr *addrs; /* room->naddrs */
+    char *strings;   /* room->strbytes */
+} mxr__plan_parts;
+
+/* A plan block from fn/ud (mxr_plan_free frees it) holding input, with
+ * room as asked; false when it cannot exist or out of memory. Used to
+ * unpack cached plans (plan/template.h). */
+bool mxr__plan_block(const mxr__plan_room *room, const char *input,
+                     mxr_alloc_fn fn, void *ud, mxr__plan_parts *out);
 /* Deep copy into a block from fn/ud. */
 mxr_plan *mxr__plan_clone(const mxr_plan *p, mxr_alloc_fn fn, void *ud);
 /* Same plan, another input string (a cached plan reused for "u@d"). */
 mxr_plan *mxr__plan_clone_for(const mxr_plan *p, const char *input,
                               mxr_alloc_fn fn, void *ud);
 size_t mxr__plan_bytes(const mxr_plan *p);
-/* A cached plan remembers when it was built and when it expires, so a
- * copy reports the TTLs that are left rather than the ones it was built
- * with (mxr__plan_count_down). */
-void mxr__plan_set_cached(mxr_plan *p, uint64_t built_ms, uint64_t expires_ms);
-/* Set the TTLs of copy, a copy of the cached plan tmpl, to what is left
- * of them at now_ms. */
-void mxr__plan_count_down(mxr_plan *copy, const mxr_plan *tmpl,
-                          uint64_t now_ms);
+/* Set the TTLs of copy, a copy of a plan cached from built_ms (when
+ * its TTLs were read) to expires_ms, to what is left of them at now_ms. */
+void mxr__plan_count_down(mxr_plan *copy, uint64_t built_ms,
+                          uint64_t expires_ms, uint64_t now_ms);
 /* Append a skipped entry in the reserved room (limits); 0 or -1 if full. */
 mxr_status mxr__plan_skip_candidate(mxr_plan *p, size_t i, mxr_reason reason);
 

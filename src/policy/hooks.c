@@ -39,20 +39,23 @@ static void wait_answer(mxr__lookup_req *req, const mxr__answer *ans,
     w->temporary |= mxr__rcode_is_temporary(ans->rcode);
     if (ans->rcode == MXR__DNS_OK && ans->qtype != MXR__TYPE_MX) {
         for (size_t i = 0; i < ans->count && w->naddrs < 32; i++)
-            w->addrs[w->naddrs++] = ans->addrs[i];
+            w->addrs[w->naddrs++] = mxr__answer_addr(ans, i);
         if (ans->served_until_ms < w->served_until_ms)
             w->served_until_ms = ans->served_until_ms;
     }
     if (ans->rcode == MXR__DNS_OK && ans->qtype == MXR__TYPE_MX) {
         w->rcode = MXR__DNS_OK;
         size_t len = 1;
+        char buf[MXR__ANSWER_TEXT_MAX];
         for (size_t i = 0; i < ans->count; i++)
-            len += strlen(ans->mx[i].target) + 8;
+            len += strlen(mxr__answer_mx(ans, i, buf).target) + 8;
         if ((w->mx_text = malloc(len)) != NULL) {
             w->mx_text[0] = '\0';
-            for (size_t i = 0; i < ans->count; i++)
-                sprintf(w->mx_text + strlen(w->mx_text), "%u %s\n",
-                        ans->mx[i].pref, ans->mx[i].target);
+            for (size_t i = 0; i < ans->count; i++) {
+                mxr__mx mx = mxr__answer_mx(ans, i, buf);
+                sprintf(w->mx_text + strlen(w->mx_text), "%u %s\n", mx.pref,
+                        mx.target);
+            }
         }
     }
     if (--w->pending > 0)

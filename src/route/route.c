@@ -9,8 +9,8 @@
 #include "base/name.h"
 #include "base/pool.h"
 #include "plan/plan.h"
+#include "plan/template.h"
 
-#include <stdalign.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +63,7 @@ struct mxr__router {
     mxr__core *core;
     mxr__lookups *dns;
     mxr__cache *plans;
+    int plan_kind; /* cached plans, in the cache */
     mxr__policies *const *policies;
     mxr__rng *rng;
     const mxr__order_config *order;
@@ -270,16 +271,6 @@ static void ready_push(mxr__router *rt, mxr_route_cb cb, void *arg,
 
 /* --------------------------------------------------------- the plan */
 
-static mxr_plan *user_copy(mxr__router *rt, const mxr_plan *tmpl,
-                           const char *input)
-{
-    mxr_plan *p =
-        mxr__plan_clone_for(tmpl, input, rt->core->a.fn, rt->core->a.ud);
-    if (p)
-        mxr__order_finish(rt->order, rt->rng, p);
-    return p;
-}
-
 static size_t plan_key(char *key, const char *domain)
 {
     size_t n = strlen(domain);
@@ -288,37 +279,67 @@ static size_t plan_key(char *key, const char *domain)
     return n + 1;
 }
 
-/* A finished plan's template in one block with its cache entry: the
- * node, the key ('P' and the domain), then the packed plan, which route
- * copies for every caller. */
+/* A finished plan's template (plan/template.h) in one block with its
+ * cache entry: the node, the key ('P' and the domain, which the template
+ * shares), then the template, which route unpacks for every caller. */
 typedef struct cached_plan {
     mxr__cache_node node;
-    mxr_plan *plan; /* inside this block */
+    unsigned char key[];
 } cached_plan;
 
-static size_t align_up(size_t n)
+static size_t template_offset(size_t keylen)
 {
-    size_t al = alignof(max_align_t);
-    return (n + al - 1) / al * al;
+    size_t at = offsetof(cached_plan, key) + keylen;
+    return (at + MXR__TMPL_ALIGN - 1) / MXR__TMPL_ALIGN * MXR__TMPL_ALIGN;
 }
 
+static const void *template_of(const cached_plan *cp)
+{
+    return (const char *)cp + template_offset(cp->node.keylen);
+}
+
+/* The caller's plan for input, from the template. */
+static mxr_plan *user_copy(mxr__router *rt, const cached_plan *cp,
+                           const char *input)
+{
+    const char *domain = (const char *)cp->key + 1;
+    mxr_plan *p =
+        mxr__tmpl_unpack(template_of(cp), domain, cp->node.keylen - 1u, input,
+                         rt->core->a.fn, rt->core->a.ud);
+    if (p)
+        mxr__order_finish(rt->order, rt->rng, p);
+    return p;
+}
+
+/* The caller's plan straight from the builder, for a plan that cannot be
+ * a template (mxr__tmpl_size). */
+static mxr_plan *user_pack(mxr__router *rt, const mxr__route *r)
+{
+    mxr_plan *p = mxr__plan_pack(&r->pb, r->input, r->in.domain, rt->core->a.fn,
+                                 rt->core->a.ud);
+    if (p)
+        mxr__order_finish(rt->order, rt->rng, p);
+    return p;
+}
+
+/* NULL when pb cannot be a template or out of memory. */
 static cached_plan *cached_plan_new(mxr__router *rt,
                                     const mxr__plan_builder *pb,
                                     const char *domain)
 {
     char key[MXR__NAME_MAX + 2];
     size_t keylen = plan_key(key, domain);
-    size_t at = align_up(sizeof(cached_plan) + keylen);
-    size_t size = mxr__plan_pack_size(pb, "", domain);
-    if (size == 0 || size > SIZE_MAX - at)
+    size_t at = template_offset(keylen);
+    size_t size = mxr__tmpl_size(pb, domain);
+    if (size == 0)
         return NULL;
     cached_plan *cp = mxr__malloc(&rt->core->a, at + size);
     if (!cp)
         return NULL;
-    unsigned char *k = (unsigned char *)(cp + 1);
-    memcpy(k, key, keylen);
-    cp->node = (mxr__cache_node){.key = k, .keylen = keylen};
-    cp->plan = mxr__plan_pack_into(pb, "", domain, (char *)cp + at);
+    memcpy(cp->key, key, keylen);
+    cp->node = (mxr__cache_node){0};
+    mxr__cache_node_set_key(&cp->node, cp->key, keylen); /* right after */
+    mxr__tmpl_pack(pb, domain, (char *)cp + at);
     return cp;
 }
 
@@ -329,17 +350,16 @@ static void drop_plan(void *ctx, mxr__cache_node *node)
 
 static void cache_plan(mxr__router *rt, cached_plan *cp)
 {
-    mxr_plan *tmpl = cp->plan;
-    if (tmpl->result == MXR_RESULT_TEMPFAIL || tmpl->ttl == 0 ||
+    const void *tmpl = template_of(cp);
+    uint32_t ttl = mxr__tmpl_ttl(tmpl);
+    if (mxr__tmpl_result(tmpl) == MXR_RESULT_TEMPFAIL || ttl == 0 ||
         rt->core->destroying) {
         mxr__free(&rt->core->a, cp);
         return;
     }
-    uint64_t now = mxr__core_now(rt->core);
-    uint64_t expires = now + (uint64_t)tmpl->ttl * 1000;
-    mxr__plan_set_cached(tmpl, now, expires);
+    uint64_t expires = mxr__core_now(rt->core) + (uint64_t)ttl * 1000;
     mxr__cache_insert(rt->plans, &cp->node, mxr__alloc_size(cp), expires,
-                      drop_plan, &rt->core->a);
+                      rt->plan_kind);
 }
 
 static void targets_to_plan(mxr__route *r);
@@ -352,10 +372,10 @@ static void route_complete(mxr__route *r)
     cached_plan *cp = NULL;
     mxr_plan *plan = NULL;
     targets_to_plan(r);
-    if (!destroying && mxr__order_prepare(rt->order, &r->pb) == 0)
+    if (!destroying && mxr__order_prepare(rt->order, &r->pb) == 0) {
         cp = cached_plan_new(rt, &r->pb, r->in.domain);
-    if (cp)
-        plan = user_copy(rt, cp->plan, r->input);
+        plan = cp ? user_copy(rt, cp, r->input) : user_pack(rt, r);
+    }
     if (cp && r->in.kind == MXR__INPUT_DOMAIN)
         cache_plan(rt, cp);
     else
@@ -385,11 +405,11 @@ static void fail_plan(mxr__route *r, mxr_result res, mxr_reason why,
     mxr__pb_lower_ttl(&r->pb, ttl);
 }
 
-/* Appends n addresses to t's, inline while they fit. */
+/* Appends the answer's addresses to t's, inline while they fit. */
 static mxr_status add_target_addrs(mxr__route *r, mxr__target *t,
-                                   const mxr_addr *addrs, size_t n)
+                                   const mxr__answer *ans)
 {
-    size_t total = t->naddrs + n;
+    size_t total = t->naddrs + ans->count;
     if (total > TARGET_ADDRS_INLINE) {
         mxr__alloc *a = &r->rt->core->a;
         mxr_addr *own = t->addrs == t->inline_addrs ? NULL : t->addrs;
@@ -402,7 +422,8 @@ static mxr_status add_target_addrs(mxr__route *r, mxr__target *t,
     } else {
         t->addrs = t->inline_addrs;
     }
-    memcpy(t->addrs + t->naddrs, addrs, n * sizeof *addrs);
+    for (size_t i = 0; i < ans->count; i++)
+        t->addrs[t->naddrs + i] = mxr__answer_addr(ans, i);
     t->naddrs = total;
     return MXR_OK;
 }
@@ -416,7 +437,7 @@ static void on_target_addr(mxr__lookup_req *req, const mxr__answer *ans,
     if (ans->rcode == MXR__DNS_OK && ans->count > 0) {
         if (ans->served_until_ms < t->served_until_ms)
             t->served_until_ms = ans->served_until_ms;
-        if (add_target_addrs(r, t, ans->addrs, ans->count) != MXR_OK)
+        if (add_target_addrs(r, t, ans) != MXR_OK)
             t->temp_failed = true;
         t->via_cname |= ans->via_cname;
     } else if (mxr__rcode_is_temporary(ans->rcode)) {
@@ -506,19 +527,26 @@ static mxr__target *add_target(mxr__route *r, const char *name, uint16_t pref)
 
 /* ------------------------------------------------------- the MX answer */
 
+/* An MX record's preference and place in the answer (a stable sort). */
+typedef struct sorted_mx {
+    uint16_t pref;
+    size_t at;
+} sorted_mx;
+
 static int cmp_mx(const void *a, const void *b)
 {
-    const mxr__mx *x = *(const mxr__mx *const *)a;
-    const mxr__mx *y = *(const mxr__mx *const *)b;
+    const sorted_mx *x = a;
+    const sorted_mx *y = b;
     if (x->pref != y->pref)
         return x->pref < y->pref ? -1 : 1;
-    return x < y ? -1 : (x > y); /* stable: answer order */
+    return x->at < y->at ? -1 : (x->at > y->at); /* stable: answer order */
 }
 
 static bool all_root(const mxr__answer *ans)
 {
+    char buf[MXR__ANSWER_TEXT_MAX];
     for (size_t i = 0; i < ans->count; i++)
-        if (ans->mx[i].target[0] != '\0')
+        if (mxr__answer_mx(ans, i, buf).target[0] != '\0')
             return false;
     return true;
 }
@@ -560,28 +588,29 @@ static mxr_status targets_alloc(mxr__route *r, size_t n)
 static int take_mx_targets(mxr__route *r, const mxr__answer *ans)
 {
     mxr__alloc *a = &r->rt->core->a;
-    const mxr__mx *stack[SORT_ON_STACK];
-    const mxr__mx **sorted = ans->count <= SORT_ON_STACK
-                                 ? stack
-                                 : mxr__malloc(a, ans->count * sizeof *sorted);
+    sorted_mx stack[SORT_ON_STACK];
+    sorted_mx *sorted = ans->count <= SORT_ON_STACK
+                            ? stack
+                            : mxr__malloc(a, ans->count * sizeof *sorted);
     if (!sorted || targets_alloc(r, ans->count) != MXR_OK) {
         if (sorted != stack)
             mxr__free(a, sorted);
         return -1;
     }
+    char buf[MXR__ANSWER_TEXT_MAX];
     for (size_t i = 0; i < ans->count; i++)
-        sorted[i] = &ans->mx[i];
+        sorted[i] = (sorted_mx){mxr__answer_mx(ans, i, buf).pref, i};
     qsort(sorted, ans->count, sizeof *sorted, cmp_mx);
     for (size_t i = 0; i < ans->count; i++) {
         char norm[MXR__NAME_MAX + 1];
-        mxr_reason why = target_problem(r, sorted[i], norm);
+        mxr__mx mx = mxr__answer_mx(ans, sorted[i].at, buf);
+        mxr_reason why = target_problem(r, &mx, norm);
         if (why == MXR_REASON_NONE)
-            add_target(r, norm, sorted[i]->pref);
+            add_target(r, norm, mx.pref);
         else
             mxr__pb_skip(&r->pb,
-                         why == MXR_REASON_NULL_MX_ENTRY ? "."
-                                                         : sorted[i]->target,
-                         sorted[i]->pref, why);
+                         why == MXR_REASON_NULL_MX_ENTRY ? "." : mx.target,
+                         mx.pref, why);
     }
     if (sorted != stack)
         mxr__free(a, sorted);
@@ -650,15 +679,18 @@ static mxr_status route_literal(mxr__router *rt, const mxr__input *in,
     return MXR_OK;
 }
 
-static mxr_status route_cached(mxr__router *rt, const mxr_plan *tmpl,
+static mxr_status route_cached(mxr__router *rt, const cached_plan *cp,
                                const char *input, mxr_route_cb cb, void *arg)
 {
     if (ready_reserve(rt) != MXR_OK)
         return MXR_ENOMEM;
-    mxr_plan *plan = user_copy(rt, tmpl, input);
+    mxr_plan *plan = user_copy(rt, cp, input);
     if (!plan)
         return MXR_ENOMEM;
-    mxr__plan_count_down(plan, tmpl, mxr__core_now(rt->core));
+    /* cached when its TTLs were read, for its TTL (cache_plan) */
+    uint64_t expires = cp->node.expires_ms;
+    uint64_t built = expires - (uint64_t)mxr__tmpl_ttl(template_of(cp)) * 1000;
+    mxr__plan_count_down(plan, built, expires, mxr__core_now(rt->core));
     ready_push(rt, cb, arg, plan);
     rt->stats.plan_hits++;
     mxr__core_request_begin(rt->core);
@@ -703,8 +735,8 @@ mxr_status mxr__route_start(mxr__router *rt, const char *input, mxr_route_cb cb,
     mxr__cache_node *hit = mxr__cache_find(
         rt->plans, key, plan_key(key, in.domain), mxr__core_now(core));
     if (hit)
-        return route_cached(rt, mxr__list_entry(hit, cached_plan, node)->plan,
-                            input, cb, arg);
+        return route_cached(rt, mxr__list_entry(hit, cached_plan, node), input,
+                            cb, arg);
     return route_resolve(rt, &in, input, cb, arg);
 }
 
@@ -725,6 +757,11 @@ mxr__router *mxr__router_new(mxr__core *core, mxr__lookups *dns,
                         .rng = rng,
                         .order = order,
                         .cfg = *cfg};
+    rt->plan_kind = mxr__cache_kind_add(plans, drop_plan, &core->a);
+    if (rt->plan_kind < 0) {
+        mxr__free(&core->a, rt);
+        return NULL;
+    }
     mxr__list_init(&rt->jobs);
     mxr__pool_init(&rt->job_pool, &core->a, sizeof(mxr__route) + INPUT_INLINE,
                    JOB_POOL_MAX);

@@ -6,6 +6,11 @@
 
 #include "dns/answer.h"
 
+/* where mxr__answer_mx makes a target whole again */
+static char tbuf[MXR__ANSWER_TEXT_MAX];
+
+#include <stddef.h>
+
 #include <ldns/ldns.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -143,14 +148,13 @@ static void test_mx_three_records(void **state)
     assert_false(ans->via_cname);
     assert_int_equal(ans->ttl, 200); /* the smallest */
     assert_int_equal(ans->count, 3);
-    assert_non_null(ans->mx);
     /* answer order: sorting is the route's business */
-    assert_int_equal(ans->mx[0].pref, 10);
-    assert_string_equal(ans->mx[0].target, "mx1.example.com");
-    assert_int_equal(ans->mx[1].pref, 20);
-    assert_string_equal(ans->mx[1].target, "mx2.example.com");
-    assert_int_equal(ans->mx[2].pref, 5);
-    assert_string_equal(ans->mx[2].target, "mx3.example.net");
+    assert_int_equal(mxr__answer_mx(ans, 0, tbuf).pref, 10);
+    assert_string_equal(mxr__answer_mx(ans, 0, tbuf).target, "mx1.example.com");
+    assert_int_equal(mxr__answer_mx(ans, 1, tbuf).pref, 20);
+    assert_string_equal(mxr__answer_mx(ans, 1, tbuf).target, "mx2.example.com");
+    assert_int_equal(mxr__answer_mx(ans, 2, tbuf).pref, 5);
+    assert_string_equal(mxr__answer_mx(ans, 2, tbuf).target, "mx3.example.net");
     done(f, ans);
 }
 
@@ -161,10 +165,13 @@ static void expect_key(const mxr__answer *ans, const char *name, uint16_t qtype)
 {
     char key[MXR__ANSWER_KEY_MAX];
     size_t len = mxr__answer_key(key, name, qtype);
+    const unsigned char *at = mxr__cache_node_key(&ans->node);
     assert_int_equal(ans->node.keylen, len);
-    assert_memory_equal(ans->node.key, key, len);
-    const char *end = (const char *)ans + mxr__answer_bytes(ans);
-    assert_ptr_equal((const char *)ans->node.key + len, end); /* in the block */
+    assert_memory_equal(at, key, len);
+    /* in the block, right after the header */
+    assert_ptr_equal(at, ans->key);
+    assert_true((const char *)at + len <=
+                (const char *)ans + mxr__answer_bytes(ans));
 }
 
 static bool inside(const void *p, const mxr__answer *ans)
@@ -194,11 +201,12 @@ static void test_keys_and_rekeyed_copies(void **state)
     assert_int_equal(copy->node.expires_ms, 1234);
     assert_int_equal(copy->served_until_ms, 5678);
     assert_int_equal(copy->count, 2);
-    assert_true(inside(copy->mx, copy));
-    assert_true(inside(copy->mx[1].target, copy));
-    assert_int_equal(copy->mx[1].pref, 20);
-    assert_string_equal(copy->mx[0].target, "mx1.example.com");
-    assert_string_equal(copy->mx[1].target, "mx2.example.net");
+    assert_true(inside(mxr__answer_mx(copy, 1, tbuf).target, copy));
+    assert_int_equal(mxr__answer_mx(copy, 1, tbuf).pref, 20);
+    assert_string_equal(mxr__answer_mx(copy, 0, tbuf).target,
+                        "mx1.example.com");
+    assert_string_equal(mxr__answer_mx(copy, 1, tbuf).target,
+                        "mx2.example.net");
     mxr__answer_unref(&f->a, copy);
 
     /* a dangling CNAME's target moves along; an error answer has no key */
@@ -208,8 +216,8 @@ static void test_keys_and_rekeyed_copies(void **state)
     copy = mxr__answer_rekeyed(&f->a, ans, key, 4);
     assert_non_null(copy);
     done(f, ans);
-    assert_true(inside(copy->cname_target, copy));
-    assert_string_equal(copy->cname_target, "gone.example.net");
+    assert_true(inside(mxr__answer_cname_target(copy), copy));
+    assert_string_equal(mxr__answer_cname_target(copy), "gone.example.net");
     mxr__answer_unref(&f->a, copy);
     ans = mxr__answer_error(&f->a, MXR__DNS_TIMEOUT, MXR__TYPE_A, 0);
     assert_int_equal(ans->node.keylen, 0);
@@ -234,8 +242,8 @@ static void test_mx_root_target(void **state)
     mxr__answer *ans = parse(f, p, "example.com", MXR__TYPE_MX);
     assert_int_equal(ans->rcode, MXR__DNS_OK);
     assert_int_equal(ans->count, 1);
-    assert_int_equal(ans->mx[0].pref, 0);
-    assert_string_equal(ans->mx[0].target, "");
+    assert_int_equal(mxr__answer_mx(ans, 0, tbuf).pref, 0);
+    assert_string_equal(mxr__answer_mx(ans, 0, tbuf).target, "");
     done(f, ans);
 
     /* next to a real one, both are reported as they are */
@@ -244,8 +252,8 @@ static void test_mx_root_target(void **state)
     answer_rr(p, "example.com. 300 IN MX 10 mx.example.com.");
     ans = parse(f, p, "example.com", MXR__TYPE_MX);
     assert_int_equal(ans->count, 2);
-    assert_string_equal(ans->mx[0].target, "");
-    assert_string_equal(ans->mx[1].target, "mx.example.com");
+    assert_string_equal(mxr__answer_mx(ans, 0, tbuf).target, "");
+    assert_string_equal(mxr__answer_mx(ans, 1, tbuf).target, "mx.example.com");
     done(f, ans);
 }
 
@@ -257,8 +265,8 @@ static void test_mx_extreme_prefs(void **state)
     answer_rr(p, "example.com. 300 IN MX 0 zero.example.com.");
     mxr__answer *ans = parse(f, p, "example.com", MXR__TYPE_MX);
     assert_int_equal(ans->count, 2);
-    assert_int_equal(ans->mx[0].pref, 65535);
-    assert_int_equal(ans->mx[1].pref, 0);
+    assert_int_equal(mxr__answer_mx(ans, 0, tbuf).pref, 65535);
+    assert_int_equal(mxr__answer_mx(ans, 1, tbuf).pref, 0);
     done(f, ans);
 }
 
@@ -302,12 +310,11 @@ static void test_a_records(void **state)
     assert_int_equal(ans->rcode, MXR__DNS_OK);
     assert_int_equal(ans->count, 2);
     assert_int_equal(ans->ttl, 60);
-    assert_non_null(ans->addrs);
     static const uint8_t a0[4] = {192, 0, 2, 1}, a1[4] = {198, 51, 100, 7};
-    assert_int_equal(ans->addrs[0].family, AF_INET);
-    assert_memory_equal(ans->addrs[0].bytes, a0, 4);
-    assert_int_equal(ans->addrs[1].family, AF_INET);
-    assert_memory_equal(ans->addrs[1].bytes, a1, 4);
+    assert_int_equal(mxr__answer_addr(ans, 0).family, AF_INET);
+    assert_memory_equal(mxr__answer_addr(ans, 0).bytes, a0, 4);
+    assert_int_equal(mxr__answer_addr(ans, 1).family, AF_INET);
+    assert_memory_equal(mxr__answer_addr(ans, 1).bytes, a1, 4);
     done(f, ans);
 }
 
@@ -325,10 +332,89 @@ static void test_aaaa_records(void **state)
                                    0,    0,    0,    0,    0, 0, 0, 1};
     static const uint8_t a1[16] = {0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 0, 0,
                                    0,    0,    0,    0,    0,    0,    0, 2};
-    assert_int_equal(ans->addrs[0].family, AF_INET6);
-    assert_memory_equal(ans->addrs[0].bytes, a0, 16);
-    assert_int_equal(ans->addrs[1].family, AF_INET6);
-    assert_memory_equal(ans->addrs[1].bytes, a1, 16);
+    assert_int_equal(mxr__answer_addr(ans, 0).family, AF_INET6);
+    assert_memory_equal(mxr__answer_addr(ans, 0).bytes, a0, 16);
+    assert_int_equal(mxr__answer_addr(ans, 1).family, AF_INET6);
+    assert_memory_equal(mxr__answer_addr(ans, 1).bytes, a1, 16);
+    done(f, ans);
+}
+
+/* What a cached answer costs: the header, the key, then the records as
+ * their own bytes (4 per A, 16 per AAAA, 8 per MX plus the target's
+ * text), nothing more. */
+static void test_blocks_are_compact(void **state)
+{
+    fixture *f = *state;
+    char key[MXR__ANSWER_KEY_MAX];
+    size_t head = offsetof(mxr__answer, key);
+    ldns_pkt *p = response("host.example.com", MXR__TYPE_A);
+    answer_rr(p, "host.example.com. 120 IN A 192.0.2.1");
+    mxr__answer *ans = parse(f, p, "host.example.com", MXR__TYPE_A);
+    size_t keylen = mxr__answer_key(key, "host.example.com", MXR__TYPE_A);
+    assert_int_equal(mxr__answer_bytes(ans), head + keylen + 4);
+    done(f, ans);
+
+    p = response("host.example.com", MXR__TYPE_AAAA);
+    answer_rr(p, "host.example.com. 120 IN AAAA 2001:db8::1");
+    ans = parse(f, p, "host.example.com", MXR__TYPE_AAAA);
+    assert_int_equal(mxr__answer_bytes(ans), head + keylen + 16);
+    done(f, ans);
+
+    p = response("example.com", MXR__TYPE_MX);
+    answer_rr(p, "example.com. 300 IN MX 10 mx1.example.com.");
+    answer_rr(p, "example.com. 300 IN MX 20 b.example.com.");
+    ans = parse(f, p, "example.com", MXR__TYPE_MX);
+    keylen = mxr__answer_key(key, "example.com", MXR__TYPE_MX);
+    size_t body = (head + keylen + 3) / 4 * 4;
+    /* targets in the question's domain keep only their first labels */
+    assert_int_equal(mxr__answer_bytes(ans),
+                     body + 2 * 8 + sizeof "mx1" + sizeof "b");
+    assert_int_equal(mxr__answer_mx(ans, 1, tbuf).pref, 20);
+    assert_string_equal(mxr__answer_mx(ans, 1, tbuf).target, "b.example.com");
+    done(f, ans);
+}
+
+/* Every way a target is kept -- the part before the question's name, the
+ * question's name itself, whole (elsewhere, or the question's name is
+ * only a suffix of its last label), the root -- reads back whole, also
+ * from a copy under another question, which keeps them against its own
+ * name. */
+static void test_mx_targets_kept_against_the_question(void **state)
+{
+    fixture *f = *state;
+    static const char *const want[] = {
+        "mx1.example.com", "example.com", "mx.example.net", "xexample.com", "",
+        "a.b.example.com"};
+    ldns_pkt *p = response("example.com", MXR__TYPE_MX);
+    answer_rr(p, "example.com. 300 IN MX 1 mx1.example.com.");
+    answer_rr(p, "example.com. 300 IN MX 2 EXAMPLE.com.");
+    answer_rr(p, "example.com. 300 IN MX 3 mx.example.net.");
+    answer_rr(p, "example.com. 300 IN MX 4 xexample.com.");
+    answer_rr(p, "example.com. 300 IN MX 5 .");
+    answer_rr(p, "example.com. 300 IN MX 6 a.b.example.com.");
+    mxr__answer *ans = parse(f, p, "example.com", MXR__TYPE_MX);
+    assert_int_equal(ans->count, 6);
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal(mxr__answer_mx(ans, i, tbuf).pref, i + 1);
+        assert_string_equal(mxr__answer_mx(ans, i, tbuf).target, want[i]);
+    }
+    char key[MXR__ANSWER_KEY_MAX];
+    size_t len = mxr__answer_key(key, "example.net", MXR__TYPE_MX);
+    mxr__answer *copy = mxr__answer_rekeyed(&f->a, ans, key, len);
+    assert_non_null(copy);
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal(mxr__answer_mx(copy, i, tbuf).pref, i + 1);
+        assert_string_equal(mxr__answer_mx(copy, i, tbuf).target, want[i]);
+    }
+    /* mx.example.net is kept as "mx" now, the example.com ones whole */
+    size_t kept_com = sizeof "mx1" + sizeof "" + sizeof "mx.example.net" +
+                      sizeof "xexample.com" + sizeof "" + sizeof "a.b";
+    size_t kept_net = sizeof "mx1.example.com" + sizeof "example.com" +
+                      sizeof "mx" + sizeof "xexample.com" + sizeof "" +
+                      sizeof "a.b.example.com";
+    assert_int_equal(mxr__answer_bytes(copy) - kept_net,
+                     mxr__answer_bytes(ans) - kept_com);
+    mxr__answer_unref(&f->a, copy);
     done(f, ans);
 }
 
@@ -358,7 +444,7 @@ static void test_cname_chain(void **state)
     assert_true(ans->via_cname);
     assert_int_equal(ans->count, 1);
     assert_int_equal(ans->ttl, 200);
-    assert_string_equal(ans->mx[0].target, "mx.example.org");
+    assert_string_equal(mxr__answer_mx(ans, 0, tbuf).target, "mx.example.org");
     done(f, ans);
 
     /* records of the asked name win over a CNAME of another name */
@@ -443,8 +529,8 @@ static void test_cname_dangling(void **state)
     assert_true(ans->via_cname);
     assert_int_equal(ans->count, 0);
     assert_int_equal(ans->ttl, 300); /* min(CNAME 3600, SOA 600/300) */
-    assert_non_null(ans->cname_target);
-    assert_string_equal(ans->cname_target, "gone.example.net");
+    assert_non_null(mxr__answer_cname_target(ans));
+    assert_string_equal(mxr__answer_cname_target(ans), "gone.example.net");
     done(f, ans);
 
     /* out of the server's zones there is no SOA: the CNAME's TTL, not 0
@@ -454,7 +540,7 @@ static void test_cname_dangling(void **state)
     ans = parse(f, p, "www.example.com", MXR__TYPE_A);
     assert_int_equal(ans->rcode, MXR__DNS_NODATA);
     assert_int_equal(ans->ttl, 3600);
-    assert_non_null(ans->cname_target);
+    assert_non_null(mxr__answer_cname_target(ans));
     done(f, ans);
 
     /* the CNAME's TTL bounds the negative one */
@@ -465,7 +551,7 @@ static void test_cname_dangling(void **state)
     ans = parse(f, p, "example.com", MXR__TYPE_MX);
     assert_int_equal(ans->rcode, MXR__DNS_NODATA);
     assert_int_equal(ans->ttl, 60);
-    assert_string_equal(ans->cname_target, "b.example.org");
+    assert_string_equal(mxr__answer_cname_target(ans), "b.example.org");
     done(f, ans);
 
     /* NXDOMAIN at the end of the chain: nothing more to ask */
@@ -477,14 +563,14 @@ static void test_cname_dangling(void **state)
     assert_int_equal(ans->rcode, MXR__DNS_NXDOMAIN);
     assert_true(ans->via_cname);
     assert_int_equal(ans->ttl, 300);
-    assert_null(ans->cname_target);
+    assert_null(mxr__answer_cname_target(ans));
     done(f, ans);
 
     /* no CNAME, no records: plain NODATA */
     p = response("www.example.com", MXR__TYPE_A);
     authority_rr(p, SOA_TEXT);
     ans = parse(f, p, "www.example.com", MXR__TYPE_A);
-    assert_null(ans->cname_target);
+    assert_null(mxr__answer_cname_target(ans));
     assert_false(ans->via_cname);
     done(f, ans);
 
@@ -493,7 +579,7 @@ static void test_cname_dangling(void **state)
     answer_rr(p, "www.example.com. 300 IN CNAME web.example.com.");
     answer_rr(p, "web.example.com. 300 IN A 192.0.2.1");
     ans = parse(f, p, "www.example.com", MXR__TYPE_A);
-    assert_null(ans->cname_target);
+    assert_null(mxr__answer_cname_target(ans));
     done(f, ans);
 }
 
@@ -817,14 +903,14 @@ static void check_sane(const mxr__answer *ans, uint16_t qtype, size_t max)
         fail_msg("rcode %d from a packet", (int)ans->rcode);
     }
     assert_true(ans->count <= max);
-    if (ans->cname_target) {
+    if (mxr__answer_cname_target(ans)) {
         assert_int_equal(ans->rcode, MXR__DNS_NODATA);
         assert_true(ans->via_cname);
-        assert_true(strlen(ans->cname_target) < 4 * 256);
+        assert_true(strlen(mxr__answer_cname_target(ans)) < 4 * 256);
     }
     for (size_t i = 0; i < ans->count; i++) {
         if (qtype == MXR__TYPE_MX) {
-            const char *t = ans->mx[i].target;
+            const char *t = mxr__answer_mx(ans, i, tbuf).target;
             assert_non_null(t);
             size_t n = strlen(t);
             assert_true(n < 4 * 256);
@@ -833,7 +919,7 @@ static void check_sane(const mxr__answer *ans, uint16_t qtype, size_t max)
             assert_true(n == 0 || t[n - 1] != '.' ||
                         (n >= 2 && t[n - 2] == '\\'));
         } else {
-            assert_int_equal(ans->addrs[i].family,
+            assert_int_equal(mxr__answer_addr(ans, i).family,
                              qtype == MXR__TYPE_A ? AF_INET : AF_INET6);
         }
     }
@@ -906,8 +992,8 @@ static void test_max_records(void **state)
         assert_int_equal(ans->count, want);
         for (size_t i = 0; i < ans->count; i++) {
             snprintf(text, sizeof text, "m%04zu.example.com", i);
-            assert_int_equal(ans->mx[i].pref, i);
-            assert_string_equal(ans->mx[i].target, text);
+            assert_int_equal(mxr__answer_mx(ans, i, tbuf).pref, i);
+            assert_string_equal(mxr__answer_mx(ans, i, tbuf).target, text);
         }
         done(f, ans);
     }
@@ -933,10 +1019,11 @@ static void test_max_records_keeps_most_preferred(void **state)
     assert_int_equal(ans->count, 10);
     unsigned seen = 0;
     for (size_t i = 0; i < ans->count; i++) {
-        assert_true(ans->mx[i].pref < 10);
-        snprintf(text, sizeof text, "m%04u.example.com", ans->mx[i].pref);
-        assert_string_equal(ans->mx[i].target, text);
-        seen |= 1u << ans->mx[i].pref;
+        assert_true(mxr__answer_mx(ans, i, tbuf).pref < 10);
+        snprintf(text, sizeof text, "m%04u.example.com",
+                 mxr__answer_mx(ans, i, tbuf).pref);
+        assert_string_equal(mxr__answer_mx(ans, i, tbuf).target, text);
+        seen |= 1u << mxr__answer_mx(ans, i, tbuf).pref;
     }
     assert_int_equal(seen, 0x3ff);
     done(f, ans);
@@ -956,7 +1043,7 @@ static void test_wrong_type_owner_class_ignored(void **state)
     mxr__answer *ans = parse(f, p, "example.com", MXR__TYPE_MX);
     assert_int_equal(ans->rcode, MXR__DNS_OK);
     assert_int_equal(ans->count, 1);
-    assert_string_equal(ans->mx[0].target, "mx.example.com");
+    assert_string_equal(mxr__answer_mx(ans, 0, tbuf).target, "mx.example.com");
     assert_int_equal(ans->ttl, 300); /* ignored records do not count */
     done(f, ans);
 
@@ -1007,7 +1094,7 @@ static void test_bad_rdata_length(void **state)
     assert_int_equal(ans->count, 1);
     assert_int_equal(ans->ttl, 300);
     static const uint8_t want[4] = {192, 0, 2, 5};
-    assert_memory_equal(ans->addrs[0].bytes, want, 4);
+    assert_memory_equal(mxr__answer_addr(ans, 0).bytes, want, 4);
     done(f, ans);
 
     p = response("host.example.com", MXR__TYPE_AAAA);
@@ -1022,7 +1109,7 @@ static void test_bad_rdata_length(void **state)
     answer_rr(p, "example.com. 300 IN MX 10 mx.example.com.");
     ans = parse(f, p, "example.com", MXR__TYPE_MX);
     assert_int_equal(ans->count, 1);
-    assert_string_equal(ans->mx[0].target, "mx.example.com");
+    assert_string_equal(mxr__answer_mx(ans, 0, tbuf).target, "mx.example.com");
     done(f, ans);
 
     /* other wrong lengths: the packet is not what it says, untrusted */
@@ -1062,7 +1149,7 @@ static void test_refcounting(void **state)
     mxr__answer_unref(&f->a, ans);
     assert_int_equal(ans->refs, 1);
     assert_int_equal(f->a.bytes, held); /* still alive */
-    assert_string_equal(ans->mx[0].target, "mx.example.com");
+    assert_string_equal(mxr__answer_mx(ans, 0, tbuf).target, "mx.example.com");
     mxr__answer_unref(&f->a, ans);
     assert_int_equal(f->a.bytes, 0);
     mxr__answer_unref(&f->a, NULL); /* harmless */
@@ -1133,6 +1220,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_mx_three_records),
         T(test_keys_and_rekeyed_copies),
+        T(test_blocks_are_compact),
+        T(test_mx_targets_kept_against_the_question),
         T(test_mx_root_target),
         T(test_mx_extreme_prefs),
         T(test_question_case_insensitive),

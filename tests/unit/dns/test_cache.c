@@ -106,8 +106,7 @@ static item *item_new(mxr__alloc *a, const char *key, int id)
     assert_non_null(it);
     it->id = id;
     snprintf(it->key, sizeof it->key, "%s", key);
-    it->node.key = (const unsigned char *)it->key;
-    it->node.keylen = strlen(key);
+    assert_true(mxr__cache_node_set_key(&it->node, it->key, strlen(key)));
     return it;
 }
 
@@ -124,33 +123,32 @@ static void test_embedded_entries(void **state)
     mxr__alloc_init(&a, NULL, NULL);
     mxr__cache *c = mxr__cache_new(&a, 300);
     drops d = {.a = &a};
+    int kind = mxr__cache_kind_add(c, drop_item, &d);
+    assert_true(kind > 0);
 
-    mxr__cache_insert(c, &item_new(&a, "k1", 1)->node, 100, 50, drop_item, &d);
-    mxr__cache_insert(c, &item_new(&a, "k2", 2)->node, 100, NEVER, drop_item,
-                      &d);
+    mxr__cache_insert(c, &item_new(&a, "k1", 1)->node, 100, 50, kind);
+    mxr__cache_insert(c, &item_new(&a, "k2", 2)->node, 100, NEVER, kind);
     assert_int_equal(found(c, "k1", 0), 1);
     assert_int_equal(found(c, "k2", 0), 2);
     assert_int_equal(found(c, "k3", 0), 0);
     assert_int_equal(mxr__cache_bytes(c), 200);
 
     /* the same key: the old entry goes first */
-    mxr__cache_insert(c, &item_new(&a, "k1", 11)->node, 100, 50, drop_item, &d);
+    mxr__cache_insert(c, &item_new(&a, "k1", 11)->node, 100, 50, kind);
     assert_int_equal(d.count, 1);
     assert_int_equal(d.last, 1);
     assert_int_equal(found(c, "k1", 0), 11);
     assert_int_equal(mxr__cache_entries(c), 2);
 
     /* over the bound: the least recently used goes (k2: k1 was found) */
-    mxr__cache_insert(c, &item_new(&a, "k3", 3)->node, 150, NEVER, drop_item,
-                      &d);
+    mxr__cache_insert(c, &item_new(&a, "k3", 3)->node, 150, NEVER, kind);
     assert_int_equal(d.last, 2);
     assert_int_equal(found(c, "k2", 0), 0);
     assert_int_equal(mxr__cache_bytes(c), 250);
     assert_int_equal(mxr__cache_evictions(c), 1);
 
     /* larger than the whole bound: dropped at once, nothing else goes */
-    mxr__cache_insert(c, &item_new(&a, "k4", 4)->node, 301, NEVER, drop_item,
-                      &d);
+    mxr__cache_insert(c, &item_new(&a, "k4", 4)->node, 301, NEVER, kind);
     assert_int_equal(d.last, 4);
     assert_int_equal(found(c, "k4", 0), 0);
     assert_int_equal(mxr__cache_entries(c), 2);
@@ -730,6 +728,103 @@ static void test_random_ops_match_model(void **state)
     assert_int_equal(m.nlive, 0);
 }
 
+/* The node is what every cached answer and plan pays: it stays small. */
+static void test_node_is_compact(void **state)
+{
+    (void)state;
+    assert_true(sizeof(mxr__cache_node) <= 48);
+}
+
+/* Each kind of embedded entry goes to its own drop function and context;
+ * a cache has room for MXR__CACHE_KINDS kinds, its boxes included. */
+static void test_kinds_drop_their_own(void **state)
+{
+    (void)state;
+    mxr__alloc a;
+    mxr__alloc_init(&a, NULL, NULL);
+    mxr__cache *c = mxr__cache_new(&a, 1 << 20);
+    drops d1 = {.a = &a}, d2 = {.a = &a};
+    int k1 = mxr__cache_kind_add(c, drop_item, &d1);
+    int k2 = mxr__cache_kind_add(c, drop_item, &d2);
+    assert_true(k1 > 0 && k2 > 0 && k1 != k2);
+    for (int i = 3; i < MXR__CACHE_KINDS; i++)
+        assert_true(mxr__cache_kind_add(c, drop_item, &d1) > 0);
+    assert_int_equal(mxr__cache_kind_add(c, drop_item, &d1), -1);
+
+    mxr__cache_insert(c, &item_new(&a, "one", 1)->node, 10, NEVER, k1);
+    mxr__cache_insert(c, &item_new(&a, "two", 2)->node, 10, NEVER, k2);
+    mxr__cache_remove(c, "two", 3);
+    assert_int_equal(d2.count, 1);
+    assert_int_equal(d2.last, 2);
+    assert_int_equal(d1.count, 0);
+    mxr__cache_free(c);
+    assert_int_equal(d1.count, 1);
+    assert_int_equal(d1.last, 1);
+    assert_int_equal(a.bytes, 0);
+}
+
+/* The key is found by a small offset from the node: set_key refuses a
+ * key before the node, too far after it or too long, and leaves the node
+ * as it was. */
+static void test_node_key_bounds(void **state)
+{
+    (void)state;
+    struct {
+        unsigned char before[8];
+        mxr__cache_node node;
+        unsigned char after[300];
+    } blk = {0};
+    mxr__cache_node *n = &blk.node;
+    assert_true(mxr__cache_node_set_key(n, blk.after, 3));
+    assert_ptr_equal(mxr__cache_node_key(n), blk.after);
+    assert_int_equal(n->keylen, 3);
+    unsigned char *last = (unsigned char *)n + MXR__CACHE_KEY_OFF_MAX;
+    assert_true(mxr__cache_node_set_key(n, last, 1));
+    assert_ptr_equal(mxr__cache_node_key(n), last);
+
+    assert_false(mxr__cache_node_set_key(n, last + 1, 1));
+    assert_false(mxr__cache_node_set_key(n, blk.before, 1));
+    assert_false(mxr__cache_node_set_key(n, blk.after, 70000));
+    assert_ptr_equal(mxr__cache_node_key(n), last);
+    assert_int_equal(n->keylen, 1);
+    assert_true(mxr__cache_node_set_key(n, NULL, 0));
+    assert_int_equal(n->keylen, 0);
+}
+
+/* A cost the node cannot hold (more than 32 bits) counts as larger than
+ * any bound: dropped at once, like one over max_bytes. A boxed key longer
+ * than the node can say is not cached either. */
+static void test_huge_cost_and_key(void **state)
+{
+    (void)state;
+    if (SIZE_MAX <= UINT32_MAX)
+        skip();
+    mxr__alloc a;
+    mxr__alloc_init(&a, NULL, NULL);
+    mxr__cache *c = mxr__cache_new(&a, SIZE_MAX);
+    drops d = {.a = &a};
+    int kind = mxr__cache_kind_add(c, drop_item, &d);
+    mxr__cache_insert(c, &item_new(&a, "big", 1)->node, (size_t)UINT32_MAX + 1,
+                      NEVER, kind);
+    assert_int_equal(d.count, 1);
+    assert_int_equal(mxr__cache_entries(c), 0);
+    mxr__cache_insert(c, &item_new(&a, "fits", 2)->node, UINT32_MAX, NEVER,
+                      kind);
+    assert_int_equal(mxr__cache_entries(c), 1);
+    assert_int_equal(mxr__cache_bytes(c), UINT32_MAX);
+
+    static char longkey[MXR__CACHE_KEY_MAX + 1];
+    release_log log = {0};
+    int v = 1;
+    assert_int_equal(mxr__cache_put(c, longkey, sizeof longkey, &v, 1, NEVER,
+                                    log_release, &log),
+                     0);
+    assert_int_equal(log.count, 1); /* released at once */
+    assert_null(mxr__cache_get(c, longkey, sizeof longkey, 0));
+    mxr__cache_free(c);
+    assert_int_equal(a.bytes, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -748,6 +843,10 @@ int main(void)
         cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_growth_failure_keeps_table),
         cmocka_unit_test(test_random_ops_match_model),
+        cmocka_unit_test(test_node_is_compact),
+        cmocka_unit_test(test_kinds_drop_their_own),
+        cmocka_unit_test(test_node_key_bounds),
+        cmocka_unit_test(test_huge_cost_and_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

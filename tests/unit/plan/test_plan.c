@@ -5,11 +5,13 @@
 
 #include "base/addr.h"
 #include "plan/plan.h"
+#include "plan/template.h"
 #include "core/core.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 typedef struct fixture {
     mxr_test_alloc bt; /* the builder's allocations */
@@ -293,36 +295,75 @@ static void test_pack_round_trip(void **state)
     assert_int_equal(f->pt.live, 0);
 }
 
-/* Packed into memory the caller owns (a cache entry's block): the same
- * plan, every pointer inside that memory, and copies made from it are
- * ordinary plans. */
-static void test_pack_into_caller_memory(void **state)
+/* The sample, plus a label, an implicit host (the domain itself) and a
+ * skipped entry named as the domain: every way a template keeps a name. */
+static void build_template_sample(mxr__plan_builder *pb)
+{
+    assert_int_equal(build_sample(pb), 0);
+    snprintf(pb->hosts[1].label, sizeof pb->hosts[1].label, "relay");
+    mxr__host *h =
+        mxr__pb_add_host(pb, "example.com", 0, MXR_SOURCE_IMPLICIT, 25);
+    assert_non_null(h);
+    assert_int_equal(add_addr_text(pb, h, "203.0.113.9"), MXR_OK);
+    assert_int_equal(mxr__pb_skip(pb, "example.com", 0, MXR_REASON_SELF), 0);
+    assert_int_equal(mxr__pb_skip(pb, "xexample.com", 1, MXR_REASON_LIMIT), 0);
+}
+
+/* A compact template (what the plan cache keeps) unpacks into the plan
+ * the builder would have packed: every field, the labels, the room to
+ * skip every candidate, a block of its own; it writes no byte past its
+ * size and is much smaller than the public plan. */
+static void test_template_round_trip(void **state)
+{
+    fixture *f = *state;
+    build_template_sample(&f->pb);
+    size_t size = mxr__tmpl_size(&f->pb, "example.com");
+    assert_true(size > 0);
+    mxr_plan *ref = pack(f, "u@example.com", "example.com");
+    assert_true(size * 2 < mxr__plan_bytes(ref));
+    unsigned char *mem = malloc(size + 16);
+    assert_non_null(mem);
+    memset(mem, 0xa5, size + 16);
+    mxr__tmpl_pack(&f->pb, "example.com", mem);
+    assert_int_equal(mem[size], 0xa5); /* nothing past the size */
+    assert_int_equal(mxr__tmpl_ttl(mem), 300);
+    assert_int_equal(mxr__tmpl_result(mem), MXR_RESULT_OK);
+
+    /* the domain comes from elsewhere (the cache key): no NUL needed */
+    mxr_plan *p = mxr__tmpl_unpack(mem, "example.comXYZ", 11, "u@example.com",
+                                   mxr_test_alloc_fn, &f->pt);
+    assert_plan_matches(p, &f->pb, "u@example.com", "example.com");
+    assert_self_contained(p);
+    assert_null(p->candidates[0].label);
+    assert_string_equal(p->candidates[1].label, "relay");
+    /* no byte kept for an empty label: a little smaller */
+    assert_true(mxr__plan_bytes(p) <= mxr__plan_bytes(ref));
+    for (size_t i = p->ncandidates; i > 0; i--)
+        assert_int_equal(mxr__plan_skip_candidate(p, 0, MXR_REASON_LIMIT), 0);
+    assert_int_equal(p->nskipped, f->pb.nskips + f->pb.nhosts);
+    assert_string_equal(p->skipped[p->nskipped - 1].host, "example.com");
+    mxr_plan_free(p);
+    mxr_plan_free(ref);
+    free(mem);
+}
+
+/* A plan a template cannot hold (it keeps 8-bit counts and notes, and two
+ * address families) says so with size 0: it is not cached. */
+static void test_template_refuses_what_it_cannot_hold(void **state)
 {
     fixture *f = *state;
     assert_int_equal(build_sample(&f->pb), 0);
-    size_t size = mxr__plan_pack_size(&f->pb, "", "example.com");
-    mxr_plan *ref = pack(f, "", "example.com");
-    assert_int_equal(size, mxr__plan_bytes(ref));
-    mxr_plan_free(ref);
-    max_align_t *mem = calloc(1, size + sizeof(max_align_t));
-    assert_non_null(mem);
-    memset(mem, 0xa5, size + sizeof(max_align_t));
-    mxr_plan *t = mxr__plan_pack_into(&f->pb, "", "example.com", mem);
-    assert_non_null(t);
-    assert_int_equal(mxr__plan_bytes(t), size);
-    assert_plan_matches(t, &f->pb, "", "example.com");
-    assert_self_contained(t);
-    assert_true((char *)t > (char *)mem &&
-                (char *)t + sizeof *t <= (char *)mem + size);
-    /* nothing written past the size asked for */
-    assert_int_equal(((unsigned char *)mem)[size], 0xa5);
-    assert_int_equal(f->pt.live, 0);
-    mxr_plan *c =
-        mxr__plan_clone_for(t, "u@example.com", mxr_test_alloc_fn, &f->pt);
-    assert_no_shared_memory(c, t);
-    assert_plan_matches(c, &f->pb, "u@example.com", "example.com");
-    mxr_plan_free(c);
-    free(mem);
+    assert_true(mxr__tmpl_size(&f->pb, "example.com") > 0);
+    f->pb.hosts[0].notes = 0x100;
+    assert_int_equal(mxr__tmpl_size(&f->pb, "example.com"), 0);
+    f->pb.hosts[0].notes = 0;
+    f->pb.hosts[0].addrs[0].family = 0;
+    assert_int_equal(mxr__tmpl_size(&f->pb, "example.com"), 0);
+    f->pb.hosts[0].addrs[0].family = AF_INET;
+    mxr__host *h = &f->pb.hosts[2];
+    for (int i = 0; i < 256; i++)
+        assert_int_equal(add_addr_text(&f->pb, h, "192.0.2.77"), MXR_OK);
+    assert_int_equal(mxr__tmpl_size(&f->pb, "example.com"), 0);
 }
 
 static void test_pack_without_ttl_gives_zero(void **state)
@@ -343,23 +384,23 @@ static void test_count_down(void **state)
     fixture *f = *state;
     assert_int_equal(build_sample(&f->pb), 0);
     mxr_plan *tmpl = pack(f, "", "example.com");
-    mxr__plan_set_cached(tmpl, 10000, 10000 + 300 * 1000);
+    uint64_t built = 10000, expires = 10000 + 300 * 1000;
     mxr_plan *p =
         mxr__plan_clone_for(tmpl, "example.com", mxr_test_alloc_fn, &f->pt);
-    mxr__plan_count_down(p, tmpl, 10000 + 100500); /* 100.5 s later */
-    assert_int_equal(p->ttl, 199);                 /* may be used 199 s more */
-    assert_int_equal(p->mx_ttl, 86300);            /* 100 whole seconds went */
+    mxr__plan_count_down(p, built, expires, 10000 + 100500); /* 100.5 s */
+    assert_int_equal(p->ttl, 199);      /* may be used 199 s more */
+    assert_int_equal(p->mx_ttl, 86300); /* 100 whole seconds went */
     assert_int_equal(p->candidates[0].ttl, 3500);
     assert_int_equal(p->candidates[1].ttl, 0); /* had none: stays 0 */
     /* past every TTL: nothing goes below 0 */
-    mxr__plan_count_down(p, tmpl, 10000 + 90000 * 1000ULL);
+    mxr__plan_count_down(p, built, expires, 10000 + 90000 * 1000ULL);
     assert_int_equal(p->ttl, 0);
     assert_int_equal(p->mx_ttl, 0);
     assert_int_equal(p->candidates[0].ttl, 0);
     /* a clock before the plan was built changes nothing but the plan's */
     mxr_plan_free(p);
     p = mxr__plan_clone(tmpl, mxr_test_alloc_fn, &f->pt);
-    mxr__plan_count_down(p, tmpl, 5000);
+    mxr__plan_count_down(p, built, expires, 5000);
     assert_int_equal(p->mx_ttl, 86400);
     assert_int_equal(p->candidates[0].ttl, 3600);
     mxr_plan_free(p);
@@ -604,7 +645,8 @@ int main(void)
         FIXTURE_TEST(test_remove_host_keeps_order),
         FIXTURE_TEST(test_fail_sets_result),
         FIXTURE_TEST(test_pack_round_trip),
-        FIXTURE_TEST(test_pack_into_caller_memory),
+        FIXTURE_TEST(test_template_round_trip),
+        FIXTURE_TEST(test_template_refuses_what_it_cannot_hold),
         FIXTURE_TEST(test_pack_without_ttl_gives_zero),
         FIXTURE_TEST(test_pack_null_strings_are_empty),
         FIXTURE_TEST(test_count_down),
