@@ -259,6 +259,9 @@ bool mxr__name_is_ip_literal(const char *name)
     size_t n = strnlen(name, sizeof buf);
     if (n == 0 || n >= sizeof buf)
         return false;
+    /* inet_pton reads nothing else: most host names stop here, cheaply */
+    if (strspn(name, "0123456789abcdefABCDEF:.") != n)
+        return false;
     memcpy(buf, name, n + 1);
     /* A DNS name may carry its final dot: "192.0.2.1." is still IPv4. */
     if (buf[n - 1] == '.' && strchr(buf, ':') == NULL)
