@@ -3,10 +3,13 @@
  * The walk is bounded by the packet: every field is checked against the
  * end before it is read, and each record consumes at least 11 bytes, so a
  * packet of n bytes holds at most n / 11 records whatever its counts say.
- * Names are decoded by c-ares (ares_expand_name): compression pointers,
- * their loops and label lengths stay a library's job. Its text form is
- * turned back into labels here, which also enforces the 255-octet bound
- * that c-ares 1.18.1 does not. */
+ * A name that uses compression is decoded by c-ares (ares_expand_name):
+ * pointers, their loops and their bounds stay a library's job. Its text
+ * form is turned back into labels here, which also enforces the 255-octet
+ * bound that c-ares 1.18.1 does not. A name without a pointer (every
+ * question, the EDNS owner) has nothing to decompress: its labels are
+ * copied under the same bounds, and sanitizer and fuzz builds check every
+ * such copy against c-ares's result (MXR_WIRE_CROSSCHECK). */
 #include "dns/wire.h"
 
 #include "dns/answer.h"
