@@ -3,10 +3,13 @@
  * The walk is bounded by the packet: every field is checked against the
  * end before it is read, and each record consumes at least 11 bytes, so a
  * packet of n bytes holds at most n / 11 records whatever its counts say.
- * Names are decoded by c-ares (ares_expand_name): compression pointers,
- * their loops and label lengths stay a library's job. Its text form is
- * turned back into labels here, which also enforces the 255-octet bound
- * that c-ares 1.18.1 does not. */
+ * A name that uses compression is decoded by c-ares (ares_expand_name):
+ * pointers, their loops and their bounds stay a library's job. Its text
+ * form is turned back into labels here, which also enforces the 255-octet
+ * bound that c-ares 1.18.1 does not. A name without a pointer (every
+ * question, the EDNS owner) has nothing to decompress: its labels are
+ * copied under the same bounds, and sanitizer and fuzz builds check every
+ * such copy against c-ares's result (MXR_WIRE_CROSSCHECK). */
 #include "dns/wire.h"
 
 #include "dns/answer.h"
@@ -207,6 +210,85 @@ static bool memo_hit(const mxr__wire_msg *m, size_t off, uint32_t *at)
     return true;
 }
 
+/* A name without compression pointers is its labels in place: copied
+ * (letters lower-cased) under the bounds text_to_wire enforces on c-ares's
+ * output, with no decompression to do. Questions, the EDNS root owner and
+ * most first occurrences of a name take this path; any name with a
+ * pointer goes to c-ares. */
+typedef enum name_form { NAME_BAD, NAME_PLAIN, NAME_COMPRESSED } name_form;
+
+static name_form plain_name(const uint8_t *w, size_t len, size_t off,
+                            uint8_t *out, size_t *n, size_t *enclen)
+{
+    size_t p = off, o = 0;
+    while (p < len && w[p] != 0) {
+        uint8_t b = w[p];
+        if ((b & 0xc0) == 0xc0)
+            return NAME_COMPRESSED;
+        /* 01 and 10 label types are reserved (c-ares refuses them); the
+         * next length byte must be inside the packet, as c-ares asks */
+        if (b > 63 || p + 1 + b >= len || o + 1 + b >= NAME_MAX_WIRE)
+            return NAME_BAD;
+        if (b == 1 && w[p + 1] == 0) /* c-ares 1.18.1 cannot give it back */
+            return NAME_BAD;
+        out[o++] = b;
+        for (size_t i = 1; i <= b; i++)
+            out[o++] = lower(w[p + i]);
+        p += 1u + b;
+    }
+    if (p >= len)
+        return NAME_BAD;
+    out[o++] = 0;
+    *n = o;
+    *enclen = p + 1 - off;
+    return NAME_PLAIN;
+}
+
+/* The name at off through ares_expand_name and its text form: 0 when
+ * refused, else the octets written to out. */
+static size_t cares_name(const mxr__wire_msg *m, size_t off, uint8_t *out,
+                         size_t *enclen)
+{
+    char *text = NULL;
+    long used = 0;
+    if (ares_expand_name(m->wire + off, m->wire, (int)m->len, &text, &used) !=
+        ARES_SUCCESS)
+        return 0;
+    size_t n = text_to_wire(text, out);
+    if (n == 1 && !leads_to_root(m->wire, m->len, off))
+        n = 0;
+    ares_free_string(text);
+    if (n == 0 || used <= 0 || off + (size_t)used > m->len)
+        return 0;
+    *enclen = (size_t)used;
+    return n;
+}
+
+#ifdef MXR_WIRE_CROSSCHECK
+#include <stdio.h>
+#include <stdlib.h>
+/* Sanitizer and fuzz builds hold the plain path to c-ares's on every
+ * name it takes: the same verdict, octets and length in place. */
+static void crosscheck_plain(const mxr__wire_msg *m, size_t off, name_form form,
+                             const uint8_t *out, size_t n, size_t enclen)
+{
+    uint8_t ref[NAME_MAX_WIRE];
+    size_t ref_used = 0;
+    size_t ref_n = cares_name(m, off, ref, &ref_used);
+    bool same = form == NAME_PLAIN
+                    ? ref_n == n && ref_used == enclen && !memcmp(ref, out, n)
+                    : ref_n == 0;
+    if (!same) {
+        fprintf(stderr, "wire.c: plain name at %zu differs from c-ares\n", off);
+        abort();
+    }
+}
+#define CROSSCHECK_PLAIN(m, off, form, out, n, enclen)                         \
+    crosscheck_plain(m, off, form, out, n, enclen)
+#else
+#define CROSSCHECK_PLAIN(m, off, form, out, n, enclen) ((void)0)
+#endif
+
 /* Decode the name at off into the store (its offset in *at) and set *end
  * past its bytes in place. False when it cannot be read. */
 static bool read_name(mxr__wire_msg *m, size_t off, size_t *end, uint32_t *at)
@@ -217,21 +299,18 @@ static bool read_name(mxr__wire_msg *m, size_t off, size_t *end, uint32_t *at)
     }
     if (off >= m->len || !names_reserve(m, NAME_MAX_WIRE))
         return false;
-    char *text = NULL;
-    long enclen = 0;
-    if (ares_expand_name(m->wire + off, m->wire, (int)m->len, &text, &enclen) !=
-        ARES_SUCCESS)
-        return false;
     uint8_t *out = m->names + m->names_len;
-    size_t n = text_to_wire(text, out);
-    if (n == 1 && !leads_to_root(m->wire, m->len, off))
-        n = 0;
-    ares_free_string(text);
-    if (n == 0 || enclen <= 0 || off + (size_t)enclen > m->len)
+    size_t n = 0, enclen = 0;
+    name_form form = plain_name(m->wire, m->len, off, out, &n, &enclen);
+    if (form != NAME_COMPRESSED)
+        CROSSCHECK_PLAIN(m, off, form, out, n, enclen);
+    if (form == NAME_BAD)
+        return false;
+    if (form == NAME_COMPRESSED && (n = cares_name(m, off, out, &enclen)) == 0)
         return false;
     *at = (uint32_t)m->names_len;
     m->names_len += n;
-    *end = off + (size_t)enclen;
+    *end = off + enclen;
     memo_add(m, off, *at);
     return true;
 }

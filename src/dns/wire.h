@@ -1,6 +1,7 @@
 /* wire.h -- a DNS message read from its wire bytes: a bounded walk over the
- * header, the question and the three record sections, with every name
- * decoded by c-ares's ares_expand_name. No rule of routing is applied here
+ * header, the question and the three record sections, with every
+ * compressed name decoded by c-ares's ares_expand_name (a name without
+ * pointers is copied as it stands, under the same bounds). No rule of routing is applied here
  * (that is answer.c's job): this module only says what the packet holds, or
  * that it cannot be read.
  *

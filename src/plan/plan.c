@@ -100,11 +100,18 @@ mxr__host *mxr__pb_add_host(mxr__plan_builder *pb, const char *name,
         return NULL;
     pb->hosts = arr;
     mxr__host *h = &pb->hosts[pb->nhosts++];
-    memset(h, 0, sizeof *h);
+    /* Field by field: the name and label buffers are most of the struct
+     * and are only read up to their NUL. */
     copy_name(h->name, name);
     h->pref = pref;
     h->port = port;
     h->source = source;
+    h->notes = 0;
+    h->tls_required = false;
+    h->label[0] = '\0';
+    h->ttl = 0;
+    h->naddrs = 0;
+    h->addrs = NULL;
     return h;
 }
 

@@ -353,6 +353,71 @@ static void test_nul_label(void **state)
     }
 }
 
+/* Names without pointers are copied in place, names with pointers go
+ * through c-ares: both must give the same canonical name. Each target is
+ * written plain in one packet and, in another, as a pointer to the same
+ * bytes kept in a record of an unknown type. */
+static void decode_target(fixture *f, const pkt *p, uint8_t *out, size_t *n)
+{
+    mxr__wire_msg m;
+    assert_int_equal(mxr__wire_decode(&m, &f->a, p->b, p->n), MXR__WIRE_OK);
+    assert_int_equal(m.ancount, p->b[7] == 2 ? 2 : 1);
+    const uint8_t *name = mxr__wire_name(&m, m.an[0].data);
+    *n = mxr__wire_name_len(name);
+    memcpy(out, name, *n);
+    mxr__wire_release(&m);
+}
+
+static void test_plain_names_as_cares(void **state)
+{
+    fixture *f = *state;
+    static pkt p;
+    static const uint8_t odd[][12] = {
+        {3, 'M', 'x', '1', 7, 'E', 'x', 'a', 'm', 'p', 'l', 'e'},
+        {3, 'a', '.', 'b', 2, '\\', 'c', 0},
+        {3, 'a', 0, 'b', 2, 0xff, ' ', 0},
+        {2, '_', '-', 1, 'Z', 0}};
+    static const size_t len[] = {12, 8, 8, 6};
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        uint8_t name[16];
+        memcpy(name, odd[i], len[i]);
+        size_t n = len[i];
+        if (name[n - 1] != 0)
+            name[n++] = 0;
+        uint8_t plain[256], via_ptr[256];
+        size_t plain_n, ptr_n;
+        start(&p, 1, 0, 0);
+        rr_head(&p, MXR__TYPE_MX, (uint16_t)(2 + n));
+        put16(&p, 10);
+        put(&p, name, n);
+        decode_target(f, &p, plain, &plain_n);
+        start(&p, 2, 0, 0);
+        rr_head(&p, MXR__TYPE_MX, 4);
+        put16(&p, 10);
+        put16(&p, 0xc000 | (unsigned)(p.n + 2 + 2 + 10)); /* its rdata */
+        rr_head(&p, 99, (uint16_t)n);
+        put(&p, name, n);
+        decode_target(f, &p, via_ptr, &ptr_n);
+        assert_int_equal(plain_n, ptr_n);
+        assert_memory_equal(plain, via_ptr, plain_n);
+        for (size_t k = 0; k < plain_n; k++) /* letters lower-cased */
+            assert_false(plain[k] >= 'A' && plain[k] <= 'Z');
+    }
+    /* the reserved label types (01, 10) are refused, even with as many
+     * bytes after them as their "length" says */
+    for (unsigned type = 0x40; type <= 0x80; type += 0x40) {
+        uint8_t bad[2 + 0x81] = {(uint8_t)(type | 1)};
+        memset(bad + 1, 'a', type | 1);
+        bad[1 + (type | 1)] = 0;
+        size_t n = 2 + (type | 1);
+        start(&p, 1, 0, 0);
+        rr_head(&p, MXR__TYPE_MX, (uint16_t)(2 + n));
+        put16(&p, 10);
+        put(&p, bad, n);
+        refused(f, &p);
+    }
+}
+
 static void test_rdata_form(void **state)
 {
     fixture *f = *state;
@@ -461,12 +526,13 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, heap_setup, heap_teardown)
     const struct CMUnitTest tests[] = {
-        T(test_reads_records),     T(test_truncated_rr),
-        T(test_rdlength_past_end), T(test_pointer_loop),
-        T(test_pointer_chain),     T(test_counts_above_records),
-        T(test_trailing_bytes),    T(test_name_length),
-        T(test_nul_label),         T(test_rdata_form),
-        T(test_big_answer),        T(test_allocation_failures),
+        T(test_reads_records),       T(test_truncated_rr),
+        T(test_rdlength_past_end),   T(test_pointer_loop),
+        T(test_pointer_chain),       T(test_counts_above_records),
+        T(test_trailing_bytes),      T(test_name_length),
+        T(test_nul_label),           T(test_plain_names_as_cares),
+        T(test_rdata_form),          T(test_big_answer),
+        T(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
