@@ -58,8 +58,8 @@ typedef struct parsed {
     const uint8_t *dangling; /* CNAME target without records here */
     uint32_t ttl;
     size_t count;
-    size_t strbytes;
-    fact *recs; /* count entries */
+    size_t strbytes; /* a dangling target's text */
+    fact *recs;      /* count entries */
 } parsed;
 
 #define RECS_ON_STACK 32 /* answers this small need no scratch allocation */
@@ -445,9 +445,7 @@ static size_t collect_records(const mxr__wire_msg *m, const uint8_t *name,
         keep_record(p, fact_of(m, rr), qtype, max);
         p->ttl = min_u32(p->ttl, sane_ttl(rr->ttl));
     }
-    for (size_t i = 0; qtype == MXR__TYPE_MX && i < p->count; i++)
-        p->strbytes += dname_text_size(p->recs[i].data);
-    return p->count;
+    return p->count; /* MX targets' text is sized when packed */
 }
 
 /* Follow CNAMEs from qname inside the answer section and collect records. */
