@@ -300,6 +300,13 @@ static void test_question_case_insensitive(void **state)
 
 /* ------------------------------------------------------- A and AAAA */
 
+/* Record i of an address answer is this family's address. */
+static void expect_addr(const mxr__answer *ans, size_t i, int family,
+                        const uint8_t *bytes, size_t n)
+{
+    assert_int_equal(mxr__answer_addr(ans, i).family, family);
+    assert_memory_equal(mxr__answer_addr(ans, i).bytes, bytes, n);
+}
 static void test_a_records(void **state)
 {
     fixture *f = *state;
@@ -311,10 +318,8 @@ static void test_a_records(void **state)
     assert_int_equal(ans->count, 2);
     assert_int_equal(ans->ttl, 60);
     static const uint8_t a0[4] = {192, 0, 2, 1}, a1[4] = {198, 51, 100, 7};
-    assert_int_equal(mxr__answer_addr(ans, 0).family, AF_INET);
-    assert_memory_equal(mxr__answer_addr(ans, 0).bytes, a0, 4);
-    assert_int_equal(mxr__answer_addr(ans, 1).family, AF_INET);
-    assert_memory_equal(mxr__answer_addr(ans, 1).bytes, a1, 4);
+    expect_addr(ans, 0, AF_INET, a0, 4);
+    expect_addr(ans, 1, AF_INET, a1, 4);
     done(f, ans);
 }
 
@@ -332,10 +337,8 @@ static void test_aaaa_records(void **state)
                                    0,    0,    0,    0,    0, 0, 0, 1};
     static const uint8_t a1[16] = {0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 0, 0,
                                    0,    0,    0,    0,    0,    0,    0, 2};
-    assert_int_equal(mxr__answer_addr(ans, 0).family, AF_INET6);
-    assert_memory_equal(mxr__answer_addr(ans, 0).bytes, a0, 16);
-    assert_int_equal(mxr__answer_addr(ans, 1).family, AF_INET6);
-    assert_memory_equal(mxr__answer_addr(ans, 1).bytes, a1, 16);
+    expect_addr(ans, 0, AF_INET6, a0, 16);
+    expect_addr(ans, 1, AF_INET6, a1, 16);
     done(f, ans);
 }
 
