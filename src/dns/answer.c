@@ -58,8 +58,7 @@ typedef struct parsed {
     const uint8_t *dangling; /* CNAME target without records here */
     uint32_t ttl;
     size_t count;
-    size_t strbytes; /* a dangling target's text */
-    fact *recs;      /* count entries */
+    fact *recs; /* count entries */
 } parsed;
 
 #define RECS_ON_STACK 32 /* answers this small need no scratch allocation */
@@ -458,10 +457,8 @@ static void walk_answer(const mxr__wire_msg *m, const uint8_t *qname,
             return;
         const mxr__wire_rr *cname = find_cname(m, name);
         if (!cname) {
-            if (p->rcode == MXR__DNS_OK && p->via_cname) {
+            if (p->rcode == MXR__DNS_OK && p->via_cname)
                 p->dangling = name;
-                p->strbytes += dname_text_size(name);
-            }
             /* Without an SOA a negative answer must not be cached (RFC
              * 2308), but a CNAME out of the server's zones comes without
              * one and says nothing negative: the chase asks for the rest. */
@@ -520,9 +517,10 @@ static mxr__answer *pack_answer(mxr__alloc *a, const parsed *p,
 {
     char key[MXR__ANSWER_KEY_MAX];
     size_t keylen = mxr__answer_key(key, qname, qtype);
-    size_t text = p->strbytes;
-    if (qtype == MXR__TYPE_MX && !p->dangling)
-        text = mx_text_bytes(p, key + 2, keylen - 3);
+    size_t text = p->dangling ? dname_text_size(p->dangling)
+                  : qtype == MXR__TYPE_MX
+                      ? mx_text_bytes(p, key + 2, keylen - 3)
+                      : 0;
     size_t body = record_size(qtype) * p->count + text;
     mxr__answer *ans = answer_alloc(a, qtype, body, key, keylen);
     if (!ans)

@@ -100,18 +100,14 @@ mxr__host *mxr__pb_add_host(mxr__plan_builder *pb, const char *name,
         return NULL;
     pb->hosts = arr;
     mxr__host *h = &pb->hosts[pb->nhosts++];
-    /* Field by field: the name and label buffers are most of the struct
-     * and are only read up to their NUL. */
+    /* Not the name and label buffers, most of the struct, which are only
+     * read up to their NUL. */
+    memset(h, 0, offsetof(mxr__host, name));
     copy_name(h->name, name);
+    h->label[0] = '\0';
     h->pref = pref;
     h->port = port;
     h->source = source;
-    h->notes = 0;
-    h->tls_required = false;
-    h->label[0] = '\0';
-    h->ttl = 0;
-    h->naddrs = 0;
-    h->addrs = NULL;
     return h;
 }
 

@@ -8,16 +8,17 @@
 #include "base/name.h"
 
 typedef struct mxr__host {
-    char name[MXR__NAME_MAX + 1];
     uint16_t pref;
     uint16_t port;
     mxr_source source;
     uint32_t notes;
     bool tls_required;
-    char label[64]; /* "" when none */
-    uint32_t ttl;   /* of its addresses, as served (mxr_candidate.ttl) */
+    uint32_t ttl; /* of its addresses, as served (mxr_candidate.ttl) */
     size_t naddrs;
     mxr_addr *addrs; /* builder-owned */
+    /* The strings come last: mxr__pb_add_host zeroes what is before. */
+    char name[MXR__NAME_MAX + 1];
+    char label[64]; /* "" when none */
 } mxr__host;
 
 typedef struct mxr__skip {

@@ -11,8 +11,6 @@
 #include "plan/plan.h"
 #include "plan/template.h"
 
-#include <assert.h>
-#include <stdalign.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,13 +42,14 @@ typedef struct target_query {
 struct mxr__target {
     mxr__route *r;
     target_query q[2];
-    char name[MXR__NAME_MAX + 1];
     uint16_t pref;
     bool via_cname;
     bool temp_failed;
     uint64_t served_until_ms; /* the earliest of its address answers */
     mxr_addr *addrs;          /* inline_addrs, or a block of its own */
     size_t naddrs;
+    /* The buffers come last: add_target zeroes only what is before. */
+    char name[MXR__NAME_MAX + 1];
     mxr_addr inline_addrs[TARGET_ADDRS_INLINE];
 };
 
@@ -90,7 +89,6 @@ struct mxr__route {
     mxr__task ready; /* an address literal completes from here */
     mxr_route_cb cb;
     void *arg;
-    mxr__input in;
     size_t outstanding; /* lookups whose callback has not fired */
     mxr__plan_builder pb;
     uint64_t mx_served_until_ms; /* end of the MX answer's TTL as served */
@@ -98,6 +96,7 @@ struct mxr__route {
     size_t ntargets;
     bool pooled;         /* the job's block is job_pool's */
     bool targets_pooled; /* targets is a target_pool block */
+    mxr__input in;       /* last but the input: see clear_job */
     char input[];        /* as given */
 };
 
@@ -106,11 +105,6 @@ struct mxr__route {
 /* Everything but the input's name buffer, which mxr__input_parse writes
  * before anything reads it: most of a job's bytes, and a cache miss per
  * line on a cold job. */
-static_assert(offsetof(mxr__route, outstanding) -
-                      (offsetof(mxr__route, in) + sizeof(mxr__input)) <
-                  alignof(mxr__route),
-              "clear_job: outstanding must follow in");
-
 static void clear_job(mxr__route *r)
 {
     memset(r, 0, offsetof(mxr__route, in));
@@ -118,7 +112,6 @@ static void clear_job(mxr__route *r)
     r->in.has_local = false;
     r->in.domain[0] = '\0';
     memset(&r->in.literal, 0, sizeof r->in.literal);
-    memset(&r->outstanding, 0, sizeof *r - offsetof(mxr__route, outstanding));
 }
 
 /* A job from the pool keeps its builder's arrays (emptied by
@@ -537,14 +530,10 @@ static void targets_to_plan(mxr__route *r)
 static mxr__target *add_target(mxr__route *r, const char *name, uint16_t pref)
 {
     mxr__target *t = &r->targets[r->ntargets++];
-    /* Not a memset of the whole target: its name and address buffers are
-     * written before they are read. */
-    memset(t->q, 0, sizeof t->q);
+    /* Not its name and address buffers: written before they are read. */
+    memset(t, 0, offsetof(mxr__target, name));
     t->r = r;
     t->pref = pref;
-    t->via_cname = t->temp_failed = false;
-    t->addrs = NULL;
-    t->naddrs = 0;
     t->served_until_ms = UINT64_MAX; /* lowered by each address answer */
     strcpy(t->name, name);
     return t;
