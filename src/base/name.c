@@ -286,6 +286,41 @@ bool mxr__hostname_eq(const char *a, const char *b)
     return true;
 }
 
+mxr__name_form mxr__name_split(const char *name, size_t n, const char *domain,
+                               size_t d, size_t *kept)
+{
+    *kept = n;
+    if (d == 0 || n < d || memcmp(name + n - d, domain, d) != 0)
+        return MXR__NAME_WHOLE;
+    if (n == d) {
+        *kept = 0;
+        return MXR__NAME_IS_DOMAIN;
+    }
+    if (n > d + 1 && name[n - d - 1] == '.') {
+        *kept = n - d - 1;
+        return MXR__NAME_UNDER;
+    }
+    return MXR__NAME_WHOLE;
+}
+
+size_t mxr__name_join(char *out, const char *kept, size_t k,
+                      mxr__name_form form, const char *domain, size_t d)
+{
+    size_t at = 0;
+    if (form != MXR__NAME_IS_DOMAIN) {
+        memcpy(out, kept, k);
+        at = k;
+    }
+    if (form == MXR__NAME_UNDER)
+        out[at++] = '.';
+    if (form != MXR__NAME_WHOLE) {
+        memcpy(out + at, domain, d);
+        at += d;
+    }
+    out[at] = '\0';
+    return at;
+}
+
 bool mxr__name_is_ip_literal(const char *name)
 {
     if (name == NULL)

@@ -47,6 +47,25 @@ const char *mxr__quote(const char *s, size_t n, char buf[MXR__QUOTE_BUF]);
  * trailing dot ignored ("MX1.Example.COM." is "mx1.example.com"). */
 bool mxr__hostname_eq(const char *a, const char *b);
 
+/* A host name kept beside a domain it may end in, as cached MX answers
+ * (against their question) and plan templates (against their domain)
+ * keep it: the whole name, the part before ".domain", or nothing when it
+ * is the domain. */
+typedef enum mxr__name_form {
+    MXR__NAME_WHOLE = 0,
+    MXR__NAME_UNDER = 1,
+    MXR__NAME_IS_DOMAIN = 2
+} mxr__name_form;
+
+/* name (n bytes) against domain (d bytes; 0 keeps every name whole): its
+ * form, and in *kept how many of its first bytes are kept. */
+mxr__name_form mxr__name_split(const char *name, size_t n, const char *domain,
+                               size_t d, size_t *kept);
+/* The whole name back from its kept bytes (k) and form, NUL-terminated in
+ * out (k + 1 + d + 1 bytes at most); returns its length. */
+size_t mxr__name_join(char *out, const char *kept, size_t k,
+                      mxr__name_form form, const char *domain, size_t d);
+
 /* True when name is spelled as an IPv4 or IPv6 address ("192.0.2.1"). */
 bool mxr__name_is_ip_literal(const char *name);
 

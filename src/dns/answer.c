@@ -9,6 +9,7 @@
  * trust: MXR__DNS_NETWORK. TTLs with the top bit set count as zero (RFC
  * 2181). */
 #include "dns/answer.h"
+#include "base/name.h"
 
 #include "dns/wire.h"
 
@@ -73,17 +74,13 @@ size_t mxr__answer_key(char *out, const char *name, uint16_t qtype)
     return n + 3;
 }
 
-/* An MX record in the body: the target's text is at body + target, as
- * form says. */
+/* An MX record in the body: the target's text is at body + target, kept
+ * against the question's name as form (an mxr__name_form) says. */
 typedef struct mx_rec {
     uint16_t pref;
     uint8_t form;
     uint32_t target;
 } mx_rec;
-
-/* How an MX target's text is kept: whole, the part before ".qname", or
- * nothing (it is the question's name). */
-enum { TARGET_WHOLE, TARGET_SUB, TARGET_QNAME };
 
 static size_t record_size(uint16_t qtype)
 {
@@ -132,31 +129,12 @@ static mxr__answer *answer_alloc(mxr__alloc *a, uint16_t qtype, size_t body,
     return ans;
 }
 
-/* How text (n bytes) is kept against the question's name: its form, and
- * how many of its bytes are kept. */
-static unsigned target_form(const char *text, size_t n, const char *qname,
-                            size_t qlen, size_t *kept)
-{
-    *kept = n;
-    if (qlen == 0 || n < qlen || memcmp(text + n - qlen, qname, qlen) != 0)
-        return TARGET_WHOLE;
-    if (n == qlen) {
-        *kept = 0;
-        return TARGET_QNAME;
-    }
-    if (n > qlen + 1 && text[n - qlen - 1] == '.') {
-        *kept = n - qlen - 1;
-        return TARGET_SUB;
-    }
-    return TARGET_WHOLE;
-}
-
 /* Writes the record's target at body + *text as its form says. */
 static void put_target(mx_rec *rec, const char *whole, size_t n,
                        const char *qname, size_t qlen, char *body, size_t *text)
 {
     size_t kept;
-    rec->form = (uint8_t)target_form(whole, n, qname, qlen, &kept);
+    rec->form = (uint8_t)mxr__name_split(whole, n, qname, qlen, &kept);
     rec->target = (uint32_t)*text;
     memcpy(body + *text, whole, kept);
     body[*text + kept] = '\0';
@@ -175,17 +153,11 @@ mxr__mx mxr__answer_mx(const mxr__answer *ans, size_t i,
 {
     const mx_rec *rec = (const mx_rec *)(const void *)body_of(ans) + i;
     const char *kept = (const char *)body_of(ans) + rec->target;
-    if (rec->form == TARGET_WHOLE)
+    if (rec->form == MXR__NAME_WHOLE)
         return (mxr__mx){rec->pref, kept};
-    size_t qlen, at = 0;
+    size_t qlen;
     const char *qname = key_name(ans, &qlen);
-    if (rec->form == TARGET_SUB) {
-        at = strlen(kept);
-        memcpy(buf, kept, at);
-        buf[at++] = '.';
-    }
-    memcpy(buf + at, qname, qlen);
-    buf[at + qlen] = '\0';
+    mxr__name_join(buf, kept, strlen(kept), rec->form, qname, qlen);
     return (mxr__mx){rec->pref, buf};
 }
 
@@ -239,7 +211,7 @@ static size_t rekeyed_mx_bytes(const mxr__answer *ans, const char *qname,
     size_t sum = sizeof(mx_rec) * ans->count, kept;
     for (size_t i = 0; i < ans->count; i++) {
         const char *t = mxr__answer_mx(ans, i, buf).target;
-        target_form(t, strlen(t), qname, qlen, &kept);
+        mxr__name_split(t, strlen(t), qname, qlen, &kept);
         sum += kept + 1;
     }
     return sum;
@@ -481,7 +453,7 @@ static size_t mx_text_bytes(const parsed *p, const char *qname, size_t qlen)
     size_t sum = 0, kept;
     for (size_t i = 0; i < p->count; i++) {
         size_t n = target_text(p->recs[i].data, whole) - 1;
-        target_form(whole, n, qname, qlen, &kept);
+        mxr__name_split(whole, n, qname, qlen, &kept);
         sum += kept + 1;
     }
     return sum;

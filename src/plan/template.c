@@ -12,14 +12,16 @@
  * in it (most MX hosts live in their domain); unpacking puts the domain
  * back. Unpacking walks the template once, front to back. */
 #include "plan/template.h"
+#include "base/name.h"
 
 #include <stdalign.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 
-/* How a name is stored (the low bits of a host's flags, a skip's how). */
-enum { NAME_WHOLE = 0, NAME_SUB = 1, NAME_DOMAIN = 2, NAME_MASK = 3 };
+/* How a name is stored (an mxr__name_form: the low bits of a host's
+ * flags, a skip's how). */
+#define NAME_MASK 3u
 #define HOST_TLS 0x4u
 #define HOST_LABEL 0x8u
 #define TAG_V4 4
@@ -54,20 +56,10 @@ _Static_assert(alignof(tmpl_head) <= MXR__TMPL_ALIGN &&
 /* ------------------------------------------------------------ names */
 
 /* How name is stored against domain, and how many bytes of it. */
-static unsigned name_form(const char *name, const char *domain, size_t *kept)
+static mxr__name_form name_form(const char *name, const char *domain,
+                                size_t *kept)
 {
-    size_t n = strlen(name), d = strlen(domain);
-    if (n == d && memcmp(name, domain, d) == 0) {
-        *kept = 0;
-        return NAME_DOMAIN;
-    }
-    if (d > 0 && n > d + 1 && name[n - d - 1] == '.' &&
-        memcmp(name + n - d, domain, d) == 0) {
-        *kept = n - d - 1;
-        return NAME_SUB;
-    }
-    *kept = n;
-    return NAME_WHOLE;
+    return mxr__name_split(name, strlen(name), domain, strlen(domain), kept);
 }
 
 /* Bytes the name takes in the public plan, NUL included. */
@@ -244,15 +236,9 @@ static const char *unpack_name(unpacker *u, unsigned form)
 {
     size_t kept = strlen(u->str);
     char *at = u->out;
-    if (form == NAME_DOMAIN) {
-        u->out = put_bytes(at, u->domain, u->domlen);
-    } else if (form == NAME_SUB) {
-        memcpy(at, u->str, kept);
-        at[kept] = '.';
-        u->out = put_bytes(at + kept + 1, u->domain, u->domlen);
-    } else {
-        u->out = put_bytes(at, u->str, kept);
-    }
+    size_t n = mxr__name_join(at, u->str, kept, (mxr__name_form)form, u->domain,
+                              u->domlen);
+    u->out = at + n + 1;
     u->str += kept + 1;
     return at;
 }

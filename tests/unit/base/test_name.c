@@ -678,6 +678,37 @@ static void test_random_bytes(void **state)
     assert_true(accepted > 0);
 }
 
+/* A host name split against a domain and joined again is itself. */
+static void test_split_and_join(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name, *domain;
+        mxr__name_form form;
+        size_t kept;
+    } cases[] = {
+        {"mx1.example.com", "example.com", MXR__NAME_UNDER, 3},
+        {"example.com", "example.com", MXR__NAME_IS_DOMAIN, 0},
+        {"mx.other.net", "example.com", MXR__NAME_WHOLE, 12},
+        {"notexample.com", "example.com", MXR__NAME_WHOLE, 14},
+        {"example.com", "", MXR__NAME_WHOLE, 11},
+        {"", "", MXR__NAME_WHOLE, 0},
+        {"com", "example.com", MXR__NAME_WHOLE, 3},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *name = cases[i].name, *dom = cases[i].domain;
+        size_t kept;
+        mxr__name_form form =
+            mxr__name_split(name, strlen(name), dom, strlen(dom), &kept);
+        assert_int_equal(form, cases[i].form);
+        assert_int_equal(kept, cases[i].kept);
+        char out[64];
+        size_t n = mxr__name_join(out, name, kept, form, dom, strlen(dom));
+        assert_string_equal(out, name);
+        assert_int_equal(n, strlen(name));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -704,6 +735,7 @@ int main(void)
         cmocka_unit_test(test_normalize_lengths),
         cmocka_unit_test(test_normalize_not_terminated),
         cmocka_unit_test(test_is_ip_literal),
+        cmocka_unit_test(test_split_and_join),
         cmocka_unit_test(test_random_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
